@@ -1,0 +1,21 @@
+// Command api is the ApiFunction: the management API, metrics and dashboard behind the
+// HTTP API. It serves the shared router; the management endpoints join it as they are built.
+package main
+
+import (
+	"context"
+
+	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/runnerhub/webhooks/internal/awsapp"
+	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/metrics"
+)
+
+func main() {
+	awsapp.Must(awsapp.New(context.Background(), "RUNNERHUB_EVENTS_TABLE"))
+	m := metrics.New()
+	router := httpapi.New(httpapi.Routes{Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})})
+	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
+}

@@ -1,0 +1,65 @@
+// Package awsapp builds the AWS adapters the Lambda functions share from the
+// configuration. The SDK honours AWS_ENDPOINT_URL, so the same binaries run against AWS,
+// moto or LocalStack.
+package awsapp
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/logging"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
+
+	"log/slog"
+)
+
+// App holds what every function needs.
+type App struct {
+	Config config.Config
+	Log    *slog.Logger
+	Store  *awsstore.Store
+	Queue  *awsstore.Queue
+}
+
+// New reads the configuration, checks that the named resources are configured, and
+// builds the adapters. Lambda functions log JSON to stdout.
+func New(ctx context.Context, required ...string) (*App, error) {
+	cfg, err := config.FromEnv(os.Getenv)
+	log := logging.New(os.Stdout, true, cfg.LogLevel)
+	if err == nil {
+		err = cfg.RequireAWS(required...)
+	}
+	if err != nil {
+		return &App{Log: log}, err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return &App{Log: log}, fmt.Errorf("load AWS configuration: %w", err)
+	}
+	s3c := s3.NewFromConfig(awsCfg, func(o *s3.Options) {
+		// moto and LocalStack serve buckets on the path, not on virtual hosts.
+		o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL") != ""
+	})
+	return &App{
+		Config: cfg,
+		Log:    log,
+		Store:  awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), s3c, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention),
+		Queue:  awsstore.NewQueue(sqs.NewFromConfig(awsCfg), cfg.EventsQueueURL),
+	}, nil
+}
+
+// Must returns app, or logs err and exits: a function that cannot start should fail its
+// cold start loudly rather than answer requests half-configured.
+func Must(app *App, err error) *App {
+	if err != nil {
+		app.Log.Error("cannot start", "error", err)
+		os.Exit(1)
+	}
+	return app
+}

@@ -1,0 +1,117 @@
+// Package config reads RunnerHub's configuration from the environment. Every variable is
+// listed in the README's configuration reference; an invalid value stops start-up with a
+// message naming the variable.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the functions and the local stack read from the environment.
+type Config struct {
+	WebhookSecret         string // GITHUB_WEBHOOK_SECRET
+	PreviousWebhookSecret string // GITHUB_WEBHOOK_SECRET_PREVIOUS, accepted too during a rotation
+	// AllowUnsigned (RUNNERHUB_INSECURE_ALLOW_UNSIGNED=1) lets the local stack accept
+	// unsigned deliveries when no secret is set. Never honoured by the Lambda functions.
+	AllowUnsigned bool
+	MaxBodyBytes  int64         // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
+	Retention     time.Duration // RUNNERHUB_RETENTION_DAYS, default 30 days
+	LogLevel      slog.Level    // LOG_LEVEL: debug, info, warn, error
+
+	// AWS resources (the functions).
+	EventsTable    string // RUNNERHUB_EVENTS_TABLE
+	EventsQueueURL string // RUNNERHUB_EVENTS_QUEUE_URL
+	EventsDLQURL   string // RUNNERHUB_EVENTS_DLQ_URL
+	PayloadBucket  string // RUNNERHUB_PAYLOAD_BUCKET
+
+	// Local stack.
+	Port    int    // PORT, default 3000
+	DataDir string // RUNNERHUB_DATA_DIR, default .runnerhub
+}
+
+// FromEnv reads the configuration through getenv (os.Getenv in production).
+func FromEnv(getenv func(string) string) (Config, error) {
+	c := Config{
+		WebhookSecret:         getenv("GITHUB_WEBHOOK_SECRET"),
+		PreviousWebhookSecret: getenv("GITHUB_WEBHOOK_SECRET_PREVIOUS"),
+		EventsTable:           getenv("RUNNERHUB_EVENTS_TABLE"),
+		EventsQueueURL:        getenv("RUNNERHUB_EVENTS_QUEUE_URL"),
+		EventsDLQURL:          getenv("RUNNERHUB_EVENTS_DLQ_URL"),
+		PayloadBucket:         getenv("RUNNERHUB_PAYLOAD_BUCKET"),
+		DataDir:               or(getenv("RUNNERHUB_DATA_DIR"), ".runnerhub"),
+	}
+	var errs []string
+	fail := func(name, value, want string) { errs = append(errs, fmt.Sprintf("%s=%q: %s", name, value, want)) }
+
+	switch v := getenv("RUNNERHUB_INSECURE_ALLOW_UNSIGNED"); v {
+	case "", "0", "false":
+	case "1", "true":
+		c.AllowUnsigned = true
+	default:
+		fail("RUNNERHUB_INSECURE_ALLOW_UNSIGNED", v, "want 1 or 0")
+	}
+	c.MaxBodyBytes = 25 << 20
+	if v := getenv("RUNNERHUB_MAX_BODY_BYTES"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 1024 || n > 100<<20 {
+			fail("RUNNERHUB_MAX_BODY_BYTES", v, "want a byte count from 1024 to 104857600")
+		}
+		c.MaxBodyBytes = n
+	}
+	c.Retention = 30 * 24 * time.Hour
+	if v := getenv("RUNNERHUB_RETENTION_DAYS"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 3650 {
+			fail("RUNNERHUB_RETENTION_DAYS", v, "want whole days from 1 to 3650")
+		}
+		c.Retention = time.Duration(n) * 24 * time.Hour
+	}
+	if v := getenv("LOG_LEVEL"); v != "" {
+		if err := c.LogLevel.UnmarshalText([]byte(v)); err != nil {
+			fail("LOG_LEVEL", v, "want debug, info, warn or error")
+		}
+	}
+	c.Port = 3000
+	if v := getenv("PORT"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 || n > 65535 {
+			fail("PORT", v, "want a TCP port number")
+		}
+		c.Port = n
+	}
+	if len(errs) > 0 {
+		return c, fmt.Errorf("invalid configuration: %s", strings.Join(errs, "; "))
+	}
+	return c, nil
+}
+
+// RequireAWS checks that the AWS resource names a function needs are set.
+func (c Config) RequireAWS(names ...string) error {
+	values := map[string]string{
+		"RUNNERHUB_EVENTS_TABLE":     c.EventsTable,
+		"RUNNERHUB_EVENTS_QUEUE_URL": c.EventsQueueURL,
+		"RUNNERHUB_EVENTS_DLQ_URL":   c.EventsDLQURL,
+		"RUNNERHUB_PAYLOAD_BUCKET":   c.PayloadBucket,
+	}
+	var missing []string
+	for _, n := range names {
+		if values[n] == "" {
+			missing = append(missing, n)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("invalid configuration: %s must be set", strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+func or(v, fallback string) string {
+	if v == "" {
+		return fallback
+	}
+	return v
+}

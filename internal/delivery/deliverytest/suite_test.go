@@ -1,0 +1,95 @@
+package deliverytest_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
+)
+
+// The suites run against the simplest adapters that keep the ports' promises, so that a
+// failure in a real adapter's run points at the adapter, not at the suite.
+func TestStoreSuite(t *testing.T) {
+	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return &memStore{recs: map[delivery.Key]delivery.Record{}} })
+}
+
+func TestQueueSuite(t *testing.T) {
+	deliverytest.QueueSuite(t, func(*testing.T) (delivery.Queue, func(context.Context) []delivery.Message) {
+		q := &memQueue{}
+		return q, q.drain
+	})
+}
+
+type memStore struct {
+	mu   sync.Mutex
+	recs map[delivery.Key]delivery.Record
+}
+
+func (s *memStore) Create(_ context.Context, rec *delivery.Record) (*delivery.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if existing, ok := s.recs[rec.Key]; ok {
+		existing.Payload = nil // Create reports an existing record without its payload
+		return &existing, nil
+	}
+	stored := *clone(*rec)
+	stored.ReceivedAt = storedTime(rec.ReceivedAt)
+	stored.ProcessedAt = storedTime(rec.ProcessedAt)
+	s.recs[rec.Key] = stored
+	return nil, nil
+}
+
+func (s *memStore) Get(_ context.Context, key delivery.Key) (*delivery.Record, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.recs[key]
+	if !ok {
+		return nil, delivery.ErrNotFound
+	}
+	return clone(rec), nil
+}
+
+func (s *memStore) Finish(_ context.Context, key delivery.Key, state delivery.State, outcome string, at time.Time) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.recs[key]
+	if !ok {
+		return delivery.ErrNotFound
+	}
+	if !rec.State.Done() {
+		rec.State, rec.Outcome, rec.ProcessedAt = state, outcome, storedTime(at)
+		s.recs[key] = rec
+	}
+	return nil
+}
+
+func clone(rec delivery.Record) *delivery.Record {
+	rec.Payload = bytes.Clone(rec.Payload)
+	return &rec
+}
+
+func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
+
+type memQueue struct {
+	mu   sync.Mutex
+	msgs []delivery.Message
+}
+
+func (q *memQueue) Enqueue(_ context.Context, msg delivery.Message) error {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	q.msgs = append(q.msgs, msg)
+	return nil
+}
+
+func (q *memQueue) drain(context.Context) []delivery.Message {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	msgs := q.msgs
+	q.msgs = nil
+	return msgs
+}

@@ -1,0 +1,186 @@
+// Package localstack runs the whole of RunnerHub in one process on one machine: the same
+// router and processor as the Lambda functions, on the embedded store and queue.
+package localstack
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/metrics"
+	"github.com/runnerhub/webhooks/internal/processing"
+	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/webhook"
+)
+
+// workers process queued deliveries concurrently: their store writes then share bbolt's
+// group commits instead of paying an fsync each.
+const workers = 16
+
+// maxAttempts is how often the local consumer tries a delivery before it dead-letters it,
+// matching the events queue's maxReceiveCount in template.yaml.
+const maxAttempts = 5
+
+// SecretFile is where a generated webhook secret is kept, inside the data directory.
+const SecretFile = "webhook-secret"
+
+// Stack is an opened local stack.
+type Stack struct {
+	Handler http.Handler
+	// SecretSource says where the webhook secret came from, for the start-up banner.
+	SecretSource string
+
+	db        *embedded.DB
+	queue     *embedded.Queue
+	processor *processing.Processor
+	log       *slog.Logger
+}
+
+// Open opens the data directory and builds the stack.
+func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
+	secret, source, err := resolveSecret(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if secret == "" {
+		log.Warn("INSECURE: no webhook secret and RUNNERHUB_INSECURE_ALLOW_UNSIGNED=1: accepting unsigned deliveries; never expose this instance")
+	}
+	db, err := embedded.Open(filepath.Join(cfg.DataDir, "runnerhub.db"))
+	if err != nil {
+		return nil, err
+	}
+	store, queue := db.Store(), db.Queue(maxAttempts)
+	m := metrics.New()
+	ing := &ingest.Handler{
+		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
+		Store:        store,
+		Queue:        queue,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Log:          log,
+		Metrics:      m,
+		Now:          time.Now,
+	}
+	return &Stack{
+		Handler: httpapi.New(httpapi.Routes{
+			Ingest:  ing,
+			Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
+		}),
+		SecretSource: source,
+		db:           db,
+		queue:        queue,
+		processor:    &processing.Processor{Store: store, Log: log, Now: time.Now},
+		log:          log,
+	}, nil
+}
+
+// Close closes the database.
+func (s *Stack) Close() error { return s.db.Close() }
+
+// Serve answers HTTP on ln and processes the queue until ctx ends, then drains in-flight
+// requests and stops. Messages still queued stay in the file for the next start.
+func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	if n, err := s.queue.Recover(); err != nil {
+		return err
+	} else if n > 0 {
+		s.log.Info("resuming deliveries left unprocessed by the last run", "count", n)
+	}
+	var wg sync.WaitGroup
+	workCtx, stopWork := context.WithCancel(context.Background())
+	for range workers {
+		wg.Go(func() { s.consume(workCtx) })
+	}
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if shutdownErr := srv.Shutdown(shutdownCtx); err == nil {
+		err = shutdownErr
+	}
+	stopWork()
+	wg.Wait()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// consume feeds the processor from the embedded queue, acknowledging what it finished
+// and handing failures back to the queue (which dead-letters repeat offenders).
+func (s *Stack) consume(ctx context.Context) {
+	for {
+		items, err := s.queue.Receive(ctx, 4)
+		if err != nil {
+			return // only when ctx ends
+		}
+		for _, it := range items {
+			err := s.processor.Process(ctx, it.Message)
+			if err == nil {
+				s.queue.Ack(it.ID)
+				continue
+			}
+			s.log.Error("processing failed", "delivery_id", it.DeliveryID, "attempt", it.Attempts+1, "error", err)
+			if err := s.queue.Nack(it.ID, err); err != nil {
+				s.log.Error("dead-lettering failed", "delivery_id", it.DeliveryID, "error", err)
+			}
+		}
+	}
+}
+
+// resolveSecret picks the webhook secret: GITHUB_WEBHOOK_SECRET if set; none at all with
+// the insecure development switch; otherwise one generated once and kept in the data
+// directory, so the local stack is never open by accident and survives restarts.
+func resolveSecret(cfg config.Config) (secret, source string, err error) {
+	switch {
+	case cfg.WebhookSecret != "":
+		return cfg.WebhookSecret, "GITHUB_WEBHOOK_SECRET", nil
+	case cfg.AllowUnsigned:
+		return "", "none (RUNNERHUB_INSECURE_ALLOW_UNSIGNED=1)", nil
+	}
+	path := filepath.Join(cfg.DataDir, SecretFile)
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), path, nil
+	}
+	buf := make([]byte, 32)
+	if _, err := rand.Read(buf); err != nil {
+		return "", "", err
+	}
+	secret = hex.EncodeToString(buf)
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return "", "", fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
+		return "", "", fmt.Errorf("store generated webhook secret: %w", err)
+	}
+	return secret, path + " (generated)", nil
+}
+
+// Secret returns the webhook secret the local stack uses for cfg, as resolveSecret does,
+// for tools that sign test deliveries. It never generates one.
+func Secret(cfg config.Config) string {
+	if cfg.WebhookSecret != "" {
+		return cfg.WebhookSecret
+	}
+	b, _ := os.ReadFile(filepath.Join(cfg.DataDir, SecretFile))
+	return strings.TrimSpace(string(b))
+}

@@ -1,0 +1,182 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/webhook"
+)
+
+const testSecret = "local-stack-secret"
+
+func testConfig(t testing.TB, dir string) config.Config {
+	cfg, err := config.FromEnv(func(k string) string {
+		return map[string]string{"GITHUB_WEBHOOK_SECRET": testSecret, "RUNNERHUB_DATA_DIR": dir}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cfg
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+
+// serve runs an opened stack on a loopback port until the test ends and returns its URL.
+func serve(t testing.TB, s *Stack) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx, ln) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("serve: %v", err)
+		}
+	})
+	return "http://" + ln.Addr().String()
+}
+
+func fixture(t testing.TB, name string) []byte {
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func waitState(t *testing.T, s *Stack, key delivery.Key, want delivery.State) *delivery.Record {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		rec, err := s.db.Store().Get(context.Background(), key)
+		if err == nil && rec.State == want {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery %s: state %v (err %v), want %s", key.DeliveryID, rec, err, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func TestEndToEndOverHTTP(t *testing.T) {
+	s, err := Open(testConfig(t, t.TempDir()), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	url := serve(t, s) + ingest.Path
+	ctx := context.Background()
+
+	status, body, err := Send(ctx, url, testSecret, "ping", "e2e-ping", fixture(t, "ping.json"))
+	if err != nil || status != http.StatusAccepted || !strings.Contains(string(body), `"pong"`) {
+		t.Fatalf("ping: %d %s %v", status, body, err)
+	}
+	status, _, err = Send(ctx, url, testSecret, "workflow_job", "e2e-job", fixture(t, "workflow_job.queued.json"))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("job: %d %v", status, err)
+	}
+	waitState(t, s, delivery.Key{HookID: "1", DeliveryID: "e2e-ping"}, delivery.Processed)
+	rec := waitState(t, s, delivery.Key{HookID: "1", DeliveryID: "e2e-job"}, delivery.Ignored)
+	if !strings.HasPrefix(rec.Outcome, "ignored:") {
+		t.Fatalf("outcome %q", rec.Outcome)
+	}
+	// A redelivery of a processed delivery changes nothing and says so.
+	status, body, _ = Send(ctx, url, testSecret, "ping", "e2e-ping", fixture(t, "ping.json"))
+	if status != http.StatusOK || !strings.Contains(string(body), `"duplicate":true`) {
+		t.Fatalf("redelivery: %d %s", status, body)
+	}
+	// A wrong secret is refused.
+	if status, _, _ = Send(ctx, url, "not-the-secret", "ping", "e2e-bad", fixture(t, "ping.json")); status != http.StatusUnauthorized {
+		t.Fatalf("wrong secret: %d", status)
+	}
+	// Unknown paths answer JSON.
+	resp, err := http.Get(strings.TrimSuffix(url, ingest.Path) + "/nope")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var nf map[string]any
+	json.NewDecoder(resp.Body).Decode(&nf)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound || nf["success"] != false {
+		t.Fatalf("unknown path: %d %v", resp.StatusCode, nf)
+	}
+}
+
+// A delivery acknowledged just before the process died is processed after the next start.
+func TestUnprocessedDeliveriesSurviveRestart(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testConfig(t, dir)
+	s, err := Open(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := fixture(t, "ping.json")
+	req := httptest.NewRequest(http.MethodPost, ingest.Path, bytes.NewReader(body))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("X-GitHub-Event", "ping")
+	req.Header.Set("X-GitHub-Delivery", "before-crash")
+	req.Header.Set("X-Hub-Signature-256", signature(body))
+	w := httptest.NewRecorder()
+	s.Handler.ServeHTTP(w, req) // accepted, but no consumer is running
+	if w.Code != http.StatusAccepted {
+		t.Fatalf("%d %s", w.Code, w.Body)
+	}
+	s.Close()
+
+	s, err = Open(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	serve(t, s)
+	waitState(t, s, delivery.Key{HookID: delivery.NoHook, DeliveryID: "before-crash"}, delivery.Processed)
+}
+
+func TestGeneratedSecretIsKeptAcrossStarts(t *testing.T) {
+	dir := t.TempDir()
+	cfg, _ := config.FromEnv(func(k string) string { return map[string]string{"RUNNERHUB_DATA_DIR": dir}[k] })
+	s, err := Open(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	first := Secret(cfg)
+	if len(first) != 64 || !strings.Contains(s.SecretSource, "generated") {
+		t.Fatalf("secret %q from %q", first, s.SecretSource)
+	}
+	info, err := os.Stat(filepath.Join(dir, SecretFile))
+	if err != nil || info.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v", info, err)
+	}
+	s, err = Open(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if Secret(cfg) != first {
+		t.Fatal("secret changed across starts")
+	}
+}
+
+func signature(body []byte) string {
+	return webhook.Sign(testSecret, body)
+}

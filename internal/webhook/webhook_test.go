@@ -1,0 +1,234 @@
+package webhook
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// GitHub's published test vector ("Validating webhook deliveries").
+const (
+	vectorSecret    = "It's a Secret to Everybody"
+	vectorBody      = "Hello, World!"
+	vectorSignature = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+)
+
+func TestGitHubSignatureVector(t *testing.T) {
+	if got := Sign(vectorSecret, []byte(vectorBody)); got != vectorSignature {
+		t.Fatalf("Sign = %s, want %s", got, vectorSignature)
+	}
+	v := NewVerifier(vectorSecret)
+	if !v.Valid(vectorSignature, []byte(vectorBody)) {
+		t.Fatal("the published vector does not verify")
+	}
+	upper := "sha256=" + strings.ToUpper(strings.TrimPrefix(vectorSignature, "sha256="))
+	if !v.Valid(upper, []byte(vectorBody)) {
+		t.Fatal("upper-case hex should verify: hex is case-insensitive")
+	}
+}
+
+func TestVerifierRejects(t *testing.T) {
+	v := NewVerifier(vectorSecret)
+	body := []byte(vectorBody)
+	for name, sig := range map[string]string{
+		"empty":           "",
+		"no prefix":       strings.TrimPrefix(vectorSignature, "sha256="),
+		"sha1 prefix":     "sha1=" + strings.TrimPrefix(vectorSignature, "sha256="),
+		"short":           vectorSignature[:len(vectorSignature)-2],
+		"long":            vectorSignature + "00",
+		"not hex":         "sha256=" + strings.Repeat("zz", 32),
+		"one bit off":     vectorSignature[:len(vectorSignature)-1] + "6",
+		"other secret":    Sign("another secret", body),
+		"signature of ''": Sign(vectorSecret, nil),
+	} {
+		if v.Valid(sig, body) {
+			t.Errorf("%s: %q verified", name, sig)
+		}
+	}
+	if NewVerifier().Valid(Sign("", body), body) {
+		t.Error("a verifier without secrets accepted a signature")
+	}
+}
+
+func TestVerifierRotation(t *testing.T) {
+	body := []byte(`{"zen":"Keep it logically awesome."}`)
+	cases := []struct {
+		name    string
+		current string
+		prev    string
+		signer  string
+		want    bool
+	}{
+		{"current secret", "new-secret", "old-secret", "new-secret", true},
+		{"previous secret during rotation", "new-secret", "old-secret", "old-secret", true},
+		{"previous secret after rotation", "new-secret", "", "old-secret", false},
+		{"unknown secret", "new-secret", "old-secret", "stranger", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			if got := NewVerifier(c.current, c.prev).Valid(Sign(c.signer, body), body); got != c.want {
+				t.Fatalf("Valid = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func readFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func TestExtractRoutingFixtures(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "*.json"))
+	if len(files) == 0 {
+		t.Fatal("no fixtures in testdata/")
+	}
+	for _, f := range files {
+		t.Run(filepath.Base(f), func(t *testing.T) {
+			body := readFixture(t, filepath.Base(f))
+			got, err := ExtractRouting(body)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want struct {
+				Action     string `json:"action"`
+				Repository struct {
+					FullName string `json:"full_name"`
+				} `json:"repository"`
+			}
+			if err := json.Unmarshal(body, &want); err != nil {
+				t.Fatal(err)
+			}
+			if got.Action != want.Action || got.Repository != want.Repository.FullName {
+				t.Fatalf("got %+v, want action %q repository %q", got, want.Action, want.Repository.FullName)
+			}
+		})
+	}
+}
+
+// scannerCases are checked against encoding/json: the scanner must accept exactly what it accepts.
+var scannerCases = []string{
+	`{}`, ` { } `, `{"a":1}`, `{"a":-0.5e+10}`, `{"a":[1,2,{"b":null}],"c":true,"d":false}`,
+	`{"action":"queued","repository":{"full_name":"octo/repo"}}`,
+	`{"action":"q\u0075eued","repository":{"full_name":"octo\/repo"}}`,
+	`{"repository":"not an object"}`, `{"action":5}`, `{"repository":{"full_name":7}}`,
+	`{"\u0061ction":"escaped key"}`, `{"a":"\ud83d\ude00"}`,
+	``, ` `, `[]`, `"str"`, `1`, `null`, `{`, `{"a"}`, `{"a":}`, `{"a":1,}`, `{,}`,
+	`{"a":01}`, `{"a":1.}`, `{"a":.5}`, `{"a":1e}`, `{"a":-}`, `{"a":tru}`, `{"a":nul}`,
+	`{"a":"x\qy"}`, `{"a":"\u12"}`, `{"a":"\u12g4"}`, "{\"a\":\"tab\there\"}", `{"a":"unterminated}`,
+	`{"a":1}{}`, `{"a":1} x`, `{"a":[1,2}`, `{"a":[1 2]}`, `{"a" 1}`, `{1:2}`,
+	`{"a":"` + strings.Repeat("x", 100) + `\"` + strings.Repeat("y", 37) + `"}`,
+	`{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`,
+}
+
+func TestExtractRoutingAgreesWithEncodingJSON(t *testing.T) {
+	for _, c := range scannerCases {
+		_, err := ExtractRouting([]byte(c))
+		wantValid := json.Valid([]byte(c)) && strings.HasPrefix(strings.TrimSpace(c), "{")
+		if c == `{"a":`+strings.Repeat("[", 300)+strings.Repeat("]", 300)+`}` {
+			wantValid = false // deeper than maxDepth: refused on purpose
+		}
+		if (err == nil) != wantValid {
+			t.Errorf("%.60q: err = %v, want valid = %v", c, err, wantValid)
+		}
+		if err != nil && !errors.Is(err, ErrMalformed) {
+			t.Errorf("%.60q: error %v does not wrap ErrMalformed", c, err)
+		}
+	}
+}
+
+func TestExtractRoutingEscapes(t *testing.T) {
+	r, err := ExtractRouting([]byte(`{"action":"q\u0075eued","repository":{"full_name":"octo\/repo","name":"x"}}`))
+	if err != nil || r.Action != "queued" || r.Repository != "octo/repo" {
+		t.Fatalf("got %+v, %v", r, err)
+	}
+}
+
+func signedHeaders(secret string, body []byte) Headers {
+	return Headers{
+		Event: "workflow_job", DeliveryID: "72d3162e-cc78-11e3-81ab-4c9367dc0958", HookID: "12345",
+		TargetType: "repository", TargetID: "186853002",
+		Signature: Sign(secret, body), ContentType: "application/json",
+	}
+}
+
+func TestParse(t *testing.T) {
+	const secret = "s3cret-for-tests"
+	body := readFixture(t, "workflow_job.queued.json")
+	form := []byte("payload=" + url.QueryEscape(string(body)))
+	p := &Parser{Verifier: NewVerifier(secret)}
+	cases := []struct {
+		name       string
+		edit       func(h *Headers)
+		body       []byte
+		wantStatus int
+		wantReason string
+	}{
+		{name: "valid json", body: body},
+		{name: "json with charset", body: body, edit: func(h *Headers) { h.ContentType = "application/json; charset=utf-8" }},
+		{name: "valid form", body: form, edit: func(h *Headers) { h.ContentType = "application/x-www-form-urlencoded" }},
+		{name: "no hook id", body: body, edit: func(h *Headers) { h.HookID = "" }},
+		{name: "missing event", body: body, edit: func(h *Headers) { h.Event = "" }, wantStatus: 400, wantReason: "missing_event"},
+		{name: "bad event", body: body, edit: func(h *Headers) { h.Event = "Workflow Job" }, wantStatus: 400, wantReason: "bad_event"},
+		{name: "missing delivery", body: body, edit: func(h *Headers) { h.DeliveryID = "" }, wantStatus: 400, wantReason: "missing_delivery"},
+		{name: "bad delivery", body: body, edit: func(h *Headers) { h.DeliveryID = "../../etc" }, wantStatus: 400, wantReason: "bad_delivery"},
+		{name: "long delivery", body: body, edit: func(h *Headers) { h.DeliveryID = strings.Repeat("a", 129) }, wantStatus: 400, wantReason: "bad_delivery"},
+		{name: "bad hook id", body: body, edit: func(h *Headers) { h.HookID = "12x" }, wantStatus: 400, wantReason: "bad_hook_id"},
+		{name: "bad target id", body: body, edit: func(h *Headers) { h.TargetID = "-1" }, wantStatus: 400, wantReason: "bad_target_id"},
+		{name: "missing content type", body: body, edit: func(h *Headers) { h.ContentType = "" }, wantStatus: 415, wantReason: "unsupported_content_type"},
+		{name: "xml", body: body, edit: func(h *Headers) { h.ContentType = "application/xml" }, wantStatus: 415, wantReason: "unsupported_content_type"},
+		{name: "missing signature", body: body, edit: func(h *Headers) { h.Signature = "" }, wantStatus: 401, wantReason: "missing_signature"},
+		{name: "wrong signature", body: body, edit: func(h *Headers) { h.Signature = Sign("wrong", body) }, wantStatus: 401, wantReason: "bad_signature"},
+		{name: "form without payload", body: []byte("other=1"), edit: func(h *Headers) { h.ContentType = "application/x-www-form-urlencoded" }, wantStatus: 400, wantReason: "bad_form"},
+		{name: "malformed json", body: []byte(`{"action":`), wantStatus: 400, wantReason: "malformed_json"},
+		{name: "json array", body: []byte(`[1]`), wantStatus: 400, wantReason: "malformed_json"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			h := signedHeaders(secret, c.body)
+			if c.edit != nil {
+				c.edit(&h)
+			}
+			d, err := p.Parse(h, c.body)
+			if c.wantStatus == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if d.Action != "queued" || d.Repository == "" || string(d.Payload) != string(body) {
+					t.Fatalf("parsed %+v / payload of %d bytes", d.Routing, len(d.Payload))
+				}
+				return
+			}
+			var rej *Rejection
+			if !errors.As(err, &rej) || rej.Status != c.wantStatus || rej.Reason != c.wantReason {
+				t.Fatalf("err = %v, want %d %s", err, c.wantStatus, c.wantReason)
+			}
+		})
+	}
+}
+
+func TestParseFailsClosedWithoutSecret(t *testing.T) {
+	body := []byte(`{"zen":"x"}`)
+	h := signedHeaders("", body)
+	_, err := (&Parser{Verifier: NewVerifier()}).Parse(h, body)
+	var rej *Rejection
+	if !errors.As(err, &rej) || rej.Status != http.StatusServiceUnavailable {
+		t.Fatalf("no secret: err = %v, want 503 no_secret", err)
+	}
+	h.Signature = ""
+	if _, err := (&Parser{Verifier: NewVerifier(), AllowUnsigned: true}).Parse(h, body); err != nil {
+		t.Fatalf("development switch: %v", err)
+	}
+	if _, err := (&Parser{Verifier: NewVerifier("set"), AllowUnsigned: true}).Parse(h, body); err == nil {
+		t.Fatal("the development switch must not relax verification when a secret is set")
+	}
+}

@@ -13,7 +13,7 @@ PKG_WebhookFunction   := ./functions/webhook
 PKG_ProcessorFunction := ./functions/processor
 PKG_ApiFunction       := ./functions/api
 
-.PHONY: run test lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean
+.PHONY: run test lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 
 run:
 	$(GO) run ./functions/local
@@ -48,7 +48,7 @@ $(addprefix build-,$(FUNCTIONS)): build-%:
 invoke:
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }
 	@$(MAKE) --no-print-directory build-$(FUNCTION) GOARCH=$(HOST_ARCH) BUILD_DIR=$(BUILD_DIR)/host >/dev/null
-	infra/invoke.sh $(BUILD_DIR)/host/$(FUNCTION)/bootstrap $(EVENT)
+	@infra/invoke.sh $(BUILD_DIR)/host/$(FUNCTION)/bootstrap $(EVENT)
 
 # moto_server with the template's tables, queues and bucket; prints the environment to use.
 local-aws:
@@ -56,3 +56,8 @@ local-aws:
 
 clean:
 	rm -rf $(BUILD_DIR) .aws-sam
+
+# Move the deployed stack's dead-letter queue back to the events queue (needs the AWS
+# environment: RUNNERHUB_EVENTS_QUEUE_URL, RUNNERHUB_EVENTS_DLQ_URL, credentials).
+replay-dlq:
+	$(GO) run ./functions/local replay-dlq

@@ -16,8 +16,9 @@ Steps:
      resolving Ref / Fn::GetAtt / Fn::Sub / Fn::Join / Fn::If / ... ourselves, with names
      shaped like CloudFormation's ("<stack>-<LogicalId>-<RANDOM>"), so that one moto can
      hold several independent copies (one per stack name).
-  4. Print {"EventsTable", "EventsQueueUrl", "EventsDLQUrl", "PayloadBucket", "Region",
-     "StackName", "Resources": {logical id: physical id}} as JSON on stdout.
+  4. Print {"EventsTable", "EventsQueueUrl", "EventsDLQUrl", "DemandQueueUrl",
+     "PayloadBucket", "Region", "StackName", "Resources": {logical id: physical id}} as
+     JSON on stdout.
 
 Why not moto's CloudFormation (create_stack)? It works for the basics, but silently drops
 much of what the template says: a DynamoDB table's TimeToLiveSpecification, point-in-time
@@ -66,6 +67,7 @@ REQUIRED_OUTPUTS = {
     "EventsTable": ("EventsTable", "name"),
     "EventsQueueUrl": ("EventsQueue", "url"),
     "EventsDLQUrl": ("EventsDLQ", "url"),
+    "DemandQueueUrl": ("DemandQueue", "url"),
     "PayloadBucket": ("PayloadBucket", "name"),
 }
 

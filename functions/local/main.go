@@ -3,6 +3,7 @@
 //
 //	go run ./functions/local
 //	go run ./functions/local send testdata/workflow_job.queued.json
+//	go run ./functions/local replay-dlq   # AWS: move the events DLQ back to the events queue
 package main
 
 import (
@@ -14,10 +15,13 @@ import (
 	"os/signal"
 	"syscall"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/localstack"
 	"github.com/runnerhub/webhooks/internal/logging"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
 
 func main() {
@@ -28,10 +32,15 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if len(os.Args) > 1 && os.Args[1] == "send" {
+	switch cmd := append(os.Args[1:], "")[0]; cmd {
+	case "send":
 		err = send(ctx, cfg, os.Args[2:])
-	} else {
+	case "replay-dlq":
+		err = replayDLQ(ctx, cfg)
+	case "", "run":
 		err = serve(ctx, cfg)
+	default:
+		err = fmt.Errorf("unknown command %q: want run, send or replay-dlq", cmd)
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "runnerhub:", err)
@@ -95,4 +104,18 @@ func send(ctx context.Context, cfg config.Config, args []string) error {
 		return fmt.Errorf("delivery %s refused with status %d", *id, status)
 	}
 	return nil
+}
+
+// replayDLQ drains the deployed stack's dead-letter queue back into its events queue.
+func replayDLQ(ctx context.Context, cfg config.Config) error {
+	if err := cfg.RequireAWS("RUNNERHUB_EVENTS_QUEUE_URL", "RUNNERHUB_EVENTS_DLQ_URL"); err != nil {
+		return err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return err
+	}
+	n, err := awsstore.ReplayDLQ(ctx, sqs.NewFromConfig(awsCfg), cfg.EventsDLQURL, cfg.EventsQueueURL)
+	fmt.Printf("replayed %d message(s) from the DLQ\n", n)
+	return err
 }

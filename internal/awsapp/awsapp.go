@@ -21,10 +21,11 @@ import (
 
 // App holds what every function needs.
 type App struct {
-	Config config.Config
-	Log    *slog.Logger
-	Store  *awsstore.Store
-	Queue  *awsstore.Queue
+	Config  config.Config
+	Log     *slog.Logger
+	Store   *awsstore.Store
+	Queue   *awsstore.Queue
+	Signals *awsstore.Signals
 }
 
 // New reads the configuration, checks that the named resources are configured, and
@@ -46,11 +47,13 @@ func New(ctx context.Context, required ...string) (*App, error) {
 		// moto and LocalStack serve buckets on the path, not on virtual hosts.
 		o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL") != ""
 	})
+	sqsc := sqs.NewFromConfig(awsCfg)
 	return &App{
-		Config: cfg,
-		Log:    log,
-		Store:  awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), s3c, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention),
-		Queue:  awsstore.NewQueue(sqs.NewFromConfig(awsCfg), cfg.EventsQueueURL),
+		Config:  cfg,
+		Log:     log,
+		Store:   awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), s3c, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention),
+		Queue:   awsstore.NewQueue(sqsc, cfg.EventsQueueURL),
+		Signals: awsstore.NewSignals(sqsc, cfg.DemandQueueURL),
 	}, nil
 }
 

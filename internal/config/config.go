@@ -6,9 +6,12 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"os"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 // Config is everything the functions and the local stack read from the environment.
@@ -22,11 +25,19 @@ type Config struct {
 	Retention     time.Duration // RUNNERHUB_RETENTION_DAYS, default 30 days
 	LogLevel      slog.Level    // LOG_LEVEL: debug, info, warn, error
 
+	// Pools are the configured runner pools: RUNNERHUB_POOLS (a JSON list of
+	// {"name", "labels", "minIdle", "maxRunners"}) or RUNNERHUB_POOLS_FILE (a file with it).
+	Pools []jobs.Pool
+	// PriorityStep is how much waiting one priority point is worth in the pending queue
+	// (RUNNERHUB_PRIORITY_STEP_SECONDS, default 60).
+	PriorityStep time.Duration
+
 	// AWS resources (the functions).
 	EventsTable    string // RUNNERHUB_EVENTS_TABLE
 	EventsQueueURL string // RUNNERHUB_EVENTS_QUEUE_URL
 	EventsDLQURL   string // RUNNERHUB_EVENTS_DLQ_URL
 	PayloadBucket  string // RUNNERHUB_PAYLOAD_BUCKET
+	DemandQueueURL string // RUNNERHUB_DEMAND_QUEUE_URL: scale-up demand and pre-warm signals
 
 	// Local stack.
 	Port    int    // PORT, default 3000
@@ -42,6 +53,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		EventsQueueURL:        getenv("RUNNERHUB_EVENTS_QUEUE_URL"),
 		EventsDLQURL:          getenv("RUNNERHUB_EVENTS_DLQ_URL"),
 		PayloadBucket:         getenv("RUNNERHUB_PAYLOAD_BUCKET"),
+		DemandQueueURL:        getenv("RUNNERHUB_DEMAND_QUEUE_URL"),
 		DataDir:               or(getenv("RUNNERHUB_DATA_DIR"), ".runnerhub"),
 	}
 	var errs []string
@@ -75,6 +87,17 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			fail("LOG_LEVEL", v, "want debug, info, warn or error")
 		}
 	}
+	c.PriorityStep = jobs.DefaultPriorityStep
+	if v := getenv("RUNNERHUB_PRIORITY_STEP_SECONDS"); v != "" {
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 0 || n > 10_000_000 {
+			fail("RUNNERHUB_PRIORITY_STEP_SECONDS", v, "want whole seconds from 0 to 10000000")
+		}
+		c.PriorityStep = time.Duration(n) * time.Second
+	}
+	if err := c.readPools(getenv); err != nil {
+		errs = append(errs, err.Error())
+	}
 	c.Port = 3000
 	if v := getenv("PORT"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -89,6 +112,31 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// readPools reads RUNNERHUB_POOLS or RUNNERHUB_POOLS_FILE (not both).
+func (c *Config) readPools(getenv func(string) string) error {
+	inline, file := getenv("RUNNERHUB_POOLS"), getenv("RUNNERHUB_POOLS_FILE")
+	var data []byte
+	source := "RUNNERHUB_POOLS"
+	switch {
+	case inline != "" && file != "":
+		return fmt.Errorf("set RUNNERHUB_POOLS or RUNNERHUB_POOLS_FILE, not both")
+	case file != "":
+		b, err := os.ReadFile(file)
+		if err != nil {
+			return fmt.Errorf("RUNNERHUB_POOLS_FILE: %w", err)
+		}
+		data, source = b, "RUNNERHUB_POOLS_FILE "+file
+	default:
+		data = []byte(inline)
+	}
+	pools, err := jobs.ParsePools(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	c.Pools = pools
+	return nil
+}
+
 // RequireAWS checks that the AWS resource names a function needs are set.
 func (c Config) RequireAWS(names ...string) error {
 	values := map[string]string{
@@ -96,6 +144,7 @@ func (c Config) RequireAWS(names ...string) error {
 		"RUNNERHUB_EVENTS_QUEUE_URL": c.EventsQueueURL,
 		"RUNNERHUB_EVENTS_DLQ_URL":   c.EventsDLQURL,
 		"RUNNERHUB_PAYLOAD_BUCKET":   c.PayloadBucket,
+		"RUNNERHUB_DEMAND_QUEUE_URL": c.DemandQueueURL,
 	}
 	var missing []string
 	for _, n := range names {

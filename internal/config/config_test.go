@@ -2,6 +2,7 @@ package config
 
 import (
 	"log/slog"
+	"os"
 	"strings"
 	"testing"
 	"time"
@@ -58,5 +59,45 @@ func TestRequireAWS(t *testing.T) {
 	err := c.RequireAWS("RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_EVENTS_QUEUE_URL")
 	if err == nil || !strings.Contains(err.Error(), "RUNNERHUB_EVENTS_QUEUE_URL") {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestPools(t *testing.T) {
+	c, err := FromEnv(env(map[string]string{
+		"RUNNERHUB_POOLS": `[{"name":"linux","labels":["linux","x64"],"minIdle":1,"maxRunners":5},{"name":"gpu","labels":["gpu"],"minIdle":0,"maxRunners":2}]`,
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(c.Pools) != 2 || c.Pools[0].Name != "gpu" || c.Pools[1].MaxRunners != 5 {
+		t.Fatalf("pools %+v", c.Pools)
+	}
+	file := t.TempDir() + "/pools.json"
+	if err := os.WriteFile(file, []byte(`[{"name":"arm","labels":["arm64"],"minIdle":0,"maxRunners":1}]`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err = FromEnv(env(map[string]string{"RUNNERHUB_POOLS_FILE": file}))
+	if err != nil || len(c.Pools) != 1 || c.Pools[0].Name != "arm" {
+		t.Fatalf("pools file: %+v %v", c.Pools, err)
+	}
+}
+
+func TestInvalidPoolsNameTheEntry(t *testing.T) {
+	cases := map[string]string{
+		`{"name":"x"}`: "JSON list",
+		`[{"name":"a","labels":["l"],"minIdle":0,"maxRunners":1},{"name":"b","labels":[],"minIdle":0,"maxRunners":1}]`:    `entry 1: pool "b": labels must not be empty`,
+		`[{"name":"a","labels":["l"],"minIdle":3,"maxRunners":1}]`:                                                        `entry 0: pool "a": minIdle (3) exceeds maxRunners (1)`,
+		`[{"name":"a","labels":["l"],"minIdle":0,"maxRunners":1},{"name":"a","labels":["l"],"minIdle":0,"maxRunners":1}]`: `entry 1: pool "a" is defined twice`,
+		`[{"name":"a","labels":["l"],"minIdle":0,"maxRunners":1,"color":"red"}]`:                                          "unknown field",
+		`[{"name":"has space","labels":["l"],"minIdle":0,"maxRunners":1}]`:                                                "name must be",
+	}
+	for value, want := range cases {
+		_, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": value}))
+		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "RUNNERHUB_POOLS") {
+			t.Errorf("%s: err = %v, want it to mention %q", value, err, want)
+		}
+	}
+	if _, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": "[]", "RUNNERHUB_POOLS_FILE": "x"})); err == nil {
+		t.Error("both pool variables accepted")
 	}
 }

@@ -85,3 +85,26 @@ type Store interface {
 type Queue interface {
 	Enqueue(ctx context.Context, msg Message) error
 }
+
+// HourlyCount is the counters of one event type for one UTC hour, keyed by the hour the
+// deliveries were received in. Pending is Total − Processed.
+type HourlyCount struct {
+	Hour      time.Time // truncated to the hour, UTC
+	Event     string
+	Total     int64 // deliveries recorded (incremented by Store.Create, once per new delivery)
+	Processed int64 // deliveries finished (incremented with the finishing write, once per delivery)
+	Errors    int64 // failed processing attempts
+}
+
+// Counters are the per-hour counters, maintained on write so that statistics read a
+// bounded number of counter items and never scan deliveries.
+type Counters interface {
+	// HourlyCounts returns the counters of the hours in [from, to), oldest first.
+	HourlyCounts(ctx context.Context, from, to time.Time) ([]HourlyCount, error)
+	// CountError records one failed processing attempt of a delivery of event received at
+	// receivedAt.
+	CountError(ctx context.Context, event string, receivedAt time.Time) error
+}
+
+// Hour is the counter bucket of t.
+func Hour(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }

@@ -21,6 +21,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
@@ -82,8 +83,15 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		SecretSource: source,
 		db:           db,
 		queue:        queue,
-		processor:    &processing.Processor{Store: store, Log: log, Now: time.Now},
-		log:          log,
+		processor: &processing.Processor{
+			Deliveries: store,
+			Counters:   store,
+			Engine:     &jobs.Engine{Store: store, Pools: cfg.Pools, Step: cfg.PriorityStep},
+			Signals:    logSignals{log: log},
+			Log:        log,
+			Now:        time.Now,
+		},
+		log: log,
 	}, nil
 }
 

@@ -1,6 +1,9 @@
 // Package processing turns recorded deliveries into state. It is driven by the events
 // queue: by SQS in Lambda (HandleSQS) and by the embedded queue's consumer in the local
-// stack. Every message may arrive more than once; a delivery already finished is skipped.
+// stack. Every message may arrive more than once, late, or at the same time as another
+// processor handles the same delivery: the job engine plans the effects from what it
+// reads, and the store commits them together with the delivery's "finished" mark in one
+// version-checked write, so they apply exactly once.
 package processing
 
 import (
@@ -8,23 +11,32 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
+
+// maxConflicts is how often a delivery is re-planned after concurrent changes before the
+// attempt is given up (and the queue retries it later).
+const maxConflicts = 8
 
 // Processor applies deliveries.
 type Processor struct {
-	Store delivery.Store
-	Log   *slog.Logger
-	Now   func() time.Time
+	Deliveries delivery.Store
+	Counters   delivery.Counters
+	Engine     *jobs.Engine
+	Signals    jobs.Signals
+	Log        *slog.Logger
+	Now        func() time.Time
 }
 
-// Process applies one queued delivery and marks it finished. An error means nothing was
-// marked and the message must be retried.
+// Process applies one queued delivery. An error means nothing was committed and the
+// message must be retried.
 func (p *Processor) Process(ctx context.Context, msg delivery.Message) error {
 	start := time.Now()
-	rec, err := p.Store.Get(ctx, msg.Key)
+	rec, err := p.Deliveries.Get(ctx, msg.Key)
 	if errors.Is(err, delivery.ErrNotFound) {
 		// The queue only carries keys of recorded deliveries; a message without a record
 		// can never succeed, so it is dropped (and logged) rather than retried forever.
@@ -34,29 +46,72 @@ func (p *Processor) Process(ctx context.Context, msg delivery.Message) error {
 	if err != nil {
 		return fmt.Errorf("load delivery %s: %w", msg.DeliveryID, err)
 	}
-	if rec.State.Done() {
+	plan, err := p.apply(ctx, rec)
+	if err != nil {
+		if countErr := p.Counters.CountError(ctx, rec.Event, rec.ReceivedAt); countErr != nil {
+			p.Log.ErrorContext(ctx, "counting a processing error failed", "error", countErr)
+		}
+		return err
+	}
+	if plan == nil {
 		p.Log.DebugContext(ctx, "delivery already processed", "delivery_id", rec.DeliveryID)
 		return nil
 	}
-	state, outcome := p.apply(rec)
-	if err := p.Store.Finish(ctx, rec.Key, state, outcome, p.Now().UTC()); err != nil {
-		return err
-	}
+	p.send(ctx, plan)
 	p.Log.InfoContext(ctx, "delivery processed",
 		slog.String("delivery_id", rec.DeliveryID), slog.String("hook_id", rec.HookID),
 		slog.String("event", rec.Event), slog.String("action", rec.Action),
-		slog.String("repository", rec.Repository), slog.String("outcome", outcome),
+		slog.String("repository", rec.Repository), slog.String("outcome", plan.Outcome),
 		slog.Duration("duration", time.Since(start)))
 	return nil
 }
 
-// apply decides what a delivery means. Only ping has an effect so far; every other event
-// is recorded and marked ignored with the reason, never refused.
-func (p *Processor) apply(rec *delivery.Record) (delivery.State, string) {
-	switch rec.Event {
-	case "ping":
-		return delivery.Processed, "pong"
-	default:
-		return delivery.Ignored, "ignored: no handler for " + rec.Event + " events yet"
+// apply plans and commits rec's effects, re-planning after concurrent changes. It
+// returns nil, nil when the delivery turns out to be finished already.
+func (p *Processor) apply(ctx context.Context, rec *delivery.Record) (*jobs.Plan, error) {
+	for attempt := 1; ; attempt++ {
+		if rec.State.Done() {
+			return nil, nil
+		}
+		plan, err := p.Engine.Plan(ctx, rec)
+		if errors.Is(err, jobs.ErrBadPayload) {
+			// Retrying cannot fix the payload: record why and finish it.
+			plan, err = &jobs.Plan{State: delivery.Ignored, Outcome: "ignored: " + err.Error()}, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("plan delivery %s: %w", rec.DeliveryID, err)
+		}
+		plan.Change.Finish = &jobs.Finish{
+			Key: rec.Key, Event: rec.Event, State: plan.State, Outcome: plan.Outcome,
+			At: p.Now().UTC(), ReceivedAt: rec.ReceivedAt,
+		}
+		err = p.Engine.Store.Commit(ctx, &plan.Change)
+		if err == nil {
+			return plan, nil
+		}
+		if !errors.Is(err, jobs.ErrConflict) || attempt == maxConflicts {
+			return nil, fmt.Errorf("commit delivery %s: %w", rec.DeliveryID, err)
+		}
+		// Someone changed what this plan read, or finished this very delivery: re-read.
+		key := rec.Key
+		if rec, err = p.Deliveries.Get(ctx, key); err != nil {
+			return nil, fmt.Errorf("reload delivery %s: %w", key.DeliveryID, err)
+		}
+		time.Sleep(time.Duration(rand.IntN(1<<attempt)) * time.Millisecond)
+	}
+}
+
+// send emits the plan's signals. They follow a committed change, so a failure here is
+// logged, not retried: re-running the delivery would not send them again either.
+func (p *Processor) send(ctx context.Context, plan *jobs.Plan) {
+	for _, d := range plan.Demands {
+		if err := p.Signals.Demand(ctx, d); err != nil {
+			p.Log.ErrorContext(ctx, "sending scale-up demand failed", "pool", d.Pool, "job_id", d.JobID, "error", err)
+		}
+	}
+	for _, w := range plan.Prewarms {
+		if err := p.Signals.Prewarm(ctx, w); err != nil {
+			p.Log.ErrorContext(ctx, "sending pre-warm signal failed", "repository", w.Repository, "error", err)
+		}
 	}
 }

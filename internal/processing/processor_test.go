@@ -1,7 +1,8 @@
-package processing
+package processing_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
@@ -10,96 +11,189 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/processing"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
-type flakyStore struct {
-	delivery.Store
-	failGet error
-}
-
-func (f *flakyStore) Get(ctx context.Context, k delivery.Key) (*delivery.Record, error) {
-	if f.failGet != nil && k.DeliveryID == "flaky" {
-		return nil, f.failGet
-	}
-	return f.Store.Get(ctx, k)
-}
-
-func newProcessor(t *testing.T) (*Processor, *flakyStore) {
+func embeddedStores(t *testing.T) Stores {
 	db, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { db.Close() })
-	store := &flakyStore{Store: db.Store()}
-	return &Processor{Store: store, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}, store
+	s := db.Store()
+	return Stores{Deliveries: s, Counters: s, Jobs: s}
 }
 
-func record(id, event string) *delivery.Record {
-	return &delivery.Record{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: event,
-		ReceivedAt: time.Now(), Payload: []byte(`{}`), State: delivery.Received}
+func TestModelEmbedded(t *testing.T) { modelTest(t, embeddedStores) }
+
+// flakyJobs fails reads of one job, as a store would under throttling.
+type flakyJobs struct {
+	jobs.Store
+	failJob int64
 }
 
-func TestProcessMarksOutcomes(t *testing.T) {
-	p, store := newProcessor(t)
+func (f *flakyJobs) Job(ctx context.Context, id int64) (*jobs.Job, error) {
+	if id == f.failJob {
+		return nil, errors.New("throttled")
+	}
+	return f.Store.Job(ctx, id)
+}
+
+type recordedSignals struct {
+	demands  []jobs.Demand
+	prewarms []jobs.Prewarm
+}
+
+func (r *recordedSignals) Demand(_ context.Context, d jobs.Demand) error {
+	r.demands = append(r.demands, d)
+	return nil
+}
+
+func (r *recordedSignals) Prewarm(_ context.Context, p jobs.Prewarm) error {
+	r.prewarms = append(r.prewarms, p)
+	return nil
+}
+
+func newProcessor(t *testing.T, s Stores) (*processing.Processor, *recordedSignals) {
+	sig := &recordedSignals{}
+	return &processing.Processor{
+		Deliveries: s.Deliveries, Counters: s.Counters,
+		Engine:  &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute},
+		Signals: sig, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
+	}, sig
+}
+
+func record(t *testing.T, s Stores, id, event string, payload []byte) *delivery.Record {
+	rec := &delivery.Record{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: event,
+		ReceivedAt: time.Now().UTC(), Payload: payload, State: delivery.Received, Repository: "octo/repo"}
+	if _, err := s.Deliveries.Create(context.Background(), rec); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func TestOutcomesByEvent(t *testing.T) {
+	s := embeddedStores(t)
+	p, _ := newProcessor(t, s)
 	ctx := context.Background()
-	for _, c := range []struct {
-		event string
-		state delivery.State
-	}{{"ping", delivery.Processed}, {"workflow_job", delivery.Ignored}, {"star", delivery.Ignored}} {
-		rec := record("d-"+c.event, c.event)
-		if _, err := store.Create(ctx, rec); err != nil {
+	cases := []struct {
+		event   string
+		payload string
+		state   delivery.State
+	}{
+		{"ping", `{"zen":"x"}`, delivery.Processed},
+		{"star", `{"action":"created"}`, delivery.Ignored},
+		{"workflow_job", `{"action":"queued","workflow_job":{"name":"no id"}}`, delivery.Ignored},
+		{"workflow_job", `not json`, delivery.Ignored},
+	}
+	for i, c := range cases {
+		rec := record(t, s, "o-"+string(rune('a'+i)), c.event, []byte(c.payload))
+		if err := p.Process(ctx, delivery.Message{Key: rec.Key, Event: c.event}); err != nil {
 			t.Fatal(err)
 		}
-		msg := delivery.Message{Key: rec.Key, Event: c.event}
-		if err := p.Process(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-		got, _ := store.Get(ctx, rec.Key)
-		if got.State != c.state || got.Outcome == "" || got.ProcessedAt.IsZero() {
-			t.Fatalf("%s: %+v", c.event, got)
-		}
-		// Processing again (SQS delivers at least once) changes nothing.
-		first := got.ProcessedAt
-		if err := p.Process(ctx, msg); err != nil {
-			t.Fatal(err)
-		}
-		if again, _ := store.Get(ctx, rec.Key); !again.ProcessedAt.Equal(first) {
-			t.Fatalf("%s: reprocessing changed the record", c.event)
+		got, _ := s.Deliveries.Get(ctx, rec.Key)
+		if got.State != c.state || got.Outcome == "" {
+			t.Errorf("%s %s: %s %q", c.event, c.payload, got.State, got.Outcome)
 		}
 	}
 }
 
-func TestHandleSQSReportsEachFailureAlone(t *testing.T) {
-	p, store := newProcessor(t)
+// A store error mid-batch fails only that record; a poison message fails alone; the rest
+// of the batch is applied, and a retry of the failed record applies it exactly once.
+func TestHandleSQSFaults(t *testing.T) {
+	s := embeddedStores(t)
+	flaky := &flakyJobs{Store: s.Jobs, failJob: 1002}
+	p, _ := newProcessor(t, Stores{Deliveries: s.Deliveries, Counters: s.Counters, Jobs: flaky})
 	ctx := context.Background()
-	for _, id := range []string{"ok", "flaky"} {
-		if _, err := store.Create(ctx, record(id, "ping")); err != nil {
+	h := generate(t, 7, 3)
+	var msgs []events.SQSMessage
+	for i, d := range h.deliveries {
+		rec := *d
+		if _, err := s.Deliveries.Create(ctx, &rec); err != nil {
 			t.Fatal(err)
 		}
+		msgs = append(msgs, events.SQSMessage{MessageId: d.DeliveryID,
+			Body: `{"hookId":"1","deliveryId":"` + d.DeliveryID + `","event":"workflow_job"}`})
+		if i == 1 {
+			msgs = append(msgs, events.SQSMessage{MessageId: "poison", Body: `{"hookId":`})
+		}
 	}
-	store.failGet = errors.New("throttled")
-	resp, err := p.HandleSQS(ctx, events.SQSEvent{Records: []events.SQSMessage{
-		{MessageId: "m-ok", Body: `{"hookId":"1","deliveryId":"ok","event":"ping"}`},
-		{MessageId: "m-flaky", Body: `{"hookId":"1","deliveryId":"flaky","event":"ping"}`},
-		{MessageId: "m-poison", Body: `not json`},
-		{MessageId: "m-unknown", Body: `{"hookId":"1","deliveryId":"never-recorded","event":"ping"}`},
-	}})
+	resp, err := p.HandleSQS(ctx, events.SQSEvent{Records: msgs})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var failed []string
+	failed := map[string]bool{}
 	for _, f := range resp.BatchItemFailures {
-		failed = append(failed, f.ItemIdentifier)
+		failed[f.ItemIdentifier] = true
 	}
-	if len(failed) != 2 || failed[0] != "m-flaky" || failed[1] != "m-poison" {
-		t.Fatalf("batch item failures %v, want [m-flaky m-poison]", failed)
+	if !failed["poison"] {
+		t.Fatal("poison message not reported")
 	}
-	if rec, _ := store.Get(ctx, delivery.Key{HookID: "1", DeliveryID: "ok"}); rec.State != delivery.Processed {
-		t.Fatalf("the good record was not processed: %+v", rec)
+	for _, d := range h.deliveries {
+		rec, _ := s.Deliveries.Get(ctx, d.Key)
+		touchesFlaky := jobIDOf(t, d) == 1002
+		if failed[d.DeliveryID] != touchesFlaky || rec.State.Done() == touchesFlaky {
+			t.Fatalf("delivery %s (job %d): failed=%v state=%s", d.DeliveryID, jobIDOf(t, d), failed[d.DeliveryID], rec.State)
+		}
 	}
-	if rec, _ := store.Store.Get(ctx, delivery.Key{HookID: "1", DeliveryID: "flaky"}); rec.State != delivery.Received {
-		t.Fatalf("the failed record was marked: %+v", rec)
+	at := h.deliveries[0].ReceivedAt
+	counts, _ := s.Counters.HourlyCounts(ctx, at.Add(-time.Hour), at.Add(time.Hour))
+	var errorsCounted int64
+	for _, c := range counts {
+		errorsCounted += c.Errors
+	}
+	if errorsCounted == 0 {
+		t.Fatal("processing errors were not counted")
+	}
+	// The store recovers; SQS redelivers the failed records (twice, even).
+	flaky.failJob = 0
+	var retry []events.SQSMessage
+	for _, m := range msgs {
+		if failed[m.MessageId] && m.MessageId != "poison" {
+			retry = append(retry, m, m)
+		}
+	}
+	if resp, _ := p.HandleSQS(ctx, events.SQSEvent{Records: retry}); len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("retry failed: %+v", resp.BatchItemFailures)
+	}
+	job, err := s.Jobs.Job(ctx, 1002)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := 0
+	for _, d := range h.deliveries {
+		if jobIDOf(t, d) == 1002 {
+			want++
+		}
+	}
+	if len(job.Deliveries) != want {
+		t.Fatalf("job 1002 touched by %v, want %d deliveries applied once each", job.Deliveries, want)
 	}
 }
+
+func jobIDOf(t *testing.T, d *delivery.Record) int64 {
+	var p struct {
+		WorkflowJob struct {
+			ID int64 `json:"id"`
+		} `json:"workflow_job"`
+	}
+	if err := json.Unmarshal(d.Payload, &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.WorkflowJob.ID
+}
+
+func dynamoStores(t *testing.T) Stores {
+	env := testenv.SharedAWS(t)
+	s := awsstore.NewStore(env.DynamoDB(), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+		env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	return Stores{Deliveries: s, Counters: s, Jobs: s}
+}
+
+func TestModelDynamoDB(t *testing.T) { modelTest(t, dynamoStores) }

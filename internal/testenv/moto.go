@@ -44,6 +44,7 @@ type AWS struct {
 	EventsTable    string
 	EventsQueueURL string
 	EventsDLQURL   string
+	DemandQueueURL string // runner signals (scale-up demand, pre-warm)
 	PayloadBucket  string
 
 	moto *motoProcess
@@ -104,8 +105,8 @@ func (a *AWS) Fresh(t testing.TB) *AWS {
 // Env returns the environment a child process (such as a Lambda bootstrap under
 // aws-lambda-rie) needs to use these resources, as "K=V" strings: AWS_ENDPOINT_URL,
 // AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
-// RUNNERHUB_EVENTS_TABLE, RUNNERHUB_EVENTS_QUEUE_URL, RUNNERHUB_EVENTS_DLQ_URL and
-// RUNNERHUB_PAYLOAD_BUCKET. Append it to os.Environ() or to a minimal environment.
+// RUNNERHUB_EVENTS_TABLE, RUNNERHUB_EVENTS_QUEUE_URL, RUNNERHUB_EVENTS_DLQ_URL,
+// RUNNERHUB_DEMAND_QUEUE_URL and RUNNERHUB_PAYLOAD_BUCKET. Append it to os.Environ() or to a minimal environment.
 func (a *AWS) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + a.Endpoint,
@@ -116,6 +117,7 @@ func (a *AWS) Env() []string {
 		"RUNNERHUB_EVENTS_TABLE=" + a.EventsTable,
 		"RUNNERHUB_EVENTS_QUEUE_URL=" + a.EventsQueueURL,
 		"RUNNERHUB_EVENTS_DLQ_URL=" + a.EventsDLQURL,
+		"RUNNERHUB_DEMAND_QUEUE_URL=" + a.DemandQueueURL,
 		"RUNNERHUB_PAYLOAD_BUCKET=" + a.PayloadBucket,
 	}
 }
@@ -399,6 +401,7 @@ type provisionResult struct {
 	EventsTable    string
 	EventsQueueURL string `json:"EventsQueueUrl"`
 	EventsDLQURL   string `json:"EventsDLQUrl"`
+	DemandQueueURL string `json:"DemandQueueUrl"`
 	PayloadBucket  string
 	Region         string
 }
@@ -438,7 +441,7 @@ func (m *motoProcess) provision(stack string, wait time.Duration) (*AWS, error) 
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return nil, fmt.Errorf("moto-provision.py printed %q: %v\n%s", stdout.String(), err, stderr.String())
 	}
-	if r.EventsTable == "" || r.EventsQueueURL == "" || r.EventsDLQURL == "" || r.PayloadBucket == "" {
+	if r.EventsTable == "" || r.EventsQueueURL == "" || r.EventsDLQURL == "" || r.DemandQueueURL == "" || r.PayloadBucket == "" {
 		return nil, fmt.Errorf("moto-provision.py left a name empty: %s", stdout.String())
 	}
 	if r.Region == "" {
@@ -451,6 +454,7 @@ func (m *motoProcess) provision(stack string, wait time.Duration) (*AWS, error) 
 		EventsTable:    r.EventsTable,
 		EventsQueueURL: r.EventsQueueURL,
 		EventsDLQURL:   r.EventsDLQURL,
+		DemandQueueURL: r.DemandQueueURL,
 		PayloadBucket:  r.PayloadBucket,
 		moto:           m,
 	}, nil

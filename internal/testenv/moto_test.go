@@ -195,6 +195,7 @@ func TestStartAWSProvisionsTheTemplate(t *testing.T) {
 			"RUNNERHUB_EVENTS_TABLE":     a.EventsTable,
 			"RUNNERHUB_EVENTS_QUEUE_URL": a.EventsQueueURL,
 			"RUNNERHUB_EVENTS_DLQ_URL":   a.EventsDLQURL,
+			"RUNNERHUB_DEMAND_QUEUE_URL": a.DemandQueueURL,
 			"RUNNERHUB_PAYLOAD_BUCKET":   a.PayloadBucket,
 		}
 		for k, v := range want {
@@ -216,6 +217,7 @@ func TestStartAWSProvisionsTheTemplate(t *testing.T) {
 			{a.EventsTable, b.EventsTable},
 			{a.EventsQueueURL, b.EventsQueueURL},
 			{a.EventsDLQURL, b.EventsDLQURL},
+			{a.DemandQueueURL, b.DemandQueueURL},
 			{a.PayloadBucket, b.PayloadBucket},
 		} {
 			if pair[0] == pair[1] {

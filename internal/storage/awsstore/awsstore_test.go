@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -19,10 +20,10 @@ import (
 	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/smithy-go/middleware"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -34,7 +35,7 @@ const retention = 30 * 24 * time.Hour
 func TestStoreSuite(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	store := newStore(env, dynamodb.NewFromConfig(env.Config))
+	store := newStore(env, newDynamoDB(env))
 	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return store })
 }
 
@@ -86,44 +87,64 @@ func drainer(t *testing.T, c *sqs.Client, url string) func(context.Context) []de
 }
 
 // TestRequestsPerCall pins down the DynamoDB requests each call makes: the webhook's answer
-// time and the table's bill depend on them.
+// time, the processor's throughput and the table's bill depend on them.
 func TestRequestsPerCall(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
 	var mu sync.Mutex
 	var ops []string
-	countRequests := func(stack *middleware.Stack) error {
-		// In the finalize step after the retry middleware: every attempt counts.
-		return stack.Finalize.Add(middleware.FinalizeMiddlewareFunc("countRequests",
-			func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-				mu.Lock()
-				ops = append(ops, awsmiddleware.GetOperationName(ctx))
-				mu.Unlock()
-				return next.HandleFinalize(ctx, in)
-			}), middleware.After)
-	}
-	db := dynamodb.NewFromConfig(env.Config, func(o *dynamodb.Options) {
-		o.APIOptions = append(o.APIOptions, countRequests)
-	})
+	db := newDynamoDB(env, aroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
+		mu.Lock()
+		ops = append(ops, awsmiddleware.GetOperationName(ctx))
+		mu.Unlock()
+		return send()
+	}))
 	store := newStore(env, db)
+	f := newCostFixture(t, store)
 
 	small := newRecord([]byte(`{"action":"queued"}`))
 	large := newRecord(largePayload())
 	finishSmall := func(ctx context.Context) error {
 		return store.Finish(ctx, small.Key, delivery.Processed, "processed", time.Now())
 	}
+	ignore := func(_ any, err error) error { return err }
+	midnight := time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)
 	steps := []struct {
 		name string
 		call func(ctx context.Context) error
 		want []string
 	}{
-		{"Create", createNew(store, small), []string{"PutItem"}},
-		{"Create duplicate", createExisting(store, small), []string{"PutItem"}},
-		{"Create large", createNew(store, large), []string{"PutItem"}},
-		{"Create large duplicate", createExisting(store, large), []string{"PutItem"}},
-		{"Get", func(ctx context.Context) error { _, err := store.Get(ctx, small.Key); return err }, []string{"GetItem"}},
-		{"Finish", finishSmall, []string{"UpdateItem"}},
-		{"Finish finished", finishSmall, []string{"UpdateItem"}},
+		// Ingest: recording a delivery counts it in the same transaction.
+		{"Create", createNew(store, small), []string{"TransactWriteItems"}},
+		{"Create duplicate", createExisting(store, small), []string{"TransactWriteItems"}},
+		{"Create large", createNew(store, large), []string{"TransactWriteItems"}},
+		{"Create large duplicate", createExisting(store, large), []string{"TransactWriteItems"}},
+		{"Get", func(ctx context.Context) error { return ignore(store.Get(ctx, small.Key)) }, []string{"GetItem"}},
+		// Finish is not told the event and hour that name the counter item: it reads them.
+		{"Finish", finishSmall, []string{"GetItem", "TransactWriteItems"}},
+		{"Finish finished", finishSmall, []string{"GetItem"}},
+		{"CountError", func(ctx context.Context) error { return store.CountError(ctx, "workflow_job", time.Now()) }, []string{"UpdateItem"}},
+		// Processing: key lookups, one Query per list, one transaction per delivery.
+		{"Job", func(ctx context.Context) error { return ignore(store.Job(ctx, f.job.ID)) }, []string{"GetItem"}},
+		{"Runner", func(ctx context.Context) error { return ignore(store.Runner(ctx, f.runner.Name)) }, []string{"GetItem"}},
+		{"Run", func(ctx context.Context) error { return ignore(store.Run(ctx, f.run.ID)) }, []string{"GetItem"}},
+		{"Profile", func(ctx context.Context) error { return ignore(store.Profile(ctx, f.profile.Repository)) }, []string{"GetItem"}},
+		{"IdleRunners", func(ctx context.Context) error { return ignore(store.IdleRunners(ctx, f.pool, 10)) }, []string{"Query"}},
+		{"PendingJobs", func(ctx context.Context) error { return ignore(store.PendingJobs(ctx, f.pool, 10)) }, []string{"Query"}},
+		{"Commit reservation and finish", f.commit(store), []string{"TransactWriteItems"}},
+		{"Commit again (conflict)", f.commitConflict(store), []string{"TransactWriteItems"}},
+		// Management and statistics.
+		{"PutPool", func(ctx context.Context) error {
+			return store.PutPool(ctx, jobs.Pool{Name: f.pool, Labels: []string{"linux"}})
+		}, []string{"PutItem"}},
+		{"Pools", func(ctx context.Context) error { return ignore(store.Pools(ctx)) }, []string{"Query"}},
+		{"DeletePool", func(ctx context.Context) error { return store.DeletePool(ctx, f.pool) }, []string{"DeleteItem"}},
+		{"HourlyCounts of 24 hours in a day", func(ctx context.Context) error {
+			return ignore(store.HourlyCounts(ctx, midnight, midnight.Add(24*time.Hour)))
+		}, []string{"Query"}},
+		{"HourlyCounts of 24 hours over two days", func(ctx context.Context) error {
+			return ignore(store.HourlyCounts(ctx, midnight.Add(-12*time.Hour), midnight.Add(12*time.Hour)))
+		}, []string{"Query", "Query"}},
 	}
 	for _, step := range steps {
 		mu.Lock()
@@ -138,6 +159,63 @@ func TestRequestsPerCall(t *testing.T) {
 		if !slices.Equal(got, step.want) {
 			t.Errorf("%s: DynamoDB requests %v, want %v", step.name, got, step.want)
 		}
+	}
+}
+
+// costFixture is stored state for TestRequestsPerCall: a pending job, an idle runner of
+// its pool, a run, a profile and a received delivery whose processing reserves the one
+// for the other.
+type costFixture struct {
+	pool    string
+	job     *jobs.Job
+	runner  *jobs.Runner
+	run     *jobs.Run
+	profile *jobs.Profile
+	rec     *delivery.Record
+}
+
+func newCostFixture(t *testing.T, s *Store) *costFixture {
+	t.Helper()
+	f := &costFixture{
+		pool:    "linux",
+		job:     &jobs.Job{ID: 1, Pool: "linux", Status: jobs.StatusQueued, Allocation: jobs.AllocationPending},
+		runner:  &jobs.Runner{Name: "runner-1", Pool: "linux", State: jobs.RunnerIdle},
+		run:     &jobs.Run{ID: 2, Repository: "o/r"},
+		profile: &jobs.Profile{Repository: "o/r"},
+		rec:     newRecord([]byte(`{"action":"queued"}`)),
+	}
+	f.job.QueueKey = jobs.RankKey(time.Now(), f.job.ID)
+	mustCommit(t, s, &jobs.Change{Jobs: []*jobs.Job{f.job}, Runners: []*jobs.Runner{f.runner},
+		Runs: []*jobs.Run{f.run}, Profiles: []*jobs.Profile{f.profile}})
+	if _, err := s.Create(t.Context(), f.rec); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+// reservation is the change that reserves the fixture's runner for its job, as read
+// after the fixture was stored.
+func (f *costFixture) reservation() *jobs.Change {
+	job, runner := *f.job, *f.runner
+	job.Version, runner.Version = 1, 1
+	job.Allocation, job.ReservedRunner, job.QueueKey = jobs.AllocationReserved, runner.Name, ""
+	runner.State, runner.JobID = jobs.RunnerReserved, job.ID
+	return &jobs.Change{Jobs: []*jobs.Job{&job}, Runners: []*jobs.Runner{&runner}, Finish: &jobs.Finish{
+		Key: f.rec.Key, Event: f.rec.Event, State: delivery.Processed, Outcome: "processed: reserved",
+		At: time.Now(), ReceivedAt: f.rec.ReceivedAt,
+	}}
+}
+
+func (f *costFixture) commit(s *Store) func(ctx context.Context) error {
+	return func(ctx context.Context) error { return s.Commit(ctx, f.reservation()) }
+}
+
+func (f *costFixture) commitConflict(s *Store) func(ctx context.Context) error {
+	return func(ctx context.Context) error {
+		if err := s.Commit(ctx, f.reservation()); !errors.Is(err, jobs.ErrConflict) {
+			return fmt.Errorf("err = %v, want ErrConflict", err)
+		}
+		return nil
 	}
 }
 
@@ -166,7 +244,7 @@ func createExisting(s *Store, rec *delivery.Record) func(ctx context.Context) er
 func TestItemLayout(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	db := dynamodb.NewFromConfig(env.Config)
+	db := newDynamoDB(env)
 	s3c := newS3(env)
 	store := NewStore(db, s3c, env.EventsTable, env.PayloadBucket, retention)
 
@@ -243,6 +321,14 @@ func rawItem(t *testing.T, db *dynamodb.Client, table string, key delivery.Key) 
 		t.Fatalf("no item for %v", key)
 	}
 	return out.Item
+}
+
+func newDynamoDB(env *testenv.AWS, opts ...func(*dynamodb.Options)) *dynamodb.Client {
+	return env.DynamoDB(opts...)
+}
+
+func aroundEachAttempt(name string, f func(ctx context.Context, send func() error) error) func(*dynamodb.Options) {
+	return testenv.AroundEachAttempt(name, f)
 }
 
 func newStore(env *testenv.AWS, db *dynamodb.Client) *Store {

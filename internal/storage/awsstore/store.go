@@ -1,5 +1,8 @@
-// Package awsstore keeps deliveries on AWS: records in the DynamoDB events table, payloads
-// too large for an item in S3, and queue messages in SQS.
+// Package awsstore keeps RunnerHub's state on AWS: deliveries, the job domain's entities
+// and the hourly counters in the one DynamoDB events table (single-table design), payloads
+// too large for an item in S3, queue messages and runner signals in SQS.
+//
+// # Deliveries
 //
 // One delivery is one item in the events table:
 //
@@ -23,13 +26,48 @@
 //
 // Hook and delivery ids are GitHub's (numbers and UUIDs, or delivery.NoHook) and are used
 // as they are: they contain no '#', so pk is unambiguous.
+//
+// # Counters
+//
+// One item per UTC hour and event type, updated with ADD in the transaction that makes
+// the change counted, so each delivery counts once:
+//
+//	pk                     COUNTERS#<yyyy-mm-dd>
+//	sk                     <hh>#<event>
+//	total                  deliveries recorded (Create)
+//	processed              deliveries finished (Finish, or a Commit's Finish)
+//	errors                 failed processing attempts (CountError)
+//	expiresAt              the hour + retention
+//
+// HourlyCounts is one Query per UTC day in range.
+//
+// # Job domain
+//
+// Every entity is one item with one attribute per field (zero values left out, times as
+// receivedAt, lists as L) and a numeric version, the optimistic-concurrency counter
+// Commit checks and increments:
+//
+//	Job      pk JOB#<id>          sk JOB      gsi1pk PENDING#<pool> gsi1sk <QueueKey>, while pending
+//	Runner   pk RUNNER#<name>     sk RUNNER   gsi1pk IDLE#<pool>    gsi1sk <name>, while idle
+//	Run      pk RUN#<id>          sk RUN
+//	Profile  pk REPO#<owner/name> sk PROFILE
+//	Pool     pk POOLS             sk POOL#<name> (no version: pools are replaced whole)
+//
+// The byTime index is overloaded as a sparse index: a job is in its pool's pending queue,
+// in queue order, exactly while it carries gsi1pk/gsi1sk, and a runner among its pool's
+// idle runners likewise; PendingJobs and IdleRunners are one Query each, Pools one Query
+// of the POOLS partition, every other read a GetItem. Nothing scans.
+//
+// Commit writes a jobs.Change as one TransactWriteItems (see Commit), which is what makes
+// allocation race-free: two processors that reserve the same idle runner both put it at
+// the version they read, and only the first transaction finds that version stored.
 package awsstore
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
+	"math/rand/v2"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,6 +76,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 // Attribute names of a delivery item.
@@ -88,37 +127,73 @@ func NewStore(db *dynamodb.Client, s3c *s3.Client, table, bucket string, retenti
 	return &Store{db: db, s3: s3c, table: table, bucket: bucket, retention: retention}
 }
 
-// Create stores rec unless its key exists. A new delivery costs one DynamoDB request, and so
-// does a duplicate: the failed conditional put returns the existing item.
+// Create stores rec unless its key exists, and counts a new delivery in its hour's
+// counters in the same transaction, so that a delivery is counted exactly once however
+// often it is redelivered. A new delivery costs one DynamoDB request, and so does a
+// duplicate: the cancelled transaction returns the existing item.
 func (s *Store) Create(ctx context.Context, rec *delivery.Record) (*delivery.Record, error) {
 	item, err := s.newItem(ctx, rec)
 	if err != nil {
 		return nil, err
 	}
-	_, err = s.db.PutItem(ctx, &dynamodb.PutItemInput{
+	put := &types.Put{
 		TableName:                           &s.table,
 		Item:                                item,
 		ConditionExpression:                 aws.String("attribute_not_exists(" + attrPK + ")"),
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
+	}
+	counters := []string{attrTotal}
+	if rec.State.Done() {
+		// Recorded already finished: no Finish will ever count it as processed.
+		counters = append(counters, attrProcessed)
+	}
+	err = s.transact(ctx, []types.TransactWriteItem{
+		{Put: put},
+		{Update: s.counterUpdate(rec.Event, rec.ReceivedAt, counters...)},
 	})
-	var exists *types.ConditionalCheckFailedException
-	switch {
-	case err == nil:
+	if err == nil {
 		return nil, nil
-	case errors.As(err, &exists) && len(exists.Item) > 0:
-		existing, err := recordWithoutPayload(exists.Item)
-		if err != nil {
-			return nil, fmt.Errorf("read existing delivery %s: %w", keyString(rec.Key), err)
-		}
-		return existing, nil
-	default:
+	}
+	reason, failed := conditionFailed(err, 0)
+	if !failed {
 		return nil, fmt.Errorf("store delivery %s: %w", keyString(rec.Key), err)
 	}
+	if len(reason.Item) == 0 {
+		// DynamoDB returns the item with the cancellation; should it not, read it.
+		return s.existing(ctx, rec.Key)
+	}
+	existing, err := recordWithoutPayload(reason.Item)
+	if err != nil {
+		return nil, fmt.Errorf("read existing delivery %s: %w", keyString(rec.Key), err)
+	}
+	return existing, nil
+}
+
+// existing reads a delivery without its payload.
+func (s *Store) existing(ctx context.Context, key delivery.Key) (*delivery.Record, error) {
+	item, err := s.getDelivery(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	return recordWithoutPayload(item)
 }
 
 // Get reads a delivery with a strongly consistent read: the processor may ask for it as soon
 // as it is enqueued.
 func (s *Store) Get(ctx context.Context, key delivery.Key) (*delivery.Record, error) {
+	item, err := s.getDelivery(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	rec, err := s.record(ctx, item)
+	if err != nil {
+		return nil, fmt.Errorf("get delivery %s: %w", keyString(key), err)
+	}
+	return rec, nil
+}
+
+// getDelivery reads a delivery's item with a strongly consistent read.
+func (s *Store) getDelivery(ctx context.Context, key delivery.Key) (map[string]types.AttributeValue, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{
 		TableName:      &s.table,
 		Key:            itemKey(key),
@@ -130,46 +205,67 @@ func (s *Store) Get(ctx context.Context, key delivery.Key) (*delivery.Record, er
 	if len(out.Item) == 0 {
 		return nil, fmt.Errorf("get delivery %s: %w", keyString(key), delivery.ErrNotFound)
 	}
-	rec, err := s.record(ctx, out.Item)
-	if err != nil {
-		return nil, fmt.Errorf("get delivery %s: %w", keyString(key), err)
-	}
-	return rec, nil
+	return out.Item, nil
 }
 
-// Finish sets the final state in one conditional update. The condition fails both for an
-// unknown key and for a finished delivery; the old item returned with the failure (none for
-// an unknown key) tells the two apart without a second request.
+// Finish sets the final state and counts the delivery as processed in one transaction,
+// conditional on the delivery still being received, so that it is counted once. The
+// counter item is named by the delivery's event and hour of receipt, which Finish is not
+// given: it reads them first (2 requests; 1 for a delivery already finished).
 func (s *Store) Finish(ctx context.Context, key delivery.Key, state delivery.State, outcome string, at time.Time) error {
-	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+	rec, err := s.existing(ctx, key)
+	if err != nil {
+		return fmt.Errorf("finish: %w", err)
+	}
+	if rec.State != delivery.Received {
+		return nil // already finished: the first outcome stands
+	}
+	err = s.transact(ctx, s.finishItems(&jobs.Finish{
+		Key:        key,
+		Event:      rec.Event,
+		State:      state,
+		Outcome:    outcome,
+		At:         at,
+		ReceivedAt: rec.ReceivedAt,
+	}))
+	failed, missing := finishFailed(err, 0)
+	switch {
+	case err == nil:
+		return nil
+	case missing: // expired since the read
+		return fmt.Errorf("finish delivery %s: %w", keyString(key), delivery.ErrNotFound)
+	case failed:
+		return nil // finished concurrently since the read: the first outcome stands
+	default:
+		return fmt.Errorf("finish delivery %s: %w", keyString(key), err)
+	}
+}
+
+// finishItems are the writes that finish a delivery: its final state, on condition that
+// it is still received, and its count as processed. A failed condition returns the item
+// (see finishFailed).
+func (s *Store) finishItems(f *jobs.Finish) []types.TransactWriteItem {
+	finish := &types.Update{
 		TableName:           &s.table,
-		Key:                 itemKey(key),
+		Key:                 itemKey(f.Key),
 		UpdateExpression:    aws.String("SET #state = :state, #outcome = :outcome, #processedAt = :processedAt"),
-		ConditionExpression: aws.String("attribute_exists(#pk) AND #state = :received"),
+		ConditionExpression: aws.String("#state = :received"),
 		ExpressionAttributeNames: map[string]string{
-			"#pk":          attrPK,
 			"#state":       attrState,
 			"#outcome":     attrOutcome,
 			"#processedAt": attrProcessedAt,
 		},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":state":       stringValue(string(state)),
-			":outcome":     stringValue(outcome),
-			":processedAt": stringValue(formatTime(at)),
+			":state":       stringValue(string(f.State)),
+			":outcome":     stringValue(f.Outcome),
+			":processedAt": stringValue(formatTime(f.At)),
 			":received":    stringValue(string(delivery.Received)),
 		},
 		ReturnValuesOnConditionCheckFailure: types.ReturnValuesOnConditionCheckFailureAllOld,
-	})
-	var failed *types.ConditionalCheckFailedException
-	switch {
-	case err == nil:
-		return nil
-	case !errors.As(err, &failed):
-		return fmt.Errorf("finish delivery %s: %w", keyString(key), err)
-	case len(failed.Item) == 0:
-		return fmt.Errorf("finish delivery %s: %w", keyString(key), delivery.ErrNotFound)
-	default:
-		return nil // already finished: the first outcome stands
+	}
+	return []types.TransactWriteItem{
+		{Update: finish},
+		{Update: s.counterUpdate(f.Event, f.ReceivedAt, attrProcessed)},
 	}
 }
 
@@ -181,7 +277,7 @@ func (s *Store) newItem(ctx context.Context, rec *delivery.Record) (map[string]t
 	item[attrHookID] = stringValue(rec.HookID)
 	item[attrDeliveryID] = stringValue(rec.DeliveryID)
 	item[attrReceivedAt] = stringValue(received)
-	item[attrExpiresAt] = &types.AttributeValueMemberN{Value: strconv.FormatInt(rec.ReceivedAt.Add(s.retention).Unix(), 10)}
+	item[attrExpiresAt] = numberValue(rec.ReceivedAt.Add(s.retention).Unix())
 	item[attrGSI1PK] = stringValue("DELIVERIES#" + rec.ReceivedAt.UTC().Format(dayLayout))
 	item[attrGSI1SK] = stringValue(received + "#" + rec.HookID + "#" + rec.DeliveryID)
 	for name, v := range map[string]string{
@@ -277,4 +373,126 @@ func parseTime(item map[string]types.AttributeValue, name string) (time.Time, er
 		return time.Time{}, fmt.Errorf("attribute %s: %w", name, err)
 	}
 	return t, nil
+}
+
+// ---------------------------------------------------------------------------- transactions
+
+// maxTransactItems is DynamoDB's limit on the actions in one TransactWriteItems.
+const maxTransactItems = 100
+
+// maxTransactAttempts bounds transact's retries; backoffBase is its first delay, doubled
+// on each retry and jittered.
+const (
+	maxTransactAttempts = 5
+	backoffBase         = 10 * time.Millisecond
+)
+
+// transact writes items in one TransactWriteItems. DynamoDB cancels a transaction that
+// touches an item another transaction has in flight (TransactionConflict): every
+// delivery of an hour and event shares one counter item, so with concurrent writers that
+// is routine, and it says nothing about our conditions. transact retries such
+// cancellations, and throttled ones, a few times with jittered backoff; what it returns
+// after that the caller judges. The SDK retries neither. It does retry network errors,
+// with the idempotency token it sets on the input, so that a write whose answer was lost
+// is answered with success rather than applied twice; each attempt here is a new request,
+// so it gets a new input and token.
+func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) error {
+	return retryTransient(ctx, func() error {
+		_, err := s.db.TransactWriteItems(ctx, &dynamodb.TransactWriteItemsInput{TransactItems: items})
+		return err
+	})
+}
+
+// retryTransient calls write until it succeeds, fails other than transiently, or has been
+// tried maxTransactAttempts times.
+func retryTransient(ctx context.Context, write func() error) error {
+	delay := backoffBase
+	for attempt := 1; ; attempt++ {
+		err := write()
+		if err == nil || attempt == maxTransactAttempts || !transient(err) {
+			return err
+		}
+		t := time.NewTimer(delay/2 + rand.N(delay))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return errors.Join(err, ctx.Err())
+		case <-t.C:
+		}
+		delay *= 2
+	}
+}
+
+// Cancellation reason codes of TransactionCanceledException.
+const (
+	reasonNone              = "None"
+	reasonConditionFailed   = "ConditionalCheckFailed"
+	reasonConflict          = "TransactionConflict"
+	reasonThrottled         = "ThrottlingError"
+	reasonThroughputExceeds = "ProvisionedThroughputExceeded"
+)
+
+// transient reports whether err is a conflict with another transaction in flight or a
+// throttle, and nothing worse: a transaction cancelled only for such reasons, or a single
+// write that conflicted with a transaction.
+func transient(err error) bool {
+	var single *types.TransactionConflictException
+	if errors.As(err, &single) {
+		return true
+	}
+	reasons, ok := cancellationReasons(err)
+	if !ok {
+		return false
+	}
+	retry := false
+	for _, r := range reasons {
+		switch aws.ToString(r.Code) {
+		case reasonNone, "":
+		case reasonConflict, reasonThrottled, reasonThroughputExceeds:
+			retry = true
+		default:
+			return false
+		}
+	}
+	return retry
+}
+
+// conflict reports whether a transaction was cancelled because a condition failed or
+// another transaction touched one of its items: reading again and retrying may succeed.
+func conflict(err error) bool {
+	reasons, _ := cancellationReasons(err)
+	for _, r := range reasons {
+		if code := aws.ToString(r.Code); code == reasonConditionFailed || code == reasonConflict {
+			return true
+		}
+	}
+	return false
+}
+
+// conditionFailed returns the cancellation reason of the i-th action of a cancelled
+// transaction if that action's condition failed.
+func conditionFailed(err error, i int) (types.CancellationReason, bool) {
+	reasons, _ := cancellationReasons(err)
+	if i < 0 || i >= len(reasons) || aws.ToString(reasons[i].Code) != reasonConditionFailed {
+		return types.CancellationReason{}, false
+	}
+	return reasons[i], true
+}
+
+// finishFailed tells whether the finish of a delivery at action i of a transaction
+// failed its condition, and whether it failed because the delivery is missing (no item
+// came back with the cancellation) rather than finished already.
+func finishFailed(err error, i int) (failed, missing bool) {
+	r, failed := conditionFailed(err, i)
+	return failed, failed && len(r.Item) == 0
+}
+
+// cancellationReasons returns the reasons of a cancelled transaction, one per action in
+// the order of the request.
+func cancellationReasons(err error) ([]types.CancellationReason, bool) {
+	var cancelled *types.TransactionCanceledException
+	if !errors.As(err, &cancelled) {
+		return nil, false
+	}
+	return cancelled.CancellationReasons, true
 }

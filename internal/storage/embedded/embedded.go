@@ -1,14 +1,20 @@
-// Package embedded keeps deliveries and the processing queue in one bbolt file, for the
-// local stack (make run). Writes go through bbolt's Batch, which folds concurrent
-// requests into one transaction and one fsync: every delivery is durable before it is
-// acknowledged, and throughput still grows with concurrency instead of being bounded by
-// the disk's fsync rate.
+// Package embedded keeps deliveries, the processing queue, the job domain's state and the
+// hourly counters in one bbolt file, for the local stack (make run). Writes go through
+// bbolt's Batch, which folds concurrent requests into one transaction and one fsync: every
+// delivery is durable before it is acknowledged, and throughput still grows with
+// concurrency instead of being bounded by the disk's fsync rate.
 //
 // The queue's durability comes from the store: Create records a new delivery and adds it
 // to a pending index in the same transaction, Finish removes it in the same transaction
 // as the state change. The queue itself is in memory and is refilled from the pending
 // index at start (Queue.Recover). So a delivery costs two commits, not four, and there is
 // no window in which a delivery is recorded but not queued.
+//
+// The job domain's state (jobs.Store) lives in the same file, so a Change and the finish
+// of the delivery it carries commit in one transaction. Lists are kept as index buckets
+// maintained by the writes that change them (the pending jobs of a pool in queue order,
+// the idle runners of a pool by name) and the statistics as hourly counters bumped by
+// the writes that record and finish deliveries: no read walks more than what it returns.
 package embedded
 
 import (
@@ -26,6 +32,22 @@ var (
 	bucketPayloads   = []byte("payloads")   // key → payload bytes, kept apart so state changes do not rewrite them
 	bucketPending    = []byte("pending")    // key → queue message, for every delivery not yet finished
 	bucketDLQ        = []byte("dlq")        // key → message that kept failing, with its last error
+	bucketCounters   = []byte("counters")   // <hour RFC 3339>\x00<event> → tally (JSON)
+
+	bucketJobs     = []byte("jobs")     // 8-byte big-endian job id → jobs.Job (JSON)
+	bucketRunners  = []byte("runners")  // runner name → jobs.Runner (JSON)
+	bucketRuns     = []byte("runs")     // 8-byte big-endian run id → jobs.Run (JSON)
+	bucketProfiles = []byte("profiles") // repository → jobs.Profile (JSON)
+	bucketPools    = []byte("pools")    // pool name → jobs.Pool (JSON)
+	// Indexes, kept by Commit from each entity's old and new state.
+	bucketPendingJobs = []byte("pendingJobs") // <pool>\x00<QueueKey> → job key, for jobs with Allocation pending
+	bucketIdleRunners = []byte("idleRunners") // <pool>\x00<name> → runner key, for runners in state idle
+
+	buckets = [][]byte{
+		bucketDeliveries, bucketPayloads, bucketPending, bucketDLQ, bucketCounters,
+		bucketJobs, bucketRunners, bucketRuns, bucketProfiles, bucketPools,
+		bucketPendingJobs, bucketIdleRunners,
+	}
 )
 
 // DB is an open embedded database.
@@ -46,7 +68,7 @@ func Open(path string) (*DB, error) {
 	// load; see the README performance section).
 	db.MaxBatchDelay = 5 * time.Millisecond
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketDeliveries, bucketPayloads, bucketPending, bucketDLQ} {
+		for _, b := range buckets {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -63,7 +85,7 @@ func Open(path string) (*DB, error) {
 // Close closes the file.
 func (db *DB) Close() error { return db.bolt.Close() }
 
-// Store returns the delivery store backed by db.
+// Store returns the store backed by db: deliveries, job state and counters.
 func (db *DB) Store() *Store { return &Store{db: db.bolt} }
 
 // Queue returns the queue fed by db's pending index.

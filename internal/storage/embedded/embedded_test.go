@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 )
 
@@ -25,6 +28,15 @@ func open(t *testing.T) *embedded.DB {
 func TestStoreConformance(t *testing.T) {
 	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return open(t).Store() })
 }
+
+func stores(t *testing.T) jobstest.Stores {
+	s := open(t).Store()
+	return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s}
+}
+
+func TestJobStoreConformance(t *testing.T) { jobstest.StoreSuite(t, stores) }
+
+func TestCountersConformance(t *testing.T) { jobstest.CountersSuite(t, stores) }
 
 func TestQueueConformance(t *testing.T) {
 	deliverytest.QueueSuite(t, func(t *testing.T) (delivery.Queue, func(context.Context) []delivery.Message) {
@@ -151,5 +163,116 @@ func TestReceiveWaitsForEnqueue(t *testing.T) {
 	}
 	if items := <-got; len(items) != 1 || items[0].DeliveryID != "late" {
 		t.Fatalf("got %+v", items)
+	}
+}
+
+func TestReplayDeadLetters(t *testing.T) {
+	ctx := context.Background()
+	db := open(t)
+	q := db.Queue(1)
+	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
+		t.Fatal(err)
+	}
+	q.Enqueue(ctx, msg("poison"))
+	items, _ := q.Receive(ctx, 1)
+	if err := q.Nack(items[0].ID, errors.New("bug")); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.ReplayDeadLetters(); err != nil || n != 1 {
+		t.Fatalf("replayed %d, %v", n, err)
+	}
+	pending, dead, _ := q.Depth()
+	items, _ = q.Receive(ctx, 1)
+	if pending != 1 || dead != 0 || len(items) != 1 || items[0].DeliveryID != "poison" || items[0].Attempts != 0 {
+		t.Fatalf("after replay: pending %d dead %d items %+v", pending, dead, items)
+	}
+}
+
+// Job state, its indexes and the counters are in the file, not in memory.
+func TestJobStateSurvivesRestart(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "runnerhub.db")
+	db, err := embedded.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	rec := record("restart")
+	if _, err := db.Store().Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	job := &jobs.Job{ID: 42, Pool: "linux", Status: jobs.StatusQueued, Allocation: jobs.AllocationPending,
+		QueueKey: jobs.RankKey(time.Now(), 42)}
+	runner := &jobs.Runner{Name: "runner-1", Pool: "linux", State: jobs.RunnerIdle}
+	fin := &jobs.Finish{Key: rec.Key, Event: rec.Event, State: delivery.Processed, At: time.Now(), ReceivedAt: rec.ReceivedAt}
+	if err := db.Store().Commit(ctx, &jobs.Change{Jobs: []*jobs.Job{job}, Runners: []*jobs.Runner{runner}, Finish: fin}); err != nil {
+		t.Fatal(err)
+	}
+	db.Close()
+
+	db, err = embedded.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	s := db.Store()
+	if pending, err := s.PendingJobs(ctx, "linux", 10); err != nil || len(pending) != 1 || pending[0].ID != 42 {
+		t.Fatalf("pending after restart: %+v %v", pending, err)
+	}
+	if idle, err := s.IdleRunners(ctx, "linux", 10); err != nil || len(idle) != 1 || idle[0].Name != "runner-1" {
+		t.Fatalf("idle after restart: %+v %v", idle, err)
+	}
+	hour := delivery.Hour(rec.ReceivedAt)
+	counts, err := s.HourlyCounts(ctx, hour, hour.Add(time.Hour))
+	if err != nil || len(counts) != 1 || counts[0].Total != 1 || counts[0].Processed != 1 {
+		t.Fatalf("counters after restart: %+v %v", counts, err)
+	}
+	if n, _ := db.Queue(3).Recover(); n != 0 {
+		t.Fatalf("%d deliveries queued again after restart, want 0: the Commit finished the only one", n)
+	}
+}
+
+// A conflicting Commit rolls back the batch it shares with other writes, which bbolt then
+// runs again: each of them must still apply exactly once.
+func TestBatchRetriesApplyOnce(t *testing.T) {
+	ctx := context.Background()
+	s := open(t).Store()
+	runner := &jobs.Runner{Name: "contended", State: jobs.RunnerIdle}
+	if err := s.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{runner}}); err != nil {
+		t.Fatal(err)
+	}
+	const n = 16
+	receivedAt := time.Date(2024, 5, 1, 12, 30, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			// Created again at version 0: a conflict, whatever batch it lands in.
+			err := s.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{{Name: "contended", State: jobs.RunnerBusy}}})
+			if !errors.Is(err, jobs.ErrConflict) {
+				t.Errorf("Commit of a stale runner: %v, want ErrConflict", err)
+			}
+		})
+		wg.Go(func() {
+			if err := s.CountError(ctx, "workflow_job", receivedAt); err != nil {
+				t.Error(err)
+			}
+		})
+		wg.Go(func() {
+			if err := s.Commit(ctx, &jobs.Change{Jobs: []*jobs.Job{{ID: int64(i + 1), Status: jobs.StatusQueued}}}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	counts, err := s.HourlyCounts(ctx, delivery.Hour(receivedAt), delivery.Hour(receivedAt).Add(time.Hour))
+	if err != nil || len(counts) != 1 || counts[0].Errors != n {
+		t.Fatalf("errors counted: %+v %v, want %d", counts, err, n)
+	}
+	for i := range n {
+		if j, err := s.Job(ctx, int64(i+1)); err != nil || j.Version != 1 {
+			t.Fatalf("job %d: %+v %v, want version 1", i+1, j, err)
+		}
+	}
+	if r, err := s.Runner(ctx, "contended"); err != nil || r.Version != 1 || r.State != jobs.RunnerIdle {
+		t.Fatalf("runner: %+v %v, want idle at version 1", r, err)
 	}
 }

@@ -175,3 +175,33 @@ func (q *Queue) Depth() (pending, dead int, err error) {
 	})
 	return pending, dead, err
 }
+
+// ReplayDeadLetters puts every dead-lettered delivery back in the pending index and on
+// the queue, with a fresh attempt count, and returns how many.
+func (q *Queue) ReplayDeadLetters() (int, error) {
+	var items []Item
+	err := q.db.Update(func(tx *bolt.Tx) error {
+		items = items[:0]
+		dlq, pending := tx.Bucket(bucketDLQ), tx.Bucket(bucketPending)
+		c := dlq.Cursor()
+		for k, v := c.First(); k != nil; k, v = c.First() {
+			var d DeadLetter
+			if err := json.Unmarshal(v, &d); err != nil {
+				return err
+			}
+			if err := putJSON(pending, k, d.Message); err != nil {
+				return err
+			}
+			if err := dlq.Delete(k); err != nil {
+				return err
+			}
+			items = append(items, Item{Message: d.Message})
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("replay dead letters: %w", err)
+	}
+	q.push(items...)
+	return len(items), nil
+}

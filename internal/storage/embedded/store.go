@@ -6,15 +6,20 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	bolt "go.etcd.io/bbolt"
 )
 
-// Store is the embedded delivery.Store.
+// Store is the embedded delivery.Store, jobs.Store and delivery.Counters.
 type Store struct {
 	db *bolt.DB
 }
 
-var _ delivery.Store = (*Store)(nil)
+var (
+	_ delivery.Store    = (*Store)(nil)
+	_ delivery.Counters = (*Store)(nil)
+	_ jobs.Store        = (*Store)(nil)
+)
 
 // meta is the stored form of a Record without its payload.
 type meta struct {
@@ -76,10 +81,14 @@ func (s *Store) Create(ctx context.Context, rec *delivery.Record) (*delivery.Rec
 		if err := putJSON(deliveries, key, toMeta(rec)); err != nil {
 			return err
 		}
-		if !rec.State.Done() {
-			if err := putJSON(tx.Bucket(bucketPending), key, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
-				return err
-			}
+		created := tally{Total: 1}
+		if rec.State.Done() {
+			created.Processed = 1 // recorded finished: Pending (Total − Processed) must not count it
+		} else if err := putJSON(tx.Bucket(bucketPending), key, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
+			return err
+		}
+		if err := count(tx, rec.Event, rec.ReceivedAt, created); err != nil {
+			return err
 		}
 		return tx.Bucket(bucketPayloads).Put(key, rec.Payload)
 	})
@@ -111,27 +120,40 @@ func (s *Store) Get(ctx context.Context, k delivery.Key) (*delivery.Record, erro
 }
 
 func (s *Store) Finish(ctx context.Context, k delivery.Key, state delivery.State, outcome string, at time.Time) error {
-	key := storeKey(k)
 	err := s.db.Batch(func(tx *bolt.Tx) error {
-		deliveries := tx.Bucket(bucketDeliveries)
-		var m meta
-		found, err := getJSON(deliveries, key, &m)
-		switch {
-		case err != nil:
-			return err
-		case !found:
-			return delivery.ErrNotFound
-		case m.State.Done():
-			return nil // the first outcome stands
-		}
-		m.State, m.Outcome, m.ProcessedAt = state, outcome, ms(at)
-		if err := tx.Bucket(bucketPending).Delete(key); err != nil {
-			return err
-		}
-		return putJSON(deliveries, key, m)
+		_, err := finish(tx, k, state, outcome, at) // finishing again keeps the first outcome
+		return err
 	})
 	if err != nil {
 		return fmt.Errorf("finish delivery %s: %w", k.DeliveryID, err)
 	}
 	return nil
+}
+
+// finish moves a delivery to a final state in tx, with everything that goes with it: it
+// leaves the pending index (so it is not queued again at the next start) and is counted
+// processed, in the hour and event it was counted in when it was created. A delivery
+// that is already finished is left as it is and reported (already); an unknown one is
+// delivery.ErrNotFound. Store.Finish and Commit both finish through here.
+func finish(tx *bolt.Tx, k delivery.Key, state delivery.State, outcome string, at time.Time) (already bool, err error) {
+	key := storeKey(k)
+	deliveries := tx.Bucket(bucketDeliveries)
+	var m meta
+	found, err := getJSON(deliveries, key, &m)
+	switch {
+	case err != nil:
+		return false, err
+	case !found:
+		return false, delivery.ErrNotFound
+	case m.State.Done():
+		return true, nil
+	}
+	m.State, m.Outcome, m.ProcessedAt = state, outcome, ms(at)
+	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
+		return false, err
+	}
+	if err := putJSON(deliveries, key, m); err != nil {
+		return false, err
+	}
+	return false, count(tx, m.Event, m.ReceivedAt, tally{Processed: 1})
 }

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+// wantState is the state a processed delivery of each event in events/ ends in.
+var wantState = map[string]string{
+	"ping":         "processed",
+	"workflow_job": "processed",
+	"workflow_run": "processed",
+	"push":         "processed",
+	"pull_request": "processed",
+}
+
+// queued is a message on the events queue.
+type queued struct {
+	HookID     string `json:"hookId"`
+	DeliveryID string `json:"deliveryId"`
+	Event      string `json:"event"`
+}
+
+// TestProcessorFunction runs the built bootstraps under aws-lambda-rie against moto: the
+// webhook function records and queues every webhook event in events/, then the processor
+// gets events/processor-sqs.json, which must be the batch Lambda's SQS event source would
+// make of those very messages, plus one malformed record.
+func TestProcessorFunction(t *testing.T) {
+	webhookBootstrap := testenv.BuildFunction(t, "WebhookFunction")
+	processorBootstrap := testenv.BuildFunction(t, "ProcessorFunction")
+	env := testenv.StartAWS(t)
+	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
+	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
+	processorFn := testenv.StartLambda(t, processorBootstrap, fnEnv)
+	db := dynamodb.NewFromConfig(env.Config)
+	queue := sqs.NewFromConfig(env.Config)
+	root := testenv.RepoRoot(t)
+
+	webhookEvents, err := filepath.Glob(filepath.Join(root, "events", "webhook-*.json"))
+	if err != nil || len(webhookEvents) == 0 {
+		t.Fatalf("no webhook events in events/ (%v)", err)
+	}
+	for _, file := range webhookEvents {
+		status := invokeWebhook(t, webhookFn, readFile(t, file)).StatusCode
+		if status != http.StatusAccepted && status != http.StatusUnauthorized {
+			t.Fatalf("%s: webhook answered %d", filepath.Base(file), status)
+		}
+	}
+
+	batchEvent := readFile(t, filepath.Join(root, "events", "processor-sqs.json"))
+	var batch events.SQSEvent
+	if err := json.Unmarshal(batchEvent, &batch); err != nil {
+		t.Fatal(err)
+	}
+	deliveries, wantFailures := matchQueue(t, batch, receiveAll(t, queue, env.EventsQueueURL))
+	if len(wantFailures) != 1 {
+		t.Fatalf("records %v are no message the webhook sent; want exactly the malformed one", wantFailures)
+	}
+
+	// Twice: SQS delivers at least once, so the same batch may come again; nothing may
+	// change the second time.
+	var first map[queued]map[string]ddbtypes.AttributeValue
+	for _, round := range []string{"first", "again"} {
+		t.Run(round, func(t *testing.T) {
+			var resp events.SQSEventResponse
+			if err := json.Unmarshal(processorFn.Invoke(t, batchEvent), &resp); err != nil {
+				t.Fatal(err)
+			}
+			var failed []string
+			for _, f := range resp.BatchItemFailures {
+				failed = append(failed, f.ItemIdentifier)
+			}
+			if !slices.Equal(failed, wantFailures) {
+				t.Errorf("batchItemFailures %v, want exactly the malformed record %v", failed, wantFailures)
+			}
+			items := map[queued]map[string]ddbtypes.AttributeValue{}
+			for _, d := range deliveries {
+				item := getDelivery(t, db, env.EventsTable, d)
+				items[d] = item
+				want, ok := wantState[d.Event]
+				if !ok {
+					t.Fatalf("no expected state for %s deliveries: add it to wantState", d.Event)
+				}
+				if got := stringAttr(item, "state"); got != want {
+					t.Errorf("%s delivery %s: state %q (outcome %q), want %q", d.Event, d.DeliveryID, got, stringAttr(item, "outcome"), want)
+				}
+				if stringAttr(item, "outcome") == "" || stringAttr(item, "processedAt") == "" {
+					t.Errorf("%s delivery %s: outcome %q, processedAt %q; want both set", d.Event, d.DeliveryID,
+						stringAttr(item, "outcome"), stringAttr(item, "processedAt"))
+				}
+				if first != nil {
+					for _, name := range []string{"state", "outcome", "processedAt"} {
+						if stringAttr(item, name) != stringAttr(first[d], name) {
+							t.Errorf("%s delivery %s: %s changed from %q to %q on a repeated batch", d.Event, d.DeliveryID,
+								name, stringAttr(first[d], name), stringAttr(item, name))
+						}
+					}
+				}
+			}
+			first = items
+		})
+	}
+
+	t.Run("redelivered after processing", func(t *testing.T) {
+		resp := invokeWebhook(t, webhookFn, readFile(t, filepath.Join(root, "events", "webhook-ping.json")))
+		var body struct {
+			Success   bool `json:"success"`
+			Duplicate bool `json:"duplicate"`
+		}
+		if err := json.Unmarshal([]byte(resp.Body), &body); err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || !body.Success || !body.Duplicate {
+			t.Errorf("answer %d %s, want 200 with duplicate true", resp.StatusCode, resp.Body)
+		}
+		if got := receiveAll(t, queue, env.EventsQueueURL); len(got) != 0 {
+			t.Errorf("a processed delivery was queued again: %v", got)
+		}
+	})
+}
+
+// matchQueue pairs the batch's records with the messages the webhook function sent: each
+// record must carry a sent message exactly as SQS would hand it over (body and checksums),
+// and each sent message must be in the batch. It returns the deliveries the batch
+// refers to, and the ids of the records that match no message.
+func matchQueue(t *testing.T, batch events.SQSEvent, sent []sqstypes.Message) (deliveries []queued, unmatched []string) {
+	t.Helper()
+	byBody := map[string]sqstypes.Message{}
+	for _, m := range sent {
+		byBody[aws.ToString(m.Body)] = m
+	}
+	for _, r := range batch.Records {
+		m, ok := byBody[r.Body]
+		if !ok {
+			unmatched = append(unmatched, r.MessageId)
+			continue
+		}
+		delete(byBody, r.Body)
+		if r.Md5OfBody != aws.ToString(m.MD5OfBody) || r.Md5OfMessageAttributes != aws.ToString(m.MD5OfMessageAttributes) {
+			t.Errorf("record %s: md5OfBody %s, md5OfMessageAttributes %s; SQS computed %s, %s", r.MessageId,
+				r.Md5OfBody, r.Md5OfMessageAttributes, aws.ToString(m.MD5OfBody), aws.ToString(m.MD5OfMessageAttributes))
+		}
+		if got, want := aws.ToString(r.MessageAttributes["event"].StringValue), aws.ToString(m.MessageAttributes["event"].StringValue); got != want {
+			t.Errorf("record %s: event attribute %q, sent %q", r.MessageId, got, want)
+		}
+		var d queued
+		if err := json.Unmarshal([]byte(r.Body), &d); err != nil {
+			t.Fatalf("record %s: %v", r.MessageId, err)
+		}
+		deliveries = append(deliveries, d)
+	}
+	for body := range byBody {
+		t.Errorf("the webhook function queued %s, which the batch lacks", body)
+	}
+	return deliveries, unmatched
+}
+
+func invokeWebhook(t *testing.T, fn *testenv.Lambda, event []byte) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(fn.Invoke(t, event), &resp); err != nil {
+		t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
+	}
+	return resp
+}
+
+// receiveAll receives every message visible on the queue. Received messages stay
+// invisible for the queue's visibility timeout (minutes), longer than the test.
+func receiveAll(t *testing.T, queue *sqs.Client, url string) []sqstypes.Message {
+	t.Helper()
+	var all []sqstypes.Message
+	for {
+		out, err := queue.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+			QueueUrl:              &url,
+			MaxNumberOfMessages:   10,
+			MessageAttributeNames: []string{"All"},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return all
+		}
+		all = append(all, out.Messages...)
+	}
+}
+
+func getDelivery(t *testing.T, db *dynamodb.Client, table string, d queued) map[string]ddbtypes.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: &table,
+		Key: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.HookID + "#" + d.DeliveryID},
+			"sk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY"},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if out.Item == nil {
+		t.Fatalf("%s delivery %s was not recorded", d.Event, d.DeliveryID)
+	}
+	return out.Item
+}
+
+func stringAttr(item map[string]ddbtypes.AttributeValue, name string) string {
+	if v, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func readFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

@@ -1,0 +1,581 @@
+package jobs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+)
+
+// Engine decides what a delivery does to the job state. Plan only reads; the caller
+// commits the returned Change and, once committed, sends its signals.
+type Engine struct {
+	Store Store
+	// Pools are the configured pools (RUNNERHUB_POOLS); pools in the store overlay them.
+	Pools []Pool
+	// Step is the priority step of the pending queue's virtual time (see Rank).
+	Step time.Duration
+}
+
+// Plan is the outcome of applying one delivery.
+type Plan struct {
+	Change   Change
+	State    delivery.State // Processed or Ignored
+	Outcome  string
+	Demands  []Demand
+	Prewarms []Prewarm
+}
+
+// maxDeliveriesPerJob bounds the delivery ids kept on a job record.
+const maxDeliveriesPerJob = 20
+
+// maxProfilePools bounds a repository profile.
+const maxProfilePools = 5
+
+// planner holds what one Plan has read and changed, so each entity is read once and
+// written once, and later steps see earlier steps' changes.
+type planner struct {
+	ctx     context.Context
+	e       *Engine
+	rec     *delivery.Record
+	jobs    map[int64]*Job
+	runners map[string]*Runner
+	deleted map[string]*Runner
+	dirty   map[any]bool
+	pools   []Pool
+	plan    *Plan
+}
+
+// Plan reads the state rec touches and computes its effects. An error wrapping
+// ErrBadPayload means the delivery can never be applied.
+func (e *Engine) Plan(ctx context.Context, rec *delivery.Record) (*Plan, error) {
+	p := &planner{
+		ctx: ctx, e: e, rec: rec,
+		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{},
+		dirty: map[any]bool{}, plan: &Plan{State: delivery.Processed},
+	}
+	var err error
+	switch rec.Event {
+	case "workflow_job":
+		err = p.workflowJob()
+	case "workflow_run":
+		err = p.workflowRun()
+	case "push":
+		err = p.prewarm("push")
+	case "pull_request":
+		switch rec.Action {
+		case "opened", "synchronize", "reopened":
+			err = p.prewarm("pull_request." + rec.Action)
+		default:
+			p.ignore("pull_request." + rec.Action + " does not start workflows")
+		}
+	case "ping":
+		p.plan.Outcome = "pong"
+	default:
+		p.ignore(rec.Event + " events are recorded only")
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.collect()
+	return p.plan, nil
+}
+
+func (p *planner) ignore(reason string) {
+	p.plan.State, p.plan.Outcome = delivery.Ignored, "ignored: "+reason
+}
+
+// collect moves every changed entity into the Change, in a stable order.
+func (p *planner) collect() {
+	for _, id := range slices.Sorted(maps.Keys(p.jobs)) {
+		if j := p.jobs[id]; p.dirty[j] {
+			p.plan.Change.Jobs = append(p.plan.Change.Jobs, j)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.runners)) {
+		if r := p.runners[name]; p.dirty[r] {
+			p.plan.Change.Runners = append(p.plan.Change.Runners, r)
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(p.deleted)) {
+		p.plan.Change.DeleteRunners = append(p.plan.Change.DeleteRunners, p.deleted[name])
+	}
+}
+
+func (p *planner) touch(v any) { p.dirty[v] = true }
+
+func (p *planner) job(id int64) (*Job, error) {
+	if j, ok := p.jobs[id]; ok {
+		return j, nil
+	}
+	j, err := p.e.Store.Job(p.ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		j, err = &Job{ID: id}, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.jobs[id] = j
+	return j, nil
+}
+
+// runner returns a managed runner, or nil for a name RunnerHub does not manage.
+func (p *planner) runner(name string) (*Runner, error) {
+	if name == "" {
+		return nil, nil
+	}
+	if r, ok := p.runners[name]; ok {
+		return r, nil
+	}
+	if _, gone := p.deleted[name]; gone {
+		return nil, nil
+	}
+	r, err := p.e.Store.Runner(p.ctx, name)
+	if errors.Is(err, ErrNotFound) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	p.runners[name] = r
+	return r, nil
+}
+
+func (p *planner) allPools() ([]Pool, error) {
+	if p.pools == nil {
+		stored, err := p.e.Store.Pools(p.ctx)
+		if err != nil {
+			return nil, err
+		}
+		p.pools = mergePools(p.e.Pools, stored)
+	}
+	return p.pools, nil
+}
+
+func (p *planner) pool(name string) (Pool, bool, error) {
+	pools, err := p.allPools()
+	if err != nil {
+		return Pool{}, false, err
+	}
+	for _, pl := range pools {
+		if pl.Name == name {
+			return pl, true, nil
+		}
+	}
+	return Pool{}, false, nil
+}
+
+// workflowJob applies a workflow_job delivery: merge what it says into the job (status
+// only moves forward; a late event only fills what is missing), then act on the
+// transition it caused, if any.
+func (p *planner) workflowJob() error {
+	ev, err := decodeJobEvent(p.rec.Payload)
+	if err != nil {
+		return err
+	}
+	job, err := p.job(ev.WorkflowJob.ID)
+	if err != nil {
+		return err
+	}
+	from := job.Status
+	merge(job, ev, p.rec)
+	p.touch(job)
+	advanced := job.Status.Rank() > from.Rank()
+
+	var what string
+	switch {
+	case !advanced:
+		what = fmt.Sprintf("job %d: late or repeated %s, status stays %s", job.ID, ev.WorkflowJob.Status, job.Status)
+	case job.Status == StatusWaiting:
+		what = fmt.Sprintf("job %d waiting", job.ID)
+	case job.Status == StatusQueued:
+		what, err = p.enqueue(job)
+	case job.Status == StatusInProgress:
+		what, err = p.start(job)
+	case job.Status == StatusCompleted:
+		what, err = p.complete(job)
+	}
+	p.plan.Outcome = what
+	return err
+}
+
+// merge folds one workflow_job event into the job. Fields are filled when missing; the
+// status and the fields that belong to a later status only move forward.
+func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
+	w := ev.WorkflowJob
+	fill := func(dst *string, v string) {
+		if *dst == "" {
+			*dst = v
+		}
+	}
+	if job.RunID == 0 {
+		job.RunID = w.RunID
+	}
+	fill(&job.Repository, ev.Repository.FullName)
+	fill(&job.Name, w.Name)
+	fill(&job.HeadSHA, w.HeadSHA)
+	fill(&job.HTMLURL, w.HTMLURL)
+	if job.Labels == nil && w.Labels != nil {
+		job.Labels = w.Labels
+		job.Priority = Priority(w.Labels)
+	}
+	if job.CreatedAt.IsZero() {
+		job.CreatedAt = w.CreatedAt.UTC()
+	}
+	if w.Status == StatusQueued && job.QueuedAt.IsZero() {
+		job.QueuedAt = rec.ReceivedAt.UTC()
+	}
+	if w.Status.Rank() >= StatusInProgress.Rank() {
+		if job.StartedAt.IsZero() && !w.StartedAt.IsZero() {
+			job.StartedAt = w.StartedAt.UTC()
+		}
+		if job.RunnerName == "" && w.RunnerName != nil {
+			job.RunnerName = *w.RunnerName
+		}
+		if job.RunnerID == 0 && w.RunnerID != nil {
+			job.RunnerID = *w.RunnerID
+		}
+	}
+	if w.Status == StatusCompleted {
+		if job.CompletedAt.IsZero() && !w.CompletedAt.IsZero() {
+			job.CompletedAt = w.CompletedAt.UTC()
+		}
+		if job.Conclusion == "" && w.Conclusion != nil {
+			job.Conclusion = *w.Conclusion
+		}
+	}
+	if w.Status.Rank() > job.Status.Rank() {
+		job.Status = w.Status
+	}
+	if !slices.Contains(job.Deliveries, rec.DeliveryID) {
+		job.Deliveries = append(job.Deliveries, rec.DeliveryID)
+		if len(job.Deliveries) > maxDeliveriesPerJob {
+			job.Deliveries = job.Deliveries[len(job.Deliveries)-maxDeliveriesPerJob:]
+		}
+	}
+}
+
+// enqueue places a newly queued job: with an idle runner of a fitting pool if there is
+// one (given to the highest-ranked fitting job), else in the first fitting pool's
+// pending queue with a scale-up demand.
+func (p *planner) enqueue(job *Job) (string, error) {
+	if job.QueuedAt.IsZero() {
+		job.QueuedAt = p.rec.ReceivedAt.UTC()
+	}
+	fitting, err := p.fitting(job)
+	if err != nil {
+		return "", err
+	}
+	if len(fitting) == 0 {
+		job.Allocation = AllocationUnmatched
+		return fmt.Sprintf("job %d queued; no pool fits labels %v", job.ID, job.Labels), nil
+	}
+	job.QueueKey = RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
+	for _, pl := range fitting {
+		r, err := p.idleRunner(pl, job)
+		if err != nil {
+			return "", err
+		}
+		if r == nil {
+			continue
+		}
+		job.Pool, job.Allocation = pl.Name, AllocationPending
+		if err := p.recordUse(job.Repository, pl.Name); err != nil {
+			return "", err
+		}
+		winner, err := p.match(r)
+		if err != nil {
+			return "", err
+		}
+		if winner == job {
+			return fmt.Sprintf("job %d queued; reserved runner %s in pool %s", job.ID, r.Name, pl.Name), nil
+		}
+		p.demand(job)
+		return fmt.Sprintf("job %d queued in pool %s behind job %d, which took runner %s", job.ID, pl.Name, winner.ID, r.Name), nil
+	}
+	job.Pool, job.Allocation = fitting[0].Name, AllocationPending
+	if err := p.recordUse(job.Repository, job.Pool); err != nil {
+		return "", err
+	}
+	p.demand(job)
+	return fmt.Sprintf("job %d queued in pool %s; no idle runner, demand sent", job.ID, job.Pool), nil
+}
+
+// fitting returns the pools whose labels fit job, by name.
+func (p *planner) fitting(job *Job) ([]Pool, error) {
+	pools, err := p.allPools()
+	if err != nil {
+		return nil, err
+	}
+	var fitting []Pool
+	for _, pl := range pools {
+		if Fits(job.Labels, pl.Labels) {
+			fitting = append(fitting, pl)
+		}
+	}
+	return fitting, nil
+}
+
+// finalAllocation is the allocation of a job that has started or finished, the same
+// whatever order its events arrived in: unmatched if no pool fits it, assigned if a
+// runner took it, abandoned if it ended without one (cancelled while queued).
+func (p *planner) finalAllocation(job *Job) (Allocation, error) {
+	fitting, err := p.fitting(job)
+	switch {
+	case err != nil:
+		return "", err
+	case len(fitting) == 0:
+		return AllocationUnmatched, nil
+	case job.RunnerName != "":
+		return AllocationAssigned, nil
+	}
+	return AllocationAbandoned, nil
+}
+
+// idleRunner finds an idle runner of pool that can run job.
+func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
+	idle, err := p.e.Store.IdleRunners(p.ctx, pl.Name, 8)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range idle {
+		if cached, ok := p.runners[r.Name]; ok {
+			r = cached // this plan may already have changed it
+		} else {
+			p.runners[r.Name] = r
+		}
+		if r.State == RunnerIdle && p.runnerFits(r, pl, job) {
+			return r, nil
+		}
+	}
+	return nil, nil
+}
+
+func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
+	return Fits(job.Labels, append(slices.Clip(pl.Labels), r.Labels...))
+}
+
+// match reserves the idle runner r for the highest-ranked pending job of its pool that
+// it can run, and returns that job (nil when none is waiting).
+func (p *planner) match(r *Runner) (*Job, error) {
+	pl, ok, err := p.pool(r.Pool)
+	if err != nil || !ok {
+		return nil, err
+	}
+	stored, err := p.e.Store.PendingJobs(p.ctx, r.Pool, 16)
+	if err != nil {
+		return nil, err
+	}
+	var candidates []*Job
+	for _, j := range stored {
+		if cached, ok := p.jobs[j.ID]; ok {
+			j = cached
+		} else {
+			p.jobs[j.ID] = j
+		}
+		candidates = append(candidates, j)
+	}
+	// Jobs this plan made pending are not in the store's index yet.
+	for _, j := range p.jobs {
+		if j.Allocation == AllocationPending && j.Pool == r.Pool && !slices.Contains(candidates, j) {
+			candidates = append(candidates, j)
+		}
+	}
+	sort.Slice(candidates, func(a, b int) bool { return candidates[a].QueueKey < candidates[b].QueueKey })
+	for _, j := range candidates {
+		if j.Allocation == AllocationPending && j.Pool == r.Pool && p.runnerFits(r, pl, j) {
+			p.reserve(j, r)
+			return j, nil
+		}
+	}
+	return nil, nil
+}
+
+func (p *planner) reserve(j *Job, r *Runner) {
+	j.Allocation, j.ReservedRunner, j.Pool, j.QueueKey = AllocationReserved, r.Name, r.Pool, ""
+	r.State, r.JobID, r.UpdatedAt = RunnerReserved, j.ID, p.rec.ReceivedAt.UTC()
+	p.touch(j)
+	p.touch(r)
+}
+
+func (p *planner) demand(j *Job) {
+	p.plan.Demands = append(p.plan.Demands, Demand{
+		Pool: j.Pool, JobID: j.ID, Repository: j.Repository, Labels: j.Labels, Priority: j.Priority, At: p.rec.ReceivedAt.UTC(),
+	})
+}
+
+// start applies in_progress: the job runs on the runner GitHub names.
+func (p *planner) start(job *Job) (string, error) {
+	if job.ReservedRunner != "" && job.ReservedRunner != job.RunnerName {
+		// GitHub picked another runner: the reserved one goes to the next job.
+		if err := p.release(job.ReservedRunner, job.ID); err != nil {
+			return "", err
+		}
+	}
+	job.ReservedRunner, job.QueueKey = "", ""
+	alloc, err := p.finalAllocation(job)
+	if err != nil {
+		return "", err
+	}
+	job.Allocation = alloc
+	r, err := p.runner(job.RunnerName)
+	if err != nil || r == nil {
+		return fmt.Sprintf("job %d in progress on unmanaged runner %q", job.ID, job.RunnerName), err
+	}
+	if r.State == RunnerBusy && r.JobID != job.ID && r.JobID != 0 {
+		// A runner runs one job at a time: if the job it is busy with started later, this
+		// in_progress is a late event and the runner stays with the newer job.
+		current, err := p.job(r.JobID)
+		if err != nil {
+			return "", err
+		}
+		if current.StartedAt.After(job.StartedAt) {
+			return fmt.Sprintf("job %d in progress on runner %s (late event: the runner has since started job %d)", job.ID, r.Name, current.ID), nil
+		}
+	}
+	if r.State == RunnerReserved && r.JobID != job.ID && r.JobID != 0 {
+		// The runner was held for another job, which goes back to the queue.
+		other, err := p.job(r.JobID)
+		if err != nil {
+			return "", err
+		}
+		if other.Allocation == AllocationReserved && other.ReservedRunner == r.Name {
+			other.Allocation, other.ReservedRunner = AllocationPending, ""
+			other.QueueKey = RankKey(Rank(other.QueuedAt, other.Priority, p.e.Step), other.ID)
+			p.touch(other)
+			p.demand(other)
+		}
+	}
+	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.rec.ReceivedAt.UTC()
+	if job.Pool == "" {
+		job.Pool = r.Pool
+	}
+	p.touch(r)
+	return fmt.Sprintf("job %d in progress on runner %s", job.ID, r.Name), nil
+}
+
+// complete applies completed: record the end and free the runner for the next job.
+func (p *planner) complete(job *Job) (string, error) {
+	alloc, err := p.finalAllocation(job)
+	if err != nil {
+		return "", err
+	}
+	job.Allocation, job.QueueKey = alloc, ""
+	for _, name := range []string{job.ReservedRunner, job.RunnerName} {
+		if err := p.release(name, job.ID); err != nil {
+			return "", err
+		}
+	}
+	job.ReservedRunner = ""
+	return fmt.Sprintf("job %d completed (%s) after %.0fs", job.ID, job.Conclusion, job.RunSeconds()), nil
+}
+
+// release frees a managed runner held by job: an ephemeral runner is removed, any other
+// becomes idle and is matched with the next pending job. A runner already given to
+// another job is left alone (events about the same runner can arrive out of order).
+func (p *planner) release(name string, jobID int64) error {
+	r, err := p.runner(name)
+	if err != nil || r == nil || r.JobID != jobID {
+		return err
+	}
+	if r.Ephemeral && r.State == RunnerBusy {
+		delete(p.runners, r.Name)
+		p.deleted[r.Name] = r
+		return nil
+	}
+	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.rec.ReceivedAt.UTC()
+	p.touch(r)
+	_, err = p.match(r)
+	return err
+}
+
+// recordUse counts a pool use in the repository's profile.
+func (p *planner) recordUse(repo, pool string) error {
+	if repo == "" {
+		return nil
+	}
+	prof, err := p.e.Store.Profile(p.ctx, repo)
+	if errors.Is(err, ErrNotFound) {
+		prof, err = &Profile{Repository: repo}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if prof.PoolUses == nil {
+		prof.PoolUses = map[string]int{}
+	}
+	prof.PoolUses[pool]++
+	for len(prof.PoolUses) > maxProfilePools {
+		delete(prof.PoolUses, leastUsed(prof.PoolUses))
+	}
+	p.plan.Change.Profiles = append(p.plan.Change.Profiles, prof)
+	return nil
+}
+
+func leastUsed(uses map[string]int) string {
+	least := ""
+	for _, name := range slices.Sorted(maps.Keys(uses)) {
+		if least == "" || uses[name] < uses[least] {
+			least = name
+		}
+	}
+	return least
+}
+
+// prewarm signals the pools a repository's recent jobs used.
+func (p *planner) prewarm(reason string) error {
+	if p.rec.Repository == "" {
+		p.ignore(reason + " without a repository")
+		return nil
+	}
+	prof, err := p.e.Store.Profile(p.ctx, p.rec.Repository)
+	if errors.Is(err, ErrNotFound) || (err == nil && len(prof.PoolUses) == 0) {
+		p.plan.Outcome = "no pool history for " + p.rec.Repository + "; nothing to pre-warm"
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	pools := slices.Sorted(maps.Keys(prof.PoolUses))
+	sort.SliceStable(pools, func(a, b int) bool { return prof.PoolUses[pools[a]] > prof.PoolUses[pools[b]] })
+	p.plan.Prewarms = append(p.plan.Prewarms, Prewarm{Repository: p.rec.Repository, Pools: pools, Reason: reason, At: p.rec.ReceivedAt.UTC()})
+	p.plan.Outcome = fmt.Sprintf("pre-warm %v for %s", pools, p.rec.Repository)
+	return nil
+}
+
+// workflowRun keeps the run record, changed only by information at least as new.
+func (p *planner) workflowRun() error {
+	ev, err := decodeRunEvent(p.rec.Payload)
+	if err != nil {
+		return err
+	}
+	w := ev.WorkflowRun
+	run, err := p.e.Store.Run(p.ctx, w.ID)
+	if errors.Is(err, ErrNotFound) {
+		run, err = &Run{ID: w.ID}, nil
+	}
+	if err != nil {
+		return err
+	}
+	if run.Version > 0 && w.UpdatedAt.Before(run.UpdatedAt) {
+		p.plan.Outcome = fmt.Sprintf("run %d: older than what is recorded, kept %s", run.ID, run.Status)
+		return nil
+	}
+	run.Repository, run.WorkflowName, run.HeadBranch, run.HeadSHA = ev.Repository.FullName, w.Name, w.HeadBranch, w.HeadSHA
+	run.Event, run.Status = w.Event, w.Status
+	if w.Conclusion != nil {
+		run.Conclusion = *w.Conclusion
+	}
+	if run.CreatedAt.IsZero() {
+		run.CreatedAt = w.CreatedAt.UTC()
+	}
+	run.UpdatedAt = w.UpdatedAt.UTC()
+	p.plan.Change.Runs = append(p.plan.Change.Runs, run)
+	p.plan.Outcome = fmt.Sprintf("run %d %s", run.ID, run.Status)
+	return nil
+}

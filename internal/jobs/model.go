@@ -1,0 +1,202 @@
+// Package jobs is RunnerHub's job domain: the order-tolerant job state machine, the
+// starvation-free pending queue, pools and runners, and race-free allocation of runners
+// to jobs. It reads state through the Store port and writes every effect of one delivery
+// as one atomic, version-checked Change, so a delivery's effects apply exactly once
+// however often and however concurrently it is processed.
+package jobs
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+)
+
+// Status is GitHub's workflow_job status. It only moves forward.
+type Status string
+
+const (
+	StatusWaiting    Status = "waiting"
+	StatusQueued     Status = "queued"
+	StatusInProgress Status = "in_progress"
+	StatusCompleted  Status = "completed"
+)
+
+// Rank orders statuses: waiting < queued < in_progress < completed; unknown is 0.
+func (s Status) Rank() int {
+	switch s {
+	case StatusWaiting:
+		return 1
+	case StatusQueued:
+		return 2
+	case StatusInProgress:
+		return 3
+	case StatusCompleted:
+		return 4
+	}
+	return 0
+}
+
+// Allocation says where a job stands with RunnerHub's runners.
+type Allocation string
+
+const (
+	AllocationNone      Allocation = ""          // not queued yet (waiting), or never seen queued
+	AllocationUnmatched Allocation = "unmatched" // no pool fits its labels
+	AllocationPending   Allocation = "pending"   // in its pool's pending queue, no runner yet
+	AllocationReserved  Allocation = "reserved"  // a runner is reserved for it
+	AllocationAssigned  Allocation = "assigned"  // running (or ran) on a runner GitHub named
+	AllocationAbandoned Allocation = "abandoned" // finished before it got a runner (e.g. cancelled)
+)
+
+// Job is one GitHub workflow job.
+type Job struct {
+	ID         int64
+	RunID      int64
+	Repository string
+	Name       string
+	Labels     []string
+	HeadSHA    string
+	HTMLURL    string
+	Status     Status
+	Conclusion string
+	Priority   int
+	// RunnerID and RunnerName are what GitHub reported (in_progress, completed).
+	RunnerID   int64
+	RunnerName string
+	// Pool, Allocation and ReservedRunner are RunnerHub's allocation.
+	Pool           string
+	Allocation     Allocation
+	ReservedRunner string
+	// QueueKey is the job's place in its pool's pending queue (RankKey); set only while
+	// Allocation is pending.
+	QueueKey    string
+	CreatedAt   time.Time
+	QueuedAt    time.Time
+	StartedAt   time.Time
+	CompletedAt time.Time
+	// Deliveries are the ids of the deliveries that changed this job, oldest first.
+	Deliveries []string
+	// Version is the store's optimistic-concurrency counter: 0 for a job not yet stored.
+	Version int64
+}
+
+// WaitSeconds is the time from queued to started (0 while unknown).
+func (j *Job) WaitSeconds() float64 { return between(j.QueuedAt, j.StartedAt) }
+
+// RunSeconds is the time from started to completed (0 while unknown).
+func (j *Job) RunSeconds() float64 { return between(j.StartedAt, j.CompletedAt) }
+
+func between(a, b time.Time) float64 {
+	if a.IsZero() || b.IsZero() || b.Before(a) {
+		return 0
+	}
+	return b.Sub(a).Seconds()
+}
+
+// RunnerState is the state of a runner RunnerHub manages.
+type RunnerState string
+
+const (
+	RunnerIdle     RunnerState = "idle"
+	RunnerReserved RunnerState = "reserved"
+	RunnerBusy     RunnerState = "busy"
+	RunnerOffline  RunnerState = "offline"
+	RunnerDraining RunnerState = "draining"
+)
+
+// Runner is a self-hosted runner RunnerHub manages. Name is the runner name GitHub
+// reports in workflow_job.runner_name.
+type Runner struct {
+	Name      string
+	Pool      string
+	Labels    []string
+	Ephemeral bool
+	State     RunnerState
+	JobID     int64 // the job it is reserved for or running; 0 when none
+	UpdatedAt time.Time
+	Version   int64
+}
+
+// Pool is a group of interchangeable runners.
+type Pool struct {
+	Name       string   `json:"name"`
+	Labels     []string `json:"labels"`
+	MinIdle    int      `json:"minIdle"`
+	MaxRunners int      `json:"maxRunners"`
+}
+
+// Run is a workflow run (the description's workflow_runs columns).
+type Run struct {
+	ID           int64
+	Repository   string
+	WorkflowName string
+	HeadBranch   string
+	HeadSHA      string
+	Event        string
+	Status       string
+	Conclusion   string
+	CreatedAt    time.Time
+	UpdatedAt    time.Time
+	Version      int64
+}
+
+// Profile remembers which pools a repository's jobs used, so a push can pre-warm them.
+type Profile struct {
+	Repository string
+	// PoolUses counts allocations per pool; only the most used few are kept.
+	PoolUses map[string]int
+	Version  int64
+}
+
+// Finish marks the delivery whose effects a Change carries as done, in the same atomic
+// write. It fails the whole Change (ErrConflict) if the delivery is already finished:
+// that is what makes effects apply exactly once.
+type Finish struct {
+	Key     delivery.Key
+	Event   string
+	State   delivery.State
+	Outcome string
+	At      time.Time
+	// ReceivedAt places the processed count in the same hourly counter as the total.
+	ReceivedAt time.Time
+}
+
+// Change is everything one delivery does, written atomically by Store.Commit. Each
+// entity carries the Version it was read at (0: must not exist yet); the store checks it
+// and stores Version+1. Any failed check fails the whole Change with ErrConflict.
+type Change struct {
+	Jobs          []*Job
+	Runners       []*Runner
+	DeleteRunners []*Runner
+	Runs          []*Run
+	Profiles      []*Profile
+	Finish        *Finish
+}
+
+// ErrConflict means a Change was not written because something it read has changed
+// since (or its delivery was already finished): read again and retry.
+var ErrConflict = errors.New("state changed concurrently")
+
+// ErrNotFound is returned for unknown jobs, runners, runs, profiles and pools.
+var ErrNotFound = errors.New("not found")
+
+// Store is what the job domain needs from storage. Every read is a key lookup or an
+// ordered index range; nothing scans.
+type Store interface {
+	Job(ctx context.Context, id int64) (*Job, error)
+	Runner(ctx context.Context, name string) (*Runner, error)
+	// IdleRunners returns up to limit idle runners of a pool, by name.
+	IdleRunners(ctx context.Context, pool string, limit int) ([]*Runner, error)
+	// PendingJobs returns up to limit pending jobs of a pool in queue order (QueueKey).
+	PendingJobs(ctx context.Context, pool string, limit int) ([]*Job, error)
+	Run(ctx context.Context, id int64) (*Run, error)
+	Profile(ctx context.Context, repository string) (*Profile, error)
+	// Pools returns the pools kept in the store (those created through the API), by name.
+	Pools(ctx context.Context) ([]Pool, error)
+	PutPool(ctx context.Context, p Pool) error
+	DeletePool(ctx context.Context, name string) error
+	// Commit writes a Change atomically, or nothing and ErrConflict.
+	Commit(ctx context.Context, c *Change) error
+}

@@ -1,0 +1,34 @@
+package jobs
+
+import (
+	"context"
+	"time"
+)
+
+// Demand asks whatever starts runners for one more runner in Pool, for a job that found
+// no idle runner. Signals are sent after the change that caused them is committed, at
+// least once: a consumer should treat a repeated (Pool, JobID) as the same request.
+type Demand struct {
+	Pool       string    `json:"pool"`
+	JobID      int64     `json:"jobId"`
+	Repository string    `json:"repository"`
+	Labels     []string  `json:"labels"`
+	Priority   int       `json:"priority"`
+	At         time.Time `json:"at"`
+}
+
+// Prewarm says a repository just pushed or updated a pull request, so jobs for the pools
+// its recent jobs used will probably follow soon.
+type Prewarm struct {
+	Repository string    `json:"repository"`
+	Pools      []string  `json:"pools"`
+	Reason     string    `json:"reason"`
+	At         time.Time `json:"at"`
+}
+
+// Signals carries demand and pre-warm signals to whatever starts runners (an SQS queue
+// on AWS; the log and the dashboard locally).
+type Signals interface {
+	Demand(ctx context.Context, d Demand) error
+	Prewarm(ctx context.Context, p Prewarm) error
+}

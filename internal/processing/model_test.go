@@ -1,0 +1,376 @@
+package processing_test
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/processing"
+)
+
+// The model-based test: random sequences of workflow_job deliveries for many jobs and
+// runners, duplicated, reordered and processed by two concurrent processors, must end in
+// the state a simple sequential reference model predicts, with the allocation
+// invariants intact. A fixed seed runs in make test; more with
+//
+//	go test ./internal/processing -run Model -model.runs 200 -model.seed 0
+//
+// (-model.seed 0 picks a fresh seed per run; a failure prints the seed to replay.)
+var (
+	modelRuns = flag.Int("model.runs", 3, "random histories per store")
+	modelSeed = flag.Uint64("model.seed", 20261130, "seed of the first history (0: random)")
+)
+
+// Stores is one store implementation under test.
+type Stores struct {
+	Deliveries delivery.Store
+	Counters   delivery.Counters
+	Jobs       jobs.Store
+}
+
+var modelPools = []jobs.Pool{
+	{Name: "gpu", Labels: []string{"linux", "gpu"}, MinIdle: 0, MaxRunners: 2},
+	{Name: "linux", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 10},
+}
+
+var labelSets = [][]string{
+	{"self-hosted", "linux"},                  // fits both pools
+	{"self-hosted", "linux", "x64", "small"},  // linux only, priority 10
+	{"self-hosted", "Linux", "GPU", "deploy"}, // gpu only (case-insensitive), priority 100
+	{"self-hosted", "windows"},                // no pool
+	{"ubuntu-latest"},                         // GitHub-hosted
+}
+
+type modelRunner struct {
+	name, pool string
+	ephemeral  bool
+}
+
+var modelRunners = []modelRunner{
+	{"linux-1", "linux", false}, {"linux-2", "linux", false}, {"linux-3", "linux", true},
+	{"gpu-1", "gpu", false}, {"gpu-2", "gpu", true},
+}
+
+// history is one generated scenario.
+type history struct {
+	seed       uint64
+	deliveries []*delivery.Record // in the order GitHub sent them
+	expected   map[int64]expectedJob
+}
+
+type expectedJob struct {
+	status     jobs.Status
+	conclusion string
+	runner     string
+	labels     []string
+	queuedAt   time.Time
+}
+
+func fixturePayload(t testing.TB) map[string]any {
+	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "workflow_job.queued.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// generate makes a history: each job goes through some prefix of waiting → queued →
+// in_progress → completed (or is cancelled while queued), with the runner GitHub picks.
+func generate(t testing.TB, seed uint64, nJobs int) *history {
+	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
+	base := fixturePayload(t)
+	h := &history{seed: seed, expected: map[int64]expectedJob{}}
+	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	clock := 0
+	emit := func(jobID int64, labels []string, status jobs.Status, runner, conclusion string) time.Time {
+		clock++
+		at := t0.Add(time.Duration(clock) * time.Second)
+		p := cloneMap(base)
+		p["action"] = string(status)
+		wj := p["workflow_job"].(map[string]any)
+		wj["id"], wj["run_id"], wj["labels"], wj["status"] = jobID, 5000+jobID%7, labels, string(status)
+		wj["name"] = fmt.Sprintf("job-%d", jobID)
+		wj["created_at"] = t0.Format(time.RFC3339)
+		wj["runner_name"], wj["runner_id"], wj["conclusion"], wj["completed_at"] = nil, nil, nil, nil
+		if runner != "" {
+			wj["runner_name"], wj["runner_id"] = runner, 7
+			wj["started_at"] = at.Format(time.RFC3339)
+		}
+		if conclusion != "" {
+			wj["conclusion"], wj["completed_at"] = conclusion, at.Format(time.RFC3339)
+		}
+		body, err := json.Marshal(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.deliveries = append(h.deliveries, &delivery.Record{
+			Key:   delivery.Key{HookID: "1", DeliveryID: fmt.Sprintf("d-%d-%d", seed, clock)},
+			Event: "workflow_job", Action: string(status), Repository: "octo/repo",
+			ReceivedAt: at, Payload: body, State: delivery.Received,
+		})
+		return at
+	}
+	// GitHub runs one job at a time on a runner, and an ephemeral runner only once: free
+	// holds the runners available at this point of the history.
+	free := map[string]bool{}
+	for _, r := range modelRunners {
+		free[r.name] = true
+	}
+	for i := range nJobs {
+		id := int64(1000 + i)
+		labels := labelSets[rng.IntN(len(labelSets))]
+		exp := expectedJob{labels: labels}
+		if rng.IntN(5) == 0 {
+			emit(id, labels, jobs.StatusWaiting, "", "")
+			exp.status = jobs.StatusWaiting
+		}
+		if rng.IntN(10) > 0 {
+			exp.queuedAt = emit(id, labels, jobs.StatusQueued, "", "")
+			exp.status = jobs.StatusQueued
+			switch r := rng.IntN(10); {
+			case r < 7:
+				exp.runner = pickRunner(rng, labels, free)
+				free[exp.runner] = false
+				emit(id, labels, jobs.StatusInProgress, exp.runner, "")
+				exp.status = jobs.StatusInProgress
+				if rng.IntN(5) > 0 {
+					exp.conclusion = []string{"success", "failure"}[rng.IntN(2)]
+					emit(id, labels, jobs.StatusCompleted, exp.runner, exp.conclusion)
+					exp.status = jobs.StatusCompleted
+					free[exp.runner] = !isEphemeral(exp.runner)
+				}
+			case r < 8:
+				exp.conclusion = "cancelled"
+				emit(id, labels, jobs.StatusCompleted, "", exp.conclusion)
+				exp.status = jobs.StatusCompleted
+			}
+		}
+		if exp.status != "" {
+			h.expected[id] = exp
+		}
+	}
+	return h
+}
+
+func isEphemeral(name string) bool {
+	return slices.ContainsFunc(modelRunners, func(r modelRunner) bool { return r.name == name && r.ephemeral })
+}
+
+// pickRunner is the runner GitHub would choose: a free one of ours that fits, or a
+// hosted one (always free).
+func pickRunner(rng *rand.Rand, labels []string, free map[string]bool) string {
+	var fit []string
+	for _, r := range modelRunners {
+		for _, p := range modelPools {
+			if p.Name == r.pool && free[r.name] && jobs.Fits(labels, p.Labels) {
+				fit = append(fit, r.name)
+			}
+		}
+	}
+	if len(fit) == 0 || rng.IntN(6) == 0 {
+		return "GitHub Actions 2"
+	}
+	return fit[rng.IntN(len(fit))]
+}
+
+func cloneMap(m map[string]any) map[string]any {
+	b, _ := json.Marshal(m)
+	var out map[string]any
+	json.Unmarshal(b, &out)
+	return out
+}
+
+// runModel processes h against fresh stores: every delivery is recorded then processed,
+// in a random order, some twice, split over two concurrent processors.
+func runModel(t *testing.T, s Stores, h *history) {
+	ctx := context.Background()
+	rng := rand.New(rand.NewPCG(h.seed, 1))
+	for _, r := range modelRunners {
+		err := s.Jobs.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{{
+			Name: r.name, Pool: r.pool, Ephemeral: r.ephemeral, State: jobs.RunnerIdle,
+		}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	order := slices.Clone(h.deliveries)
+	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	for _, d := range h.deliveries {
+		if rng.IntN(4) == 0 { // SQS or GitHub delivering twice
+			order = slices.Insert(order, rng.IntN(len(order)+1), d)
+		}
+	}
+	proc := &processing.Processor{
+		Deliveries: s.Deliveries, Counters: s.Counters,
+		Engine:  &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute},
+		Signals: discardSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, len(order))
+	for worker := range 2 {
+		wg.Go(func() {
+			for i := worker; i < len(order); i += 2 {
+				rec := *order[i]
+				if _, err := s.Deliveries.Create(ctx, &rec); err != nil {
+					errs <- err
+					return
+				}
+				msg := delivery.Message{Key: rec.Key, Event: rec.Event}
+				for attempt := 0; ; attempt++ { // the queue retries failures
+					err := proc.Process(ctx, msg)
+					if err == nil {
+						break
+					}
+					if attempt == 20 {
+						errs <- fmt.Errorf("delivery %s kept failing: %w", rec.DeliveryID, err)
+						return
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("seed %d: %v", h.seed, err)
+	}
+	checkModel(t, s, h)
+}
+
+type discardSignals struct{}
+
+func (discardSignals) Demand(context.Context, jobs.Demand) error   { return nil }
+func (discardSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+
+func checkModel(t *testing.T, s Stores, h *history) {
+	t.Helper()
+	ctx := context.Background()
+	fail := func(format string, args ...any) {
+		t.Helper()
+		t.Fatalf("seed %d (replay: -model.seed %d -model.runs 1): %s", h.seed, h.seed, fmt.Sprintf(format, args...))
+	}
+	// Every delivery finished exactly once, and the counters agree.
+	for _, d := range h.deliveries {
+		rec, err := s.Deliveries.Get(ctx, d.Key)
+		if err != nil || !rec.State.Done() {
+			fail("delivery %s not finished: %+v %v", d.DeliveryID, rec, err)
+		}
+	}
+	counts, err := s.Counters.HourlyCounts(ctx, h.deliveries[0].ReceivedAt.Add(-time.Hour), h.deliveries[0].ReceivedAt.Add(48*time.Hour))
+	if err != nil {
+		fail("counters: %v", err)
+	}
+	var total, processed int64
+	for _, c := range counts {
+		total, processed = total+c.Total, processed+c.Processed
+	}
+	if total != int64(len(h.deliveries)) || processed != total {
+		fail("counters total %d processed %d, want %d each", total, processed, len(h.deliveries))
+	}
+
+	holders := map[int64]string{}
+	runners := map[string]*jobs.Runner{}
+	for _, mr := range modelRunners {
+		r, err := s.Jobs.Runner(ctx, mr.name)
+		if err != nil {
+			continue // an ephemeral runner removed after its job
+		}
+		runners[r.Name] = r
+		if r.JobID != 0 {
+			if other, dup := holders[r.JobID]; dup {
+				fail("job %d held by runners %s and %s", r.JobID, other, r.Name)
+			}
+			holders[r.JobID] = r.Name
+		}
+		if (r.State == jobs.RunnerIdle) != (r.JobID == 0) {
+			fail("runner %s is %s with job %d", r.Name, r.State, r.JobID)
+		}
+	}
+	for id, exp := range h.expected {
+		job, err := s.Jobs.Job(ctx, id)
+		if err != nil {
+			fail("job %d lost: %v", id, err)
+		}
+		if job.Status != exp.status || job.Conclusion != exp.conclusion || job.RunnerName != exp.runner ||
+			!slices.Equal(job.Labels, exp.labels) || !job.QueuedAt.Equal(exp.queuedAt) {
+			fail("job %d: got status %s conclusion %q runner %q labels %v queued %v, want %+v",
+				id, job.Status, job.Conclusion, job.RunnerName, job.Labels, job.QueuedAt, exp)
+		}
+		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return jobs.Fits(exp.labels, p.Labels) })
+		checkAllocation(fail, job, fits, runners, holders)
+	}
+}
+
+func checkAllocation(fail func(string, ...any), job *jobs.Job, fits bool, runners map[string]*jobs.Runner, holders map[int64]string) {
+	holder := holders[job.ID]
+	switch job.Status {
+	case jobs.StatusWaiting:
+		if job.Allocation != jobs.AllocationNone || holder != "" {
+			fail("waiting job %d allocated %s / %s", job.ID, job.Allocation, holder)
+		}
+	case jobs.StatusQueued:
+		switch {
+		case !fits && job.Allocation != jobs.AllocationUnmatched:
+			fail("job %d fits no pool but is %s", job.ID, job.Allocation)
+		case fits && job.Allocation == jobs.AllocationPending && (job.QueueKey == "" || holder != ""):
+			fail("pending job %d has queue key %q and holder %q", job.ID, job.QueueKey, holder)
+		case fits && job.Allocation == jobs.AllocationReserved:
+			r := runners[job.ReservedRunner]
+			if r == nil || r.State != jobs.RunnerReserved || r.JobID != job.ID {
+				fail("job %d reserved %s, which does not hold it: %+v", job.ID, job.ReservedRunner, r)
+			}
+		case fits && job.Allocation != jobs.AllocationPending && job.Allocation != jobs.AllocationReserved:
+			fail("queued job %d is %s: lost from the queue", job.ID, job.Allocation)
+		}
+	case jobs.StatusInProgress:
+		if r := runners[job.RunnerName]; r != nil && (r.State != jobs.RunnerBusy || r.JobID != job.ID) {
+			fail("job %d runs on %s, which is %s with job %d", job.ID, job.RunnerName, r.State, r.JobID)
+		}
+		if holder != "" && holder != job.RunnerName {
+			fail("job %d runs on %s but %s holds it", job.ID, job.RunnerName, holder)
+		}
+	case jobs.StatusCompleted:
+		if holder != "" {
+			fail("completed job %d still holds runner %s", job.ID, holder)
+		}
+		want := jobs.AllocationAbandoned
+		if !fits {
+			want = jobs.AllocationUnmatched
+		} else if job.RunnerName != "" {
+			want = jobs.AllocationAssigned
+		}
+		if job.Allocation != want || job.QueueKey != "" {
+			fail("completed job %d: allocation %s queue key %q, want %s", job.ID, job.Allocation, job.QueueKey, want)
+		}
+	}
+}
+
+// modelTest runs the model against stores from newStores.
+func modelTest(t *testing.T, newStores func(t *testing.T) Stores) {
+	for i := range *modelRuns {
+		seed := *modelSeed + uint64(i)
+		if *modelSeed == 0 {
+			seed = rand.Uint64()
+		}
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			runModel(t, newStores(t), generate(t, seed, 40))
+		})
+	}
+}

@@ -1,0 +1,262 @@
+package awsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	dbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+func TestJobsStoreSuite(t *testing.T) {
+	t.Parallel()
+	stores := newStores(t)
+	jobstest.StoreSuite(t, func(*testing.T) jobstest.Stores { return stores })
+}
+
+func TestCountersSuite(t *testing.T) {
+	t.Parallel()
+	stores := newStores(t)
+	jobstest.CountersSuite(t, func(*testing.T) jobstest.Stores { return stores })
+}
+
+func newStores(t *testing.T) jobstest.Stores {
+	env := testenv.SharedAWS(t)
+	store := newStore(env, newDynamoDB(env))
+	return jobstest.Stores{Jobs: store, Deliveries: store, Counters: store}
+}
+
+// Processors racing to reserve one idle runner, each for a job of its own, on DynamoDB:
+// each reads the idle runner from the index and commits its reservation at the version
+// it read, and the version condition lets exactly one transaction through, every round.
+// (The suite's ConcurrentReserve does one round from one shared read.)
+func TestConcurrentReserveOneWinner(t *testing.T) {
+	t.Parallel()
+	env := testenv.SharedAWS(t)
+	store := newStore(env, newDynamoDB(env))
+	const racers, rounds = 8, 5
+	for round := range rounds {
+		pool := fmt.Sprintf("race-%d", round)
+		runner := &jobs.Runner{Name: fmt.Sprintf("runner-%d", round), Pool: pool, State: jobs.RunnerIdle}
+		pending := make([]*jobs.Job, racers)
+		for i := range pending {
+			pending[i] = &jobs.Job{ID: int64(round*racers + i + 1), Pool: pool, Status: jobs.StatusQueued,
+				Allocation: jobs.AllocationPending}
+			pending[i].QueueKey = jobs.RankKey(time.Now(), pending[i].ID)
+		}
+		mustCommit(t, store, &jobs.Change{Jobs: pending, Runners: []*jobs.Runner{runner}})
+
+		errs := make([]error, racers)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range racers {
+			wg.Go(func() {
+				// Each racer reads the idle runner and its job, as a processor would.
+				idle, err := store.IdleRunners(t.Context(), pool, 1)
+				if err != nil || len(idle) != 1 {
+					errs[i] = fmt.Errorf("IdleRunners: %v, %v", idle, err)
+					return
+				}
+				job, err := store.Job(t.Context(), pending[i].ID)
+				if err != nil {
+					errs[i] = err
+					return
+				}
+				r := idle[0]
+				job.Allocation, job.ReservedRunner, job.QueueKey = jobs.AllocationReserved, r.Name, ""
+				r.State, r.JobID = jobs.RunnerReserved, job.ID
+				<-start
+				errs[i] = store.Commit(t.Context(), &jobs.Change{Jobs: []*jobs.Job{job}, Runners: []*jobs.Runner{r}})
+			})
+		}
+		close(start)
+		wg.Wait()
+
+		var winners []int
+		for i, err := range errs {
+			switch {
+			case err == nil:
+				winners = append(winners, i)
+			case !errors.Is(err, jobs.ErrConflict):
+				t.Fatalf("round %d, racer %d: %v, want nil or ErrConflict", round, i, err)
+			}
+		}
+		if len(winners) != 1 {
+			t.Fatalf("round %d: %d racers reserved the runner (%v), want exactly 1", round, len(winners), winners)
+		}
+		got, err := store.Runner(t.Context(), runner.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := pending[winners[0]].ID; got.State != jobs.RunnerReserved || got.JobID != want || got.Version != 2 {
+			t.Fatalf("round %d: runner %s for job %d at version %d, want reserved for job %d at version 2",
+				round, got.State, got.JobID, got.Version, want)
+		}
+		left, err := store.PendingJobs(t.Context(), pool, racers)
+		if err != nil || len(left) != racers-1 {
+			t.Fatalf("round %d: %d jobs still pending (%v), want %d", round, len(left), err, racers-1)
+		}
+	}
+}
+
+// TestEntityItemLayout checks the keys and the sparse index entries that the README's
+// item design documents, and that an entity leaving pending or idle leaves the index.
+func TestEntityItemLayout(t *testing.T) {
+	t.Parallel()
+	env := testenv.SharedAWS(t)
+	db := newDynamoDB(env)
+	store := newStore(env, db)
+
+	job := &jobs.Job{ID: 4242, Pool: "linux", Status: jobs.StatusQueued, Allocation: jobs.AllocationPending,
+		QueueKey: jobs.RankKey(time.Unix(1_700_000_000, 0), 4242), Labels: []string{"linux", "x64"}}
+	runner := &jobs.Runner{Name: "r-1", Pool: "linux", State: jobs.RunnerIdle}
+	run := &jobs.Run{ID: 77, Repository: "o/r"}
+	profile := &jobs.Profile{Repository: "o/r", PoolUses: map[string]int{"linux": 3}}
+	mustCommit(t, store, &jobs.Change{Jobs: []*jobs.Job{job}, Runners: []*jobs.Runner{runner},
+		Runs: []*jobs.Run{run}, Profiles: []*jobs.Profile{profile}})
+	if err := store.PutPool(t.Context(), jobs.Pool{Name: "linux", Labels: []string{"linux"}, MaxRunners: 2}); err != nil {
+		t.Fatal(err)
+	}
+
+	checkItem(t, db, env.EventsTable, "JOB#4242", "JOB", map[string]string{
+		"gsi1pk": "PENDING#linux", "gsi1sk": job.QueueKey, "allocation": "pending", "version": "1", "id": "4242"})
+	checkItem(t, db, env.EventsTable, "RUNNER#r-1", "RUNNER", map[string]string{
+		"gsi1pk": "IDLE#linux", "gsi1sk": "r-1", "state": "idle", "version": "1"})
+	checkItem(t, db, env.EventsTable, "RUN#77", "RUN", map[string]string{"version": "1", "repository": "o/r"})
+	checkItem(t, db, env.EventsTable, "REPO#o/r", "PROFILE", map[string]string{"version": "1"})
+	checkItem(t, db, env.EventsTable, "POOLS", "POOL#linux", map[string]string{"name": "linux", "maxRunners": "2"})
+
+	job.Version, runner.Version = 1, 1
+	job.Allocation, job.ReservedRunner, job.QueueKey = jobs.AllocationReserved, runner.Name, ""
+	runner.State, runner.JobID = jobs.RunnerReserved, job.ID
+	mustCommit(t, store, &jobs.Change{Jobs: []*jobs.Job{job}, Runners: []*jobs.Runner{runner}})
+	checkItem(t, db, env.EventsTable, "JOB#4242", "JOB", map[string]string{
+		"gsi1pk": "", "gsi1sk": "", "queueKey": "", "allocation": "reserved", "version": "2"})
+	checkItem(t, db, env.EventsTable, "RUNNER#r-1", "RUNNER", map[string]string{
+		"gsi1pk": "", "gsi1sk": "", "state": "reserved", "jobId": "4242", "version": "2"})
+
+	// Counters: one item per UTC hour and event, numbers added to.
+	received := time.Date(2024, 5, 2, 1, 30, 0, 0, time.FixedZone("CEST", 2*3600))
+	rec := newRecord([]byte(`{}`))
+	rec.ReceivedAt = received
+	if _, err := store.Create(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.CountError(t.Context(), rec.Event, received); err != nil {
+		t.Fatal(err)
+	}
+	checkItem(t, db, env.EventsTable, "COUNTERS#2024-05-01", "23#workflow_job", map[string]string{
+		"total": "1", "errors": "1", "processed": "",
+		"expiresAt": strconv.FormatInt(time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC).Add(retention).Unix(), 10)})
+}
+
+// checkItem compares string and number attributes of the item (pk, sk) with want; "" wants
+// the attribute absent.
+func checkItem(t *testing.T, db *dynamodb.Client, table, pk, sk string, want map[string]string) {
+	t.Helper()
+	out, err := db.GetItem(t.Context(), &dynamodb.GetItemInput{TableName: &table, Key: entityKey(pk, sk), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out.Item) == 0 {
+		t.Fatalf("no item %s / %s", pk, sk)
+	}
+	for name, w := range want {
+		var got string
+		switch v := out.Item[name].(type) {
+		case *dbtypes.AttributeValueMemberS:
+			got = v.Value
+		case *dbtypes.AttributeValueMemberN:
+			got = v.Value
+		case nil:
+		default:
+			got = fmt.Sprintf("%T", v)
+		}
+		if got != w {
+			t.Errorf("item %s / %s: %s = %q, want %q", pk, sk, name, got, w)
+		}
+	}
+}
+
+// A transaction has at most 100 actions: a larger Change is refused before it is sent,
+// and is not a conflict (retrying cannot help).
+func TestCommitTooLarge(t *testing.T) {
+	t.Parallel()
+	env := testenv.SharedAWS(t)
+	store := newStore(env, newDynamoDB(env))
+	c := &jobs.Change{}
+	for i := range 101 {
+		c.Runs = append(c.Runs, &jobs.Run{ID: int64(i + 1)})
+	}
+	err := store.Commit(t.Context(), c)
+	if err == nil || errors.Is(err, jobs.ErrConflict) {
+		t.Fatalf("Commit of 101 writes: err = %v, want an error other than ErrConflict", err)
+	}
+	if _, err := store.Run(t.Context(), 1); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("Run 1 after the refused Commit: err = %v, want ErrNotFound", err)
+	}
+	c.Runs = c.Runs[:100]
+	mustCommit(t, store, c)
+}
+
+// DynamoDB cancels transactions that touch an item another transaction has in flight
+// (every delivery of an hour and event shares a counter item). moto never does, so the
+// cancellations are injected: a few are retried away, a persistent one ends as
+// ErrConflict for Commit.
+func TestTransactionConflictsAreRetried(t *testing.T) {
+	t.Parallel()
+	env := testenv.SharedAWS(t)
+	var failures atomic.Int32
+	db := newDynamoDB(env, aroundEachAttempt("injectConflicts", func(ctx context.Context, send func() error) error {
+		if awsmiddleware.GetOperationName(ctx) == "TransactWriteItems" && failures.Add(-1) >= 0 {
+			return &dbtypes.TransactionCanceledException{
+				Message: aws.String("injected"),
+				CancellationReasons: []dbtypes.CancellationReason{
+					{Code: aws.String(reasonNone)}, {Code: aws.String(reasonConflict)},
+				},
+			}
+		}
+		return send()
+	}))
+	store := newStore(env, db)
+
+	failures.Store(maxTransactAttempts - 1)
+	rec := newRecord([]byte(`{"action":"queued"}`))
+	if existing, err := store.Create(t.Context(), rec); err != nil || existing != nil {
+		t.Fatalf("Create after %d conflicts: existing %v, err %v", maxTransactAttempts-1, existing, err)
+	}
+	counts, err := store.HourlyCounts(t.Context(), delivery.Hour(rec.ReceivedAt), delivery.Hour(rec.ReceivedAt).Add(time.Hour))
+	if err != nil || len(counts) != 1 || counts[0].Total != 1 {
+		t.Fatalf("HourlyCounts after a retried Create: %+v, %v; want total 1", counts, err)
+	}
+
+	failures.Store(maxTransactAttempts)
+	err = store.Commit(t.Context(), &jobs.Change{Runs: []*jobs.Run{{ID: 1}}})
+	if !errors.Is(err, jobs.ErrConflict) {
+		t.Fatalf("Commit conflicting %d times: err = %v, want ErrConflict", maxTransactAttempts, err)
+	}
+	failures.Store(0)
+	if _, err := store.Run(t.Context(), 1); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("Run after a cancelled Commit: err = %v, want ErrNotFound", err)
+	}
+}
+
+func mustCommit(t *testing.T, s *Store, c *jobs.Change) {
+	t.Helper()
+	if err := s.Commit(t.Context(), c); err != nil {
+		t.Fatalf("Commit: %v", err)
+	}
+}

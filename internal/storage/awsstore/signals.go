@@ -1,0 +1,81 @@
+package awsstore
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
+)
+
+// Signal message types: the "type" field of a message body, repeated in its
+// TypeAttribute.
+const (
+	SignalDemand  = "demand"
+	SignalPrewarm = "prewarm"
+)
+
+// TypeAttribute is the SQS message attribute that repeats a signal's type, so that a
+// consumer (or an SNS/EventBridge Pipes filter) can route signals without decoding them.
+const TypeAttribute = "type"
+
+var _ jobs.Signals = (*Signals)(nil)
+
+// Signals implements jobs.Signals on an SQS standard queue, the demand queue: whatever
+// starts runners consumes it. A body is the JSON of the signal with its type added:
+//
+//	{"type":"demand","pool":"linux","jobId":42,"repository":"o/r","labels":["linux"],"priority":10,"at":"…"}
+//	{"type":"prewarm","repository":"o/r","pools":["linux"],"reason":"push","at":"…"}
+//
+// Delivery is at least once: consumers treat a repeated demand (pool, jobId) as one.
+type Signals struct {
+	c   *sqs.Client
+	url string
+}
+
+// NewSignals returns Signals sending to the queue at url.
+func NewSignals(c *sqs.Client, url string) *Signals {
+	return &Signals{c: c, url: url}
+}
+
+// Demand sends a scale-up demand: pool needs a runner for a job.
+func (s *Signals) Demand(ctx context.Context, d jobs.Demand) error {
+	// Embedding promotes the signal's fields next to the type in the JSON object.
+	msg := struct {
+		Type string `json:"type"`
+		jobs.Demand
+	}{SignalDemand, d}
+	return s.send(ctx, SignalDemand, msg, fmt.Sprintf("for job %d in pool %s", d.JobID, d.Pool))
+}
+
+// Prewarm sends a pre-warm signal: a repository's usual pools will probably be wanted soon.
+func (s *Signals) Prewarm(ctx context.Context, p jobs.Prewarm) error {
+	msg := struct {
+		Type string `json:"type"`
+		jobs.Prewarm
+	}{SignalPrewarm, p}
+	return s.send(ctx, SignalPrewarm, msg, "for "+p.Repository)
+}
+
+// send puts one message of type kind on the queue; about says what it was for in errors.
+func (s *Signals) send(ctx context.Context, kind string, msg any, about string) error {
+	body, err := json.Marshal(msg)
+	if err != nil {
+		return fmt.Errorf("encode %s signal %s: %w", kind, about, err)
+	}
+	_, err = s.c.SendMessage(ctx, &sqs.SendMessageInput{
+		QueueUrl:    &s.url,
+		MessageBody: aws.String(string(body)),
+		MessageAttributes: map[string]types.MessageAttributeValue{
+			TypeAttribute: {DataType: aws.String("String"), StringValue: aws.String(kind)},
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("send %s signal %s: %w", kind, about, err)
+	}
+	return nil
+}

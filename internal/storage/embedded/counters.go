@@ -1,0 +1,95 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	bolt "go.etcd.io/bbolt"
+)
+
+// tally is the stored form of one hour's counters of one event.
+type tally struct {
+	Total     int64 `json:"total,omitempty"`
+	Processed int64 `json:"processed,omitempty"`
+	Errors    int64 `json:"errors,omitempty"`
+}
+
+// hourLayout has a fixed width for UTC hours, so counter keys sort by hour.
+const hourLayout = time.RFC3339
+
+func counterKey(hour time.Time, event string) []byte {
+	return []byte(hour.Format(hourLayout) + "\x00" + event)
+}
+
+// count adds add to the counters of event in the hour of receivedAt, in the transaction
+// of the write being counted, so that a count can neither be lost nor doubled.
+func count(tx *bolt.Tx, event string, receivedAt time.Time, add tally) error {
+	counters := tx.Bucket(bucketCounters)
+	key := counterKey(delivery.Hour(receivedAt), event)
+	var t tally
+	if _, err := getJSON(counters, key, &t); err != nil {
+		return err
+	}
+	t.Total += add.Total
+	t.Processed += add.Processed
+	t.Errors += add.Errors
+	return putJSON(counters, key, t)
+}
+
+func (s *Store) CountError(ctx context.Context, event string, receivedAt time.Time) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error { return count(tx, event, receivedAt, tally{Errors: 1}) })
+	if err != nil {
+		return fmt.Errorf("count %s error: %w", event, err)
+	}
+	return nil
+}
+
+// HourlyCounts reads the counter keys from the first hour at or after from up to the
+// first hour at or after to: a range of at most (hours × events) keys.
+func (s *Store) HourlyCounts(ctx context.Context, from, to time.Time) ([]delivery.HourlyCount, error) {
+	var out []delivery.HourlyCount
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketCounters).Cursor()
+		for k, v := c.Seek([]byte(firstHour(from).Format(hourLayout))); k != nil; k, v = c.Next() {
+			hc, err := hourlyCount(k, v)
+			if err != nil {
+				return err
+			}
+			if !hc.Hour.Before(to) {
+				return nil
+			}
+			out = append(out, hc)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read hourly counts: %w", err)
+	}
+	return out, nil
+}
+
+// firstHour is the start of the first hour that begins at or after t.
+func firstHour(t time.Time) time.Time {
+	h := delivery.Hour(t)
+	if h.Before(t) {
+		h = h.Add(time.Hour)
+	}
+	return h
+}
+
+func hourlyCount(key, value []byte) (delivery.HourlyCount, error) {
+	hourText, event, _ := bytes.Cut(key, []byte{0})
+	hour, err := time.Parse(hourLayout, string(hourText))
+	if err != nil {
+		return delivery.HourlyCount{}, fmt.Errorf("counter key %q: %w", key, err)
+	}
+	var t tally
+	if err := json.Unmarshal(value, &t); err != nil {
+		return delivery.HourlyCount{}, fmt.Errorf("counter %q: %w", key, err)
+	}
+	return delivery.HourlyCount{Hour: hour.UTC(), Event: string(event), Total: t.Total, Processed: t.Processed, Errors: t.Errors}, nil
+}

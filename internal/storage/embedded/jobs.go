@@ -1,0 +1,331 @@
+package embedded
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	bolt "go.etcd.io/bbolt"
+)
+
+// Entities are stored as their domain types' JSON (Go field names): the file belongs to
+// one build of the local stack, so a renamed field is a format change to migrate.
+
+// idKey is the key of a job or run: big-endian, so that keys sort by id.
+func idKey(id int64) []byte { return binary.BigEndian.AppendUint64(nil, uint64(id)) }
+
+// indexKey joins a pool and an entry's place in it with a NUL, which names do not contain,
+// so that one pool's entries are one key range.
+func indexKey(pool, place string) []byte { return []byte(pool + "\x00" + place) }
+
+// pendingKey is a job's entry in the pending index, nil when it is not pending.
+func pendingKey(j *jobs.Job) []byte {
+	if j == nil || j.Allocation != jobs.AllocationPending {
+		return nil
+	}
+	return indexKey(j.Pool, j.QueueKey)
+}
+
+// idleKey is a runner's entry in the idle index, nil when it is not idle.
+func idleKey(r *jobs.Runner) []byte {
+	if r == nil || r.State != jobs.RunnerIdle {
+		return nil
+	}
+	return indexKey(r.Pool, r.Name)
+}
+
+func (s *Store) Job(ctx context.Context, id int64) (*jobs.Job, error) {
+	return lookup[jobs.Job](s.db, bucketJobs, idKey(id), fmt.Sprintf("job %d", id))
+}
+
+func (s *Store) Runner(ctx context.Context, name string) (*jobs.Runner, error) {
+	return lookup[jobs.Runner](s.db, bucketRunners, []byte(name), "runner "+name)
+}
+
+func (s *Store) Run(ctx context.Context, id int64) (*jobs.Run, error) {
+	return lookup[jobs.Run](s.db, bucketRuns, idKey(id), fmt.Sprintf("run %d", id))
+}
+
+func (s *Store) Profile(ctx context.Context, repository string) (*jobs.Profile, error) {
+	return lookup[jobs.Profile](s.db, bucketProfiles, []byte(repository), "profile of "+repository)
+}
+
+func (s *Store) IdleRunners(ctx context.Context, pool string, limit int) ([]*jobs.Runner, error) {
+	return listIndexed[jobs.Runner](s.db, bucketIdleRunners, bucketRunners, indexKey(pool, ""), limit)
+}
+
+func (s *Store) PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error) {
+	return listIndexed[jobs.Job](s.db, bucketPendingJobs, bucketJobs, indexKey(pool, ""), limit)
+}
+
+// lookup reads the entity stored under key; an absent one is jobs.ErrNotFound.
+func lookup[T any](db *bolt.DB, bucket, key []byte, what string) (*T, error) {
+	v := new(T)
+	var found bool
+	err := db.View(func(tx *bolt.Tx) error {
+		var err error
+		found, err = getJSON(tx.Bucket(bucket), key, v)
+		return err
+	})
+	switch {
+	case err != nil:
+		return nil, fmt.Errorf("read %s: %w", what, err)
+	case !found:
+		return nil, fmt.Errorf("%s: %w", what, jobs.ErrNotFound)
+	}
+	return v, nil
+}
+
+// listIndexed returns, in index order, up to limit entities of bucket named by the index
+// entries whose keys start with prefix.
+func listIndexed[T any](db *bolt.DB, index, bucket, prefix []byte, limit int) ([]*T, error) {
+	var out []*T
+	err := db.View(func(tx *bolt.Tx) error {
+		entities := tx.Bucket(bucket)
+		c := tx.Bucket(index).Cursor()
+		for k, ref := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, ref = c.Next() {
+			v := new(T)
+			found, err := getJSON(entities, ref, v)
+			if err != nil {
+				return err
+			}
+			if !found {
+				return fmt.Errorf("index %s entry %q names a missing entity", index, k)
+			}
+			out = append(out, v)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("list %s: %w", index, err)
+	}
+	return out, nil
+}
+
+func (s *Store) Pools(ctx context.Context) ([]jobs.Pool, error) {
+	var out []jobs.Pool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		// Keys are names, so the bucket's order is the order by name.
+		return tx.Bucket(bucketPools).ForEach(func(_, v []byte) error {
+			var p jobs.Pool
+			if err := json.Unmarshal(v, &p); err != nil {
+				return err
+			}
+			out = append(out, p)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read pools: %w", err)
+	}
+	return out, nil
+}
+
+func (s *Store) PutPool(ctx context.Context, p jobs.Pool) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketPools), []byte(p.Name), p) })
+	if err != nil {
+		return fmt.Errorf("store pool %s: %w", p.Name, err)
+	}
+	return nil
+}
+
+func (s *Store) DeletePool(ctx context.Context, name string) error {
+	err := s.db.Batch(func(tx *bolt.Tx) error {
+		pools := tx.Bucket(bucketPools)
+		if pools.Get([]byte(name)) == nil {
+			return jobs.ErrNotFound
+		}
+		return pools.Delete([]byte(name))
+	})
+	if err != nil {
+		return fmt.Errorf("delete pool %s: %w", name, err)
+	}
+	return nil
+}
+
+// Commit writes c in one transaction. Concurrent commits share transactions (Batch); a
+// failing one (ErrConflict) rolls its batch back, and bbolt runs it again alone and the
+// others again without it, which is why commit starts from the transaction's state alone.
+func (s *Store) Commit(ctx context.Context, c *jobs.Change) error {
+	if err := validate(c); err != nil {
+		return err
+	}
+	if err := s.db.Batch(func(tx *bolt.Tx) error { return commit(tx, c) }); err != nil {
+		return fmt.Errorf("commit change: %w", err)
+	}
+	return nil
+}
+
+// validate refuses changes that no store could keep faithfully: they are bugs, not
+// conflicts, and retrying them would not help.
+func validate(c *jobs.Change) error {
+	if f := c.Finish; f != nil && !f.State.Done() {
+		return fmt.Errorf("finish delivery %s in state %q: not a final state", f.Key.DeliveryID, f.State)
+	}
+	for _, j := range c.Jobs {
+		if j.Allocation == jobs.AllocationPending && j.QueueKey == "" {
+			return fmt.Errorf("job %d is pending without a QueueKey", j.ID)
+		}
+	}
+	return nil
+}
+
+// commit writes c in tx, or fails with nothing of it applied once tx rolls back. It
+// neither changes c nor keeps anything between calls: Batch may call it more than once.
+func commit(tx *bolt.Tx, c *jobs.Change) error {
+	// The delivery first: a redelivered change is the usual conflict, found at once.
+	if c.Finish != nil {
+		if err := finishDelivery(tx, c.Finish); err != nil {
+			return err
+		}
+	}
+	for _, j := range c.Jobs {
+		if err := putJob(tx, j); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Runners {
+		if err := putRunner(tx, r); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.DeleteRunners {
+		if err := deleteRunner(tx, r); err != nil {
+			return err
+		}
+	}
+	for _, r := range c.Runs {
+		if err := putRun(tx, r); err != nil {
+			return err
+		}
+	}
+	for _, p := range c.Profiles {
+		if err := putProfile(tx, p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finishDelivery is the delivery's part of a change: unlike Store.Finish, finding it
+// finished already is a conflict, since its effects are then written already. f.Event
+// and f.ReceivedAt go unused: the record, read in the same transaction, has them.
+func finishDelivery(tx *bolt.Tx, f *jobs.Finish) error {
+	already, err := finish(tx, f.Key, f.State, f.Outcome, f.At)
+	switch {
+	case errors.Is(err, delivery.ErrNotFound):
+		// Not a conflict: reading again would not make it appear.
+		return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
+	case err != nil:
+		return err
+	case already:
+		return fmt.Errorf("delivery %s is finished already: %w", f.Key.DeliveryID, jobs.ErrConflict)
+	}
+	return nil
+}
+
+func putJob(tx *bolt.Tx, j *jobs.Job) error {
+	next := *j
+	next.CreatedAt, next.QueuedAt, next.StartedAt, next.CompletedAt = ms(j.CreatedAt), ms(j.QueuedAt), ms(j.StartedAt), ms(j.CompletedAt)
+	key := idKey(j.ID)
+	prev, err := swap(tx.Bucket(bucketJobs), key, &next, func(j *jobs.Job) *int64 { return &j.Version })
+	if err != nil {
+		return fmt.Errorf("job %d: %w", j.ID, err)
+	}
+	return reindex(tx.Bucket(bucketPendingJobs), pendingKey(prev), pendingKey(&next), key)
+}
+
+func putRunner(tx *bolt.Tx, r *jobs.Runner) error {
+	next := *r
+	next.UpdatedAt = ms(r.UpdatedAt)
+	key := []byte(r.Name)
+	prev, err := swap(tx.Bucket(bucketRunners), key, &next, func(r *jobs.Runner) *int64 { return &r.Version })
+	if err != nil {
+		return fmt.Errorf("runner %s: %w", r.Name, err)
+	}
+	return reindex(tx.Bucket(bucketIdleRunners), idleKey(prev), idleKey(&next), key)
+}
+
+func deleteRunner(tx *bolt.Tx, r *jobs.Runner) error {
+	runners := tx.Bucket(bucketRunners)
+	key := []byte(r.Name)
+	var prev jobs.Runner
+	found, err := getJSON(runners, key, &prev)
+	switch {
+	case err != nil:
+		return err
+	case !found || prev.Version != r.Version:
+		return fmt.Errorf("delete runner %s at version %d: %w", r.Name, r.Version, jobs.ErrConflict)
+	}
+	if err := runners.Delete(key); err != nil {
+		return err
+	}
+	return reindex(tx.Bucket(bucketIdleRunners), idleKey(&prev), nil, nil)
+}
+
+func putRun(tx *bolt.Tx, r *jobs.Run) error {
+	next := *r
+	next.CreatedAt, next.UpdatedAt = ms(r.CreatedAt), ms(r.UpdatedAt)
+	if _, err := swap(tx.Bucket(bucketRuns), idKey(r.ID), &next, func(r *jobs.Run) *int64 { return &r.Version }); err != nil {
+		return fmt.Errorf("run %d: %w", r.ID, err)
+	}
+	return nil
+}
+
+func putProfile(tx *bolt.Tx, p *jobs.Profile) error {
+	next := *p
+	if _, err := swap(tx.Bucket(bucketProfiles), []byte(p.Repository), &next, func(p *jobs.Profile) *int64 { return &p.Version }); err != nil {
+		return fmt.Errorf("profile of %s: %w", p.Repository, err)
+	}
+	return nil
+}
+
+// swap stores next under key in place of the entity the change read, at the version
+// after the one it was read at (*version(next); 0: it must not exist yet), and returns
+// the entity it replaced (nil: none). Any other stored version means someone wrote in
+// between: ErrConflict. next is the caller's copy, so its version can be bumped.
+func swap[T any](b *bolt.Bucket, key []byte, next *T, version func(*T) *int64) (prev *T, err error) {
+	prev = new(T)
+	found, err := getJSON(b, key, prev)
+	if err != nil {
+		return nil, err
+	}
+	if !found {
+		prev = nil
+	}
+	read := *version(next)
+	if stored := storedVersion(prev, version); stored != read {
+		return nil, fmt.Errorf("read at version %d, stored at %d: %w", read, stored, jobs.ErrConflict)
+	}
+	*version(next) = read + 1
+	return prev, putJSON(b, key, next)
+}
+
+func storedVersion[T any](v *T, version func(*T) *int64) int64 {
+	if v == nil {
+		return 0
+	}
+	return *version(v)
+}
+
+// reindex moves an entity's index entry from the key its old state had to the one its
+// new state has (nil: not in the index); ref is the entity's key.
+func reindex(index *bolt.Bucket, from, to, ref []byte) error {
+	if bytes.Equal(from, to) {
+		return nil
+	}
+	if from != nil {
+		if err := index.Delete(from); err != nil {
+			return err
+		}
+	}
+	if to == nil {
+		return nil
+	}
+	return index.Put(to, ref)
+}

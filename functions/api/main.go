@@ -7,15 +7,16 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/metrics"
 )
 
 func main() {
-	awsapp.Must(awsapp.New(context.Background(), "RUNNERHUB_EVENTS_TABLE"))
-	m := metrics.New()
-	router := httpapi.New(httpapi.Routes{Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})})
+	app := awsapp.Must(awsapp.New(context.Background(), "RUNNERHUB_EVENTS_TABLE"))
+	tokens, err := auth.Parse(app.Config.APITokens)
+	awsapp.Must(app, err)
+	router := httpapi.New(tokens, metrics.New().Routes())
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
 }

@@ -64,13 +64,14 @@ func serve(ctx context.Context, cfg config.Config) error {
 
   Webhook URL:  %s%s   (content type application/json or form)
   Secret:       %s
+  API token:    %s
   Metrics:      %s/metrics
 
 Send a signed test delivery:
   go run ./functions/local send testdata/workflow_job.queued.json
 
 Press Ctrl-C to stop.
-`, cfg.DataDir, base, ingest.Path, stack.SecretSource, base)
+`, cfg.DataDir, base, ingest.Path, stack.SecretSource, stack.TokenSource, base)
 	return stack.Serve(ctx, ln)
 }
 

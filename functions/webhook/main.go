@@ -22,7 +22,7 @@ func main() {
 	if cfg.WebhookSecret == "" {
 		app.Log.Error("GITHUB_WEBHOOK_SECRET is not set: every delivery will be refused with 503")
 	}
-	router := httpapi.New(httpapi.Routes{Ingest: &ingest.Handler{
+	ingestHandler := &ingest.Handler{
 		// AllowUnsigned stays false: in AWS a missing secret always fails closed.
 		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(cfg.WebhookSecret, cfg.PreviousWebhookSecret)},
 		Store:        app.Store,
@@ -31,6 +31,7 @@ func main() {
 		Log:          app.Log,
 		Metrics:      metrics.NewEMF(os.Stdout, "RunnerHub"),
 		Now:          time.Now,
-	}})
+	}
+	router := httpapi.New(nil, ingestHandler.Routes()) // the webhook route is public: it checks signatures
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
 }

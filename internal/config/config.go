@@ -21,9 +21,12 @@ type Config struct {
 	// AllowUnsigned (RUNNERHUB_INSECURE_ALLOW_UNSIGNED=1) lets the local stack accept
 	// unsigned deliveries when no secret is set. Never honoured by the Lambda functions.
 	AllowUnsigned bool
-	MaxBodyBytes  int64         // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
-	Retention     time.Duration // RUNNERHUB_RETENTION_DAYS, default 30 days
-	LogLevel      slog.Level    // LOG_LEVEL: debug, info, warn, error
+	// APITokens (RUNNERHUB_API_TOKENS) are the bearer tokens of the management and
+	// WebSocket APIs, comma-separated; the local stack generates one when none is set.
+	APITokens    string
+	MaxBodyBytes int64         // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
+	Retention    time.Duration // RUNNERHUB_RETENTION_DAYS, default 30 days
+	LogLevel     slog.Level    // LOG_LEVEL: debug, info, warn, error
 
 	// Pools are the configured runner pools: RUNNERHUB_POOLS (a JSON list of
 	// {"name", "labels", "minIdle", "maxRunners"}) or RUNNERHUB_POOLS_FILE (a file with it).
@@ -54,6 +57,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		EventsDLQURL:          getenv("RUNNERHUB_EVENTS_DLQ_URL"),
 		PayloadBucket:         getenv("RUNNERHUB_PAYLOAD_BUCKET"),
 		DemandQueueURL:        getenv("RUNNERHUB_DEMAND_QUEUE_URL"),
+		APITokens:             getenv("RUNNERHUB_API_TOKENS"),
 		DataDir:               or(getenv("RUNNERHUB_DATA_DIR"), ".runnerhub"),
 	}
 	var errs []string

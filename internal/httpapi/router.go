@@ -1,44 +1,58 @@
 // Package httpapi is RunnerHub's one HTTP router. The Lambda functions serve it through
 // aws-lambda-go-api-proxy and the local stack serves it with net/http, so both hosts
 // answer the same paths the same way.
+//
+// Each area of the API (ingest, deliveries, jobs and runners, ...) contributes Routes;
+// New mounts them, wraps every non-public route in the authenticator, and answers
+// unknown paths and wrong methods with JSON errors. The route list is also what the
+// OpenAPI document is checked against.
 package httpapi
 
 import (
 	"net/http"
+	"slices"
+	"strings"
 
 	"github.com/runnerhub/webhooks/internal/httpjson"
-	"github.com/runnerhub/webhooks/internal/ingest"
 )
 
-// Routes are the handlers a host provides; nil ones are not served by that host.
-type Routes struct {
-	Ingest  http.Handler // POST /api/webhooks/github
-	Metrics http.Handler // GET /metrics
+// Route is one method and path pattern (net/http ServeMux syntax, e.g.
+// "/api/jobs/{id}").
+type Route struct {
+	Method  string
+	Pattern string
+	Handler http.Handler
+	// Public routes answer without authentication (the webhook, which has its own
+	// signature check, health, and the dashboard page).
+	Public bool
 }
 
-// New returns the router. Unknown paths and wrong methods get JSON errors like every
-// other failure.
-func New(r Routes) http.Handler {
+// Authenticator wraps handlers that need credentials.
+type Authenticator interface {
+	Require(http.Handler) http.Handler
+}
+
+// New returns the router serving routes. auth may be nil only if every route is public.
+func New(auth Authenticator, routes ...[]Route) http.Handler {
 	mux := http.NewServeMux()
-	if r.Ingest != nil {
-		mux.Handle(ingest.Path, allow(http.MethodPost, r.Ingest))
+	methods := map[string][]string{} // pattern → allowed methods
+	for _, r := range slices.Concat(routes...) {
+		h := r.Handler
+		if !r.Public {
+			h = auth.Require(h)
+		}
+		mux.Handle(r.Method+" "+r.Pattern, h)
+		methods[r.Pattern] = append(methods[r.Pattern], r.Method)
 	}
-	if r.Metrics != nil {
-		mux.Handle("/metrics", allow(http.MethodGet, r.Metrics))
+	for pattern, allowed := range methods {
+		allow := strings.Join(allowed, ", ")
+		mux.HandleFunc(pattern, func(w http.ResponseWriter, req *http.Request) {
+			w.Header().Set("Allow", allow)
+			httpjson.Error(w, http.StatusMethodNotAllowed, "method_not_allowed", req.URL.Path+" accepts "+allow)
+		})
 	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		httpjson.Error(w, http.StatusNotFound, "not_found", "no such endpoint: "+req.Method+" "+req.URL.Path)
 	})
 	return mux
-}
-
-func allow(method string, h http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != method && !(method == http.MethodGet && r.Method == http.MethodHead) {
-			w.Header().Set("Allow", method)
-			httpjson.Error(w, http.StatusMethodNotAllowed, "method_not_allowed", r.URL.Path+" accepts "+method+" only")
-			return
-		}
-		h.ServeHTTP(w, r)
-	})
 }

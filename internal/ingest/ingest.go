@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
@@ -35,6 +36,11 @@ const (
 // Metrics receives one observation per request.
 type Metrics interface {
 	Observe(event, outcome, reason string, elapsed time.Duration)
+}
+
+// Routes returns the webhook route; it is public because it checks its own signature.
+func (h *Handler) Routes() []httpapi.Route {
+	return []httpapi.Route{{Method: http.MethodPost, Pattern: Path, Handler: h, Public: true}}
 }
 
 // Handler serves Path.

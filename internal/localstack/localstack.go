@@ -17,7 +17,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
@@ -44,6 +44,9 @@ type Stack struct {
 	Handler http.Handler
 	// SecretSource says where the webhook secret came from, for the start-up banner.
 	SecretSource string
+	// TokenSource says where the API token came from; a generated token is shown in
+	// full, once, in the banner.
+	TokenSource string
 
 	db        *embedded.DB
 	queue     *embedded.Queue
@@ -75,12 +78,15 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		Metrics:      m,
 		Now:          time.Now,
 	}
+	tokens, tokenSource, err := resolveTokens(cfg)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	return &Stack{
-		Handler: httpapi.New(httpapi.Routes{
-			Ingest:  ing,
-			Metrics: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{}),
-		}),
+		Handler:      httpapi.New(tokens, ing.Routes(), m.Routes()),
 		SecretSource: source,
+		TokenSource:  tokenSource,
 		db:           db,
 		queue:        queue,
 		processor: &processing.Processor{
@@ -181,6 +187,17 @@ func resolveSecret(cfg config.Config) (secret, source string, err error) {
 		return "", "", fmt.Errorf("store generated webhook secret: %w", err)
 	}
 	return secret, path + " (generated)", nil
+}
+
+// resolveTokens takes RUNNERHUB_API_TOKENS, or generates a token for this run.
+func resolveTokens(cfg config.Config) (*auth.Tokens, string, error) {
+	if cfg.APITokens != "" {
+		t, err := auth.Parse(cfg.APITokens)
+		return t, "RUNNERHUB_API_TOKENS", err
+	}
+	token := auth.Generate()
+	t, err := auth.Parse(token)
+	return t, token + " (generated for this run; set RUNNERHUB_API_TOKENS to keep one)", err
 }
 
 // Secret returns the webhook secret the local stack uses for cfg, as resolveSecret does,

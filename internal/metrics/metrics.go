@@ -3,10 +3,13 @@
 package metrics
 
 import (
+	"net/http"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
 )
 
@@ -42,6 +45,11 @@ func New() *Metrics {
 	m.Registry.MustRegister(m.events, m.rejections, m.ingestTime,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// Routes serves the registry on GET /metrics (authenticated: metrics name repositories).
+func (m *Metrics) Routes() []httpapi.Route {
+	return []httpapi.Route{{Method: http.MethodGet, Pattern: "/metrics", Handler: promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})}}
 }
 
 // Observe implements ingest.Metrics. event is empty for requests refused before the

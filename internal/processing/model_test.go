@@ -101,28 +101,10 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 	emit := func(jobID int64, labels []string, status jobs.Status, runner, conclusion string) time.Time {
 		clock++
 		at := t0.Add(time.Duration(clock) * time.Second)
-		p := cloneMap(base)
-		p["action"] = string(status)
-		wj := p["workflow_job"].(map[string]any)
-		wj["id"], wj["run_id"], wj["labels"], wj["status"] = jobID, 5000+jobID%7, labels, string(status)
-		wj["name"] = fmt.Sprintf("job-%d", jobID)
-		wj["created_at"] = t0.Format(time.RFC3339)
-		wj["runner_name"], wj["runner_id"], wj["conclusion"], wj["completed_at"] = nil, nil, nil, nil
-		if runner != "" {
-			wj["runner_name"], wj["runner_id"] = runner, 7
-			wj["started_at"] = at.Format(time.RFC3339)
-		}
-		if conclusion != "" {
-			wj["conclusion"], wj["completed_at"] = conclusion, at.Format(time.RFC3339)
-		}
-		body, err := json.Marshal(p)
-		if err != nil {
-			t.Fatal(err)
-		}
 		h.deliveries = append(h.deliveries, &delivery.Record{
 			Key:   delivery.Key{HookID: "1", DeliveryID: fmt.Sprintf("d-%d-%d", seed, clock)},
 			Event: "workflow_job", Action: string(status), Repository: "octo/repo",
-			ReceivedAt: at, Payload: body, State: delivery.Received,
+			ReceivedAt: at, Payload: jobPayload(t, base, jobID, labels, status, runner, conclusion, t0, at), State: delivery.Received,
 		})
 		return at
 	}
@@ -170,6 +152,30 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 
 func isEphemeral(name string) bool {
 	return slices.ContainsFunc(modelRunners, func(r modelRunner) bool { return r.name == name && r.ephemeral })
+}
+
+// jobPayload turns the fixture into a workflow_job delivery of the given job, status,
+// runner and conclusion, created at created and sent at at.
+func jobPayload(t testing.TB, base map[string]any, jobID int64, labels []string, status jobs.Status, runner, conclusion string, created, at time.Time) []byte {
+	p := cloneMap(base)
+	p["action"] = string(status)
+	wj := p["workflow_job"].(map[string]any)
+	wj["id"], wj["run_id"], wj["labels"], wj["status"] = jobID, 5000+jobID%7, labels, string(status)
+	wj["name"] = fmt.Sprintf("job-%d", jobID)
+	wj["created_at"] = created.Format(time.RFC3339)
+	wj["runner_name"], wj["runner_id"], wj["conclusion"], wj["completed_at"] = nil, nil, nil, nil
+	if runner != "" {
+		wj["runner_name"], wj["runner_id"] = runner, 7
+		wj["started_at"] = at.Format(time.RFC3339)
+	}
+	if conclusion != "" {
+		wj["conclusion"], wj["completed_at"] = conclusion, at.Format(time.RFC3339)
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return body
 }
 
 // pickRunner is the runner GitHub would choose: a free one of ours that fits, or a

@@ -20,7 +20,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
-func embeddedStores(t *testing.T) Stores {
+func embeddedStores(t testing.TB) Stores {
 	db, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"))
 	if err != nil {
 		t.Fatal(err)
@@ -30,7 +30,9 @@ func embeddedStores(t *testing.T) Stores {
 	return Stores{Deliveries: s, Counters: s, Jobs: s}
 }
 
-func TestModelEmbedded(t *testing.T) { modelTest(t, embeddedStores) }
+func TestModelEmbedded(t *testing.T) {
+	modelTest(t, func(t *testing.T) Stores { return embeddedStores(t) })
+}
 
 // flakyJobs fails reads of one job, as a store would under throttling.
 type flakyJobs struct {

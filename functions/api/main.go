@@ -9,6 +9,7 @@ import (
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/awsapp"
+	"github.com/runnerhub/webhooks/internal/dashboard"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/metrics"
 )
@@ -17,6 +18,6 @@ func main() {
 	app := awsapp.Must(awsapp.New(context.Background(), "RUNNERHUB_EVENTS_TABLE"))
 	tokens, err := auth.Parse(app.Config.APITokens)
 	awsapp.Must(app, err)
-	router := httpapi.New(tokens, metrics.New().Routes())
+	router := httpapi.New(tokens, metrics.New().Routes(), dashboard.Routes())
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
 }

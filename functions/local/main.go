@@ -60,18 +60,24 @@ func serve(ctx context.Context, cfg config.Config) error {
 		return err
 	}
 	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
+	token, dashboard := "from RUNNERHUB_API_TOKENS", base+"/"
+	if stack.GeneratedToken != "" {
+		token = stack.GeneratedToken + "  (generated for this run; set RUNNERHUB_API_TOKENS to keep one)"
+		dashboard = base + "/#token=" + stack.GeneratedToken
+	}
 	fmt.Printf(`RunnerHub webhooks is running (data in %s).
 
   Webhook URL:  %s%s   (content type application/json or form)
   Secret:       %s
-  API token:    %s
+  Dashboard:    %s
+  API token:    %s   (Authorization: Bearer <token>)
   Metrics:      %s/metrics
 
 Send a signed test delivery:
   go run ./functions/local send testdata/workflow_job.queued.json
 
 Press Ctrl-C to stop.
-`, cfg.DataDir, base, ingest.Path, stack.SecretSource, stack.TokenSource, base)
+`, cfg.DataDir, base, ingest.Path, stack.SecretSource, dashboard, token, base)
 	return stack.Serve(ctx, ln)
 }
 

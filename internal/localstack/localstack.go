@@ -19,6 +19,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/dashboard"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
@@ -44,9 +45,9 @@ type Stack struct {
 	Handler http.Handler
 	// SecretSource says where the webhook secret came from, for the start-up banner.
 	SecretSource string
-	// TokenSource says where the API token came from; a generated token is shown in
-	// full, once, in the banner.
-	TokenSource string
+	// GeneratedToken is the API token made for this run when RUNNERHUB_API_TOKENS is not
+	// set (empty otherwise), for the start-up banner.
+	GeneratedToken string
 
 	db        *embedded.DB
 	queue     *embedded.Queue
@@ -78,17 +79,17 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		Metrics:      m,
 		Now:          time.Now,
 	}
-	tokens, tokenSource, err := resolveTokens(cfg)
+	tokens, generated, err := resolveTokens(cfg)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
 	return &Stack{
-		Handler:      httpapi.New(tokens, ing.Routes(), m.Routes()),
-		SecretSource: source,
-		TokenSource:  tokenSource,
-		db:           db,
-		queue:        queue,
+		Handler:        httpapi.New(tokens, ing.Routes(), m.Routes(), dashboard.Routes()),
+		SecretSource:   source,
+		GeneratedToken: generated,
+		db:             db,
+		queue:          queue,
 		processor: &processing.Processor{
 			Deliveries: store,
 			Counters:   store,
@@ -189,15 +190,16 @@ func resolveSecret(cfg config.Config) (secret, source string, err error) {
 	return secret, path + " (generated)", nil
 }
 
-// resolveTokens takes RUNNERHUB_API_TOKENS, or generates a token for this run.
+// resolveTokens takes RUNNERHUB_API_TOKENS, or generates a token for this run and
+// returns it too.
 func resolveTokens(cfg config.Config) (*auth.Tokens, string, error) {
 	if cfg.APITokens != "" {
 		t, err := auth.Parse(cfg.APITokens)
-		return t, "RUNNERHUB_API_TOKENS", err
+		return t, "", err
 	}
 	token := auth.Generate()
 	t, err := auth.Parse(token)
-	return t, token + " (generated for this run; set RUNNERHUB_API_TOKENS to keep one)", err
+	return t, token, err
 }
 
 // Secret returns the webhook secret the local stack uses for cfg, as resolveSecret does,

@@ -7,6 +7,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 // BenchmarkPlan is the processor's CPU per event, excluding I/O: decoding the payload and
@@ -22,15 +23,15 @@ func BenchmarkPlan(b *testing.B) {
 	if err := s.Jobs.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{{Name: "spare", Pool: "k8s", State: jobs.RunnerIdle}}}); err != nil {
 		b.Fatal(err)
 	}
-	base, now := fixturePayload(b), time.Now().UTC()
+	now := time.Now().UTC()
 	labels := []string{"self-hosted", "k8s"}
 	steps := []struct {
 		name    string
 		payload []byte
 	}{
-		{"workflow_job.queued", jobPayload(b, base, 77, labels, jobs.StatusQueued, "", "", now, now)},
-		{"workflow_job.in_progress", jobPayload(b, base, 77, labels, jobs.StatusInProgress, "spare", "", now, now)},
-		{"workflow_job.completed", jobPayload(b, base, 77, labels, jobs.StatusCompleted, "spare", "success", now, now)},
+		{"workflow_job.queued", testenv.JobPayload(b, testenv.Job{ID: 77, Labels: labels, Status: string(jobs.StatusQueued), Runner: "", Conclusion: "", Created: now, At: now})},
+		{"workflow_job.in_progress", testenv.JobPayload(b, testenv.Job{ID: 77, Labels: labels, Status: string(jobs.StatusInProgress), Runner: "spare", Conclusion: "", Created: now, At: now})},
+		{"workflow_job.completed", testenv.JobPayload(b, testenv.Job{ID: 77, Labels: labels, Status: string(jobs.StatusCompleted), Runner: "spare", Conclusion: "success", Created: now, At: now})},
 	}
 	for i, step := range steps {
 		rec := &delivery.Record{Key: delivery.Key{HookID: "1", DeliveryID: step.name}, Event: "workflow_job",

@@ -2,14 +2,11 @@ package processing_test
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -18,6 +15,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/processing"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 // The model-based test: random sequences of workflow_job deliveries for many jobs and
@@ -78,23 +76,10 @@ type expectedJob struct {
 	queuedAt   time.Time
 }
 
-func fixturePayload(t testing.TB) map[string]any {
-	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", "workflow_job.queued.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var m map[string]any
-	if err := json.Unmarshal(b, &m); err != nil {
-		t.Fatal(err)
-	}
-	return m
-}
-
 // generate makes a history: each job goes through some prefix of waiting → queued →
 // in_progress → completed (or is cancelled while queued), with the runner GitHub picks.
 func generate(t testing.TB, seed uint64, nJobs int) *history {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	base := fixturePayload(t)
 	h := &history{seed: seed, expected: map[int64]expectedJob{}}
 	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	clock := 0
@@ -104,7 +89,9 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 		h.deliveries = append(h.deliveries, &delivery.Record{
 			Key:   delivery.Key{HookID: "1", DeliveryID: fmt.Sprintf("d-%d-%d", seed, clock)},
 			Event: "workflow_job", Action: string(status), Repository: "octo/repo",
-			ReceivedAt: at, Payload: jobPayload(t, base, jobID, labels, status, runner, conclusion, t0, at), State: delivery.Received,
+			ReceivedAt: at, State: delivery.Received,
+			Payload: testenv.JobPayload(t, testenv.Job{ID: jobID, Labels: labels, Status: string(status),
+				Runner: runner, Conclusion: conclusion, Repository: "octo/repo", Created: t0, At: at}),
 		})
 		return at
 	}
@@ -154,30 +141,6 @@ func isEphemeral(name string) bool {
 	return slices.ContainsFunc(modelRunners, func(r modelRunner) bool { return r.name == name && r.ephemeral })
 }
 
-// jobPayload turns the fixture into a workflow_job delivery of the given job, status,
-// runner and conclusion, created at created and sent at at.
-func jobPayload(t testing.TB, base map[string]any, jobID int64, labels []string, status jobs.Status, runner, conclusion string, created, at time.Time) []byte {
-	p := cloneMap(base)
-	p["action"] = string(status)
-	wj := p["workflow_job"].(map[string]any)
-	wj["id"], wj["run_id"], wj["labels"], wj["status"] = jobID, 5000+jobID%7, labels, string(status)
-	wj["name"] = fmt.Sprintf("job-%d", jobID)
-	wj["created_at"] = created.Format(time.RFC3339)
-	wj["runner_name"], wj["runner_id"], wj["conclusion"], wj["completed_at"] = nil, nil, nil, nil
-	if runner != "" {
-		wj["runner_name"], wj["runner_id"] = runner, 7
-		wj["started_at"] = at.Format(time.RFC3339)
-	}
-	if conclusion != "" {
-		wj["conclusion"], wj["completed_at"] = conclusion, at.Format(time.RFC3339)
-	}
-	body, err := json.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return body
-}
-
 // pickRunner is the runner GitHub would choose: a free one of ours that fits, or a
 // hosted one (always free).
 func pickRunner(rng *rand.Rand, labels []string, free map[string]bool) string {
@@ -193,13 +156,6 @@ func pickRunner(rng *rand.Rand, labels []string, free map[string]bool) string {
 		return "GitHub Actions 2"
 	}
 	return fit[rng.IntN(len(fit))]
-}
-
-func cloneMap(m map[string]any) map[string]any {
-	b, _ := json.Marshal(m)
-	var out map[string]any
-	json.Unmarshal(b, &out)
-	return out
 }
 
 // runModel processes h against fresh stores: every delivery is recorded then processed,

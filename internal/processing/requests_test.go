@@ -72,10 +72,10 @@ func TestRequestsPerEventType(t *testing.T) {
 
 	// One job's life on the idle runner "spare" (queued reserves it, in_progress makes it
 	// busy, completed frees it), then the other events.
-	base, now := fixturePayload(t), time.Now().UTC()
+	now := time.Now().UTC()
 	labels := []string{"self-hosted", "k8s"}
 	job := func(status jobs.Status, runner, conclusion string) []byte {
-		return jobPayload(t, base, 77, labels, status, runner, conclusion, now, now)
+		return testenv.JobPayload(t, testenv.Job{ID: 77, Labels: labels, Status: string(status), Runner: runner, Conclusion: conclusion, Created: now, At: now})
 	}
 	steps := []struct {
 		file    string

@@ -5,13 +5,14 @@ GO          ?= go
 GOARCH      ?= arm64
 BUILD_DIR   ?= build
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction
+FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction
 HOST_ARCH   := $(shell $(GO) env GOARCH)
 
 # Logical id → package.
 PKG_WebhookFunction   := ./functions/webhook
 PKG_ProcessorFunction := ./functions/processor
 PKG_ApiFunction       := ./functions/api
+PKG_WebSocketFunction := ./functions/websocket
 
 .PHONY: run test lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 

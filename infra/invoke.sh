@@ -12,9 +12,10 @@
 # resources are created in it (infra/moto-provision.py, functions included, so that moto
 # resolves each function's Environment from the template as CloudFormation would), and the
 # function gets exactly that environment, its Timeout and the moto credentials; the
-# caller's AWS_* settings are ignored. GITHUB_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET_PREVIOUS
-# and LOG_LEVEL may be set by the caller; the secret defaults to the one events/ is signed
-# with (events/README.md).
+# caller's AWS_* settings are ignored. GITHUB_WEBHOOK_SECRET, GITHUB_WEBHOOK_SECRET_PREVIOUS,
+# RUNNERHUB_API_TOKENS and LOG_LEVEL may be set by the caller; the secret and the token
+# default to the ones events/ is made with (events/README.md). RUNNERHUB_WS_ENDPOINT
+# points at moto, which serves the WebSocket management API (@connections) at its root.
 #
 # With AWS_ENDPOINT_URL set (a moto or LocalStack of your own, e.g. from `make
 # local-aws`), the function gets the caller's environment as it is, and the RUNNERHUB_*
@@ -27,6 +28,7 @@
 set -euo pipefail
 
 readonly events_secret=runnerhub-events-secret
+readonly events_api_token=runnerhub-events-api-token
 readonly rie_version=v0.0.0-20261030222936-bef5c4ba774d
 
 die() {
@@ -139,6 +141,10 @@ if [[ -z ${AWS_ENDPOINT_URL:-} ]]; then
 	EOF
 		fail "reading $function's environment from moto failed" "$work/env.log"
 	mapfile -d '' fn_env <"$work/env"
+	# moto serves the WebSocket API's management endpoint (@connections) at its root.
+	for i in "${!fn_env[@]}"; do
+		[[ ${fn_env[$i]} == RUNNERHUB_WS_ENDPOINT=* ]] && fn_env[i]=RUNNERHUB_WS_ENDPOINT=$endpoint
+	done
 	fn_env+=(AWS_ENDPOINT_URL="$endpoint" AWS_REGION="$AWS_REGION" AWS_DEFAULT_REGION="$AWS_DEFAULT_REGION"
 		AWS_ACCESS_KEY_ID="$AWS_ACCESS_KEY_ID" AWS_SECRET_ACCESS_KEY="$AWS_SECRET_ACCESS_KEY"
 		AWS_EC2_METADATA_DISABLED=true)
@@ -149,6 +155,7 @@ else
 	mapfile -d '' fn_env < <(env -0)
 fi
 fn_env+=(GITHUB_WEBHOOK_SECRET="${GITHUB_WEBHOOK_SECRET:-$events_secret}")
+fn_env+=(RUNNERHUB_API_TOKENS="${RUNNERHUB_API_TOKENS:-$events_api_token}")
 
 # The emulator runs the bootstrap in its own working directory, as Lambda runs it in
 # /var/task. It also reads LOG_LEVEL, the function's setting, and exits on a value its

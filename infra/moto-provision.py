@@ -40,7 +40,8 @@ What is deliberately NOT created in moto:
     their Condition blocks, so the template's "deny s3:* unless aws:SecureTransport" would
     deny every request. The policy only matters on AWS.
   * AWS::ApiGatewayV2::* — moto's API Gateway does not route to functions; the handlers are
-    served by net/http locally.
+    served by net/http locally. An Api still gets a placeholder id (10 characters, like
+    API Gateway's), so that functions whose environment names it can be created.
 Anything else unknown is listed on stderr and skipped.
 
 Only the standard library, boto3 and samtranslator are used.
@@ -543,7 +544,10 @@ class Provisioner:
                     continue
                 todo[logical] = res
             elif rtype in SKIPPED_TYPES:
-                pass  # documented above
+                if rtype == "AWS::ApiGatewayV2::Api":
+                    # Not created, but functions name it (the WebSocket API's endpoint in
+                    # their environment): a placeholder id lets those references resolve.
+                    resolver.physical[logical] = "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(10))
             elif rtype in FUNCTION_TYPES:
                 pass  # only with --with-functions
             else:

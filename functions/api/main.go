@@ -4,20 +4,61 @@ package main
 
 import (
 	"context"
+	"os"
+	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
+	"github.com/runnerhub/webhooks/internal/api/deliveries"
+	"github.com/runnerhub/webhooks/internal/api/fleet"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/dashboard"
 	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/metrics"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
+	"github.com/runnerhub/webhooks/internal/webhook"
 )
 
 func main() {
-	app := awsapp.Must(awsapp.New(context.Background(), "RUNNERHUB_EVENTS_TABLE"))
+	app := awsapp.Must(awsapp.New(context.Background(),
+		"RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_EVENTS_QUEUE_URL", "RUNNERHUB_EVENTS_DLQ_URL", "RUNNERHUB_PAYLOAD_BUCKET",
+		"RUNNERHUB_DEMAND_QUEUE_URL"))
 	tokens, err := auth.Parse(app.Config.APITokens)
 	awsapp.Must(app, err)
-	router := httpapi.New(tokens, metrics.New().Routes(), dashboard.Routes())
+	cfg := app.Config
+	// POST /api/webhooks/test sends its deliveries through the webhook function's handler,
+	// built from the same configuration (AllowUnsigned stays false: AWS fails closed).
+	ing := &ingest.Handler{
+		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(cfg.WebhookSecret, cfg.PreviousWebhookSecret)},
+		Store:        app.Store,
+		Queue:        app.Queue,
+		MaxBodyBytes: cfg.MaxBodyBytes,
+		Log:          app.Log,
+		Metrics:      metrics.NewEMF(os.Stdout, "RunnerHub"),
+		Now:          time.Now,
+	}
+	webhooks := deliveries.Routes(deliveries.Deps{
+		Store: app.Store, Lister: app.Store, Counters: app.Store,
+		Queue: app.Queue, DeadLetters: app.Queue.DeadLetters(cfg.EventsDLQURL),
+		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
+	})
+	runners := fleet.Deps{
+		Engine:  &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep},
+		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, Log: app.Log,
+	}
+	// /metrics here samples the pools and queues at each scrape; the processing figures
+	// are the processor function's EMF lines (its registry would not outlive it).
+	m := metrics.New()
+	m.Log = app.Log
+	m.WatchPools(runners.PoolStatus)
+	m.WatchQueues(awsstore.QueueDepths(sqs.NewFromConfig(app.AWS),
+		map[string]string{"events": cfg.EventsQueueURL, "dlq": cfg.EventsDLQURL}))
+	router := httpapi.New(tokens, webhooks, fleet.Routes(runners), m.Routes(), dashboard.Routes(),
+		live.TicketRoutes(live.NewTickets(app.Config.APITokens), live.ClientURL(app.Config.WSEndpoint), time.Now))
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
 }

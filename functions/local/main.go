@@ -70,7 +70,7 @@ func serve(ctx context.Context, cfg config.Config) error {
   Webhook URL:  %s%s   (content type application/json or form)
   Secret:       %s
   Dashboard:    %s
-  API token:    %s   (Authorization: Bearer <token>)
+  API token:    %s
   Metrics:      %s/metrics
 
 Send a signed test delivery:

@@ -3,11 +3,15 @@ package main
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/awslive"
+	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
 )
 
@@ -21,6 +25,13 @@ func main() {
 		Signals:    app.Signals,
 		Log:        app.Log,
 		Now:        time.Now,
+		// The Prometheus figures as EMF lines: CloudWatch metrics without an API call.
+		Observer: metrics.NewEMF(os.Stdout, "RunnerHub"),
+	}
+	if app.Config.WSEndpoint != "" { // live updates, posted right after each commit
+		hub, err := awslive.New(app.AWS, app.Config.EventsTable, app.Config.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
+		awsapp.Must(app, err)
+		p.Live = hub
 	}
 	lambda.Start(p.HandleSQS)
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -26,6 +27,9 @@ type App struct {
 	Store   *awsstore.Store
 	Queue   *awsstore.Queue
 	Signals *awsstore.Signals
+	// AWS is the SDK configuration the adapters were built from, for functions that need
+	// further clients (the live updates' management API).
+	AWS aws.Config
 }
 
 // New reads the configuration, checks that the named resources are configured, and
@@ -54,6 +58,7 @@ func New(ctx context.Context, required ...string) (*App, error) {
 		Store:   awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), s3c, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention),
 		Queue:   awsstore.NewQueue(sqsc, cfg.EventsQueueURL),
 		Signals: awsstore.NewSignals(sqsc, cfg.DemandQueueURL),
+		AWS:     awsCfg,
 	}, nil
 }
 

@@ -34,6 +34,9 @@ type Config struct {
 	// PriorityStep is how much waiting one priority point is worth in the pending queue
 	// (RUNNERHUB_PRIORITY_STEP_SECONDS, default 60).
 	PriorityStep time.Duration
+	// RunnerOfflineAfter is how long a runner may go without a heartbeat before it counts
+	// as offline (RUNNERHUB_RUNNER_OFFLINE_AFTER, a Go duration, default 5m).
+	RunnerOfflineAfter time.Duration
 
 	// AWS resources (the functions).
 	EventsTable    string // RUNNERHUB_EVENTS_TABLE
@@ -41,6 +44,10 @@ type Config struct {
 	EventsDLQURL   string // RUNNERHUB_EVENTS_DLQ_URL
 	PayloadBucket  string // RUNNERHUB_PAYLOAD_BUCKET
 	DemandQueueURL string // RUNNERHUB_DEMAND_QUEUE_URL: scale-up demand and pre-warm signals
+	// WSEndpoint (RUNNERHUB_WS_ENDPOINT) is the WebSocket API stage's management endpoint,
+	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}; unset, the processor
+	// sends no live updates.
+	WSEndpoint string
 
 	// Local stack.
 	Port    int    // PORT, default 3000
@@ -57,6 +64,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		EventsDLQURL:          getenv("RUNNERHUB_EVENTS_DLQ_URL"),
 		PayloadBucket:         getenv("RUNNERHUB_PAYLOAD_BUCKET"),
 		DemandQueueURL:        getenv("RUNNERHUB_DEMAND_QUEUE_URL"),
+		WSEndpoint:            getenv("RUNNERHUB_WS_ENDPOINT"),
 		APITokens:             getenv("RUNNERHUB_API_TOKENS"),
 		DataDir:               or(getenv("RUNNERHUB_DATA_DIR"), ".runnerhub"),
 	}
@@ -98,6 +106,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			fail("RUNNERHUB_PRIORITY_STEP_SECONDS", v, "want whole seconds from 0 to 10000000")
 		}
 		c.PriorityStep = time.Duration(n) * time.Second
+	}
+	c.RunnerOfflineAfter = jobs.DefaultOfflineAfter
+	if v := getenv("RUNNERHUB_RUNNER_OFFLINE_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < 10*time.Second || d > 24*time.Hour {
+			fail("RUNNERHUB_RUNNER_OFFLINE_AFTER", v, "want a duration from 10s to 24h, such as 90s or 5m")
+		}
+		c.RunnerOfflineAfter = d
 	}
 	if err := c.readPools(getenv); err != nil {
 		errs = append(errs, err.Error())
@@ -149,6 +165,7 @@ func (c Config) RequireAWS(names ...string) error {
 		"RUNNERHUB_EVENTS_DLQ_URL":   c.EventsDLQURL,
 		"RUNNERHUB_PAYLOAD_BUCKET":   c.PayloadBucket,
 		"RUNNERHUB_DEMAND_QUEUE_URL": c.DemandQueueURL,
+		"RUNNERHUB_WS_ENDPOINT":      c.WSEndpoint,
 	}
 	var missing []string
 	for _, n := range names {

@@ -29,6 +29,15 @@ type Plan struct {
 	Outcome  string
 	Demands  []Demand
 	Prewarms []Prewarm
+	// Advanced is set when a workflow_job delivery moved its job to a later status, for
+	// the metrics that count transitions (queued, completed) once per job.
+	Advanced *Transition
+}
+
+// Transition is a job's move to a later status: Job as planned, From its status before.
+type Transition struct {
+	Job  *Job
+	From Status
 }
 
 // maxDeliveriesPerJob bounds the delivery ids kept on a job record.
@@ -40,9 +49,11 @@ const maxProfilePools = 5
 // planner holds what one Plan has read and changed, so each entity is read once and
 // written once, and later steps see earlier steps' changes.
 type planner struct {
-	ctx     context.Context
-	e       *Engine
-	rec     *delivery.Record
+	ctx context.Context
+	e   *Engine
+	rec *delivery.Record // nil for the fleet operations (fleet.go)
+	// at is when the effects happen: the delivery's receipt, or the API request's time.
+	at      time.Time
 	jobs    map[int64]*Job
 	runners map[string]*Runner
 	deleted map[string]*Runner
@@ -54,11 +65,8 @@ type planner struct {
 // Plan reads the state rec touches and computes its effects. An error wrapping
 // ErrBadPayload means the delivery can never be applied.
 func (e *Engine) Plan(ctx context.Context, rec *delivery.Record) (*Plan, error) {
-	p := &planner{
-		ctx: ctx, e: e, rec: rec,
-		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{},
-		dirty: map[any]bool{}, plan: &Plan{State: delivery.Processed},
-	}
+	p := e.newPlanner(ctx, rec.ReceivedAt)
+	p.rec = rec
 	var err error
 	switch rec.Event {
 	case "workflow_job":
@@ -84,6 +92,14 @@ func (e *Engine) Plan(ctx context.Context, rec *delivery.Record) (*Plan, error) 
 	}
 	p.collect()
 	return p.plan, nil
+}
+
+func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
+	return &planner{
+		ctx: ctx, e: e, at: at.UTC(),
+		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{},
+		dirty: map[any]bool{}, plan: &Plan{State: delivery.Processed},
+	}
 }
 
 func (p *planner) ignore(reason string) {
@@ -148,13 +164,22 @@ func (p *planner) runner(name string) (*Runner, error) {
 
 func (p *planner) allPools() ([]Pool, error) {
 	if p.pools == nil {
-		stored, err := p.e.Store.Pools(p.ctx)
+		pools, err := p.e.AllPools(p.ctx)
 		if err != nil {
 			return nil, err
 		}
-		p.pools = mergePools(p.e.Pools, stored)
+		p.pools = pools
 	}
 	return p.pools, nil
+}
+
+// AllPools returns the configured pools overlaid with those in the store, by name.
+func (e *Engine) AllPools(ctx context.Context) ([]Pool, error) {
+	stored, err := e.Store.Pools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return mergePools(e.Pools, stored), nil
 }
 
 func (p *planner) pool(name string) (Pool, bool, error) {
@@ -186,6 +211,9 @@ func (p *planner) workflowJob() error {
 	merge(job, ev, p.rec)
 	p.touch(job)
 	advanced := job.Status.Rank() > from.Rank()
+	if advanced {
+		p.plan.Advanced = &Transition{Job: job, From: from}
+	}
 
 	var what string
 	switch {
@@ -260,22 +288,37 @@ func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
 	}
 }
 
-// enqueue places a newly queued job: with an idle runner of a fitting pool if there is
-// one (given to the highest-ranked fitting job), else in the first fitting pool's
-// pending queue with a scale-up demand.
+// enqueue places a newly queued job (see place) and counts its pool in the repository's
+// profile.
 func (p *planner) enqueue(job *Job) (string, error) {
 	if job.QueuedAt.IsZero() {
-		job.QueuedAt = p.rec.ReceivedAt.UTC()
+		job.QueuedAt = p.at
 	}
+	what, err := p.place(job, "")
+	if err != nil || job.Pool == "" {
+		return "job " + fmt.Sprint(job.ID) + " queued" + what, err
+	}
+	return "job " + fmt.Sprint(job.ID) + " queued" + what, p.recordUse(job.Repository, job.Pool)
+}
+
+// place puts a queued job where it belongs: with an idle runner of a fitting pool if
+// there is one (given to the highest-ranked fitting job of that pool), else in the
+// pending queue of the preferred pool (if it fits) or of the first fitting pool, with a
+// scale-up demand. It returns what happened, for the delivery's outcome.
+func (p *planner) place(job *Job, preferred string) (string, error) {
 	fitting, err := p.fitting(job)
 	if err != nil {
 		return "", err
 	}
+	if i := slices.IndexFunc(fitting, func(pl Pool) bool { return pl.Name == preferred }); i > 0 {
+		fitting = append([]Pool{fitting[i]}, slices.Delete(slices.Clone(fitting), i, i+1)...)
+	}
 	if len(fitting) == 0 {
 		job.Allocation = AllocationUnmatched
-		return fmt.Sprintf("job %d queued; no pool fits labels %v", job.ID, job.Labels), nil
+		return fmt.Sprintf("; no pool fits labels %v", job.Labels), nil
 	}
 	job.QueueKey = RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
+	p.touch(job)
 	for _, pl := range fitting {
 		r, err := p.idleRunner(pl, job)
 		if err != nil {
@@ -285,25 +328,19 @@ func (p *planner) enqueue(job *Job) (string, error) {
 			continue
 		}
 		job.Pool, job.Allocation = pl.Name, AllocationPending
-		if err := p.recordUse(job.Repository, pl.Name); err != nil {
-			return "", err
-		}
 		winner, err := p.match(r)
 		if err != nil {
 			return "", err
 		}
 		if winner == job {
-			return fmt.Sprintf("job %d queued; reserved runner %s in pool %s", job.ID, r.Name, pl.Name), nil
+			return fmt.Sprintf("; reserved runner %s in pool %s", r.Name, pl.Name), nil
 		}
 		p.demand(job)
-		return fmt.Sprintf("job %d queued in pool %s behind job %d, which took runner %s", job.ID, pl.Name, winner.ID, r.Name), nil
+		return fmt.Sprintf(" in pool %s behind job %d, which took runner %s", pl.Name, winner.ID, r.Name), nil
 	}
 	job.Pool, job.Allocation = fitting[0].Name, AllocationPending
-	if err := p.recordUse(job.Repository, job.Pool); err != nil {
-		return "", err
-	}
 	p.demand(job)
-	return fmt.Sprintf("job %d queued in pool %s; no idle runner, demand sent", job.ID, job.Pool), nil
+	return fmt.Sprintf(" in pool %s; no idle runner, demand sent", job.Pool), nil
 }
 
 // fitting returns the pools whose labels fit job, by name.
@@ -339,6 +376,9 @@ func (p *planner) finalAllocation(job *Job) (Allocation, error) {
 
 // idleRunner finds an idle runner of pool that can run job.
 func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
+	if err := p.gate(pl.Name); err != nil {
+		return nil, err
+	}
 	idle, err := p.e.Store.IdleRunners(p.ctx, pl.Name, 8)
 	if err != nil {
 		return nil, err
@@ -356,6 +396,22 @@ func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
 	return nil, nil
 }
 
+// gate adds the pool's gate to the Change (once), before the plan reads the pool's idle
+// runners or pending queue to allocate (see Gate).
+func (p *planner) gate(pool string) error {
+	for _, g := range p.plan.Change.Gates {
+		if g.Pool == pool {
+			return nil
+		}
+	}
+	g, err := p.e.Store.Gate(p.ctx, pool)
+	if err != nil {
+		return err
+	}
+	p.plan.Change.Gates = append(p.plan.Change.Gates, g)
+	return nil
+}
+
 func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
 	return Fits(job.Labels, append(slices.Clip(pl.Labels), r.Labels...))
 }
@@ -365,6 +421,9 @@ func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
 func (p *planner) match(r *Runner) (*Job, error) {
 	pl, ok, err := p.pool(r.Pool)
 	if err != nil || !ok {
+		return nil, err
+	}
+	if err := p.gate(r.Pool); err != nil {
 		return nil, err
 	}
 	stored, err := p.e.Store.PendingJobs(p.ctx, r.Pool, 16)
@@ -398,14 +457,14 @@ func (p *planner) match(r *Runner) (*Job, error) {
 
 func (p *planner) reserve(j *Job, r *Runner) {
 	j.Allocation, j.ReservedRunner, j.Pool, j.QueueKey = AllocationReserved, r.Name, r.Pool, ""
-	r.State, r.JobID, r.UpdatedAt = RunnerReserved, j.ID, p.rec.ReceivedAt.UTC()
+	r.State, r.JobID, r.UpdatedAt = RunnerReserved, j.ID, p.at
 	p.touch(j)
 	p.touch(r)
 }
 
 func (p *planner) demand(j *Job) {
 	p.plan.Demands = append(p.plan.Demands, Demand{
-		Pool: j.Pool, JobID: j.ID, Repository: j.Repository, Labels: j.Labels, Priority: j.Priority, At: p.rec.ReceivedAt.UTC(),
+		Pool: j.Pool, JobID: j.ID, Repository: j.Repository, Labels: j.Labels, Priority: j.Priority, At: p.at,
 	})
 }
 
@@ -438,25 +497,39 @@ func (p *planner) start(job *Job) (string, error) {
 			return fmt.Sprintf("job %d in progress on runner %s (late event: the runner has since started job %d)", job.ID, r.Name, current.ID), nil
 		}
 	}
-	if r.State == RunnerReserved && r.JobID != job.ID && r.JobID != 0 {
+	if r.JobID != job.ID {
 		// The runner was held for another job, which goes back to the queue.
-		other, err := p.job(r.JobID)
-		if err != nil {
+		if err := p.requeueReserved(r); err != nil {
 			return "", err
 		}
-		if other.Allocation == AllocationReserved && other.ReservedRunner == r.Name {
-			other.Allocation, other.ReservedRunner = AllocationPending, ""
-			other.QueueKey = RankKey(Rank(other.QueuedAt, other.Priority, p.e.Step), other.ID)
-			p.touch(other)
-			p.demand(other)
-		}
 	}
-	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.rec.ReceivedAt.UTC()
+	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.at
 	if job.Pool == "" {
 		job.Pool = r.Pool
 	}
 	p.touch(r)
 	return fmt.Sprintf("job %d in progress on runner %s", job.ID, r.Name), nil
+}
+
+// requeueReserved places the job r is reserved for again (another idle runner, or the
+// pending queue with a scale-up demand) when r is taken by another job or retired.
+func (p *planner) requeueReserved(r *Runner) error {
+	if r.State != RunnerReserved || r.JobID == 0 {
+		return nil
+	}
+	job, err := p.job(r.JobID)
+	if err != nil {
+		return err
+	}
+	if job.Allocation != AllocationReserved || job.ReservedRunner != r.Name {
+		return nil
+	}
+	// Placed again like a newly queued job (at its old rank), so it takes another idle
+	// runner if there is one rather than waiting beside it.
+	pool := job.Pool
+	job.Allocation, job.ReservedRunner, job.Pool = AllocationPending, "", ""
+	_, err = p.place(job, pool)
+	return err
 }
 
 // complete applies completed: record the end and free the runner for the next job.
@@ -488,7 +561,7 @@ func (p *planner) release(name string, jobID int64) error {
 		p.deleted[r.Name] = r
 		return nil
 	}
-	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.rec.ReceivedAt.UTC()
+	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.at
 	p.touch(r)
 	_, err = p.match(r)
 	return err
@@ -543,7 +616,7 @@ func (p *planner) prewarm(reason string) error {
 	}
 	pools := slices.Sorted(maps.Keys(prof.PoolUses))
 	sort.SliceStable(pools, func(a, b int) bool { return prof.PoolUses[pools[a]] > prof.PoolUses[pools[b]] })
-	p.plan.Prewarms = append(p.plan.Prewarms, Prewarm{Repository: p.rec.Repository, Pools: pools, Reason: reason, At: p.rec.ReceivedAt.UTC()})
+	p.plan.Prewarms = append(p.plan.Prewarms, Prewarm{Repository: p.rec.Repository, Pools: pools, Reason: reason, At: p.at})
 	p.plan.Outcome = fmt.Sprintf("pre-warm %v for %s", pools, p.rec.Repository)
 	return nil
 }

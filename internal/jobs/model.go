@@ -21,6 +21,10 @@ const (
 	StatusQueued     Status = "queued"
 	StatusInProgress Status = "in_progress"
 	StatusCompleted  Status = "completed"
+
+	// StatusPending is no GitHub status but a ListJobs filter: queued jobs waiting in a
+	// pool's pending queue for a runner (Allocation pending), in queue order.
+	StatusPending Status = "pending"
 )
 
 // Rank orders statuses: waiting < queued < in_progress < completed; unknown is 0.
@@ -116,7 +120,10 @@ type Runner struct {
 	State     RunnerState
 	JobID     int64 // the job it is reserved for or running; 0 when none
 	UpdatedAt time.Time
-	Version   int64
+	// LastSeen is when the runner last registered or sent a heartbeat; a runner not seen
+	// for a while counts as offline (see Offline), whatever its State.
+	LastSeen time.Time
+	Version  int64
 }
 
 // Pool is a group of interchangeable runners.
@@ -150,6 +157,17 @@ type Profile struct {
 	Version  int64
 }
 
+// Gate serialises allocation decisions within one pool. A plan that decides an
+// allocation from a pool's idle runners or pending queue writes the pool's gate, version
+// checked, in the same Change. Without it two plans could each read the other's state
+// before it is written — a runner being freed and a job being queued in the same pool —
+// and both commit, leaving the job waiting beside the idle runner (with a needless
+// scale-up demand). With it one of them conflicts and is planned again.
+type Gate struct {
+	Pool    string
+	Version int64
+}
+
 // Finish marks the delivery whose effects a Change carries as done, in the same atomic
 // write. It fails the whole Change (ErrConflict) if the delivery is already finished:
 // that is what makes effects apply exactly once.
@@ -172,6 +190,7 @@ type Change struct {
 	DeleteRunners []*Runner
 	Runs          []*Run
 	Profiles      []*Profile
+	Gates         []*Gate
 	Finish        *Finish
 }
 
@@ -181,6 +200,22 @@ var ErrConflict = errors.New("state changed concurrently")
 
 // ErrNotFound is returned for unknown jobs, runners, runs, profiles and pools.
 var ErrNotFound = errors.New("not found")
+
+// JobFilter selects a page of ListJobs. Zero fields select everything.
+type JobFilter struct {
+	// Status is a GitHub status (jobs in it, newest first by StatusSince) or StatusPending
+	// (the pending queues, in queue order).
+	Status     Status
+	Repository string
+	Pool       string
+	// Pools are the pools whose pending queues StatusPending merges when Pool is empty:
+	// the store only knows the pools created through the API, the caller also the
+	// configured ones (Engine.ListJobs fills it in).
+	Pools []string
+	// Cursor is "" for the first page, else the cursor the previous page returned.
+	Cursor string
+	Limit  int // 1 to MaxListLimit
+}
 
 // Store is what the job domain needs from storage. Every read is a key lookup or an
 // ordered index range; nothing scans.
@@ -197,6 +232,15 @@ type Store interface {
 	Pools(ctx context.Context) ([]Pool, error)
 	PutPool(ctx context.Context, p Pool) error
 	DeletePool(ctx context.Context, name string) error
+	// Gate returns a pool's gate; one never written has Version 0 (never ErrNotFound).
+	Gate(ctx context.Context, pool string) (*Gate, error)
 	// Commit writes a Change atomically, or nothing and ErrConflict.
 	Commit(ctx context.Context, c *Change) error
+	// ListJobs returns a page of the jobs f selects and the cursor of the next page (""
+	// after the last), reading a bounded number of index entries whatever the number of
+	// jobs (ListJobsIndexed says how). An invalid f is an error wrapping ErrInvalid.
+	ListJobs(ctx context.Context, f JobFilter) ([]*Job, string, error)
+	// ListRunners returns a page of the runners of pool ("" for all), by pool then name,
+	// and the cursor of the next page ("" after the last).
+	ListRunners(ctx context.Context, pool, cursor string, limit int) ([]*Runner, string, error)
 }

@@ -3,6 +3,7 @@
 package localstack
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -13,16 +14,21 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/api/deliveries"
+	"github.com/runnerhub/webhooks/internal/api/fleet"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/dashboard"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/localhub"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
@@ -48,10 +54,13 @@ type Stack struct {
 	// GeneratedToken is the API token made for this run when RUNNERHUB_API_TOKENS is not
 	// set (empty otherwise), for the start-up banner.
 	GeneratedToken string
+	// Routes are what Handler serves (the OpenAPI document is checked against them).
+	Routes []httpapi.Route
 
 	db        *embedded.DB
 	queue     *embedded.Queue
 	processor *processing.Processor
+	live      *localhub.Server
 	log       *slog.Logger
 }
 
@@ -69,7 +78,15 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	store, queue := db.Store(), db.Queue(maxAttempts)
+	engine := &jobs.Engine{Store: store, Pools: cfg.Pools, Step: cfg.PriorityStep}
+	runners := fleet.Deps{Engine: engine, Signals: logSignals{log: log}, OfflineAfter: cfg.RunnerOfflineAfter, Log: log}
 	m := metrics.New()
+	m.Log = log
+	m.WatchPools(runners.PoolStatus)
+	m.WatchQueues(func(context.Context) (map[string]int, error) {
+		pending, dead, err := queue.Depth()
+		return map[string]int{"events": pending, "dlq": dead}, err
+	})
 	ing := &ingest.Handler{
 		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
 		Store:        store,
@@ -84,8 +101,19 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		db.Close()
 		return nil, err
 	}
+	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated))
+	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
+	routes := slices.Concat(ing.Routes(), m.Routes(), dashboard.Routes(),
+		hub.Routes(), live.TicketRoutes(tickets, "", time.Now),
+		deliveries.Routes(deliveries.Deps{
+			Store: store, Lister: store, Counters: store, Queue: queue, DeadLetters: queue,
+			// POST /api/webhooks/test goes through the webhook endpoint itself.
+			Ingest: ing, Secret: secret, Retention: cfg.Retention, Log: log,
+		}),
+		fleet.Routes(runners))
 	return &Stack{
-		Handler:        httpapi.New(tokens, ing.Routes(), m.Routes(), dashboard.Routes()),
+		Handler:        httpapi.New(tokens, routes),
+		Routes:         routes,
 		SecretSource:   source,
 		GeneratedToken: generated,
 		db:             db,
@@ -93,12 +121,15 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		processor: &processing.Processor{
 			Deliveries: store,
 			Counters:   store,
-			Engine:     &jobs.Engine{Store: store, Pools: cfg.Pools, Step: cfg.PriorityStep},
+			Engine:     engine,
 			Signals:    logSignals{log: log},
+			Observer:   m,
+			Live:       hub.Hub(),
 			Log:        log,
 			Now:        time.Now,
 		},
-		log: log,
+		live: hub,
+		log:  log,
 	}, nil
 }
 
@@ -132,6 +163,7 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 	if shutdownErr := srv.Shutdown(shutdownCtx); err == nil {
 		err = shutdownErr
 	}
+	s.live.Close() // WebSockets are hijacked: Shutdown leaves them open
 	stopWork()
 	wg.Wait()
 	if errors.Is(err, http.ErrServerClosed) {

@@ -44,30 +44,56 @@ type emfMeta struct {
 
 // Observe implements ingest.Metrics with one EMF line per request.
 func (e *EMF) Observe(event, outcome, reason string, elapsed time.Duration) {
-	if event == "" {
-		event = "unknown"
-	}
-	line := map[string]any{
-		"_aws": emfMeta{
-			Timestamp: e.now().UnixMilli(),
-			CloudWatchMetrics: []emfDirective{{
-				Namespace:  e.Namespace,
-				Dimensions: [][]string{{"event", "status"}},
-				Metrics: []emfMetric{
-					{Name: "webhook_events_total", Unit: "Count"},
-					{Name: "webhook_ingest_duration_seconds", Unit: "Seconds"},
-				},
-			}},
-		},
-		"event":                           event,
-		"status":                          outcome,
-		"webhook_events_total":            1,
-		"webhook_ingest_duration_seconds": elapsed.Seconds(),
-	}
+	line := e.newLine()
+	line.set("event", or(event, "unknown"))
+	line.set("status", outcome)
+	line.directive([]string{"event", "status"},
+		line.count("webhook_events_total"), line.seconds("webhook_ingest_duration_seconds", elapsed.Seconds()))
 	if reason != "" {
-		line["reason"] = reason
+		line.set("reason", reason)
 	}
-	b, err := json.Marshal(line)
+	e.write(line)
+}
+
+// emfLine builds one EMF line: its properties (dimension values, metric values, and
+// anything else worth finding in the logs) and the directives that make metrics of them.
+type emfLine struct {
+	namespace string
+	fields    map[string]any
+	meta      emfMeta
+}
+
+func (e *EMF) newLine() *emfLine {
+	return &emfLine{namespace: e.Namespace, fields: map[string]any{}, meta: emfMeta{Timestamp: e.now().UnixMilli()}}
+}
+
+func (l *emfLine) set(name string, v any) { l.fields[name] = v }
+
+// count sets the metric name to 1 and returns its declaration.
+func (l *emfLine) count(name string) emfMetric {
+	l.fields[name] = 1
+	return emfMetric{Name: name, Unit: "Count"}
+}
+
+// seconds sets the metric name to v and returns its declaration.
+func (l *emfLine) seconds(name string, v float64) emfMetric {
+	l.fields[name] = v
+	return emfMetric{Name: name, Unit: "Seconds"}
+}
+
+// directive publishes metrics with the dimensions dims (properties of the line).
+func (l *emfLine) directive(dims []string, metrics ...emfMetric) {
+	if len(metrics) == 0 {
+		return
+	}
+	l.meta.CloudWatchMetrics = append(l.meta.CloudWatchMetrics,
+		emfDirective{Namespace: l.namespace, Dimensions: [][]string{dims}, Metrics: metrics})
+}
+
+// write prints the line. Lines are written whole, one at a time.
+func (e *EMF) write(l *emfLine) {
+	l.fields["_aws"] = l.meta
+	b, err := json.Marshal(l.fields)
 	if err != nil {
 		return
 	}

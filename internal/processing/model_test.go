@@ -278,6 +278,24 @@ func checkModel(t *testing.T, s Stores, h *history) {
 		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return jobs.Fits(exp.labels, p.Labels) })
 		checkAllocation(fail, job, fits, runners, holders)
 	}
+	// Nothing waits while a runner that could take it sits idle, whatever the races.
+	for _, pool := range modelPools {
+		pending, err := s.Jobs.PendingJobs(ctx, pool.Name, 100)
+		if err != nil {
+			fail("pending jobs of %s: %v", pool.Name, err)
+		}
+		idle, err := s.Jobs.IdleRunners(ctx, pool.Name, 100)
+		if err != nil {
+			fail("idle runners of %s: %v", pool.Name, err)
+		}
+		for _, j := range pending {
+			for _, r := range idle {
+				if jobs.Fits(j.Labels, append(slices.Clip(pool.Labels), r.Labels...)) {
+					fail("job %d waits in pool %s while runner %s is idle", j.ID, pool.Name, r.Name)
+				}
+			}
+		}
+	}
 }
 
 func checkAllocation(fail func(string, ...any), job *jobs.Job, fits bool, runners map[string]*jobs.Runner, holders map[int64]string) {

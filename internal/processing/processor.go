@@ -16,6 +16,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
 )
 
 // maxConflicts is how often a delivery is re-planned after concurrent changes before the
@@ -28,9 +29,26 @@ type Processor struct {
 	Counters   delivery.Counters
 	Engine     *jobs.Engine
 	Signals    jobs.Signals
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Live, when set, announces each committed delivery to WebSocket clients.
+	Live live.Publisher
+	Log  *slog.Logger
+	Now  func() time.Time
+	// Observer, when set, is told about every delivery applied or failed (metrics).
+	Observer Observer
 }
+
+// Observer learns what the processor did, after the fact: Applied once a delivery's plan
+// is committed (never for a delivery found finished already), Failed when an attempt
+// fails (the queue retries it). Both are called on the processing path: they must not
+// block.
+type Observer interface {
+	Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Duration)
+	Failed(rec *delivery.Record, err error, elapsed time.Duration)
+}
+
+// publishTimeout bounds announcing one delivery: live updates must never hold up
+// processing (in Lambda, the batch and its visibility timeout).
+const publishTimeout = 2 * time.Second
 
 // Process applies one queued delivery. An error means nothing was committed and the
 // message must be retried.
@@ -51,13 +69,20 @@ func (p *Processor) Process(ctx context.Context, msg delivery.Message) error {
 		if countErr := p.Counters.CountError(ctx, rec.Event, rec.ReceivedAt); countErr != nil {
 			p.Log.ErrorContext(ctx, "counting a processing error failed", "error", countErr)
 		}
+		if p.Observer != nil {
+			p.Observer.Failed(rec, err, time.Since(start))
+		}
 		return err
 	}
 	if plan == nil {
 		p.Log.DebugContext(ctx, "delivery already processed", "delivery_id", rec.DeliveryID)
 		return nil
 	}
+	if p.Observer != nil {
+		p.Observer.Applied(rec, plan, time.Since(start))
+	}
 	p.send(ctx, plan)
+	p.publish(ctx, rec, plan)
 	p.Log.InfoContext(ctx, "delivery processed",
 		slog.String("delivery_id", rec.DeliveryID), slog.String("hook_id", rec.HookID),
 		slog.String("event", rec.Event), slog.String("action", rec.Action),
@@ -113,5 +138,19 @@ func (p *Processor) send(ctx context.Context, plan *jobs.Plan) {
 		if err := p.Signals.Prewarm(ctx, w); err != nil {
 			p.Log.ErrorContext(ctx, "sending pre-warm signal failed", "repository", w.Repository, "error", err)
 		}
+	}
+}
+
+// publish announces a committed delivery to WebSocket clients. Like the signals it
+// follows the commit, so a failure is logged, never retried or returned: the delivery
+// is done, and a dashboard that missed an update catches up through the API.
+func (p *Processor) publish(ctx context.Context, rec *delivery.Record, plan *jobs.Plan) {
+	if p.Live == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if err := p.Live.Publish(ctx, rec, plan); err != nil {
+		p.Log.WarnContext(ctx, "live update failed", "delivery_id", rec.DeliveryID, "error", err)
 	}
 }

@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -177,6 +178,8 @@ func generateEvents(t *testing.T) map[string][]byte {
 	}
 	records := slices.Insert(queued, len(queued)/2, malformed)
 	files[processorEvent] = encodeEvent(t, sqsEvent{Records: records})
+	maps.Copy(files, generateWebSocketEvents(t))
+	maps.Copy(files, generateAPIEvents(t))
 	return files
 }
 

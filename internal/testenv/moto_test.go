@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -46,8 +47,13 @@ func TestStartAWSProvisionsTheTemplate(t *testing.T) {
 		if keys["pk"] != ddbtypes.KeyTypeHash || keys["sk"] != ddbtypes.KeyTypeRange || len(keys) != 2 {
 			t.Errorf("key schema = %v, want pk HASH, sk RANGE", keys)
 		}
-		if len(out.Table.GlobalSecondaryIndexes) != 1 || *out.Table.GlobalSecondaryIndexes[0].IndexName != "byTime" {
-			t.Errorf("GSIs = %+v, want one named byTime", out.Table.GlobalSecondaryIndexes)
+		var gsis []string
+		for _, ix := range out.Table.GlobalSecondaryIndexes {
+			gsis = append(gsis, aws.ToString(ix.IndexName))
+		}
+		slices.Sort(gsis)
+		if want := []string{"byAttr", "byPool", "byRepo", "byTime"}; !slices.Equal(gsis, want) {
+			t.Errorf("GSIs = %v, want %v", gsis, want)
 		}
 		ttl, err := db.DescribeTimeToLive(ctx, &dynamodb.DescribeTimeToLiveInput{TableName: &a.EventsTable})
 		if err != nil {

@@ -26,6 +26,10 @@ import (
 // GITHUB_WEBHOOK_SECRET=EventsSecret.
 const EventsSecret = "runnerhub-events-secret"
 
+// EventsAPIToken is the API token the WebSocket events in events/ connect with
+// (events/README.md). Functions invoked with them need RUNNERHUB_API_TOKENS=EventsAPIToken.
+const EventsAPIToken = "runnerhub-events-api-token"
+
 // rieInstallHint is how CI installs the emulator, at the version the tests were written for.
 const rieInstallHint = "go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
 

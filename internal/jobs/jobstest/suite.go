@@ -64,6 +64,7 @@ func StoreSuite(t *testing.T, newStore func(t *testing.T) Stores) {
 		{"IdleRunners", testIdleRunners},
 		{"PendingJobs", testPendingJobs},
 		{"Pools", testPools},
+		{"Gates", testGates},
 		{"NotFound", testNotFound},
 		{"Finish", testFinish},
 		{"FinishAlone", testFinishAlone},
@@ -702,4 +703,39 @@ func testConcurrentReserve(t *testing.T, s Stores) {
 	slices.Sort(gotPending)
 	slices.Sort(losers)
 	checkIDs(t, "PendingJobs (any order)", gotPending, losers...)
+}
+
+// A pool's gate starts at version 0 without being written, and a Change carrying a gate
+// read at a stale version conflicts as a whole: that is what serialises allocation
+// decisions within a pool.
+func testGates(t *testing.T, s Stores) {
+	ctx := t.Context()
+	pool := newName("pool")
+	version := func() int64 {
+		t.Helper()
+		g, err := s.Jobs.Gate(ctx, pool)
+		if err != nil || g.Pool != pool {
+			t.Fatalf("Gate(%s) = %+v, %v", pool, g, err)
+		}
+		return g.Version
+	}
+	if v := version(); v != 0 {
+		t.Fatalf("unwritten gate at version %d, want 0", v)
+	}
+	mustCommit(t, s.Jobs, &jobs.Change{Gates: []*jobs.Gate{{Pool: pool}}})
+	if v := version(); v != 1 {
+		t.Fatalf("gate at version %d after one commit, want 1", v)
+	}
+	runner := newName("runner")
+	commitConflict(t, s.Jobs, &jobs.Change{
+		Gates:   []*jobs.Gate{{Pool: pool, Version: 0}},
+		Runners: []*jobs.Runner{{Name: runner, Pool: pool, State: jobs.RunnerIdle}},
+	})
+	if _, err := s.Jobs.Runner(ctx, runner); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("a change with a stale gate wrote its runner: %v", err)
+	}
+	mustCommit(t, s.Jobs, &jobs.Change{Gates: []*jobs.Gate{{Pool: pool, Version: 1}}})
+	if v := version(); v != 2 {
+		t.Fatalf("gate at version %d after two commits, want 2", v)
+	}
 }

@@ -50,6 +50,7 @@ type mem struct {
 	runs       map[int64]jobs.Run
 	profiles   map[string]jobs.Profile
 	pools      map[string]jobs.Pool
+	gates      map[string]int64 // pool → version
 }
 
 type counterKey struct {
@@ -66,6 +67,7 @@ func newMem() *mem {
 		runs:       map[int64]jobs.Run{},
 		profiles:   map[string]jobs.Profile{},
 		pools:      map[string]jobs.Pool{},
+		gates:      map[string]int64{},
 	}
 }
 
@@ -183,6 +185,12 @@ func (m *mem) Profile(_ context.Context, repo string) (*jobs.Profile, error) {
 	return get(m, m.profiles, repo, cloneProfile)
 }
 
+func (m *mem) Gate(_ context.Context, pool string) (*jobs.Gate, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return &jobs.Gate{Pool: pool, Version: m.gates[pool]}, nil
+}
+
 func cloneJob(j jobs.Job) jobs.Job {
 	j.Labels, j.Deliveries = slices.Clone(j.Labels), slices.Clone(j.Deliveries)
 	return j
@@ -275,7 +283,7 @@ func (m *mem) Commit(_ context.Context, c *jobs.Change) error {
 	}
 	for _, r := range c.Runners {
 		r := cloneRunner(*r)
-		r.UpdatedAt = storedTime(r.UpdatedAt)
+		r.UpdatedAt, r.LastSeen = storedTime(r.UpdatedAt), storedTime(r.LastSeen)
 		r.Version++
 		m.runners[r.Name] = r
 	}
@@ -292,6 +300,9 @@ func (m *mem) Commit(_ context.Context, c *jobs.Change) error {
 		p := cloneProfile(*p)
 		p.Version++
 		m.profiles[p.Repository] = p
+	}
+	for _, g := range c.Gates {
+		m.gates[g.Pool] = g.Version + 1
 	}
 	return nil
 }
@@ -322,6 +333,9 @@ func (m *mem) check(c *jobs.Change) error {
 	}
 	for _, p := range c.Profiles {
 		stale = stale || m.profiles[p.Repository].Version != p.Version
+	}
+	for _, g := range c.Gates {
+		stale = stale || m.gates[g.Pool] != g.Version
 	}
 	if stale {
 		return jobs.ErrConflict

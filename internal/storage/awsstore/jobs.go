@@ -106,6 +106,23 @@ func (s *Store) Run(ctx context.Context, id int64) (*jobs.Run, error) {
 	return getEntity(ctx, s, runKey(id), fmt.Sprintf("run %d", id), decodeRun)
 }
 
+// Gate reads a pool's gate (one strongly consistent GetItem); the item holds only its
+// key and version.
+func (s *Store) Gate(ctx context.Context, pool string) (*jobs.Gate, error) {
+	g, err := getEntity(ctx, s, gateKey(pool), "gate of pool "+pool, func(item map[string]types.AttributeValue) (*jobs.Gate, error) {
+		r := itemReader{item: item}
+		return &jobs.Gate{Pool: pool, Version: r.num(attrVersion)}, r.err
+	})
+	if errors.Is(err, jobs.ErrNotFound) {
+		return &jobs.Gate{Pool: pool}, nil
+	}
+	return g, err
+}
+
+func gateKey(pool string) map[string]types.AttributeValue {
+	return entityKey("GATE#"+pool, "GATE")
+}
+
 // Profile reads a repository's profile (one strongly consistent GetItem).
 func (s *Store) Profile(ctx context.Context, repository string) (*jobs.Profile, error) {
 	return getEntity(ctx, s, profileKey(repository), "profile of "+repository, decodeProfile)
@@ -167,26 +184,7 @@ func getEntity[T any](ctx context.Context, s *Store, key map[string]types.Attrib
 
 // queryIndex reads up to limit items of one byTime partition in sort key order.
 func queryIndex[T any](ctx context.Context, s *Store, partition string, limit int, what string, decode func(map[string]types.AttributeValue) (T, error)) ([]T, error) {
-	if limit <= 0 {
-		return nil, nil
-	}
-	in := &dynamodb.QueryInput{
-		TableName:                 &s.table,
-		IndexName:                 aws.String(indexByTime),
-		KeyConditionExpression:    aws.String("#gsi1pk = :partition"),
-		ExpressionAttributeNames:  map[string]string{"#gsi1pk": attrGSI1PK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{":partition": stringValue(partition)},
-	}
-	var out []T
-	err := s.query(ctx, in, limit, func(item map[string]types.AttributeValue) error {
-		v, err := decode(item)
-		out = append(out, v)
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", what, err)
-	}
-	return out, nil
+	return queryRange(ctx, s, gsi{name: indexByTime, pk: attrGSI1PK, sk: attrGSI1SK}, partition, "", false, limit, what, decode)
 }
 
 // query runs in page by page, handing each item to each, until limit items (0: all) have
@@ -314,6 +312,9 @@ func (s *Store) changeItems(c *jobs.Change) ([]types.TransactWriteItem, error) {
 	for _, p := range c.Profiles {
 		items = append(items, s.versionedPut(encodeProfile(p), p.Version))
 	}
+	for _, g := range c.Gates {
+		items = append(items, s.versionedPut(gateKey(g.Pool), g.Version))
+	}
 	for _, r := range c.DeleteRunners {
 		// Deleting a runner that is not stored is a conflict too: it was read as stored.
 		cond, names, values := matchVersion(r.Version)
@@ -377,6 +378,7 @@ func encodeJob(j *jobs.Job) (map[string]types.AttributeValue, error) {
 		item[attrGSI1PK] = stringValue(pendingPrefix + j.Pool)
 		item[attrGSI1SK] = stringValue(j.QueueKey)
 	}
+	setListEntries(item, j.ListEntries()...)
 	w := itemWriter(item)
 	w.num(attrID, j.ID)
 	w.num(attrRunID, j.RunID)
@@ -438,6 +440,7 @@ func encodeRunner(rn *jobs.Runner) map[string]types.AttributeValue {
 		item[attrGSI1PK] = stringValue(idlePrefix + rn.Pool)
 		item[attrGSI1SK] = stringValue(rn.Name)
 	}
+	setListEntries(item, rn.ListEntry())
 	w := itemWriter(item)
 	w.str(attrName, rn.Name)
 	w.str(attrPool, rn.Pool)
@@ -446,6 +449,7 @@ func encodeRunner(rn *jobs.Runner) map[string]types.AttributeValue {
 	w.str(attrState, string(rn.State))
 	w.num(attrJobID, rn.JobID)
 	w.time(attrUpdatedAt, rn.UpdatedAt)
+	w.time(attrLastSeen, rn.LastSeen)
 	return item
 }
 
@@ -459,6 +463,7 @@ func decodeRunner(item map[string]types.AttributeValue) (*jobs.Runner, error) {
 		State:     jobs.RunnerState(r.str(attrState)),
 		JobID:     r.num(attrJobID),
 		UpdatedAt: r.time(attrUpdatedAt),
+		LastSeen:  r.time(attrLastSeen),
 		Version:   r.num(attrVersion),
 	}
 	return rn, r.err

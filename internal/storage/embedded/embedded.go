@@ -38,6 +38,7 @@ var (
 	bucketRunners  = []byte("runners")  // runner name → jobs.Runner (JSON)
 	bucketRuns     = []byte("runs")     // 8-byte big-endian run id → jobs.Run (JSON)
 	bucketProfiles = []byte("profiles") // repository → jobs.Profile (JSON)
+	bucketGates    = []byte("gates")    // pool → jobs.Gate (JSON)
 	bucketPools    = []byte("pools")    // pool name → jobs.Pool (JSON)
 	// Indexes, kept by Commit from each entity's old and new state.
 	bucketPendingJobs = []byte("pendingJobs") // <pool>\x00<QueueKey> → job key, for jobs with Allocation pending
@@ -45,7 +46,7 @@ var (
 
 	buckets = [][]byte{
 		bucketDeliveries, bucketPayloads, bucketPending, bucketDLQ, bucketCounters,
-		bucketJobs, bucketRunners, bucketRuns, bucketProfiles, bucketPools,
+		bucketJobs, bucketRunners, bucketRuns, bucketProfiles, bucketPools, bucketGates,
 		bucketPendingJobs, bucketIdleRunners,
 	}
 )
@@ -73,7 +74,7 @@ func Open(path string) (*DB, error) {
 				return err
 			}
 		}
-		return nil
+		return ensureTimeIndex(tx)
 	})
 	if err != nil {
 		db.Close()

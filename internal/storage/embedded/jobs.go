@@ -56,11 +56,11 @@ func (s *Store) Profile(ctx context.Context, repository string) (*jobs.Profile, 
 }
 
 func (s *Store) IdleRunners(ctx context.Context, pool string, limit int) ([]*jobs.Runner, error) {
-	return listIndexed[jobs.Runner](s.db, bucketIdleRunners, bucketRunners, indexKey(pool, ""), limit)
+	return listRange[jobs.Runner](s.db, bucketIdleRunners, bucketRunners, pool, "", false, limit)
 }
 
 func (s *Store) PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error) {
-	return listIndexed[jobs.Job](s.db, bucketPendingJobs, bucketJobs, indexKey(pool, ""), limit)
+	return listRange[jobs.Job](s.db, bucketPendingJobs, bucketJobs, pool, "", false, limit)
 }
 
 // lookup reads the entity stored under key; an absent one is jobs.ErrNotFound.
@@ -81,30 +81,12 @@ func lookup[T any](db *bolt.DB, bucket, key []byte, what string) (*T, error) {
 	return v, nil
 }
 
-// listIndexed returns, in index order, up to limit entities of bucket named by the index
-// entries whose keys start with prefix.
-func listIndexed[T any](db *bolt.DB, index, bucket, prefix []byte, limit int) ([]*T, error) {
-	var out []*T
-	err := db.View(func(tx *bolt.Tx) error {
-		entities := tx.Bucket(bucket)
-		c := tx.Bucket(index).Cursor()
-		for k, ref := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix) && len(out) < limit; k, ref = c.Next() {
-			v := new(T)
-			found, err := getJSON(entities, ref, v)
-			if err != nil {
-				return err
-			}
-			if !found {
-				return fmt.Errorf("index %s entry %q names a missing entity", index, k)
-			}
-			out = append(out, v)
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("list %s: %w", index, err)
+func (s *Store) Gate(ctx context.Context, pool string) (*jobs.Gate, error) {
+	g, err := lookup[jobs.Gate](s.db, bucketGates, []byte(pool), "gate of pool "+pool)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return &jobs.Gate{Pool: pool}, nil
 	}
-	return out, nil
+	return g, err
 }
 
 func (s *Store) Pools(ctx context.Context) ([]jobs.Pool, error) {
@@ -209,6 +191,12 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 			return err
 		}
 	}
+	for _, g := range c.Gates {
+		next := *g
+		if _, err := swap(tx.Bucket(bucketGates), []byte(g.Pool), &next, func(g *jobs.Gate) *int64 { return &g.Version }); err != nil {
+			return fmt.Errorf("gate of pool %s: %w", g.Pool, err)
+		}
+	}
 	return nil
 }
 
@@ -237,18 +225,24 @@ func putJob(tx *bolt.Tx, j *jobs.Job) error {
 	if err != nil {
 		return fmt.Errorf("job %d: %w", j.ID, err)
 	}
-	return reindex(tx.Bucket(bucketPendingJobs), pendingKey(prev), pendingKey(&next), key)
+	if err := reindex(tx.Bucket(bucketPendingJobs), pendingKey(prev), pendingKey(&next), key); err != nil {
+		return err
+	}
+	return reindexLists(tx, jobEntries(prev), jobEntries(&next), key)
 }
 
 func putRunner(tx *bolt.Tx, r *jobs.Runner) error {
 	next := *r
-	next.UpdatedAt = ms(r.UpdatedAt)
+	next.UpdatedAt, next.LastSeen = ms(r.UpdatedAt), ms(r.LastSeen)
 	key := []byte(r.Name)
 	prev, err := swap(tx.Bucket(bucketRunners), key, &next, func(r *jobs.Runner) *int64 { return &r.Version })
 	if err != nil {
 		return fmt.Errorf("runner %s: %w", r.Name, err)
 	}
-	return reindex(tx.Bucket(bucketIdleRunners), idleKey(prev), idleKey(&next), key)
+	if err := reindex(tx.Bucket(bucketIdleRunners), idleKey(prev), idleKey(&next), key); err != nil {
+		return err
+	}
+	return reindexLists(tx, runnerEntries(prev), runnerEntries(&next), key)
 }
 
 func deleteRunner(tx *bolt.Tx, r *jobs.Runner) error {
@@ -265,7 +259,10 @@ func deleteRunner(tx *bolt.Tx, r *jobs.Runner) error {
 	if err := runners.Delete(key); err != nil {
 		return err
 	}
-	return reindex(tx.Bucket(bucketIdleRunners), idleKey(&prev), nil, nil)
+	if err := reindex(tx.Bucket(bucketIdleRunners), idleKey(&prev), nil, nil); err != nil {
+		return err
+	}
+	return reindexLists(tx, runnerEntries(&prev), nil, nil)
 }
 
 func putRun(tx *bolt.Tx, r *jobs.Run) error {

@@ -90,6 +90,9 @@ func (s *Store) Create(ctx context.Context, rec *delivery.Record) (*delivery.Rec
 		if err := count(tx, rec.Event, rec.ReceivedAt, created); err != nil {
 			return err
 		}
+		if err := indexTime(tx, rec.Key, rec.ReceivedAt); err != nil {
+			return err
+		}
 		return tx.Bucket(bucketPayloads).Put(key, rec.Payload)
 	})
 	if err != nil {

@@ -1,0 +1,223 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+// answer is the envelope of every answer.
+type answer struct {
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Error   struct {
+		Code string `json:"code"`
+	} `json:"error"`
+}
+
+// apiCase is what the function must answer to one event in events/, in this order: the
+// test delivery goes first, so that the listing and the statistics have something to show.
+type apiCase struct {
+	file   string
+	status int
+	check  func(t *testing.T, s *state, data json.RawMessage)
+	code   string // for refusals
+}
+
+// state carries what one answer tells the checks of later ones.
+type state struct {
+	env        *testenv.AWS
+	deliveryID string
+}
+
+var apiCases = []apiCase{
+	{file: "api-test.json", status: http.StatusAccepted, check: func(t *testing.T, s *state, data json.RawMessage) {
+		var got struct{ ID, DeliveryID, Event, Action, Repository string }
+		decode(t, data, &got)
+		if got.Event != "workflow_job" || got.Action != "queued" || got.Repository != "octo-org/octo-repo" || got.ID != "-:"+got.DeliveryID {
+			t.Errorf("test delivery %+v", got)
+		}
+		s.deliveryID = got.DeliveryID
+		// Recorded and queued by the same ingest path as the webhook function's.
+		out, err := dynamodb.NewFromConfig(s.env.Config).GetItem(context.Background(), &dynamodb.GetItemInput{
+			TableName: &s.env.EventsTable,
+			Key: map[string]ddbtypes.AttributeValue{
+				"pk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY#-#" + got.DeliveryID},
+				"sk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY"},
+			},
+			ConsistentRead: aws.Bool(true),
+		})
+		if err != nil || len(out.Item) == 0 {
+			t.Fatalf("the test delivery is not in the table: %v", err)
+		}
+		msgs, err := sqs.NewFromConfig(s.env.Config).ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &s.env.EventsQueueURL, MaxNumberOfMessages: 10})
+		if err != nil || len(msgs.Messages) != 1 || !strings.Contains(aws.ToString(msgs.Messages[0].Body), got.DeliveryID) {
+			t.Errorf("queued %+v (%v), want the test delivery", msgs, err)
+		}
+	}},
+	{file: "api-events-list.json", status: http.StatusOK, check: func(t *testing.T, s *state, data json.RawMessage) {
+		var got struct {
+			Events []struct{ ID, DeliveryID, Event, Repository string }
+			Limit  int
+		}
+		decode(t, data, &got)
+		if got.Limit != 10 || len(got.Events) != 1 || got.Events[0].DeliveryID != s.deliveryID || got.Events[0].Repository != "octo-org/octo-repo" {
+			t.Errorf("listing %+v, want the test delivery alone", got)
+		}
+	}},
+	{file: "api-statistics.json", status: http.StatusOK, check: func(t *testing.T, _ *state, data json.RawMessage) {
+		var got struct {
+			TimeWindow string
+			Summary    struct{ TotalEvents, PendingEvents int }
+			ByEvent    []struct{ Event string }
+		}
+		decode(t, data, &got)
+		if got.TimeWindow != "24 hours" || got.Summary.TotalEvents != 1 || got.Summary.PendingEvents != 1 ||
+			len(got.ByEvent) != 1 || got.ByEvent[0].Event != "workflow_job" {
+			t.Errorf("statistics %+v, want the one pending workflow_job", got)
+		}
+	}},
+	{file: "api-health.json", status: http.StatusOK, check: func(t *testing.T, _ *state, data json.RawMessage) {
+		var got struct {
+			Status       string
+			Reasons      []string
+			RecentEvents int
+		}
+		decode(t, data, &got)
+		if got.Status != "healthy" || len(got.Reasons) != 0 || got.RecentEvents != 1 {
+			t.Errorf("health %+v, want healthy with one recent event", got)
+		}
+		if strings.Contains(string(data), "octo-org") {
+			t.Errorf("health names a repository: %s", data)
+		}
+	}},
+	{file: "api-events-unauthorized.json", status: http.StatusUnauthorized, code: "unauthorized"},
+}
+
+// TestApiFunction runs the built bootstrap under aws-lambda-rie against moto with every
+// API event in events/, as Lambda would behind API Gateway.
+func TestApiFunction(t *testing.T) {
+	bootstrap := testenv.BuildFunction(t, "ApiFunction")
+	env := testenv.StartAWS(t)
+	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
+		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
+		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
+	root := testenv.RepoRoot(t)
+	requireEveryAPIEvent(t, root)
+
+	s := &state{env: env}
+	for _, c := range apiCases {
+		t.Run(c.file, func(t *testing.T) {
+			payload, err := os.ReadFile(filepath.Join(root, "events", c.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var resp events.APIGatewayV2HTTPResponse
+			if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
+				t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
+			}
+			if resp.StatusCode != c.status || resp.Headers["Content-Type"] != "application/json" {
+				t.Fatalf("status %d, Content-Type %q; want %d, application/json: %s", resp.StatusCode, resp.Headers["Content-Type"], c.status, resp.Body)
+			}
+			var a answer
+			decode(t, json.RawMessage(resp.Body), &a)
+			if c.code != "" {
+				if a.Success || a.Error.Code != c.code {
+					t.Errorf("answer %s, want error %s", resp.Body, c.code)
+				}
+				return
+			}
+			if !a.Success {
+				t.Fatalf("answer %s", resp.Body)
+			}
+			c.check(t, s, a.Data)
+		})
+	}
+}
+
+// TestApiFunctionServesTheDocumentedAPI asks the function for every operation of
+// openapi.yaml that API Gateway routes to it (not the webhook, not the local stack's
+// WebSocket), without a token: the router must know each one, answering 401 for those
+// that need a token and serving the public ones.
+func TestApiFunctionServesTheDocumentedAPI(t *testing.T) {
+	ops := testenv.OpenAPI(t)
+	bootstrap := testenv.BuildFunction(t, "ApiFunction")
+	env := testenv.SharedAWS(t)
+	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
+		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
+		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
+	for _, op := range ops {
+		if op.ServedBy != "" {
+			continue
+		}
+		path := pathParam.ReplaceAllString(op.Path, "1") // refused or served before any parameter is read
+		req := events.APIGatewayV2HTTPRequest{
+			Version: "2.0", RouteKey: "$default", RawPath: path,
+			Headers: map[string]string{"accept": "*/*", "host": "abcdef1234.execute-api.us-east-1.amazonaws.com"},
+			RequestContext: events.APIGatewayV2HTTPRequestContext{
+				Stage: "$default",
+				HTTP:  events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: op.Method, Path: path, Protocol: "HTTP/1.1", SourceIP: "198.51.100.7"},
+			},
+		}
+		payload, err := json.Marshal(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var resp events.APIGatewayV2HTTPResponse
+		if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
+			t.Fatalf("%s %s: %v", op.Method, op.Path, err)
+		}
+		want := http.StatusUnauthorized
+		if op.Public {
+			want = http.StatusOK
+		}
+		if resp.StatusCode != want {
+			t.Errorf("%s %s without a token: %d, want %d: %.200s", op.Method, op.Path, resp.StatusCode, want, resp.Body)
+		}
+	}
+}
+
+// pathParam matches the {name} parameters of a documented path.
+var pathParam = regexp.MustCompile(`\{[^}]+\}`)
+
+// requireEveryAPIEvent fails unless apiCases covers exactly the API events in events/.
+func requireEveryAPIEvent(t *testing.T, root string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(root, "events", "api-*.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var present, covered []string
+	for _, f := range files {
+		present = append(present, filepath.Base(f))
+	}
+	for _, c := range apiCases {
+		covered = append(covered, c.file)
+	}
+	slices.Sort(present)
+	slices.Sort(covered)
+	if !slices.Equal(present, covered) {
+		t.Fatalf("events/ holds %v, the test expects %v", present, covered)
+	}
+}
+
+func decode(t *testing.T, data json.RawMessage, v any) {
+	t.Helper()
+	if err := json.Unmarshal(data, v); err != nil {
+		t.Fatalf("%s: %v", data, err)
+	}
+}

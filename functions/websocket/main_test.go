@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+// TestWebSocketFunction runs the built bootstrap under aws-lambda-rie against moto with
+// the WebSocket events in events/, in a connection's order: a refused $connect, then
+// $connect, subscribe and $disconnect of one connection, checking its record in the
+// table after each. Replies are posted to moto's apigatewaymanagementapi (at moto's
+// root, as RUNNERHUB_WS_ENDPOINT says); what they say is the conformance suite's
+// business (internal/live/awslive).
+func TestWebSocketFunction(t *testing.T) {
+	bootstrap := testenv.BuildFunction(t, "WebSocketFunction")
+	env := testenv.StartAWS(t)
+	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
+		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken,
+		"RUNNERHUB_WS_ENDPOINT="+env.Endpoint,
+	))
+	db := dynamodb.NewFromConfig(env.Config)
+	root := testenv.RepoRoot(t)
+
+	steps := []struct {
+		file   string
+		status int
+		// check looks at the connection's record afterwards (nil: none may exist).
+		check func(t *testing.T, item map[string]ddbtypes.AttributeValue)
+	}{
+		{"ws-connect-unauthorized.json", http.StatusUnauthorized, nil},
+		{"ws-connect.json", http.StatusOK, func(t *testing.T, item map[string]ddbtypes.AttributeValue) {
+			expires, _ := strconv.ParseInt(number(item, "expiresAt"), 10, 64)
+			connected, err := time.Parse(time.RFC3339, str(item, "connectedAt"))
+			// expiresAt is in whole seconds (a TTL attribute), connectedAt in milliseconds.
+			if ttl := time.Unix(expires, 0).Sub(connected); err != nil || ttl > live.ConnectionTTL || ttl <= live.ConnectionTTL-time.Second {
+				t.Errorf("connectedAt %q, expiresAt %d: want the expiry %v after the connection", str(item, "connectedAt"), expires, live.ConnectionTTL)
+			}
+			if str(item, "gsi1pk") != "WSCONNS" || item["repos"] != nil {
+				t.Errorf("item %v: want it in the WSCONNS partition, subscribed to nothing", item)
+			}
+		}},
+		{"ws-subscribe.json", http.StatusOK, func(t *testing.T, item map[string]ddbtypes.AttributeValue) {
+			repos, _ := item["repos"].(*ddbtypes.AttributeValueMemberSS)
+			if repos == nil || !slices.Equal(repos.Value, []string{"codertocat/hello-world"}) {
+				t.Errorf("repos %v, want [codertocat/hello-world]", item["repos"])
+			}
+		}},
+		{"ws-disconnect.json", http.StatusOK, nil},
+	}
+	for _, s := range steps {
+		t.Run(s.file, func(t *testing.T) {
+			payload, err := os.ReadFile(filepath.Join(root, "events", s.file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ev events.APIGatewayWebsocketProxyRequest
+			if err := json.Unmarshal(payload, &ev); err != nil {
+				t.Fatal(err)
+			}
+			var resp events.APIGatewayProxyResponse
+			if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
+				t.Fatalf("the response is not an API Gateway proxy response: %v", err)
+			}
+			if resp.StatusCode != s.status {
+				t.Errorf("status %d, want %d", resp.StatusCode, s.status)
+			}
+			item := connectionItem(t, db, env.EventsTable, ev.RequestContext.ConnectionID)
+			switch {
+			case s.check == nil && item != nil:
+				t.Errorf("connection %s is recorded: %v", ev.RequestContext.ConnectionID, item)
+			case s.check != nil && item == nil:
+				t.Fatalf("connection %s is not recorded", ev.RequestContext.ConnectionID)
+			case s.check != nil:
+				s.check(t, item)
+			}
+		})
+	}
+}
+
+func connectionItem(t *testing.T, db *dynamodb.Client, table, id string) map[string]ddbtypes.AttributeValue {
+	t.Helper()
+	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
+		TableName: &table,
+		Key: map[string]ddbtypes.AttributeValue{
+			"pk": &ddbtypes.AttributeValueMemberS{Value: "WSCONN#" + id},
+			"sk": &ddbtypes.AttributeValueMemberS{Value: "WSCONN"},
+		},
+		ConsistentRead: aws.Bool(true),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out.Item
+}
+
+func str(item map[string]ddbtypes.AttributeValue, name string) string {
+	if v, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {
+		return v.Value
+	}
+	return ""
+}
+
+func number(item map[string]ddbtypes.AttributeValue, name string) string {
+	if v, ok := item[name].(*ddbtypes.AttributeValueMemberN); ok {
+		return v.Value
+	}
+	return ""
+}

@@ -1,0 +1,304 @@
+package deliveries_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+)
+
+type counts struct {
+	Total     int64 `json:"total"`
+	Processed int64 `json:"processed"`
+	Pending   int64 `json:"pending"`
+	Errors    int64 `json:"errors"`
+}
+
+type eventCounts struct {
+	Event string `json:"event"`
+	counts
+}
+
+type statistics struct {
+	TimeWindow string    `json:"timeWindow"`
+	From       time.Time `json:"from"`
+	To         time.Time `json:"to"`
+	Summary    struct {
+		TotalEvents      int64 `json:"totalEvents"`
+		ProcessedEvents  int64 `json:"processedEvents"`
+		PendingEvents    int64 `json:"pendingEvents"`
+		ProcessingErrors int64 `json:"processingErrors"`
+	} `json:"summary"`
+	ByEvent []eventCounts `json:"byEvent"`
+	ByHour  []struct {
+		Hour time.Time `json:"hour"`
+		counts
+	} `json:"byHour"`
+}
+
+var recorded atomic.Int64
+
+// record creates a delivery of event received at, processed or not.
+func record(t *testing.T, e *env, event string, at time.Time, processed bool) *delivery.Record {
+	t.Helper()
+	rec := &delivery.Record{
+		Key:   delivery.Key{HookID: "7", DeliveryID: newID(int(recorded.Add(1)))},
+		Event: event, Repository: "octo-org/secret-project", ReceivedAt: at, Payload: []byte(`{}`), State: delivery.Received,
+	}
+	if _, err := e.store.Create(t.Context(), rec); err != nil {
+		t.Fatal(err)
+	}
+	if processed {
+		if err := e.store.Finish(t.Context(), rec.Key, delivery.Processed, "processed", at.Add(time.Second)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return rec
+}
+
+func TestStatistics(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		hour := e.now.Truncate(time.Hour)
+		at := func(hoursAgo int, minute int) time.Time {
+			return hour.Add(time.Duration(-hoursAgo)*time.Hour + time.Duration(minute)*time.Minute + time.Duration(hoursAgo)*time.Millisecond)
+		}
+		record(t, e, "workflow_job", at(0, 0), true)
+		record(t, e, "workflow_job", at(0, 1), false)
+		record(t, e, "workflow_job", at(0, 2), false)
+		record(t, e, "push", at(0, 3), true)
+		record(t, e, "workflow_job", at(1, 10), false)
+		record(t, e, "workflow_job", at(1, 20), false)
+		record(t, e, "pull_request", at(5, 30), false)
+		for i := range 4 {
+			record(t, e, "workflow_run", at(30, i), true)
+		}
+		for range 2 {
+			if err := e.store.CountError(t.Context(), "workflow_job", at(0, 1)); err != nil {
+				t.Fatal(err)
+			}
+		}
+
+		var st statistics
+		e.call(t, "GET", "/api/webhooks/statistics", "").ok(t, http.StatusOK, &st)
+		if st.TimeWindow != "24 hours" || !st.From.Equal(hour.Add(-23*time.Hour)) || !st.To.Equal(hour.Add(time.Hour)) {
+			t.Errorf("window %q from %v to %v; want 24 hours from %v to %v", st.TimeWindow, st.From, st.To, hour.Add(-23*time.Hour), hour.Add(time.Hour))
+		}
+		s := st.Summary
+		if s.TotalEvents != 7 || s.ProcessedEvents != 2 || s.PendingEvents != 5 || s.ProcessingErrors != 2 {
+			t.Errorf("summary %+v, want 7 total, 2 processed, 5 pending, 2 errors", s)
+		}
+		wantEvents := []eventCounts{
+			{"workflow_job", counts{Total: 5, Processed: 1, Pending: 4, Errors: 2}},
+			{"pull_request", counts{Total: 1, Pending: 1}},
+			{"push", counts{Total: 1, Processed: 1}},
+		}
+		if !equalEvents(st.ByEvent, wantEvents) {
+			t.Errorf("byEvent %+v, want %+v (busiest first, then by name)", st.ByEvent, wantEvents)
+		}
+		if len(st.ByHour) != 24 {
+			t.Fatalf("%d hours, want 24", len(st.ByHour))
+		}
+		for i, h := range st.ByHour {
+			want := map[int]int64{23: 4, 22: 2, 18: 1}[i]
+			if !h.Hour.Equal(st.From.Add(time.Duration(i)*time.Hour)) || h.Total != want {
+				t.Errorf("hour %d: %v total %d, want %v total %d", i, h.Hour, h.Total, st.From.Add(time.Duration(i)*time.Hour), want)
+			}
+		}
+
+		e.call(t, "GET", "/api/webhooks/statistics?hours=48", "").ok(t, http.StatusOK, &st)
+		if st.TimeWindow != "48 hours" || st.Summary.TotalEvents != 11 || st.ByEvent[1].Event != "workflow_run" {
+			t.Errorf("48 hours: %q, %d total, byEvent %+v; want the 4 workflow_run of 30 hours ago too", st.TimeWindow, st.Summary.TotalEvents, st.ByEvent)
+		}
+		e.call(t, "GET", "/api/webhooks/statistics?hours=1", "").ok(t, http.StatusOK, &st)
+		if st.TimeWindow != "1 hour" || st.Summary.TotalEvents != 4 || len(st.ByHour) != 1 {
+			t.Errorf("1 hour: %q, %d total, %d hours; want this hour's 4", st.TimeWindow, st.Summary.TotalEvents, len(st.ByHour))
+		}
+		e.call(t, "GET", "/api/webhooks/statistics?hours=720&unknown=1", "").ok(t, http.StatusOK, nil)
+
+		for _, q := range []string{"hours=0", "hours=721", "hours=-1", "hours=1.5", "hours=day", "hours=", "hours=1&hours=2"} {
+			e.call(t, "GET", "/api/webhooks/statistics?"+q, "").failed(t, http.StatusBadRequest, "invalid_parameter", "hours")
+		}
+		e.call(t, "GET", "/api/webhooks/statistics?hours=0", "").failed(t, http.StatusBadRequest, "invalid_parameter", "1 to 720")
+		e.send(t, "GET", "/api/webhooks/statistics", "", false).failed(t, http.StatusUnauthorized, "unauthorized")
+	})
+}
+
+func equalEvents(got, want []eventCounts) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+type healthData struct {
+	Status        string        `json:"status"`
+	Reasons       []string      `json:"reasons"`
+	RecentEvents  int64         `json:"recentEvents"`
+	LastEventTime *time.Time    `json:"lastEventTime"`
+	HourlyStats   []eventCounts `json:"hourlyStats"`
+	Queue         *struct {
+		Queued       int64 `json:"queued"`
+		DeadLettered int64 `json:"deadLettered"`
+	} `json:"queue"`
+}
+
+// health asks without a token, as a load balancer or uptime check would.
+func (e *env) health(t *testing.T) healthData {
+	t.Helper()
+	var h healthData
+	a := e.send(t, "GET", "/api/webhooks/health", "", false)
+	a.ok(t, http.StatusOK, &h)
+	if strings.Contains(a.Body, "octo-org") || strings.Contains(a.Body, "secret-project") {
+		t.Errorf("health names a repository: %s", a.Body)
+	}
+	return h
+}
+
+func (h healthData) degradedBy(t *testing.T, words ...string) {
+	t.Helper()
+	if h.Status != "degraded" {
+		t.Errorf("status %q, want degraded: %v", h.Status, h.Reasons)
+	}
+	for _, w := range words {
+		found := false
+		for _, r := range h.Reasons {
+			found = found || strings.Contains(r, w)
+		}
+		if !found {
+			t.Errorf("reasons %q do not mention %q", h.Reasons, w)
+		}
+	}
+}
+
+func TestHealth(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		t.Run("NoDeliveries", func(t *testing.T) {
+			h := e.health(t)
+			h.degradedBy(t, "last event age", "24 hours")
+			if h.LastEventTime != nil || h.RecentEvents != 0 || len(h.HourlyStats) != 0 {
+				t.Errorf("%+v", h)
+			}
+		})
+
+		last := record(t, e, "workflow_job", e.now.Add(-10*time.Minute).Truncate(time.Millisecond), false)
+		record(t, e, "push", e.now.Add(-20*time.Minute), true)
+		record(t, e, "push", e.now.Add(-3*time.Hour), true) // not recent
+		e.drain(t)
+
+		t.Run("Healthy", func(t *testing.T) {
+			h := e.health(t)
+			if h.Status != "healthy" || len(h.Reasons) != 0 || h.Queue == nil || h.Queue.DeadLettered != 0 {
+				t.Errorf("%+v, want healthy with no reasons and an empty dead-letter queue", h)
+			}
+			if h.LastEventTime == nil || !h.LastEventTime.Equal(last.ReceivedAt) {
+				t.Errorf("lastEventTime %v, want %v", h.LastEventTime, last.ReceivedAt)
+			}
+			// The previous hour and this one hold the deliveries of 10 and 20 minutes ago,
+			// not the one of 3 hours ago.
+			if h.RecentEvents != 2 {
+				t.Errorf("recentEvents %d, want 2", h.RecentEvents)
+			}
+		})
+
+		t.Run("Backlog", func(t *testing.T) {
+			e.deps.Health.MaxQueued = 1
+			e.rebuild(t)
+			defer func() { e.deps.Health.MaxQueued = 0; e.rebuild(t) }()
+			for range 3 {
+				rec := record(t, e, "workflow_job", e.now.Add(-time.Minute), false)
+				if err := e.deps.Queue.Enqueue(t.Context(), delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			e.health(t).degradedBy(t, "queue backlog", "more than 1")
+			e.drain(t)
+		})
+
+		t.Run("DeadLetters", func(t *testing.T) {
+			e.deadLetter(t, delivery.Message{Key: last.Key, Event: last.Event})
+			h := e.health(t)
+			h.degradedBy(t, "dead-letter queue: 1 deliveries")
+			if h.Queue == nil || h.Queue.DeadLettered != 1 {
+				t.Errorf("queue %+v, want 1 dead-lettered", h.Queue)
+			}
+		})
+	})
+}
+
+// failing stands in for every port and fails, with an error that names things no
+// answer may show.
+type failing struct{}
+
+var errBackend = errors.New("operation error DynamoDB: Query, arn:aws:dynamodb:us-east-1:123456789012:table/runnerhub-EventsTable: throttled")
+
+func (failing) Create(context.Context, *delivery.Record) (*delivery.Record, error) {
+	return nil, errBackend
+}
+func (failing) Get(context.Context, delivery.Key) (*delivery.Record, error) { return nil, errBackend }
+func (failing) Finish(context.Context, delivery.Key, delivery.State, string, time.Time) error {
+	return errBackend
+}
+func (failing) List(context.Context, delivery.ListQuery) (delivery.Page, error) {
+	return delivery.Page{}, errBackend
+}
+func (failing) HourlyCounts(context.Context, time.Time, time.Time) ([]delivery.HourlyCount, error) {
+	return nil, errBackend
+}
+func (failing) CountError(context.Context, string, time.Time) error { return errBackend }
+func (failing) Enqueue(context.Context, delivery.Message) error     { return errBackend }
+func (failing) Depths(context.Context) (delivery.Depths, error)     { return delivery.Depths{}, errBackend }
+func (failing) Redrive(context.Context) (int, error)                { return 0, errBackend }
+
+// Store and queue failures are 503s that name what failed and nothing of its details;
+// health stays 200 and says what it could not check.
+func TestBackendFailures(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		rec := record(t, e, "workflow_job", e.now.Add(-time.Minute), false)
+		id := "7:" + rec.DeliveryID
+		cases := []struct {
+			name         string
+			break_       func(d *env)
+			method, path string
+			code         string
+		}{
+			{"list", func(d *env) { d.deps.Lister = failing{} }, "GET", "/api/webhooks/events", "store_unavailable"},
+			{"get", func(d *env) { d.deps.Store = failing{} }, "GET", "/api/webhooks/events/" + id, "store_unavailable"},
+			{"replay, store", func(d *env) { d.deps.Store = failing{} }, "POST", "/api/webhooks/events/" + id + "/replay", "store_unavailable"},
+			{"replay, queue", func(d *env) { d.deps.Queue = failing{} }, "POST", "/api/webhooks/events/" + id + "/replay", "queue_unavailable"},
+			{"dlq replay", func(d *env) { d.deps.DeadLetters = failing{} }, "POST", "/api/webhooks/dlq/replay", "queue_unavailable"},
+			{"statistics", func(d *env) { d.deps.Counters = failing{} }, "GET", "/api/webhooks/statistics", "store_unavailable"},
+		}
+		for _, c := range cases {
+			t.Run(c.name, func(t *testing.T) {
+				broken := *e
+				c.break_(&broken)
+				broken.rebuild(t)
+				a := broken.call(t, c.method, c.path, "")
+				a.failed(t, http.StatusServiceUnavailable, c.code, "unavailable")
+				if strings.Contains(a.Body, "arn:") || strings.Contains(a.Body, "DynamoDB") {
+					t.Errorf("the answer shows the backend's error: %s", a.Body)
+				}
+			})
+		}
+		t.Run("health", func(t *testing.T) {
+			broken := *e
+			broken.deps.Lister, broken.deps.Counters, broken.deps.DeadLetters = failing{}, failing{}, failing{}
+			broken.rebuild(t)
+			h := broken.health(t)
+			h.degradedBy(t, "store errors: the hourly counters", "store errors: the latest delivery", "queue errors")
+			if h.Queue != nil {
+				t.Errorf("queue depths %+v reported although they could not be read", h.Queue)
+			}
+		})
+	})
+}

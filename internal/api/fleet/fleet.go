@@ -1,0 +1,159 @@
+// Package fleet is the management API of jobs, runners and pools:
+//
+//	GET    /api/jobs                       jobs by status, repository and pool, a page at a time
+//	GET    /api/jobs/{id}                  one job (GitHub's job id)
+//	GET    /api/runners/pool/status        every pool's runners, queue and demand
+//	GET    /api/runners                    runners, of one pool or all, a page at a time
+//	POST   /api/runners                    register a runner; it takes the next fitting pending job
+//	GET    /api/runners/{name}             one runner
+//	DELETE /api/runners/{name}             retire a runner; a job reserved for it goes back to pending
+//	POST   /api/runners/{name}/heartbeat   the runner is alive (and, if idle, free for a job)
+//	GET    /api/pools                      configured pools and those created here
+//	GET    /api/pools/{name}               one pool
+//	PUT    /api/pools/{name}               create or replace a pool
+//	DELETE /api/pools/{name}               delete a pool created here
+//
+// Every answer is {"success": true, "data": ...} or the httpjson failure envelope, and
+// every endpoint needs the API token (the routes are not public). Runner changes go
+// through the job engine and commit as one version-checked change, as deliveries do, so
+// they are race-free against the processor. Listings read a bounded number of index
+// entries per page, whatever the number of jobs (jobs.ListJobsIndexed).
+package fleet
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/httpjson"
+	"github.com/runnerhub/webhooks/internal/jobs"
+)
+
+// Deps are what the endpoints use.
+type Deps struct {
+	// Engine holds the store, the configured pools (RUNNERHUB_POOLS) and the priority
+	// step (which places a job that goes back to the queue).
+	Engine *jobs.Engine
+	// Signals, when set, receives the scale-up demand of a job put back in the queue by a
+	// runner's removal.
+	Signals jobs.Signals
+	// OfflineAfter is how long a runner may go without a heartbeat before it counts as
+	// offline (RUNNERHUB_RUNNER_OFFLINE_AFTER; jobs.DefaultOfflineAfter when zero).
+	OfflineAfter time.Duration
+	Log          *slog.Logger
+	Now          func() time.Time // time.Now when nil
+}
+
+func (d Deps) withDefaults() Deps {
+	if d.OfflineAfter <= 0 {
+		d.OfflineAfter = jobs.DefaultOfflineAfter
+	}
+	if d.Log == nil {
+		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.Now == nil {
+		d.Now = time.Now
+	}
+	return d
+}
+
+// PoolStatus is every pool's status now, as GET /api/runners/pool/status reports it; the
+// pool gauges of /metrics sample it too.
+func (d Deps) PoolStatus(ctx context.Context) ([]jobs.PoolStatus, error) {
+	d = d.withDefaults()
+	return d.Engine.PoolStatus(ctx, d.Now(), d.OfflineAfter)
+}
+
+// Routes returns the endpoints.
+func Routes(d Deps) []httpapi.Route {
+	h := &handlers{Deps: d.withDefaults()}
+	route := func(method, pattern string, f func(r *http.Request) (int, any, error)) httpapi.Route {
+		return httpapi.Route{Method: method, Pattern: pattern, Handler: h.endpoint(f)}
+	}
+	return []httpapi.Route{
+		route(http.MethodGet, "/api/jobs", h.listJobs),
+		route(http.MethodGet, "/api/jobs/{id}", h.getJob),
+		route(http.MethodGet, "/api/runners/pool/status", h.poolStatus),
+		route(http.MethodGet, "/api/runners", h.listRunners),
+		route(http.MethodPost, "/api/runners", h.registerRunner),
+		route(http.MethodGet, "/api/runners/{name}", h.getRunner),
+		route(http.MethodDelete, "/api/runners/{name}", h.removeRunner),
+		route(http.MethodPost, "/api/runners/{name}/heartbeat", h.heartbeat),
+		route(http.MethodGet, "/api/pools", h.listPools),
+		route(http.MethodGet, "/api/pools/{name}", h.getPool),
+		route(http.MethodPut, "/api/pools/{name}", h.putPool),
+		route(http.MethodDelete, "/api/pools/{name}", h.deletePool),
+	}
+}
+
+type handlers struct{ Deps }
+
+type success struct {
+	Success bool `json:"success"`
+	Data    any  `json:"data"`
+}
+
+// apiError is an answer other than success: a status, a stable code, and a message that
+// says what was wrong, fit to show the caller.
+type apiError struct {
+	status        int
+	code, message string
+}
+
+func (e *apiError) Error() string { return e.code + ": " + e.message }
+
+func fail(status int, code, message string) *apiError {
+	return &apiError{status: status, code: code, message: message}
+}
+
+// endpoint adapts a handler that returns its status and data, or an error, to the
+// envelopes. Errors that are not an apiError are the store's: logged, never shown (they
+// may name tables or paths), and answered 503, as a retry may well succeed.
+func (h *handlers) endpoint(f func(r *http.Request) (int, any, error)) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		status, data, err := f(r)
+		if err != nil {
+			var e *apiError
+			if !errors.As(err, &e) {
+				e = h.domainError(r, err)
+			}
+			httpjson.Error(w, e.status, e.code, e.message)
+			return
+		}
+		httpjson.Write(w, status, success{Success: true, Data: data})
+	})
+}
+
+// domainError answers an error of the job engine or the store.
+func (h *handlers) domainError(r *http.Request, err error) *apiError {
+	switch {
+	case errors.Is(err, jobs.ErrInvalid):
+		return fail(http.StatusBadRequest, "invalid_parameter", err.Error())
+	case errors.Is(err, jobs.ErrConflict):
+		// The engine retries conflicts itself: this one lasted through every attempt.
+		return fail(http.StatusConflict, "conflict", "the runner or its job kept changing while this request was applied; try again")
+	}
+	h.Log.ErrorContext(r.Context(), "fleet request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	return fail(http.StatusServiceUnavailable, "unavailable", "the store is unavailable; try again later")
+}
+
+func notFound(what string) *apiError {
+	return fail(http.StatusNotFound, "not_found", what+" does not exist")
+}
+
+// send logs a committed fleet change and emits its demand signals. The change is done, so
+// a failure to signal is logged and not returned, as the processor does.
+func (h *handlers) send(ctx context.Context, plan *jobs.Plan, level slog.Level) {
+	h.Log.Log(ctx, level, "fleet change", "outcome", plan.Outcome)
+	if h.Signals == nil {
+		return
+	}
+	for _, d := range plan.Demands {
+		if err := h.Signals.Demand(ctx, d); err != nil {
+			h.Log.ErrorContext(ctx, "sending scale-up demand failed", "pool", d.Pool, "job_id", d.JobID, "error", err)
+		}
+	}
+}

@@ -1,0 +1,232 @@
+package fleet_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/runnerhub/webhooks/internal/api/fleet"
+	"github.com/runnerhub/webhooks/internal/auth"
+	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
+	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+const token = "fleet-test-token-0123456789abcdef"
+
+// configured are the pools the tests' configuration (RUNNERHUB_POOLS) holds.
+var configured = []jobs.Pool{
+	{Name: "gpu", Labels: []string{"linux", "gpu"}, MaxRunners: 2},
+	{Name: "linux", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 3},
+}
+
+// env is the fleet API on one store, with a clock the test moves.
+type env struct {
+	store   jobs.Store
+	handler http.Handler
+	signals *signals
+	mu      sync.Mutex
+	now     time.Time
+	// requests counts DynamoDB requests by operation; nil for the embedded store.
+	requests *requestCounter
+}
+
+// forEachStore runs f against the embedded store and against DynamoDB on moto, each
+// fresh.
+func forEachStore(t *testing.T, f func(t *testing.T, e *env)) {
+	t.Run("embedded", func(t *testing.T) {
+		t.Parallel()
+		f(t, newEmbedded(t))
+	})
+	t.Run("dynamodb", func(t *testing.T) {
+		t.Parallel()
+		f(t, newDynamoDB(t))
+	})
+}
+
+func newEmbedded(t *testing.T) *env {
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "runnerhub.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return newEnv(t, db.Store())
+}
+
+func newDynamoDB(t *testing.T) *env {
+	aws := testenv.SharedAWS(t)
+	counter := &requestCounter{byOp: map[string]int{}}
+	db := aws.DynamoDB(testenv.AroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
+		counter.add(awsmiddleware.GetOperationName(ctx))
+		return send()
+	}))
+	s3c := s3.NewFromConfig(aws.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	e := newEnv(t, awsstore.NewStore(db, s3c, aws.EventsTable, aws.PayloadBucket, 24*time.Hour))
+	e.requests = counter
+	return e
+}
+
+func newEnv(t *testing.T, store jobs.Store) *env {
+	tokens, err := auth.Parse(token)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := &env{store: store, signals: &signals{}, now: time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)}
+	e.handler = httpapi.New(tokens, fleet.Routes(fleet.Deps{
+		Engine:       &jobs.Engine{Store: store, Pools: configured, Step: time.Minute},
+		Signals:      e.signals,
+		OfflineAfter: 5 * time.Minute,
+		Now:          e.clock,
+	}))
+	return e
+}
+
+func (e *env) clock() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.now
+}
+
+func (e *env) advance(d time.Duration) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.now = e.now.Add(d)
+}
+
+// response is an answer's envelope.
+type response struct {
+	status  int
+	Success bool            `json:"success"`
+	Data    json.RawMessage `json:"data"`
+	Error   struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// data decodes the data of a successful answer into v.
+func (r response) data(t *testing.T, v any) {
+	t.Helper()
+	if !r.Success {
+		t.Fatalf("answer %d %s: %s, want success", r.status, r.Error.Code, r.Error.Message)
+	}
+	if err := json.Unmarshal(r.Data, v); err != nil {
+		t.Fatalf("data %s: %v", r.Data, err)
+	}
+}
+
+// request sends a request with the API token; body is JSON-encoded unless it is a
+// string (sent as is, as application/json).
+func (e *env) request(t *testing.T, method, path string, body any) response {
+	t.Helper()
+	return e.send(t, method, path, body, map[string]string{"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+}
+
+func (e *env) send(t *testing.T, method, path string, body any, headers map[string]string) response {
+	t.Helper()
+	var r io.Reader
+	switch b := body.(type) {
+	case nil:
+	case string:
+		r = strings.NewReader(b)
+	default:
+		raw, err := json.Marshal(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r = bytes.NewReader(raw)
+	}
+	req := httptest.NewRequestWithContext(t.Context(), method, path, r)
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	w := httptest.NewRecorder()
+	e.handler.ServeHTTP(w, req)
+	resp := response{status: w.Code}
+	if err := json.Unmarshal(w.Body.Bytes(), &resp); err != nil {
+		t.Fatalf("%s %s: answer %d is not JSON: %q", method, path, w.Code, w.Body)
+	}
+	return resp
+}
+
+// expect checks an answer's status and, for failures, its error code.
+func expect(t *testing.T, what string, r response, status int, code string) {
+	t.Helper()
+	if r.status != status || r.Error.Code != code || r.Success != (code == "") {
+		t.Errorf("%s: %d %q (%s), want %d %q", what, r.status, r.Error.Code, r.Error.Message, status, code)
+	}
+}
+
+// commit writes jobs and runners straight to the store, as the processor would have.
+func (e *env) commit(t *testing.T, c *jobs.Change) {
+	t.Helper()
+	if err := e.store.Commit(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// signals records the demands the API sends.
+type signals struct {
+	mu      sync.Mutex
+	demands []jobs.Demand
+}
+
+func (s *signals) Demand(_ context.Context, d jobs.Demand) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.demands = append(s.demands, d)
+	return nil
+}
+
+func (s *signals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+
+func (s *signals) sent() []jobs.Demand {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]jobs.Demand(nil), s.demands...)
+}
+
+// requestCounter counts DynamoDB requests by operation.
+type requestCounter struct {
+	mu   sync.Mutex
+	byOp map[string]int
+}
+
+func (c *requestCounter) add(op string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.byOp[op]++
+}
+
+// during returns the requests f made.
+func (c *requestCounter) during(f func()) map[string]int {
+	c.mu.Lock()
+	before := make(map[string]int, len(c.byOp))
+	for k, v := range c.byOp {
+		before[k] = v
+	}
+	c.mu.Unlock()
+	f()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string]int{}
+	for k, v := range c.byOp {
+		if d := v - before[k]; d > 0 {
+			out[k] = d
+		}
+	}
+	return out
+}

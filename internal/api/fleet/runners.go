@@ -1,0 +1,145 @@
+package fleet
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
+)
+
+// poolStatus answers GET /api/runners/pool/status.
+func (h *handlers) poolStatus(r *http.Request) (int, any, error) {
+	status, err := h.PoolStatus(r.Context())
+	if err != nil {
+		return 0, nil, err
+	}
+	views := make([]poolStatusView, len(status))
+	for i, s := range status {
+		views[i] = newPoolStatusView(s)
+	}
+	return http.StatusOK, struct {
+		Pools               []poolStatusView `json:"pools"`
+		OfflineAfterSeconds float64          `json:"offlineAfterSeconds"`
+	}{views, h.OfflineAfter.Seconds()}, nil
+}
+
+// listRunners answers GET /api/runners?pool=&cursor=&limit=.
+func (h *handlers) listRunners(r *http.Request) (int, any, error) {
+	q := newQuery(r)
+	pool := q.check("pool", jobs.ValidatePoolName)
+	cursor := q.get("cursor")
+	limit := q.limit(jobs.MaxListLimit)
+	if err := q.err(); err != nil {
+		return 0, nil, err
+	}
+	list, next, err := h.Engine.Store.ListRunners(r.Context(), pool, cursor, limit)
+	if errors.Is(err, jobs.ErrInvalid) {
+		return 0, nil, fail(http.StatusBadRequest, "invalid_parameter", err.Error()) // the cursor: the rest is checked
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	views := make([]runnerView, len(list))
+	for i, rn := range list {
+		views[i] = h.runnerView(rn)
+	}
+	return http.StatusOK, struct {
+		Runners []runnerView `json:"runners"`
+		page
+	}{views, newPage(limit, next)}, nil
+}
+
+// registerRunner answers POST /api/runners {"name", "pool", "labels", "ephemeral"}.
+func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
+	var body struct {
+		Name      string   `json:"name"`
+		Pool      string   `json:"pool"`
+		Labels    []string `json:"labels"`
+		Ephemeral bool     `json:"ephemeral"`
+	}
+	if err := decodeBody(r, &body, false); err != nil {
+		return 0, nil, err
+	}
+	switch {
+	case body.Name == "":
+		return 0, nil, fail(http.StatusBadRequest, "invalid_body", "name is required: the runner name GitHub reports in workflow_job.runner_name")
+	case body.Pool == "":
+		return 0, nil, fail(http.StatusBadRequest, "invalid_body", "pool is required")
+	}
+	spec := jobs.RunnerSpec{Name: body.Name, Pool: body.Pool, Labels: body.Labels, Ephemeral: body.Ephemeral}
+	rn, plan, err := h.Engine.RegisterRunner(r.Context(), spec, h.Now())
+	switch {
+	case errors.Is(err, jobs.ErrInvalid):
+		return 0, nil, fail(http.StatusBadRequest, "invalid_body", err.Error())
+	case errors.Is(err, jobs.ErrUnknownPool):
+		return 0, nil, fail(http.StatusBadRequest, "unknown_pool", err.Error()+": configure it (RUNNERHUB_POOLS) or create it with PUT /api/pools/"+body.Pool)
+	case errors.Is(err, jobs.ErrExists):
+		return 0, nil, fail(http.StatusConflict, "runner_exists", "runner "+body.Name+" is registered already; DELETE /api/runners/"+body.Name+" first")
+	case err != nil:
+		return 0, nil, err
+	}
+	h.send(r.Context(), plan, slog.LevelInfo)
+	return http.StatusCreated, h.runnerView(rn), nil
+}
+
+// runnerName reads and checks the {name} path parameter.
+func runnerName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if err := jobs.ValidateRunnerName(name); err != nil {
+		return "", fail(http.StatusBadRequest, "invalid_parameter", err.Error())
+	}
+	return name, nil
+}
+
+// getRunner answers GET /api/runners/{name}.
+func (h *handlers) getRunner(r *http.Request) (int, any, error) {
+	name, err := runnerName(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	rn, err := h.Engine.Store.Runner(r.Context(), name)
+	if errors.Is(err, jobs.ErrNotFound) {
+		return 0, nil, notFound("runner " + name)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, h.runnerView(rn), nil
+}
+
+// removeRunner answers DELETE /api/runners/{name} with the runner as it was: a job it
+// was reserved for (state reserved, jobId) is back in its pool's queue; one it was
+// running (busy) keeps its assignment.
+func (h *handlers) removeRunner(r *http.Request) (int, any, error) {
+	return h.changeRunner(r, h.Engine.RemoveRunner, slog.LevelInfo)
+}
+
+// heartbeat answers POST /api/runners/{name}/heartbeat (no body, or {}) with the runner,
+// reserved for a job if it was idle and one was waiting.
+func (h *handlers) heartbeat(r *http.Request) (int, any, error) {
+	if err := decodeBody(r, &struct{}{}, true); err != nil {
+		return 0, nil, err
+	}
+	// Heartbeats come every few seconds from every runner: logged at debug level.
+	return h.changeRunner(r, h.Engine.Heartbeat, slog.LevelDebug)
+}
+
+// changeRunner applies a fleet operation to the runner the path names, logging it at level.
+func (h *handlers) changeRunner(r *http.Request, op func(ctx context.Context, name string, now time.Time) (*jobs.Runner, *jobs.Plan, error), level slog.Level) (int, any, error) {
+	name, err := runnerName(r)
+	if err != nil {
+		return 0, nil, err
+	}
+	rn, plan, err := op(r.Context(), name, h.Now())
+	if errors.Is(err, jobs.ErrNotFound) {
+		return 0, nil, notFound("runner " + name)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	h.send(r.Context(), plan, level)
+	return http.StatusOK, h.runnerView(rn), nil
+}

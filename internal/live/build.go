@@ -1,0 +1,345 @@
+package live
+
+import (
+	"encoding/json"
+	"strconv"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+)
+
+// JobHref is where the management API serves a job.
+func JobHref(id int64) string { return "/api/jobs/" + strconv.FormatInt(id, 10) }
+
+// Messages returns what a committed delivery announces, in order: the event's own
+// message(s) (workflow-job for every job the delivery changed, push-event, pull-request,
+// ping), then webhook-event, which every delivery gets. at is the commit time. The
+// payload is decoded only for the few fields the messages carry; a payload that does
+// not decode (a delivery ignored as malformed) gets its webhook-event only.
+func Messages(rec *delivery.Record, plan *jobs.Plan, at time.Time) []Message {
+	room := Room(rec.Repository)
+	var msgs []Message
+	switch rec.Event {
+	case "workflow_job":
+		msgs = jobMessages(rec, plan, room, at)
+	case "push":
+		var p pushPayload
+		if json.Unmarshal(rec.Payload, &p) == nil {
+			msgs = append(msgs, Message{Event: EventPush, Room: room, At: at, Data: p.data(rec, plan),
+				Brief: pushBrief{Trimmed: trimmed(""), Repository: repoRef{rec.Repository}, Ref: p.Ref, After: p.After, DeliveryID: rec.DeliveryID}})
+		}
+	case "pull_request":
+		var p pullRequestPayload
+		if json.Unmarshal(rec.Payload, &p) == nil {
+			msgs = append(msgs, Message{Event: EventPullRequest, Room: room, At: at, Data: p.data(rec, plan),
+				Brief: pullRequestBrief{Trimmed: trimmed(""), Action: rec.Action, Repository: repoRef{rec.Repository}, Number: p.Number, DeliveryID: rec.DeliveryID}})
+		}
+	case "ping":
+		var p pingPayload
+		if json.Unmarshal(rec.Payload, &p) == nil {
+			msgs = append(msgs, Message{Event: EventPing, Room: room, At: at, Data: pingData{
+				Zen: p.Zen, HookID: p.HookID, Repository: optionalRepo(rec.Repository), DeliveryID: rec.DeliveryID,
+			}})
+		}
+	}
+	return append(msgs, Message{Event: EventWebhook, Room: room, At: at, Data: webhookData{
+		DeliveryID: rec.DeliveryID, HookID: rec.HookID, Event: rec.Event, Action: rec.Action, Repository: rec.Repository,
+		Timestamp: rec.ReceivedAt.UTC(), ProcessedAt: at, Processed: true, State: plan.State, Outcome: plan.Outcome,
+	}})
+}
+
+// jobMessages announces every job the delivery changed: its own job with GitHub's
+// action, and jobs whose allocation it changed in passing (a runner it freed went to the
+// next job in the queue, a reservation it broke sent a job back to the queue) with the
+// action "allocation".
+func jobMessages(rec *delivery.Record, plan *jobs.Plan, room string, at time.Time) []Message {
+	ownID := ownJobID(rec)
+	var msgs []Message
+	for _, j := range plan.Change.Jobs {
+		action, r := "allocation", room
+		own := j.ID == ownID
+		if own {
+			action = rec.Action
+		} else if j.Repository != rec.Repository {
+			r = Room(j.Repository)
+		}
+		t := transition{
+			Status: j.Status, Allocation: j.Allocation,
+			// A late or repeated event leaves the status where it was.
+			Applied: !own || string(j.Status) == rec.Action,
+			Outcome: plan.Outcome,
+		}
+		msgs = append(msgs, Message{
+			Event: EventWorkflowJob, Room: r, At: at,
+			Data: jobData{Action: action, Repository: repoRef{j.Repository}, Job: viewJob(j), Transition: t, DeliveryID: rec.DeliveryID},
+			Brief: jobBrief{Trimmed: trimmed(JobHref(j.ID)), Action: action, Repository: repoRef{j.Repository},
+				Job:        jobRef{ID: j.ID, Status: j.Status, Conclusion: j.Conclusion, Allocation: j.Allocation, Pool: j.Pool},
+				Transition: t, DeliveryID: rec.DeliveryID},
+		})
+	}
+	return msgs
+}
+
+// repoRef is the description's repository object: data.repository.full_name.
+type repoRef struct {
+	FullName string `json:"full_name"`
+}
+
+func optionalRepo(name string) *repoRef {
+	if name == "" {
+		return nil
+	}
+	return &repoRef{name}
+}
+
+type transition struct {
+	Status     jobs.Status     `json:"status"`
+	Allocation jobs.Allocation `json:"allocation,omitempty"`
+	// Applied is false for a late or repeated event that did not move the job.
+	Applied bool   `json:"applied"`
+	Outcome string `json:"outcome"`
+}
+
+type jobData struct {
+	Action     string     `json:"action"`
+	Repository repoRef    `json:"repository"`
+	Job        jobView    `json:"job"`
+	Transition transition `json:"transition"`
+	DeliveryID string     `json:"deliveryId"`
+}
+
+type jobRef struct {
+	ID         int64           `json:"id"`
+	Status     jobs.Status     `json:"status"`
+	Conclusion string          `json:"conclusion,omitempty"`
+	Allocation jobs.Allocation `json:"allocation,omitempty"`
+	Pool       string          `json:"pool,omitempty"`
+}
+
+type jobBrief struct {
+	Trimmed
+	Action     string     `json:"action"`
+	Repository repoRef    `json:"repository"`
+	Job        jobRef     `json:"job"`
+	Transition transition `json:"transition"`
+	DeliveryID string     `json:"deliveryId"`
+}
+
+// jobView is a job record as clients see it (camelCase, zero values left out, as the
+// management API's jobs).
+type jobView struct {
+	ID             int64           `json:"id"`
+	RunID          int64           `json:"runId,omitempty"`
+	Repository     string          `json:"repository"`
+	Name           string          `json:"name,omitempty"`
+	Labels         []string        `json:"labels"`
+	HeadSHA        string          `json:"headSha,omitempty"`
+	HTMLURL        string          `json:"htmlUrl,omitempty"`
+	Status         jobs.Status     `json:"status"`
+	Conclusion     string          `json:"conclusion,omitempty"`
+	Priority       int             `json:"priority"`
+	RunnerID       int64           `json:"runnerId,omitempty"`
+	RunnerName     string          `json:"runnerName,omitempty"`
+	Pool           string          `json:"pool,omitempty"`
+	Allocation     jobs.Allocation `json:"allocation,omitempty"`
+	ReservedRunner string          `json:"reservedRunner,omitempty"`
+	CreatedAt      *time.Time      `json:"createdAt,omitempty"`
+	QueuedAt       *time.Time      `json:"queuedAt,omitempty"`
+	StartedAt      *time.Time      `json:"startedAt,omitempty"`
+	CompletedAt    *time.Time      `json:"completedAt,omitempty"`
+	WaitSeconds    float64         `json:"waitSeconds,omitempty"`
+	RunSeconds     float64         `json:"runSeconds,omitempty"`
+}
+
+func viewJob(j *jobs.Job) jobView {
+	labels := j.Labels
+	if labels == nil {
+		labels = []string{}
+	}
+	return jobView{
+		ID: j.ID, RunID: j.RunID, Repository: j.Repository, Name: j.Name, Labels: labels, HeadSHA: j.HeadSHA,
+		HTMLURL: j.HTMLURL, Status: j.Status, Conclusion: j.Conclusion, Priority: j.Priority, RunnerID: j.RunnerID,
+		RunnerName: j.RunnerName, Pool: j.Pool, Allocation: j.Allocation, ReservedRunner: j.ReservedRunner,
+		CreatedAt: optionalTime(j.CreatedAt), QueuedAt: optionalTime(j.QueuedAt), StartedAt: optionalTime(j.StartedAt),
+		CompletedAt: optionalTime(j.CompletedAt), WaitSeconds: j.WaitSeconds(), RunSeconds: j.RunSeconds(),
+	}
+}
+
+func optionalTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
+}
+
+// The payload fields the repository messages carry.
+type (
+	pushPayload struct {
+		Ref     string `json:"ref"`
+		Before  string `json:"before"`
+		After   string `json:"after"`
+		Created bool   `json:"created"`
+		Deleted bool   `json:"deleted"`
+		Forced  bool   `json:"forced"`
+		Commits []struct {
+			ID string `json:"id"`
+		} `json:"commits"`
+		HeadCommit *struct {
+			ID        string `json:"id"`
+			Message   string `json:"message"`
+			Timestamp string `json:"timestamp"`
+		} `json:"head_commit"`
+		Pusher struct {
+			Name string `json:"name"`
+		} `json:"pusher"`
+		Sender sender `json:"sender"`
+	}
+	pullRequestPayload struct {
+		Number      int `json:"number"`
+		PullRequest struct {
+			Title   string `json:"title"`
+			State   string `json:"state"`
+			Draft   bool   `json:"draft"`
+			Merged  bool   `json:"merged"`
+			HTMLURL string `json:"html_url"`
+			User    struct {
+				Login string `json:"login"`
+			} `json:"user"`
+			Head branchRef `json:"head"`
+			Base branchRef `json:"base"`
+		} `json:"pull_request"`
+		Sender sender `json:"sender"`
+	}
+	pingPayload struct {
+		Zen    string `json:"zen"`
+		HookID int64  `json:"hook_id"`
+	}
+	sender struct {
+		Login string `json:"login"`
+	}
+	branchRef struct {
+		Ref string `json:"ref"`
+		SHA string `json:"sha"`
+	}
+)
+
+// maxCommitMessage bounds the head commit message a push-event carries.
+const maxCommitMessage = 1024
+
+type pushData struct {
+	Repository repoRef     `json:"repository"`
+	Ref        string      `json:"ref"`
+	Before     string      `json:"before"`
+	After      string      `json:"after"`
+	Created    bool        `json:"created"`
+	Deleted    bool        `json:"deleted"`
+	Forced     bool        `json:"forced"`
+	Commits    int         `json:"commits"`
+	HeadCommit *headCommit `json:"headCommit,omitempty"`
+	Pusher     string      `json:"pusher,omitempty"`
+	Sender     string      `json:"sender,omitempty"`
+	// Prewarm are the pools signalled to get ready for this repository's jobs.
+	Prewarm    []string `json:"prewarm,omitempty"`
+	DeliveryID string   `json:"deliveryId"`
+}
+
+type headCommit struct {
+	ID        string `json:"id"`
+	Message   string `json:"message"`
+	Timestamp string `json:"timestamp,omitempty"`
+}
+
+type pushBrief struct {
+	Trimmed
+	Repository repoRef `json:"repository"`
+	Ref        string  `json:"ref"`
+	After      string  `json:"after"`
+	DeliveryID string  `json:"deliveryId"`
+}
+
+func (p *pushPayload) data(rec *delivery.Record, plan *jobs.Plan) pushData {
+	d := pushData{
+		Repository: repoRef{rec.Repository}, Ref: p.Ref, Before: p.Before, After: p.After, Created: p.Created,
+		Deleted: p.Deleted, Forced: p.Forced, Commits: len(p.Commits), Pusher: p.Pusher.Name, Sender: p.Sender.Login,
+		Prewarm: prewarmed(plan), DeliveryID: rec.DeliveryID,
+	}
+	if c := p.HeadCommit; c != nil {
+		msg := c.Message
+		if len(msg) > maxCommitMessage {
+			msg = msg[:maxCommitMessage] // may split a UTF-8 sequence; JSON encoding replaces it
+		}
+		d.HeadCommit = &headCommit{ID: c.ID, Message: msg, Timestamp: c.Timestamp}
+	}
+	return d
+}
+
+type pullRequestData struct {
+	Action      string          `json:"action"`
+	Number      int             `json:"number"`
+	Repository  repoRef         `json:"repository"`
+	PullRequest pullRequestView `json:"pullRequest"`
+	Sender      string          `json:"sender,omitempty"`
+	Prewarm     []string        `json:"prewarm,omitempty"`
+	DeliveryID  string          `json:"deliveryId"`
+}
+
+type pullRequestView struct {
+	Title   string    `json:"title"`
+	State   string    `json:"state"`
+	Draft   bool      `json:"draft"`
+	Merged  bool      `json:"merged"`
+	HTMLURL string    `json:"htmlUrl,omitempty"`
+	User    string    `json:"user,omitempty"`
+	Head    branchRef `json:"head"`
+	Base    branchRef `json:"base"`
+}
+
+type pullRequestBrief struct {
+	Trimmed
+	Action     string  `json:"action"`
+	Repository repoRef `json:"repository"`
+	Number     int     `json:"number"`
+	DeliveryID string  `json:"deliveryId"`
+}
+
+func (p *pullRequestPayload) data(rec *delivery.Record, plan *jobs.Plan) pullRequestData {
+	pr := p.PullRequest
+	return pullRequestData{
+		Action: rec.Action, Number: p.Number, Repository: repoRef{rec.Repository},
+		PullRequest: pullRequestView{Title: pr.Title, State: pr.State, Draft: pr.Draft, Merged: pr.Merged,
+			HTMLURL: pr.HTMLURL, User: pr.User.Login, Head: pr.Head, Base: pr.Base},
+		Sender: p.Sender.Login, Prewarm: prewarmed(plan), DeliveryID: rec.DeliveryID,
+	}
+}
+
+func prewarmed(plan *jobs.Plan) []string {
+	var pools []string
+	for _, w := range plan.Prewarms {
+		pools = append(pools, w.Pools...)
+	}
+	return pools
+}
+
+type pingData struct {
+	Zen        string   `json:"zen"`
+	HookID     int64    `json:"hookId"`
+	Repository *repoRef `json:"repository,omitempty"`
+	DeliveryID string   `json:"deliveryId"`
+}
+
+// webhookData is the description's webhook-event: event.event, event.repository, plus
+// what the processor made of it.
+type webhookData struct {
+	DeliveryID  string         `json:"deliveryId"`
+	HookID      string         `json:"hookId"`
+	Event       string         `json:"event"`
+	Action      string         `json:"action,omitempty"`
+	Repository  string         `json:"repository,omitempty"`
+	Timestamp   time.Time      `json:"timestamp"`
+	ProcessedAt time.Time      `json:"processedAt"`
+	Processed   bool           `json:"processed"`
+	State       delivery.State `json:"state"`
+	Outcome     string         `json:"outcome"`
+}

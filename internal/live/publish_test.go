@@ -1,0 +1,329 @@
+package live_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/localhub"
+	"github.com/runnerhub/webhooks/internal/processing"
+	"github.com/runnerhub/webhooks/internal/storage/embedded"
+)
+
+// sent records what a Sender was given, per connection.
+type sent struct {
+	mu  sync.Mutex
+	msg map[string][][]byte
+}
+
+func (s *sent) Send(_ context.Context, id string, data []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.msg[id] = append(s.msg[id], data)
+	return nil
+}
+
+// take returns and forgets what connection id received, decoded.
+func (s *sent) take(t *testing.T, id string) []received {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []received
+	for _, b := range s.msg[id] {
+		var r received
+		if err := json.Unmarshal(b, &r); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	delete(s.msg, id)
+	return out
+}
+
+type received struct {
+	Event string          `json:"event"`
+	Room  string          `json:"room"`
+	Data  json.RawMessage `json:"data"`
+	At    time.Time       `json:"at"`
+}
+
+// countingReader counts the pool reads, which must not happen with nobody connected.
+type countingReader struct {
+	live.PoolReader
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *countingReader) PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.PoolReader.PendingJobs(ctx, pool, limit)
+}
+
+type noSignals struct{}
+
+func (noSignals) Demand(context.Context, jobs.Demand) error   { return nil }
+func (noSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+
+type publishFixture struct {
+	store   *embedded.Store
+	proc    *processing.Processor
+	hub     *live.Hub
+	sent    *sent
+	reader  *countingReader
+	pending int // deliveries sent so far, for unique ids
+}
+
+func newPublishFixture(t *testing.T) *publishFixture {
+	db, err := embedded.Open(filepath.Join(t.TempDir(), "live.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	store := db.Store()
+	f := &publishFixture{store: store, sent: &sent{msg: map[string][][]byte{}}, reader: &countingReader{PoolReader: store}}
+	f.hub = &live.Hub{Registry: localhub.NewRegistry(), Sender: f.sent, Pools: f.reader}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	f.proc = &processing.Processor{
+		Deliveries: store, Counters: store,
+		Engine: &jobs.Engine{Store: store, Step: time.Minute, Pools: []jobs.Pool{
+			{Name: "ubuntu", Labels: []string{"ubuntu-latest"}, MaxRunners: 5},
+			{Name: "gpu", Labels: []string{"gpu", "db-app", "dc-03"}, MaxRunners: 1},
+		}},
+		Signals: noSignals{}, Live: f.hub, Log: log, Now: time.Now,
+	}
+	return f
+}
+
+// deliver records a testdata fixture as a new delivery and processes it.
+func (f *publishFixture) deliver(t *testing.T, fixture string) *delivery.Record {
+	t.Helper()
+	payload, err := os.ReadFile(filepath.Join("..", "..", "testdata", fixture))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var routing struct {
+		Action     string `json:"action"`
+		Repository struct {
+			FullName string `json:"full_name"`
+		} `json:"repository"`
+	}
+	if err := json.Unmarshal(payload, &routing); err != nil {
+		t.Fatal(err)
+	}
+	f.pending++
+	event, _, _ := strings.Cut(fixture, ".")
+	rec := &delivery.Record{
+		Key:   delivery.Key{HookID: "109948940", DeliveryID: fixture + "-" + string(rune('a'+f.pending))},
+		Event: event, Action: routing.Action, Repository: routing.Repository.FullName,
+		ReceivedAt: time.Now().UTC(), Payload: payload, State: delivery.Received,
+	}
+	ctx := context.Background()
+	if _, err := f.store.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.proc.Process(ctx, delivery.Message{Key: rec.Key, Event: event}); err != nil {
+		t.Fatal(err)
+	}
+	return rec
+}
+
+func (f *publishFixture) connect(t *testing.T, id string, repos ...string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := f.hub.Connect(ctx, live.Connection{ID: id}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.hub.Subscribe(ctx, id, repos); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// field reads a dotted path of a message's data.
+func field(t *testing.T, r received, path string) any {
+	t.Helper()
+	var v any
+	if err := json.Unmarshal(r.Data, &v); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range strings.Split(path, ".") {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[k]
+	}
+	return v
+}
+
+func events(rs []received) []string {
+	var out []string
+	for _, r := range rs {
+		out = append(out, r.Event+"@"+r.Room)
+	}
+	return out
+}
+
+func TestPublishWithNobodyConnectedReadsNothing(t *testing.T) {
+	f := newPublishFixture(t)
+	f.deliver(t, "workflow_job.queued.json")
+	if f.reader.reads != 0 || len(f.sent.msg) != 0 {
+		t.Errorf("%d pool reads and %d connections sent to, with nobody connected", f.reader.reads, len(f.sent.msg))
+	}
+}
+
+// TestPublish follows deliveries through the processor and checks what each kind of
+// subscriber receives after each commit.
+func TestPublish(t *testing.T) {
+	f := newPublishFixture(t)
+	f.connect(t, "repo", "codertocat/hello-world") // the description's room, in another case
+	f.connect(t, "all")
+	f.connect(t, "other", "octo-org/other")
+	const room = "repo:Codertocat/Hello-World"
+
+	type check struct{ path, want string }
+	steps := []struct {
+		fixture string
+		// what the room's subscriber receives, as event@room
+		repo []string
+		// checks on the room subscriber's messages, by index
+		checks map[int][]check
+		// what a subscriber of another repository receives (global messages only)
+		other []string
+	}{
+		{
+			fixture: "workflow_job.queued.json",
+			repo:    []string{"workflow-job@" + room, "webhook-event@" + room, "pool-status@"},
+			checks: map[int][]check{
+				0: {{"action", "queued"}, {"repository.full_name", "Codertocat/Hello-World"}, {"job.id", "289782451"},
+					{"job.status", "queued"}, {"job.allocation", "pending"}, {"job.pool", "ubuntu"}, {"transition.applied", "true"}},
+				1: {{"event", "workflow_job"}, {"action", "queued"}, {"repository", "Codertocat/Hello-World"}, {"state", "processed"}, {"processed", "true"}},
+				2: {{"pool", "ubuntu"}, {"pending", "1"}, {"idle", "0"}, {"jobs", `[{"allocation":"pending","id":289782451,"status":"queued"}]`}},
+			},
+			other: []string{"pool-status@"},
+		},
+		{
+			fixture: "workflow_job.completed.json",
+			repo:    []string{"workflow-job@" + room, "webhook-event@" + room, "pool-status@"},
+			checks: map[int][]check{
+				0: {{"action", "completed"}, {"job.status", "completed"}, {"job.allocation", "assigned"}, {"transition.applied", "true"}},
+				2: {{"pool", "ubuntu"}, {"pending", "0"}},
+			},
+			other: []string{"pool-status@"},
+		},
+		{
+			// A late queued for a completed job: announced, not applied, no count changed.
+			fixture: "workflow_job.queued.json",
+			repo:    []string{"workflow-job@" + room, "webhook-event@" + room},
+			checks:  map[int][]check{0: {{"action", "queued"}, {"job.status", "completed"}, {"transition.applied", "false"}}},
+		},
+		{
+			fixture: "push.json",
+			repo:    []string{"push-event@" + room, "webhook-event@" + room},
+			checks: map[int][]check{0: {{"repository.full_name", "Codertocat/Hello-World"}, {"ref", "refs/tags/simple-tag"},
+				{"prewarm", `["ubuntu"]`}, {"commits", "0"}}},
+		},
+		{
+			fixture: "pull_request.opened.json",
+			repo:    []string{"pull-request@" + room, "webhook-event@" + room},
+			checks: map[int][]check{0: {{"action", "opened"}, {"number", "2"}, {"pullRequest.state", "open"},
+				{"pullRequest.title", "Update the README with new information."}}},
+		},
+		{fixture: "workflow_run.requested.json"}, // octo-org/octo-repo: only "all" hears of it
+		{fixture: "ping.json"},                   // Octocoders/Hello-World: likewise
+	}
+	for _, s := range steps {
+		rec := f.deliver(t, s.fixture)
+		got := f.sent.take(t, "repo")
+		if !slices.Equal(events(got), s.repo) {
+			t.Fatalf("%s: the room's subscriber received %v, want %v", s.fixture, events(got), s.repo)
+		}
+		for i, checks := range s.checks {
+			for _, c := range checks {
+				v := field(t, got[i], c.path)
+				b, _ := json.Marshal(v)
+				if s, ok := v.(string); ok {
+					b = []byte(s)
+				}
+				if string(b) != c.want {
+					t.Errorf("%s: %s data.%s = %s, want %s", s.fixture, got[i].Event, c.path, b, c.want)
+				}
+			}
+		}
+		all := f.sent.take(t, "all")
+		if n := len(all); n == 0 || all[n-1].Event != "webhook-event" && all[n-1].Event != "pool-status" {
+			t.Errorf("%s: the subscriber of everything received %v", s.fixture, events(all))
+		}
+		for _, r := range all {
+			if wantRoom := live.Room(rec.Repository); r.Event != "pool-status" && r.Room != wantRoom {
+				t.Errorf("%s: %s in room %q, want %q", s.fixture, r.Event, r.Room, wantRoom)
+			}
+			if !r.At.Equal(all[0].At) || r.At.IsZero() {
+				t.Errorf("%s: messages of one commit carry different times: %v", s.fixture, r.At)
+			}
+		}
+		if got := events(f.sent.take(t, "other")); !slices.Equal(got, s.other) {
+			t.Errorf("%s: the other repository's subscriber received %v, want %v", s.fixture, got, s.other)
+		}
+	}
+}
+
+// TestPublishReservation: a queued job that takes an idle runner changes the pool's
+// idle count and names the runner, although the index the counts come from is read
+// right after the commit.
+func TestPublishReservation(t *testing.T) {
+	f := newPublishFixture(t)
+	ctx := context.Background()
+	runner := &jobs.Runner{Name: "gpu-1", Pool: "gpu", State: jobs.RunnerIdle, UpdatedAt: time.Now().UTC()}
+	if err := f.store.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{runner}}); err != nil {
+		t.Fatal(err)
+	}
+	f.connect(t, "all")
+	// testdata has no queued job with the gpu pool's labels: the in_progress fixture's
+	// job, delivered as queued.
+	payload, err := os.ReadFile(filepath.Join("..", "..", "testdata", "workflow_job.in_progress.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	queued := strings.Replace(string(payload), `"action":"in_progress"`, `"action":"queued"`, 1)
+	queued = strings.Replace(queued, `"status":"in_progress"`, `"status":"queued"`, 1)
+	rec := &delivery.Record{
+		Key: delivery.Key{HookID: "1", DeliveryID: "reserve"}, Event: "workflow_job", Action: "queued",
+		Repository: "octo-org/example-workflow", ReceivedAt: time.Now().UTC(), Payload: []byte(queued), State: delivery.Received,
+	}
+	if _, err := f.store.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.proc.Process(ctx, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
+		t.Fatal(err)
+	}
+	got := f.sent.take(t, "all")
+	if want := []string{"workflow-job@repo:octo-org/example-workflow", "webhook-event@repo:octo-org/example-workflow", "pool-status@"}; !slices.Equal(events(got), want) {
+		t.Fatalf("received %v, want %v", events(got), want)
+	}
+	status := got[2]
+	for path, want := range map[string]string{"pool": "gpu", "pending": "0", "idle": "0", "runners": `[{"jobId":2832853555,"name":"gpu-1","state":"reserved"}]`} {
+		v := field(t, status, path)
+		b, _ := json.Marshal(v)
+		if s, ok := v.(string); ok {
+			b = []byte(s)
+		}
+		if string(b) != want {
+			t.Errorf("pool-status %s = %s, want %s", path, b, want)
+		}
+	}
+	if a := field(t, got[0], "job.allocation"); a != "reserved" {
+		t.Errorf("job allocation %v, want reserved", a)
+	}
+}

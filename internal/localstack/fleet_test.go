@@ -1,0 +1,89 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/ingest"
+)
+
+// The fleet end to end on the local stack: a queued job waits in its pool, a runner
+// registered over the API takes it, and /metrics counts all of it.
+func TestFleetEndToEnd(t *testing.T) {
+	const token = "local-fleet-token-0123456789"
+	cfg, err := config.FromEnv(func(k string) string {
+		return map[string]string{
+			"GITHUB_WEBHOOK_SECRET": testSecret, "RUNNERHUB_DATA_DIR": t.TempDir(), "RUNNERHUB_API_TOKENS": token,
+			"RUNNERHUB_POOLS": `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
+		}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := serve(t, s)
+	call := func(method, path, body string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), method, base+path, bytes.NewReader([]byte(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+
+	// workflow_job.queued.json: job 289782451 of Codertocat/Hello-World, ubuntu-latest.
+	status, _, err := Send(context.Background(), base+ingest.Path, testSecret, "workflow_job", "fleet-1", fixture(t, "workflow_job.queued.json"))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("send: %d %v", status, err)
+	}
+	waitState(t, s, delivery.Key{HookID: "1", DeliveryID: "fleet-1"}, delivery.Processed) // Send names hook 1
+
+	code, body := call(http.MethodGet, "/api/jobs?status=pending", "")
+	if code != http.StatusOK || !strings.Contains(body, `"id":289782451`) || !strings.Contains(body, `"allocation":"pending"`) {
+		t.Fatalf("pending jobs: %d %s", code, body)
+	}
+	code, body = call(http.MethodPost, "/api/runners", `{"name": "ubuntu-1", "pool": "ubuntu"}`)
+	var registered struct {
+		Data struct {
+			State string `json:"state"`
+			JobID int64  `json:"jobId"`
+		} `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &registered); err != nil || code != http.StatusCreated ||
+		registered.Data.State != "reserved" || registered.Data.JobID != 289782451 {
+		t.Fatalf("register: %d %s", code, body)
+	}
+
+	code, body = call(http.MethodGet, "/metrics", "")
+	for _, want := range []string{
+		`github_jobs_queued_total{repository="Codertocat/Hello-World"} 1`,
+		`webhook_events_total{event="workflow_job",status="processed"} 1`,
+		`webhook_processing_duration_seconds_count{event="workflow_job"} 1`,
+		`runnerhub_pool_runners{pool="ubuntu",state="reserved"} 1`,
+		`runnerhub_pool_pending_jobs{pool="ubuntu"} 0`,
+		`webhook_queue_depth{queue="events"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics (%d) lacks %s", code, want)
+		}
+	}
+}

@@ -1,0 +1,134 @@
+package localstack
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/live"
+)
+
+// TestLiveUpdates is the local stack end to end as a dashboard uses it: a ticket from
+// POST /api/ws/ticket, a WebSocket on /ws, a subscription, and the messages a signed
+// delivery causes once processed.
+func TestLiveUpdates(t *testing.T) {
+	const token = "rh_local-live-test-token-0123456789"
+	cfg, err := config.FromEnv(func(k string) string {
+		return map[string]string{
+			"GITHUB_WEBHOOK_SECRET": testSecret,
+			"RUNNERHUB_DATA_DIR":    t.TempDir(),
+			"RUNNERHUB_API_TOKENS":  token,
+			"RUNNERHUB_POOLS":       `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
+		}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	base := serve(t, s)
+	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	t.Run("refused without credentials", func(t *testing.T) {
+		for _, q := range []string{"", "?token=wrong-token-0123456789", "?ticket=forged"} {
+			_, resp, err := websocket.Dial(ctx, wsURL+q, nil)
+			if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+				t.Errorf("%s: %v, want 401", q, err)
+			}
+		}
+		resp, err := http.Post(base+live.TicketPath, "", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusUnauthorized {
+			t.Errorf("a ticket without a token: %d, want 401", resp.StatusCode)
+		}
+	})
+
+	req, _ := http.NewRequest(http.MethodPost, base+live.TicketPath, nil)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var answer live.TicketResponse
+	err = json.NewDecoder(resp.Body).Decode(&answer)
+	resp.Body.Close()
+	if ticket := answer.Data; err != nil || resp.StatusCode != http.StatusOK || !answer.Success || ticket.Ticket == "" ||
+		ticket.ExpiresIn != 60 || ticket.URL != "" || resp.Header.Get("Cache-Control") != "no-store" {
+		t.Fatalf("ticket: %d %+v %v", resp.StatusCode, answer, err)
+	}
+
+	ws, _, err := websocket.Dial(ctx, wsURL+"?ticket="+answer.Data.Ticket, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.CloseNow()
+	next := func() (event, room string, data map[string]any) {
+		t.Helper()
+		_, b, err := ws.Read(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var m struct {
+			Event string         `json:"event"`
+			Room  string         `json:"room"`
+			Data  map[string]any `json:"data"`
+		}
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		return m.Event, m.Room, m.Data
+	}
+	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"action":"subscribe","repositories":["codertocat/hello-world"]}`)); err != nil {
+		t.Fatal(err)
+	}
+	if ev, _, data := next(); ev != live.EventSubscribed || !slices.Equal(toStrings(data["repositories"]), []string{"codertocat/hello-world"}) {
+		t.Fatalf("subscribe answered %s %v", ev, data)
+	}
+
+	status, body, err := Send(ctx, base+"/api/webhooks/github", testSecret, "workflow_job", "live-1", fixture(t, "workflow_job.queued.json"))
+	if err != nil || status != http.StatusAccepted {
+		t.Fatalf("delivery: %d %s %v", status, body, err)
+	}
+	const room = "repo:Codertocat/Hello-World"
+	want := []struct{ event, room string }{{live.EventWorkflowJob, room}, {live.EventWebhook, room}, {live.EventPoolStatus, ""}}
+	for _, w := range want {
+		ev, r, data := next()
+		if ev != w.event || r != w.room {
+			t.Fatalf("received %s in %q (%v), want %s in %q", ev, r, data, w.event, w.room)
+		}
+		switch ev {
+		case live.EventWorkflowJob:
+			job, _ := data["job"].(map[string]any)
+			if data["action"] != "queued" || job["id"] != float64(289782451) || job["pool"] != "ubuntu" {
+				t.Errorf("workflow-job data %v", data)
+			}
+		case live.EventPoolStatus:
+			if data["pool"] != "ubuntu" || data["pending"] != float64(1) {
+				t.Errorf("pool-status data %v", data)
+			}
+		}
+	}
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, s := range v.([]any) {
+		out = append(out, s.(string))
+	}
+	return out
+}

@@ -1,10 +1,9 @@
 // Command api is the ApiFunction: the management API, metrics and dashboard behind the
-// HTTP API. It serves the shared router; the management endpoints join it as they are built.
+// HTTP API, serving the shared router (everything but the webhook itself).
 package main
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -16,12 +15,10 @@ import (
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/dashboard"
 	"github.com/runnerhub/webhooks/internal/httpapi"
-	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
-	"github.com/runnerhub/webhooks/internal/webhook"
 )
 
 func main() {
@@ -33,15 +30,7 @@ func main() {
 	cfg := app.Config
 	// POST /api/webhooks/test sends its deliveries through the webhook function's handler,
 	// built from the same configuration (AllowUnsigned stays false: AWS fails closed).
-	ing := &ingest.Handler{
-		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(cfg.WebhookSecret, cfg.PreviousWebhookSecret)},
-		Store:        app.Store,
-		Queue:        app.Queue,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Log:          app.Log,
-		Metrics:      metrics.NewEMF(os.Stdout, "RunnerHub"),
-		Now:          time.Now,
-	}
+	ing := app.Ingest()
 	webhooks := deliveries.Routes(deliveries.Deps{
 		Store: app.Store, Lister: app.Store, Counters: app.Store,
 		Queue: app.Queue, DeadLetters: app.Queue.DeadLetters(cfg.EventsDLQURL),

@@ -7,6 +7,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
@@ -14,8 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/logging"
+	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
+	"github.com/runnerhub/webhooks/internal/webhook"
 
 	"log/slog"
 )
@@ -70,4 +74,18 @@ func Must(app *App, err error) *App {
 		os.Exit(1)
 	}
 	return app
+}
+
+// Ingest returns the webhook handler on the app's store and queue. In AWS a missing
+// secret always fails closed: AllowUnsigned is never set here.
+func (a *App) Ingest() *ingest.Handler {
+	return &ingest.Handler{
+		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(a.Config.WebhookSecret, a.Config.PreviousWebhookSecret)},
+		Store:        a.Store,
+		Queue:        a.Queue,
+		MaxBodyBytes: a.Config.MaxBodyBytes,
+		Log:          a.Log,
+		Metrics:      metrics.NewEMF(os.Stdout, "RunnerHub"),
+		Now:          time.Now,
+	}
 }

@@ -14,7 +14,6 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/ingest"
-	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -45,9 +44,15 @@ func TestDashboardInBrowser(t *testing.T) {
 	defer s.Close()
 	base := serve(t, s)
 	ctx := context.Background()
-	if err := s.db.Store().Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{{Name: "spare", Pool: "k8s", State: jobs.RunnerIdle}}}); err != nil {
-		t.Fatal(err)
+	// The runner registers the way whatever starts runners does.
+	req, _ := http.NewRequest(http.MethodPost, base+"/api/runners", strings.NewReader(`{"name":"spare","pool":"k8s","labels":["k8s","linux"]}`))
+	req.Header.Set("Authorization", "Bearer "+browserToken)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register runner: %v %v", resp, err)
 	}
+	resp.Body.Close()
 
 	alloc, cancelAlloc := chromedp.NewExecAllocator(ctx,
 		chromedp.ExecPath(chromium), chromedp.Headless, chromedp.NoSandbox, chromedp.DisableGPU,
@@ -64,6 +69,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("open dashboard: %v", err)
 	}
 	waitFor(t, browser, "the socket connects", 10*time.Second, `document.querySelector("#conn").dataset.state === "live"`)
+	waitFor(t, browser, "the pool shows its idle runner", 2*time.Second,
+		`[...document.querySelectorAll("#pools tbody tr")].some(r => r.cells[0].textContent === "k8s" && r.cells[1].textContent === "1")`)
 
 	send := func(status, runner, conclusion string, jobID int64) {
 		t.Helper()
@@ -97,6 +104,21 @@ func TestDashboardInBrowser(t *testing.T) {
 	waitFor(t, browser, "the page recovers", 10*time.Second,
 		`document.querySelector("#conn").dataset.state === "live" && `+jobCell(4343, "queued"))
 
+	screenshot(t, browser, "dashboard.png")
+
+	// On a phone-sized viewport the page reflows to one column without sideways scrolling,
+	// and the controls stay reachable from the keyboard.
+	if _, err := chromedp.Run(browser, chromedp.EmulateViewport(390, 844)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, browser, "no horizontal overflow at 390 px", time.Second,
+		`document.documentElement.scrollWidth <= window.innerWidth`)
+	screenshot(t, browser, "dashboard-phone.png")
+}
+
+// screenshot saves the page as build/artifacts/<name>, the test's artifact.
+func screenshot(t *testing.T, browser context.Context, name string) {
+	t.Helper()
 	png, err := chromedp.Run(browser, chromedp.FullScreenshot(100))
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +127,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, "dashboard.png"), png, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, name), png, 0o644); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
@@ -36,8 +37,14 @@ func main() {
 		Queue: app.Queue, DeadLetters: app.Queue.DeadLetters(cfg.EventsDLQURL),
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
 	})
+	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep}
+	if cfg.WSEndpoint != "" { // runner changes made here are announced like the processor's
+		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
+		awsapp.Must(app, err)
+		engine.Committed = hub.AnnounceFleetChanges()
+	}
 	runners := fleet.Deps{
-		Engine:  &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep},
+		Engine:  engine,
 		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, Log: app.Log,
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures

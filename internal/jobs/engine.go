@@ -20,6 +20,10 @@ type Engine struct {
 	Pools []Pool
 	// Step is the priority step of the pending queue's virtual time (see Rank).
 	Step time.Duration
+	// Committed, when set, hears of every fleet change once it is committed (a runner
+	// registered, retired, or matched after a heartbeat), so live views can announce
+	// state that no delivery changed. It runs on the request path: it must not block.
+	Committed func(ctx context.Context, plan *Plan)
 }
 
 // Plan is the outcome of applying one delivery.

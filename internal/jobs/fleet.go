@@ -601,6 +601,9 @@ func (e *Engine) fleetChange(ctx context.Context, now time.Time, build func(p *p
 		p.collect()
 		err = e.Store.Commit(ctx, &p.plan.Change)
 		if err == nil {
+			if e.Committed != nil {
+				e.Committed(ctx, p.plan)
+			}
 			return r, p.plan, nil
 		}
 		if !errors.Is(err, ErrConflict) || attempt == maxFleetAttempts {

@@ -161,6 +161,36 @@ func (h *Hub) Publish(ctx context.Context, rec *delivery.Record, plan *jobs.Plan
 	return errors.Join(statusErr, h.fanOut(ctx, conns, append(msgs, statuses...)))
 }
 
+// PublishFleetChange announces a committed change that no delivery caused — a runner
+// registered, retired, or matched with a job after a heartbeat: workflow-job messages
+// (action "allocation") for the jobs it moved and pool-status for the pools it touched.
+// Like Publish, the change is done whatever happens here; the caller logs the error.
+func (h *Hub) PublishFleetChange(ctx context.Context, plan *jobs.Plan) error {
+	conns, err := h.Registry.List(ctx, h.now())
+	if err != nil || len(conns) == 0 {
+		return err
+	}
+	at := h.now()
+	// No delivery stands behind the change: an empty record owns no job and names no
+	// repository, so every changed job is an "allocation" in its own repository's room.
+	cause := &delivery.Record{}
+	msgs := jobMessages(cause, plan, "", at)
+	statuses, statusErr := h.poolStatuses(ctx, cause, plan, at)
+	return errors.Join(statusErr, h.fanOut(ctx, conns, append(msgs, statuses...)))
+}
+
+// AnnounceFleetChanges returns an Engine.Committed hook that publishes fleet changes
+// with a bounded wait, logging failures.
+func (h *Hub) AnnounceFleetChanges() func(ctx context.Context, plan *jobs.Plan) {
+	return func(ctx context.Context, plan *jobs.Plan) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := h.PublishFleetChange(ctx, plan); err != nil {
+			h.log().WarnContext(ctx, "live update of a fleet change failed", "error", err)
+		}
+	}
+}
+
 type frame struct {
 	room string
 	data []byte

@@ -123,6 +123,26 @@ func TestLiveUpdates(t *testing.T) {
 			}
 		}
 	}
+
+	// A change no delivery caused is announced too: a runner registered through the API
+	// takes the waiting job at once.
+	register, _ := http.NewRequest(http.MethodPost, base+"/api/runners",
+		strings.NewReader(`{"name":"u-1","pool":"ubuntu","labels":["ubuntu-latest"]}`))
+	register.Header.Set("Authorization", "Bearer "+token)
+	register.Header.Set("Content-Type", "application/json")
+	resp, err = http.DefaultClient.Do(register)
+	if err != nil || resp.StatusCode != http.StatusCreated {
+		t.Fatalf("register runner: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	ev, r, data := next()
+	job, _ := data["job"].(map[string]any)
+	if ev != live.EventWorkflowJob || r != room || data["action"] != "allocation" || job["allocation"] != "reserved" {
+		t.Fatalf("after registration: %s in %q: %v", ev, r, data)
+	}
+	if ev, _, data := next(); ev != live.EventPoolStatus || data["pool"] != "ubuntu" || data["pending"] != float64(0) {
+		t.Fatalf("after registration: %s %v, want pool-status with nothing pending", ev, data)
+	}
 }
 
 func toStrings(v any) []string {

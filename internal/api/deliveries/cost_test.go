@@ -58,7 +58,7 @@ func TestReadCostDoesNotGrowWithEvents(t *testing.T) {
 	for _, c := range cases {
 		costs := map[string]int{}
 		for name, e := range map[string]*env{"10": small, "5000": large} {
-			ops := e.requests.during(func() { e.call(t, "GET", c.path, "").ok(t, http.StatusOK, nil) })
+			ops := e.requests.During(func() { e.call(t, "GET", c.path, "").ok(t, http.StatusOK, nil) })
 			n := 0
 			for op, count := range ops {
 				if op != "Query" {
@@ -83,7 +83,7 @@ func TestReadCostDoesNotGrowWithEvents(t *testing.T) {
 	next := "/api/webhooks/events?since=" + since
 	for page := 1; page <= 3; page++ {
 		var got list
-		ops := large.requests.during(func() { large.call(t, "GET", next, "").ok(t, http.StatusOK, &got) })
+		ops := large.requests.During(func() { large.call(t, "GET", next, "").ok(t, http.StatusOK, &got) })
 		if ops["Query"] > 2 || len(got.Events) != 100 { // a page that spans midnight reads two days
 			t.Errorf("page %d by cursor: %v requests, %d events; want at most 2 Queries and 100 events", page, ops, len(got.Events))
 		}

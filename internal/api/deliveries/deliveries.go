@@ -15,7 +15,6 @@
 package deliveries
 
 import (
-	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -71,46 +70,16 @@ func Routes(d Deps) []httpapi.Route {
 
 type handlers struct{ Deps }
 
-// success is the success envelope.
-type success struct {
-	Success bool `json:"success"`
-	Data    any  `json:"data"`
-}
-
-// apiError is an answer other than success: its status, a stable code and a message
-// that says what was wrong, safe to show the caller.
-type apiError struct {
-	status        int
-	code, message string
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-func badRequest(code, message string) *apiError {
-	return &apiError{status: http.StatusBadRequest, code: code, message: message}
-}
-
 // unavailable is the answer when a store or queue fails. The cause is logged, never
 // shown: it may name tables, queues or accounts.
-func (h *handlers) unavailable(r *http.Request, code, what string, err error) *apiError {
+func (h *handlers) unavailable(r *http.Request, code, what string, err error) *httpjson.Problem {
 	h.Log.ErrorContext(r.Context(), what+" failed", "path", r.URL.Path, "error", err)
-	return &apiError{status: http.StatusServiceUnavailable, code: code, message: what + " is unavailable; try again later"}
+	return httpjson.NewProblem(http.StatusServiceUnavailable, code, what+" is unavailable; try again later")
 }
 
-// endpoint adapts a handler that returns its status and data, or an error, to the
-// envelopes.
+// endpoint adapts a handler to the envelopes. Every failure of a store or queue is
+// answered by unavailable, so an error that is not a Problem is a fault of this server:
+// 500.
 func (h *handlers) endpoint(f func(r *http.Request) (int, any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, data, err := f(r)
-		if err != nil {
-			var e *apiError
-			if !errors.As(err, &e) {
-				h.Log.ErrorContext(r.Context(), "request failed", "path", r.URL.Path, "error", err)
-				e = &apiError{status: http.StatusInternalServerError, code: "internal", message: "internal error"}
-			}
-			httpjson.Error(w, e.status, e.code, e.message)
-			return
-		}
-		httpjson.Write(w, status, success{Success: true, Data: data})
-	})
+	return httpjson.Endpoint(httpjson.Internal(h.Log), f)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/httpjson"
 )
 
 // Listing defaults.
@@ -75,29 +76,29 @@ type eventList struct {
 
 // list serves GET /api/webhooks/events.
 func (h *handlers) list(r *http.Request) (int, any, error) {
-	p := newParams(r)
+	p := httpjson.NewQuery(r)
 	now := h.Now()
 	q := delivery.ListQuery{
 		Filter: delivery.Filter{
-			Repository: p.matching("repository", repositoryPattern, "owner/name"),
-			Event:      p.matching("event", namePattern, "an event name such as workflow_job"),
-			Action:     p.matching("action", namePattern, "an action name such as queued"),
-			Processed:  p.boolean("processed"),
+			Repository: p.Match("repository", repositoryPattern, "owner/name"),
+			Event:      p.Match("event", namePattern, "an event name such as workflow_job"),
+			Action:     p.Match("action", namePattern, "an action name such as queued"),
+			Processed:  p.Bool("processed"),
 		},
-		Since:  p.timestamp("since"),
-		Until:  p.timestamp("until"),
-		Limit:  p.integer("limit", defaultLimit, 1, delivery.MaxLimit),
-		Offset: p.integer("offset", 0, 0, delivery.MaxOffset),
+		Since:  p.Time("since"),
+		Until:  p.Time("until"),
+		Limit:  p.Int("limit", defaultLimit, 1, delivery.MaxLimit),
+		Offset: p.Int("offset", 0, 0, delivery.MaxOffset),
 	}
 	fingerprint := filterFingerprint(p)
-	raw, hasCursor := p.get("cursor")
-	if hasCursor && p.has("offset") {
-		p.fail("offset and cursor cannot be combined: a cursor already says where the page starts")
+	raw, hasCursor := p.Lookup("cursor")
+	if hasCursor && p.Has("offset") {
+		p.Failf("offset and cursor cannot be combined: a cursor already says where the page starts")
 	}
 	if !q.Since.IsZero() && !q.Until.IsZero() && !q.Since.Before(q.Until) {
-		p.fail("since must be before until")
+		p.Failf("since must be before until")
 	}
-	if err := p.err(); err != nil {
+	if err := p.Err(); err != nil {
 		return 0, nil, err
 	}
 	if latest := now.Add(untilMargin); q.Until.IsZero() || q.Until.After(latest) {
@@ -118,7 +119,7 @@ func (h *handlers) list(r *http.Request) (int, any, error) {
 
 	page, err := h.Lister.List(r.Context(), q)
 	if errors.Is(err, delivery.ErrInvalidQuery) { // checked above; a guard, not a path
-		return 0, nil, badRequest("invalid_parameter", err.Error())
+		return 0, nil, httpjson.BadRequest("invalid_parameter", err.Error())
 	}
 	if err != nil {
 		return 0, nil, h.unavailable(r, "store_unavailable", "the delivery store", err)
@@ -159,8 +160,8 @@ func (h *handlers) get(r *http.Request) (int, any, error) {
 	}, nil
 }
 
-func notFound(key delivery.Key) *apiError {
-	return &apiError{status: http.StatusNotFound, code: "not_found", message: "no delivery " + eventID(key) + " is recorded (it may have expired)"}
+func notFound(key delivery.Key) *httpjson.Problem {
+	return httpjson.NewProblem(http.StatusNotFound, "not_found", "no delivery "+eventID(key)+" is recorded (it may have expired)")
 }
 
 // replayResult answers a replay.
@@ -261,7 +262,7 @@ func encodeCursor(c apiCursor, fingerprint string) string {
 }
 
 func decodeCursor(s, fingerprint string) (apiCursor, error) {
-	invalid := badRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
+	invalid := httpjson.BadRequest("invalid_cursor", "cursor is not one this API returned; start again without it")
 	if len(s) > maxCursor {
 		return apiCursor{}, invalid
 	}
@@ -279,7 +280,7 @@ func decodeCursor(s, fingerprint string) (apiCursor, error) {
 		return apiCursor{}, invalid
 	}
 	if c.F != fingerprint {
-		return apiCursor{}, badRequest("invalid_cursor", "cursor belongs to a listing with other filters (repository, event, action, processed, since, until); repeat them unchanged or start again without it")
+		return apiCursor{}, httpjson.BadRequest("invalid_cursor", "cursor belongs to a listing with other filters (repository, event, action, processed, since, until); repeat them unchanged or start again without it")
 	}
 	return apiCursor{
 		Cursor: delivery.Cursor{
@@ -292,10 +293,10 @@ func decodeCursor(s, fingerprint string) (apiCursor, error) {
 }
 
 // filterFingerprint digests the filter parameters as given.
-func filterFingerprint(p *params) string {
+func filterFingerprint(p *httpjson.Query) string {
 	h := sha256.New()
 	for _, name := range []string{"repository", "event", "action", "processed", "since", "until"} {
-		h.Write([]byte(name + "=" + strings.Join(p.values[name], ",") + "\x00"))
+		h.Write([]byte(name + "=" + strings.Join(p.Values(name), ",") + "\x00"))
 	}
 	return hex.EncodeToString(h.Sum(nil)[:8])
 }

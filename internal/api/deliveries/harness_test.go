@@ -9,23 +9,20 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/runnerhub/webhooks/internal/api/apitest"
 	"github.com/runnerhub/webhooks/internal/api/deliveries"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
-	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/testenv"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
@@ -56,7 +53,7 @@ type env struct {
 	deadLetter func(t *testing.T, msg delivery.Message)
 	// requests counts DynamoDB requests by operation; nil for the embedded store, as is
 	// aws.
-	requests *requestCounter
+	requests *apitest.RequestCounter
 	aws      *testenv.AWS
 }
 
@@ -65,22 +62,11 @@ type env struct {
 // on the CPU.
 func forEachStore(t *testing.T, f func(t *testing.T, e *env)) {
 	t.Parallel()
-	t.Run("embedded", func(t *testing.T) {
-		t.Parallel()
-		f(t, newEmbedded(t))
-	})
-	t.Run("dynamodb", func(t *testing.T) {
-		t.Parallel()
-		f(t, newAWS(t))
-	})
+	apitest.ForEachStore(t, newEmbedded, newAWS, f)
 }
 
 func newEmbedded(t *testing.T) *env {
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "runnerhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := apitest.Embedded(t)
 	s, q := db.Store(), db.Queue(1)
 	e := &env{store: s}
 	e.drain = func(t *testing.T) []delivery.Message {
@@ -119,11 +105,8 @@ func newAWS(t *testing.T) *env { return newAWSOn(t, testenv.SharedAWS(t)) }
 
 // newAWSOn is the API on a's resources.
 func newAWSOn(t *testing.T, a *testenv.AWS) *env {
-	counter := &requestCounter{}
-	db := a.DynamoDB(testenv.AroundEachAttempt("countRequests", counter.count))
-	s3c := s3.NewFromConfig(a.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	s, counter := apitest.AWSStore(a, retention)
 	sqsc := sqs.NewFromConfig(a.Config)
-	s := awsstore.NewStore(db, s3c, a.EventsTable, a.PayloadBucket, retention)
 	q := awsstore.NewQueue(sqsc, a.EventsQueueURL)
 	e := &env{store: s, requests: counter, aws: a}
 	e.drain = func(t *testing.T) []delivery.Message {
@@ -192,12 +175,7 @@ func (e *env) rebuild(t *testing.T) {
 type answer struct {
 	status int
 	Body   string
-	Data   json.RawMessage `json:"data"`
-	Error  struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
-	Success bool `json:"success"`
+	apitest.Envelope
 }
 
 // call sends a request with the API token.
@@ -255,35 +233,6 @@ func (a answer) failed(t *testing.T, status int, code string, words ...string) {
 			t.Errorf("message %q does not mention %q", a.Error.Message, w)
 		}
 	}
-}
-
-// requestCounter counts DynamoDB requests (attempts) by operation.
-type requestCounter struct {
-	mu  sync.Mutex
-	ops map[string]int
-}
-
-func (c *requestCounter) count(ctx context.Context, send func() error) error {
-	c.mu.Lock()
-	if c.ops == nil {
-		c.ops = map[string]int{}
-	}
-	c.ops[awsmiddleware.GetOperationName(ctx)]++
-	c.mu.Unlock()
-	return send()
-}
-
-// during returns the requests f made.
-func (c *requestCounter) during(f func()) map[string]int {
-	c.mu.Lock()
-	c.ops = nil
-	c.mu.Unlock()
-	f()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := c.ops
-	c.ops = nil
-	return out
 }
 
 // seedKind is one kind of delivery the seeds cycle through.

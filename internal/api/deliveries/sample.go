@@ -100,13 +100,13 @@ func (h *handlers) sendSample(r *http.Request) (int, any, error) {
 	}
 	s, ok := samples[req.EventType]
 	if !ok {
-		return 0, nil, badRequest("unsupported_event_type",
-			fmt.Sprintf("eventType %q is not supported; supported: %s", clip(req.EventType), strings.Join(sampleTypes, ", ")))
+		return 0, nil, httpjson.BadRequest("unsupported_event_type",
+			fmt.Sprintf("eventType %q is not supported; supported: %s", httpjson.Clip(req.EventType), strings.Join(sampleTypes, ", ")))
 	}
 	payload := s.payload
 	if req.Repository != "" {
 		if !repositoryPattern.MatchString(req.Repository) {
-			return 0, nil, badRequest("invalid_body", fmt.Sprintf("repository must be owner/name, not %q", clip(req.Repository)))
+			return 0, nil, httpjson.BadRequest("invalid_body", fmt.Sprintf("repository must be owner/name, not %q", httpjson.Clip(req.Repository)))
 		}
 		var err error
 		if payload, err = retarget(payload, req.Repository); err != nil {
@@ -143,7 +143,7 @@ func (h *handlers) sendSample(r *http.Request) (int, any, error) {
 		if rec.status >= http.StatusInternalServerError {
 			status = rec.status
 		}
-		return 0, nil, &apiError{status: status, code: answer.Error.Code, message: "the webhook endpoint refused the test delivery: " + answer.Error.Message}
+		return 0, nil, httpjson.NewProblem(status, answer.Error.Code, "the webhook endpoint refused the test delivery: "+answer.Error.Message)
 	}
 	repository := req.Repository
 	if repository == "" {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/httpjson"
 )
 
 // Statistics windows, in hours.
@@ -70,9 +71,9 @@ func window(now time.Time, hours int) (from, to time.Time) {
 // statistics serves GET /api/webhooks/statistics?hours=N: one read of the hourly
 // counters (one Query per UTC day on DynamoDB), whatever the number of deliveries.
 func (h *handlers) statistics(r *http.Request) (int, any, error) {
-	p := newParams(r)
-	hours := p.integer("hours", defaultHours, 1, maxHours)
-	if err := p.err(); err != nil {
+	p := httpjson.NewQuery(r)
+	hours := p.Int("hours", defaultHours, 1, maxHours)
+	if err := p.Err(); err != nil {
 		return 0, nil, err
 	}
 	from, to := window(h.Now(), hours)

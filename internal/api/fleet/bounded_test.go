@@ -76,7 +76,7 @@ func TestListingCostDoesNotGrow(t *testing.T) {
 			var next struct {
 				NextCursor *string `json:"nextCursor"`
 			}
-			requests := e.requests.during(func() { e.request(t, http.MethodGet, path, nil).data(t, &next) })
+			requests := e.requests.During(func() { e.request(t, http.MethodGet, path, nil).data(t, &next) })
 			return requests, next.NextCursor
 		}
 		want := map[string]int{"Query": c.queries}

@@ -71,7 +71,7 @@ func (d Deps) PoolStatus(ctx context.Context) ([]jobs.PoolStatus, error) {
 func Routes(d Deps) []httpapi.Route {
 	h := &handlers{Deps: d.withDefaults()}
 	route := func(method, pattern string, f func(r *http.Request) (int, any, error)) httpapi.Route {
-		return httpapi.Route{Method: method, Pattern: pattern, Handler: h.endpoint(f)}
+		return httpapi.Route{Method: method, Pattern: pattern, Handler: httpjson.Endpoint(h.domainError, f)}
 	}
 	return []httpapi.Route{
 		route(http.MethodGet, "/api/jobs", h.listJobs),
@@ -91,57 +91,23 @@ func Routes(d Deps) []httpapi.Route {
 
 type handlers struct{ Deps }
 
-type success struct {
-	Success bool `json:"success"`
-	Data    any  `json:"data"`
-}
-
-// apiError is an answer other than success: a status, a stable code, and a message that
-// says what was wrong, fit to show the caller.
-type apiError struct {
-	status        int
-	code, message string
-}
-
-func (e *apiError) Error() string { return e.code + ": " + e.message }
-
-func fail(status int, code, message string) *apiError {
-	return &apiError{status: status, code: code, message: message}
-}
-
-// endpoint adapts a handler that returns its status and data, or an error, to the
-// envelopes. Errors that are not an apiError are the store's: logged, never shown (they
-// may name tables or paths), and answered 503, as a retry may well succeed.
-func (h *handlers) endpoint(f func(r *http.Request) (int, any, error)) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		status, data, err := f(r)
-		if err != nil {
-			var e *apiError
-			if !errors.As(err, &e) {
-				e = h.domainError(r, err)
-			}
-			httpjson.Error(w, e.status, e.code, e.message)
-			return
-		}
-		httpjson.Write(w, status, success{Success: true, Data: data})
-	})
-}
-
-// domainError answers an error of the job engine or the store.
-func (h *handlers) domainError(r *http.Request, err error) *apiError {
+// domainError answers an error of the job engine or the store, any error a handler
+// returns that is not a Problem. The store's own errors are logged, never shown (they may
+// name tables or paths), and answered 503, as a retry may well succeed.
+func (h *handlers) domainError(r *http.Request, err error) *httpjson.Problem {
 	switch {
 	case errors.Is(err, jobs.ErrInvalid):
-		return fail(http.StatusBadRequest, "invalid_parameter", err.Error())
+		return httpjson.BadRequest("invalid_parameter", err.Error())
 	case errors.Is(err, jobs.ErrConflict):
 		// The engine retries conflicts itself: this one lasted through every attempt.
-		return fail(http.StatusConflict, "conflict", "the runner or its job kept changing while this request was applied; try again")
+		return httpjson.NewProblem(http.StatusConflict, "conflict", "the runner or its job kept changing while this request was applied; try again")
 	}
 	h.Log.ErrorContext(r.Context(), "fleet request failed", "method", r.Method, "path", r.URL.Path, "error", err)
-	return fail(http.StatusServiceUnavailable, "unavailable", "the store is unavailable; try again later")
+	return httpjson.NewProblem(http.StatusServiceUnavailable, "unavailable", "the store is unavailable; try again later")
 }
 
-func notFound(what string) *apiError {
-	return fail(http.StatusNotFound, "not_found", what+" does not exist")
+func notFound(what string) *httpjson.Problem {
+	return httpjson.NewProblem(http.StatusNotFound, "not_found", what+" does not exist")
 }
 
 // send logs a committed fleet change and emits its demand signals. The change is done, so

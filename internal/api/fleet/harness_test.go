@@ -7,21 +7,16 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
+	"github.com/runnerhub/webhooks/internal/api/apitest"
 	"github.com/runnerhub/webhooks/internal/api/fleet"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/storage/awsstore"
-	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -41,40 +36,20 @@ type env struct {
 	mu      sync.Mutex
 	now     time.Time
 	// requests counts DynamoDB requests by operation; nil for the embedded store.
-	requests *requestCounter
+	requests *apitest.RequestCounter
 }
 
 // forEachStore runs f against the embedded store and against DynamoDB on moto, each
 // fresh.
 func forEachStore(t *testing.T, f func(t *testing.T, e *env)) {
-	t.Run("embedded", func(t *testing.T) {
-		t.Parallel()
-		f(t, newEmbedded(t))
-	})
-	t.Run("dynamodb", func(t *testing.T) {
-		t.Parallel()
-		f(t, newDynamoDB(t))
-	})
+	apitest.ForEachStore(t, newEmbedded, newDynamoDB, f)
 }
 
-func newEmbedded(t *testing.T) *env {
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "runnerhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return newEnv(t, db.Store())
-}
+func newEmbedded(t *testing.T) *env { return newEnv(t, apitest.Embedded(t).Store()) }
 
 func newDynamoDB(t *testing.T) *env {
-	aws := testenv.SharedAWS(t)
-	counter := &requestCounter{byOp: map[string]int{}}
-	db := aws.DynamoDB(testenv.AroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
-		counter.add(awsmiddleware.GetOperationName(ctx))
-		return send()
-	}))
-	s3c := s3.NewFromConfig(aws.Config, func(o *s3.Options) { o.UsePathStyle = true })
-	e := newEnv(t, awsstore.NewStore(db, s3c, aws.EventsTable, aws.PayloadBucket, 24*time.Hour))
+	store, counter := apitest.AWSStore(testenv.SharedAWS(t), 24*time.Hour)
+	e := newEnv(t, store)
 	e.requests = counter
 	return e
 }
@@ -108,13 +83,8 @@ func (e *env) advance(d time.Duration) {
 
 // response is an answer's envelope.
 type response struct {
-	status  int
-	Success bool            `json:"success"`
-	Data    json.RawMessage `json:"data"`
-	Error   struct {
-		Code    string `json:"code"`
-		Message string `json:"message"`
-	} `json:"error"`
+	status int
+	apitest.Envelope
 }
 
 // data decodes the data of a successful answer into v.
@@ -197,36 +167,4 @@ func (s *signals) sent() []jobs.Demand {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]jobs.Demand(nil), s.demands...)
-}
-
-// requestCounter counts DynamoDB requests by operation.
-type requestCounter struct {
-	mu   sync.Mutex
-	byOp map[string]int
-}
-
-func (c *requestCounter) add(op string) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.byOp[op]++
-}
-
-// during returns the requests f made.
-func (c *requestCounter) during(f func()) map[string]int {
-	c.mu.Lock()
-	before := make(map[string]int, len(c.byOp))
-	for k, v := range c.byOp {
-		before[k] = v
-	}
-	c.mu.Unlock()
-	f()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	out := map[string]int{}
-	for k, v := range c.byOp {
-		if d := v - before[k]; d > 0 {
-			out[k] = d
-		}
-	}
-	return out
 }

@@ -5,24 +5,25 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 // listJobs answers GET /api/jobs?status=&repository=&pool=&cursor=&limit=.
 func (h *handlers) listJobs(r *http.Request) (int, any, error) {
-	q := newQuery(r)
+	q := httpjson.NewQuery(r)
 	f := jobs.JobFilter{
-		Status: jobs.Status(q.check("status", func(v string) error {
+		Status: jobs.Status(q.Check("status", func(v string) error {
 			return jobs.JobFilter{Status: jobs.Status(v), Limit: 1}.Validate()
 		})),
-		Repository: q.check("repository", jobs.ValidateRepository),
-		Pool:       q.check("pool", jobs.ValidatePoolName),
-		Cursor: q.check("cursor", func(v string) error {
+		Repository: q.Check("repository", jobs.ValidateRepository),
+		Pool:       q.Check("pool", jobs.ValidatePoolName),
+		Cursor: q.Check("cursor", func(v string) error {
 			return jobs.JobFilter{Cursor: v, Limit: 1}.Validate()
 		}),
-		Limit: q.limit(jobs.MaxListLimit),
+		Limit: q.Limit(defaultLimit, jobs.MaxListLimit),
 	}
-	if err := q.err(); err != nil {
+	if err := q.Err(); err != nil {
 		return 0, nil, err
 	}
 	list, next, err := h.Engine.ListJobs(r.Context(), f)
@@ -44,7 +45,7 @@ func (h *handlers) listJobs(r *http.Request) (int, any, error) {
 func (h *handlers) getJob(r *http.Request) (int, any, error) {
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		return 0, nil, fail(http.StatusBadRequest, "invalid_parameter", "id must be a GitHub job id (a positive whole number), not "+strconv.Quote(clip(r.PathValue("id"))))
+		return 0, nil, httpjson.BadRequest("invalid_parameter", "id must be a GitHub job id (a positive whole number), not "+strconv.Quote(httpjson.Clip(r.PathValue("id"))))
 	}
 	j, err := h.Engine.Store.Job(r.Context(), id)
 	if errors.Is(err, jobs.ErrNotFound) {

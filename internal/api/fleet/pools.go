@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -60,7 +61,7 @@ func (s poolSet) views() []poolView {
 func poolName(r *http.Request) (string, error) {
 	name := r.PathValue("name")
 	if err := jobs.ValidatePoolName(name); err != nil {
-		return "", fail(http.StatusBadRequest, "invalid_parameter", err.Error())
+		return "", httpjson.BadRequest("invalid_parameter", err.Error())
 	}
 	return name, nil
 }
@@ -110,7 +111,7 @@ func (h *handlers) putPool(r *http.Request) (int, any, error) {
 	}
 	p := jobs.Pool{Name: name, Labels: body.Labels, MinIdle: body.MinIdle, MaxRunners: body.MaxRunners}
 	if err := p.Validate(); err != nil {
-		return 0, nil, fail(http.StatusBadRequest, "invalid_body", err.Error())
+		return 0, nil, httpjson.BadRequest("invalid_body", err.Error())
 	}
 	set, err := h.poolSet(r)
 	if err != nil {
@@ -144,7 +145,7 @@ func (h *handlers) deletePool(r *http.Request) (int, any, error) {
 	case !ok:
 		return 0, nil, notFound("pool " + name)
 	case v.Source == "config":
-		return 0, nil, fail(http.StatusConflict, "pool_configured",
+		return 0, nil, httpjson.NewProblem(http.StatusConflict, "pool_configured",
 			"pool "+name+" is configured (RUNNERHUB_POOLS), not created through the API; remove it from the configuration instead")
 	case !v.OverridesConfig:
 		if err := h.checkUnused(r, name); err != nil {
@@ -179,7 +180,7 @@ func (h *handlers) checkUnused(r *http.Request, name string) error {
 		uses = append(uses, "pending jobs")
 	}
 	if len(uses) > 0 {
-		return fail(http.StatusConflict, "pool_in_use", "pool "+name+" still has "+strings.Join(uses, " and ")+"; it cannot be deleted until it has none")
+		return httpjson.NewProblem(http.StatusConflict, "pool_in_use", "pool "+name+" still has "+strings.Join(uses, " and ")+"; it cannot be deleted until it has none")
 	}
 	return nil
 }

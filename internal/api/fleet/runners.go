@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -28,16 +29,16 @@ func (h *handlers) poolStatus(r *http.Request) (int, any, error) {
 
 // listRunners answers GET /api/runners?pool=&cursor=&limit=.
 func (h *handlers) listRunners(r *http.Request) (int, any, error) {
-	q := newQuery(r)
-	pool := q.check("pool", jobs.ValidatePoolName)
-	cursor := q.get("cursor")
-	limit := q.limit(jobs.MaxListLimit)
-	if err := q.err(); err != nil {
+	q := httpjson.NewQuery(r)
+	pool := q.Check("pool", jobs.ValidatePoolName)
+	cursor := q.Get("cursor")
+	limit := q.Limit(defaultLimit, jobs.MaxListLimit)
+	if err := q.Err(); err != nil {
 		return 0, nil, err
 	}
 	list, next, err := h.Engine.Store.ListRunners(r.Context(), pool, cursor, limit)
 	if errors.Is(err, jobs.ErrInvalid) {
-		return 0, nil, fail(http.StatusBadRequest, "invalid_parameter", err.Error()) // the cursor: the rest is checked
+		return 0, nil, httpjson.BadRequest("invalid_parameter", err.Error()) // the cursor: the rest is checked
 	}
 	if err != nil {
 		return 0, nil, err
@@ -65,19 +66,19 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 	}
 	switch {
 	case body.Name == "":
-		return 0, nil, fail(http.StatusBadRequest, "invalid_body", "name is required: the runner name GitHub reports in workflow_job.runner_name")
+		return 0, nil, httpjson.BadRequest("invalid_body", "name is required: the runner name GitHub reports in workflow_job.runner_name")
 	case body.Pool == "":
-		return 0, nil, fail(http.StatusBadRequest, "invalid_body", "pool is required")
+		return 0, nil, httpjson.BadRequest("invalid_body", "pool is required")
 	}
 	spec := jobs.RunnerSpec{Name: body.Name, Pool: body.Pool, Labels: body.Labels, Ephemeral: body.Ephemeral}
 	rn, plan, err := h.Engine.RegisterRunner(r.Context(), spec, h.Now())
 	switch {
 	case errors.Is(err, jobs.ErrInvalid):
-		return 0, nil, fail(http.StatusBadRequest, "invalid_body", err.Error())
+		return 0, nil, httpjson.BadRequest("invalid_body", err.Error())
 	case errors.Is(err, jobs.ErrUnknownPool):
-		return 0, nil, fail(http.StatusBadRequest, "unknown_pool", err.Error()+": configure it (RUNNERHUB_POOLS) or create it with PUT /api/pools/"+body.Pool)
+		return 0, nil, httpjson.BadRequest("unknown_pool", err.Error()+": configure it (RUNNERHUB_POOLS) or create it with PUT /api/pools/"+body.Pool)
 	case errors.Is(err, jobs.ErrExists):
-		return 0, nil, fail(http.StatusConflict, "runner_exists", "runner "+body.Name+" is registered already; DELETE /api/runners/"+body.Name+" first")
+		return 0, nil, httpjson.NewProblem(http.StatusConflict, "runner_exists", "runner "+body.Name+" is registered already; DELETE /api/runners/"+body.Name+" first")
 	case err != nil:
 		return 0, nil, err
 	}
@@ -89,7 +90,7 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 func runnerName(r *http.Request) (string, error) {
 	name := r.PathValue("name")
 	if err := jobs.ValidateRunnerName(name); err != nil {
-		return "", fail(http.StatusBadRequest, "invalid_parameter", err.Error())
+		return "", httpjson.BadRequest("invalid_parameter", err.Error())
 	}
 	return name, nil
 }

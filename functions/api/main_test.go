@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strings"
 	"testing"
 
@@ -117,7 +116,11 @@ func TestApiFunction(t *testing.T) {
 		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
 		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
 	root := testenv.RepoRoot(t)
-	requireEveryAPIEvent(t, root)
+	var files []string
+	for _, c := range apiCases {
+		files = append(files, c.file)
+	}
+	testenv.RequireEventsCovered(t, "api-*.json", files)
 
 	s := &state{env: env}
 	for _, c := range apiCases {
@@ -193,27 +196,6 @@ func TestApiFunctionServesTheDocumentedAPI(t *testing.T) {
 
 // pathParam matches the {name} parameters of a documented path.
 var pathParam = regexp.MustCompile(`\{[^}]+\}`)
-
-// requireEveryAPIEvent fails unless apiCases covers exactly the API events in events/.
-func requireEveryAPIEvent(t *testing.T, root string) {
-	t.Helper()
-	files, err := filepath.Glob(filepath.Join(root, "events", "api-*.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var present, covered []string
-	for _, f := range files {
-		present = append(present, filepath.Base(f))
-	}
-	for _, c := range apiCases {
-		covered = append(covered, c.file)
-	}
-	slices.Sort(present)
-	slices.Sort(covered)
-	if !slices.Equal(present, covered) {
-		t.Fatalf("events/ holds %v, the test expects %v", present, covered)
-	}
-}
 
 func decode(t *testing.T, data json.RawMessage, v any) {
 	t.Helper()

@@ -12,7 +12,6 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
@@ -26,23 +25,10 @@ const browserToken = "browser-test-token-0123456789"
 // screenshot is saved to build/artifacts/dashboard.png.
 func TestDashboardInBrowser(t *testing.T) {
 	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
-	cfg, err := config.FromEnv(func(k string) string {
-		return map[string]string{
-			"GITHUB_WEBHOOK_SECRET": testSecret,
-			"RUNNERHUB_DATA_DIR":    t.TempDir(),
-			"RUNNERHUB_API_TOKENS":  browserToken,
-			"RUNNERHUB_POOLS":       `[{"name":"k8s","labels":["k8s","linux"],"minIdle":0,"maxRunners":3}]`,
-		}[k]
+	_, base := startStack(t, map[string]string{
+		"RUNNERHUB_API_TOKENS": browserToken,
+		"RUNNERHUB_POOLS":      `[{"name":"k8s","labels":["k8s","linux"],"minIdle":0,"maxRunners":3}]`,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(cfg, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base := serve(t, s)
 	ctx := context.Background()
 	// The runner registers the way whatever starts runners does.
 	req, _ := http.NewRequest(http.MethodPost, base+"/api/runners", strings.NewReader(`{"name":"spare","pool":"k8s","labels":["k8s","linux"]}`))

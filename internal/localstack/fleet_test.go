@@ -9,7 +9,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
 )
@@ -18,21 +17,10 @@ import (
 // registered over the API takes it, and /metrics counts all of it.
 func TestFleetEndToEnd(t *testing.T) {
 	const token = "local-fleet-token-0123456789"
-	cfg, err := config.FromEnv(func(k string) string {
-		return map[string]string{
-			"GITHUB_WEBHOOK_SECRET": testSecret, "RUNNERHUB_DATA_DIR": t.TempDir(), "RUNNERHUB_API_TOKENS": token,
-			"RUNNERHUB_POOLS": `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
-		}[k]
+	s, base := startStack(t, map[string]string{
+		"RUNNERHUB_API_TOKENS": token,
+		"RUNNERHUB_POOLS":      `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(cfg, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base := serve(t, s)
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
 		req, err := http.NewRequestWithContext(t.Context(), method, base+path, bytes.NewReader([]byte(body)))

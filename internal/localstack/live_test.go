@@ -11,7 +11,6 @@ import (
 
 	"github.com/coder/websocket"
 
-	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/live"
 )
 
@@ -20,23 +19,10 @@ import (
 // delivery causes once processed.
 func TestLiveUpdates(t *testing.T) {
 	const token = "rh_local-live-test-token-0123456789"
-	cfg, err := config.FromEnv(func(k string) string {
-		return map[string]string{
-			"GITHUB_WEBHOOK_SECRET": testSecret,
-			"RUNNERHUB_DATA_DIR":    t.TempDir(),
-			"RUNNERHUB_API_TOKENS":  token,
-			"RUNNERHUB_POOLS":       `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
-		}[k]
+	_, base := startStack(t, map[string]string{
+		"RUNNERHUB_API_TOKENS": token,
+		"RUNNERHUB_POOLS":      `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := Open(cfg, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	base := serve(t, s)
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -22,7 +22,7 @@ import (
 //	go test ./internal/localstack -run '^$' -bench LocalStackIngest -benchtime 20000x
 func BenchmarkLocalStackIngest(b *testing.B) {
 	const clients = 32
-	s, err := Open(testConfig(b, b.TempDir()), quietLog())
+	s, err := Open(testConfig(b, b.TempDir(), nil), quietLog())
 	if err != nil {
 		b.Fatal(err)
 	}

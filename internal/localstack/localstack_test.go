@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -23,14 +24,28 @@ import (
 
 const testSecret = "local-stack-secret"
 
-func testConfig(t testing.TB, dir string) config.Config {
-	cfg, err := config.FromEnv(func(k string) string {
-		return map[string]string{"GITHUB_WEBHOOK_SECRET": testSecret, "RUNNERHUB_DATA_DIR": dir}[k]
-	})
+// testConfig is the local stack's configuration for a test: the test secret, data in
+// dir, and the variables in extra.
+func testConfig(t testing.TB, dir string, extra map[string]string) config.Config {
+	env := map[string]string{"GITHUB_WEBHOOK_SECRET": testSecret, "RUNNERHUB_DATA_DIR": dir}
+	maps.Copy(env, extra)
+	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cfg
+}
+
+// startStack opens a local stack configured with extra in a fresh data directory and
+// serves it until the test ends; it returns the stack and its base URL.
+func startStack(t testing.TB, extra map[string]string) (*Stack, string) {
+	t.Helper()
+	s, err := Open(testConfig(t, t.TempDir(), extra), quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() }) // registered first, so it runs after serving stops
+	return s, serve(t, s)
 }
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
@@ -78,7 +93,7 @@ func waitState(t *testing.T, s *Stack, key delivery.Key, want delivery.State) *d
 }
 
 func TestEndToEndOverHTTP(t *testing.T) {
-	s, err := Open(testConfig(t, t.TempDir()), quietLog())
+	s, err := Open(testConfig(t, t.TempDir(), nil), quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -124,7 +139,7 @@ func TestEndToEndOverHTTP(t *testing.T) {
 // A delivery acknowledged just before the process died is processed after the next start.
 func TestUnprocessedDeliveriesSurviveRestart(t *testing.T) {
 	dir := t.TempDir()
-	cfg := testConfig(t, dir)
+	cfg := testConfig(t, dir, nil)
 	s, err := Open(cfg, quietLog())
 	if err != nil {
 		t.Fatal(err)

@@ -15,7 +15,7 @@ import (
 // a token.
 func TestOpenAPIDescribesEveryRoute(t *testing.T) {
 	ops := testenv.OpenAPI(t)
-	s, err := Open(testConfig(t, t.TempDir()), quietLog())
+	s, err := Open(testConfig(t, t.TempDir(), nil), quietLog())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -342,4 +343,24 @@ func buildFunction(makeTool, goTool, root, logicalID string) (string, error) {
 		return "", err
 	}
 	return path, nil
+}
+
+// RequireEventsCovered fails unless covered names exactly the files of events/ that
+// match glob, so that an event added there cannot go untested.
+func RequireEventsCovered(t testing.TB, glob string, covered []string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(RepoRoot(t), "events", glob))
+	if err != nil {
+		t.Fatal(err)
+	}
+	present := make([]string, 0, len(files))
+	for _, f := range files {
+		present = append(present, filepath.Base(f))
+	}
+	covered = slices.Clone(covered)
+	slices.Sort(present)
+	slices.Sort(covered)
+	if !slices.Equal(present, covered) {
+		t.Fatalf("events/ holds %v, the test expects %v", present, covered)
+	}
 }

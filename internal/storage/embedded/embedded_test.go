@@ -276,3 +276,26 @@ func TestBatchRetriesApplyOnce(t *testing.T) {
 		t.Fatalf("runner: %+v %v, want idle at version 1", r, err)
 	}
 }
+
+// A failed message comes back after a pause, not at once.
+func TestNackBacksOff(t *testing.T) {
+	q := open(t).Queue(3)
+	ctx := context.Background()
+	if err := q.Enqueue(ctx, msg("flaky")); err != nil {
+		t.Fatal(err)
+	}
+	items, _ := q.Receive(ctx, 1)
+	if err := q.Nack(items[0].ID, errors.New("locked")); err != nil {
+		t.Fatal(err)
+	}
+	soon, cancel := context.WithTimeout(ctx, 30*time.Millisecond)
+	defer cancel()
+	if items, err := q.Receive(soon, 1); err == nil {
+		t.Fatalf("retried at once: %+v", items)
+	}
+	later, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	if items, err := q.Receive(later, 1); err != nil || items[0].Attempts != 1 {
+		t.Fatalf("not retried after the pause: %+v %v", items, err)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	bolt "go.etcd.io/bbolt"
@@ -137,7 +138,9 @@ func (q *Queue) Nack(id uint64, cause error) error {
 	}
 	it.Attempts++
 	if it.Attempts < q.maxAttempts {
-		q.push(it)
+		// Offered again after a pause that doubles with each failure, so a passing
+		// problem (a locked file, a full disk being cleared) is not retried to death.
+		time.AfterFunc(retryDelay(it.Attempts), func() { q.push(it) })
 		return nil
 	}
 	key := storeKey(it.Key)
@@ -147,6 +150,12 @@ func (q *Queue) Nack(id uint64, cause error) error {
 		}
 		return putJSON(tx.Bucket(bucketDLQ), key, DeadLetter{Message: it.Message, Attempts: it.Attempts, LastError: cause.Error()})
 	})
+}
+
+// retryDelay is the pause before a message's next attempt: 100 ms after the first
+// failure, doubling up to 5 s.
+func retryDelay(attempts int) time.Duration {
+	return min(100*time.Millisecond<<(attempts-1), 5*time.Second)
 }
 
 // DeadLetters returns what is in the dead-letter bucket.

@@ -38,6 +38,10 @@ var ErrExists = errors.New("already exists")
 // configured nor created through the API.
 var ErrUnknownPool = errors.New("no such pool")
 
+// ErrPoolFull is returned when registering a runner in a pool that has maxRunners
+// runners already.
+var ErrPoolFull = errors.New("pool is full")
+
 // ---------------------------------------------------------------------------- index layout
 
 // ListIndex names an ordered list that a store keeps for the listings. Each is split
@@ -513,12 +517,21 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 		return nil, nil, err
 	}
 	return e.fleetChange(ctx, now, func(p *planner) (*Runner, error) {
-		if _, ok, err := p.pool(spec.Pool); err != nil || !ok {
+		pl, ok, err := p.pool(spec.Pool)
+		if err != nil || !ok {
 			return nil, cmp.Or(err, fmt.Errorf("pool %q: %w", spec.Pool, ErrUnknownPool))
 		}
 		existing, err := p.runner(spec.Name)
 		if err != nil || existing != nil {
 			return nil, cmp.Or(err, fmt.Errorf("runner %s: %w", spec.Name, ErrExists))
+		}
+		// Counted under the pool's gate, so two registrations at once cannot both take
+		// the last place.
+		if err := p.gate(pl.Name); err != nil {
+			return nil, err
+		}
+		if n, err := p.countRunners(pl.Name, pl.MaxRunners); err != nil || n >= pl.MaxRunners {
+			return nil, cmp.Or(err, fmt.Errorf("pool %s has its %d runners: %w", pl.Name, pl.MaxRunners, ErrPoolFull))
 		}
 		r := &Runner{Name: spec.Name, Pool: spec.Pool, Labels: spec.Labels, Ephemeral: spec.Ephemeral,
 			State: RunnerIdle, UpdatedAt: p.at, LastSeen: p.at}
@@ -527,6 +540,24 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 		p.plan.Outcome = fmt.Sprintf("runner %s registered in pool %s", r.Name, r.Pool)
 		return r, p.matchIdle(r)
 	})
+}
+
+// countRunners counts the runners of pool, stopping once it has seen atLeast of them:
+// registration only needs to know whether the pool is full.
+func (p *planner) countRunners(pool string, atLeast int) (int, error) {
+	n, cursor := 0, ""
+	for n < atLeast {
+		page, next, err := p.e.Store.ListRunners(p.ctx, pool, cursor, min(atLeast-n, MaxListLimit))
+		if err != nil {
+			return 0, err
+		}
+		n += len(page)
+		if next == "" {
+			break
+		}
+		cursor = next
+	}
+	return n, nil
 }
 
 // RemoveRunner retires a runner at now. A job reserved for it goes back to its pool's

@@ -119,12 +119,15 @@ func TestRegisterRunnerTakesTheNextPendingJob(t *testing.T) {
 func TestRegisterRunnerRefuses(t *testing.T) {
 	e := newEngine(t)
 	register(t, e, "taken", "linux", t0)
+	register(t, e, "g-1", "gpu", t0)
+	register(t, e, "g-2", "gpu", t0)
 	cases := []struct {
 		spec jobs.RunnerSpec
 		want error
 	}{
 		{jobs.RunnerSpec{Name: "taken", Pool: "gpu"}, jobs.ErrExists},
 		{jobs.RunnerSpec{Name: "new", Pool: "windows"}, jobs.ErrUnknownPool},
+		{jobs.RunnerSpec{Name: "third", Pool: "gpu"}, jobs.ErrPoolFull}, // gpu allows 2: g-1, g-2 below
 		{jobs.RunnerSpec{Name: "-dash", Pool: "linux"}, jobs.ErrInvalid},
 		{jobs.RunnerSpec{Name: "has space", Pool: "linux"}, jobs.ErrInvalid},
 		{jobs.RunnerSpec{Name: "new", Pool: "bad pool"}, jobs.ErrInvalid},
@@ -167,14 +170,23 @@ func TestConcurrentRegistrations(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	holders := 0
+	// Eight runners race for the pool's four places and its one waiting job: exactly
+	// four get in, and exactly one of them holds the job.
+	holders, registered := 0, 0
 	for i, err := range errs {
+		if errors.Is(err, jobs.ErrPoolFull) {
+			continue
+		}
 		if err != nil {
 			t.Fatalf("RegisterRunner r-%d: %v", i, err)
 		}
+		registered++
 		if r := runner(t, e, fmt.Sprint("r-", i)); r.JobID == 1 {
 			holders++
 		}
+	}
+	if registered != linux.MaxRunners {
+		t.Fatalf("%d runners registered in a pool of %d", registered, linux.MaxRunners)
 	}
 	if j := job(t, e, 1); holders != 1 || j.Allocation != jobs.AllocationReserved {
 		t.Fatalf("%d runners hold job 1, which is %s; want exactly one, reserved", holders, j.Allocation)

@@ -77,6 +77,8 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 		return 0, nil, httpjson.BadRequest("invalid_body", err.Error())
 	case errors.Is(err, jobs.ErrUnknownPool):
 		return 0, nil, httpjson.BadRequest("unknown_pool", err.Error()+": configure it (RUNNERHUB_POOLS) or create it with PUT /api/pools/"+body.Pool)
+	case errors.Is(err, jobs.ErrPoolFull):
+		return 0, nil, httpjson.NewProblem(http.StatusConflict, "pool_full", err.Error()+"; retire one (DELETE /api/runners/{name}) or raise maxRunners")
 	case errors.Is(err, jobs.ErrExists):
 		return 0, nil, httpjson.NewProblem(http.StatusConflict, "runner_exists", "runner "+body.Name+" is registered already; DELETE /api/runners/"+body.Name+" first")
 	case err != nil:

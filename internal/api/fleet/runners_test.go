@@ -127,6 +127,9 @@ func TestRunnerLifecycle(t *testing.T) {
 func TestRegisterRunnerRejects(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
 		expect(t, "register", e.request(t, http.MethodPost, "/api/runners", map[string]any{"name": "taken", "pool": "linux"}), http.StatusCreated, "")
+		for _, name := range []string{"gpu-a", "gpu-b"} { // gpu allows two runners
+			expect(t, "register "+name, e.request(t, http.MethodPost, "/api/runners", map[string]any{"name": name, "pool": "gpu"}), http.StatusCreated, "")
+		}
 		long := `{"name": "r", "pool": "linux", "labels": ["` + strings.Repeat("x", 70<<10) + `"]}`
 		cases := []struct {
 			what        string
@@ -137,6 +140,7 @@ func TestRegisterRunnerRejects(t *testing.T) {
 		}{
 			{"taken name", map[string]any{"name": "taken", "pool": "gpu"}, "", http.StatusConflict, "runner_exists"},
 			{"unknown pool", map[string]any{"name": "r", "pool": "windows"}, "", http.StatusBadRequest, "unknown_pool"},
+			{"full pool", map[string]any{"name": "gpu-c", "pool": "gpu"}, "", http.StatusConflict, "pool_full"},
 			{"bad name", map[string]any{"name": "bad name", "pool": "linux"}, "", http.StatusBadRequest, "invalid_body"},
 			{"bad pool name", map[string]any{"name": "r", "pool": "a#b"}, "", http.StatusBadRequest, "invalid_body"},
 			{"empty label", map[string]any{"name": "r", "pool": "linux", "labels": []string{""}}, "", http.StatusBadRequest, "invalid_body"},
@@ -165,8 +169,12 @@ func TestRegisterRunnerRejects(t *testing.T) {
 			Runners []runnerData `json:"runners"`
 		}
 		e.request(t, http.MethodGet, "/api/runners", nil).data(t, &page)
-		if len(page.Runners) != 1 || page.Runners[0].Name != "taken" || page.Runners[0].Pool != "linux" {
-			t.Fatalf("runners after refused registrations: %+v, want only the first", page.Runners)
+		var names []string
+		for _, rn := range page.Runners {
+			names = append(names, rn.Pool+"/"+rn.Name)
+		}
+		if want := []string{"gpu/gpu-a", "gpu/gpu-b", "linux/taken"}; !slices.Equal(names, want) {
+			t.Fatalf("runners after refused registrations: %v, want only the accepted ones %v", names, want)
 		}
 	})
 }

@@ -37,7 +37,7 @@ func main() {
 		Queue: app.Queue, DeadLetters: app.Queue.DeadLetters(cfg.EventsDLQURL),
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
 	})
-	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep}
+	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
 	if cfg.WSEndpoint != "" { // runner changes made here are announced like the processor's
 		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
 		awsapp.Must(app, err)

@@ -21,10 +21,11 @@ func main() {
 	p := &processing.Processor{
 		Deliveries: app.Store,
 		Counters:   app.Store,
-		Engine:     &jobs.Engine{Store: app.Store, Pools: app.Config.Pools, Step: app.Config.PriorityStep},
-		Signals:    app.Signals,
-		Log:        app.Log,
-		Now:        time.Now,
+		Engine: &jobs.Engine{Store: app.Store, Pools: app.Config.Pools, Step: app.Config.PriorityStep,
+			OfflineAfter: app.Config.RunnerOfflineAfter},
+		Signals: app.Signals,
+		Log:     app.Log,
+		Now:     time.Now,
 		// The Prometheus figures as EMF lines: CloudWatch metrics without an API call.
 		Observer: metrics.NewEMF(os.Stdout, "RunnerHub"),
 	}

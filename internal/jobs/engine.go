@@ -20,6 +20,10 @@ type Engine struct {
 	Pools []Pool
 	// Step is the priority step of the pending queue's virtual time (see Rank).
 	Step time.Duration
+	// OfflineAfter, when positive, keeps runners not seen for longer (no registration,
+	// heartbeat or job event naming them) out of allocation: a job is not reserved for a
+	// runner that has probably gone, and its scale-up demand is sent instead.
+	OfflineAfter time.Duration
 	// Committed, when set, hears of every fleet change once it is committed (a runner
 	// registered, retired, or matched after a heartbeat), so live views can announce
 	// state that no delivery changed. It runs on the request path: it must not block.
@@ -393,6 +397,9 @@ func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
 		} else {
 			p.runners[r.Name] = r
 		}
+		if p.e.OfflineAfter > 0 && r.Offline(p.at, p.e.OfflineAfter) {
+			continue
+		}
 		if r.State == RunnerIdle && p.runnerFits(r, pl, job) {
 			return r, nil
 		}
@@ -508,6 +515,7 @@ func (p *planner) start(job *Job) (string, error) {
 		}
 	}
 	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.at
+	p.seen(r)
 	if job.Pool == "" {
 		job.Pool = r.Pool
 	}
@@ -566,9 +574,18 @@ func (p *planner) release(name string, jobID int64) error {
 		return nil
 	}
 	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.at
+	p.seen(r)
 	p.touch(r)
 	_, err = p.match(r)
 	return err
+}
+
+// seen records that GitHub reported r at work at the plan's time: a runner that runs
+// jobs is alive without heartbeats.
+func (p *planner) seen(r *Runner) {
+	if p.at.After(r.LastSeen) {
+		r.LastSeen = p.at
+	}
 }
 
 // recordUse counts a pool use in the repository's profile.

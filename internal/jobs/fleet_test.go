@@ -9,8 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 // The fleet operations are the engine's: they are tested here on the embedded store (the
@@ -362,5 +364,39 @@ func TestStatusSince(t *testing.T) {
 		if got := c.job.StatusSince(); !got.Equal(c.want) {
 			t.Errorf("StatusSince of %+v = %v, want %v", c.job, got, c.want)
 		}
+	}
+}
+
+// A runner not seen for longer than OfflineAfter gets no reservation: the job waits with
+// a scale-up demand instead of being held for a runner that has probably gone. A
+// heartbeat, or GitHub reporting the runner at work, brings it back.
+func TestSilentRunnersGetNoReservations(t *testing.T) {
+	queue := func(t *testing.T, e *jobs.Engine, id int64, at time.Time) *jobs.Plan {
+		t.Helper()
+		rec := &delivery.Record{
+			Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprint("q-", id)}, Event: "workflow_job", Action: "queued",
+			ReceivedAt: at, State: delivery.Received,
+			Payload: testenv.JobPayload(t, testenv.Job{ID: id, Labels: []string{"linux", "x64"}, Status: "queued", Created: at, At: at}),
+		}
+		plan, err := e.Plan(t.Context(), rec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		commit(t, e, &plan.Change)
+		return plan
+	}
+	e := newEngine(t)
+	e.OfflineAfter = 5 * time.Minute
+	register(t, e, "quiet", "linux", t0)
+
+	plan := queue(t, e, 1, t0.Add(10*time.Minute))
+	if j := job(t, e, 1); j.Allocation != jobs.AllocationPending || len(plan.Demands) != 1 {
+		t.Fatalf("job queued 10 min after the runner was last seen: %s, demands %+v; want pending with a demand", j.Allocation, plan.Demands)
+	}
+	if _, _, err := e.Heartbeat(t.Context(), "quiet", t0.Add(11*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if j := job(t, e, 1); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "quiet" {
+		t.Fatalf("after a heartbeat: %s %q, want reserved for quiet", j.Allocation, j.ReservedRunner)
 	}
 }

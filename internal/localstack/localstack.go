@@ -78,7 +78,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	store, queue := db.Store(), db.Queue(maxAttempts)
-	engine := &jobs.Engine{Store: store, Pools: cfg.Pools, Step: cfg.PriorityStep}
+	engine := &jobs.Engine{Store: store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
 	runners := fleet.Deps{Engine: engine, Signals: logSignals{log: log}, OfflineAfter: cfg.RunnerOfflineAfter, Log: log}
 	m := metrics.New()
 	m.Log = log

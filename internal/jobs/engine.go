@@ -387,16 +387,26 @@ func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
 	if err := p.gate(pl.Name); err != nil {
 		return nil, err
 	}
-	idle, err := p.e.Store.IdleRunners(p.ctx, pl.Name, 8)
+	stored, err := p.e.Store.IdleRunners(p.ctx, pl.Name, 8)
 	if err != nil {
 		return nil, err
 	}
-	for _, r := range idle {
+	idle := make([]*Runner, 0, len(stored))
+	for _, r := range stored {
 		if cached, ok := p.runners[r.Name]; ok {
 			r = cached // this plan may already have changed it
 		} else {
 			p.runners[r.Name] = r
 		}
+		idle = append(idle, r)
+	}
+	// Runners this plan freed are not in the store's index yet.
+	for _, name := range slices.Sorted(maps.Keys(p.runners)) {
+		if r := p.runners[name]; r.Pool == pl.Name && r.State == RunnerIdle && !slices.Contains(idle, r) {
+			idle = append(idle, r)
+		}
+	}
+	for _, r := range idle {
 		if p.e.OfflineAfter > 0 && r.Offline(p.at, p.e.OfflineAfter) {
 			continue
 		}

@@ -400,3 +400,39 @@ func TestSilentRunnersGetNoReservations(t *testing.T) {
 		t.Fatalf("after a heartbeat: %s %q, want reserved for quiet", j.Allocation, j.ReservedRunner)
 	}
 }
+
+// When GitHub runs a job on another job's reserved runner, the displaced job is placed
+// again — and a runner freed by the same event (the first job's own reservation) is a
+// candidate, though the store's idle index does not list it yet.
+func TestDisplacedJobTakesRunnerFreedInTheSameEvent(t *testing.T) {
+	e := newEngine(t)
+	commit(t, e, &jobs.Change{
+		Jobs: []*jobs.Job{
+			{ID: 1, Repository: "octo/repo", Labels: []string{"linux"}, Status: jobs.StatusQueued, QueuedAt: t0,
+				Pool: "gpu", Allocation: jobs.AllocationReserved, ReservedRunner: "gpu-1"},
+			{ID: 2, Repository: "octo/repo", Labels: []string{"linux"}, Status: jobs.StatusQueued, QueuedAt: t0,
+				Pool: "linux", Allocation: jobs.AllocationReserved, ReservedRunner: "linux-1"},
+		},
+		Runners: []*jobs.Runner{
+			{Name: "gpu-1", Pool: "gpu", State: jobs.RunnerReserved, JobID: 1, LastSeen: t0},
+			{Name: "linux-1", Pool: "linux", State: jobs.RunnerReserved, JobID: 2, LastSeen: t0},
+		},
+	})
+	at := t0.Add(time.Minute)
+	rec := &delivery.Record{
+		Key: delivery.Key{HookID: "1", DeliveryID: "swap"}, Event: "workflow_job", Action: "in_progress",
+		ReceivedAt: at, State: delivery.Received,
+		Payload: testenv.JobPayload(t, testenv.Job{ID: 1, Labels: []string{"linux"}, Status: "in_progress", Runner: "linux-1", Created: t0, At: at}),
+	}
+	plan, err := e.Plan(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, e, &plan.Change)
+	if j := job(t, e, 2); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "gpu-1" || len(plan.Demands) != 0 {
+		t.Fatalf("displaced job 2: %s on %q, demands %+v; want reserved for gpu-1, no demand", j.Allocation, j.ReservedRunner, plan.Demands)
+	}
+	if r := runner(t, e, "linux-1"); r.State != jobs.RunnerBusy || r.JobID != 1 {
+		t.Fatalf("linux-1: %+v, want busy with job 1", r)
+	}
+}

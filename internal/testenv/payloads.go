@@ -39,6 +39,7 @@ func JobPayload(t testing.TB, j Job) []byte {
 	wj["name"] = fmt.Sprintf("job-%d", j.ID)
 	wj["created_at"] = j.Created.UTC().Format(time.RFC3339)
 	wj["runner_name"], wj["runner_id"], wj["conclusion"], wj["completed_at"] = nil, nil, nil, nil
+	wj["started_at"] = j.Created.UTC().Format(time.RFC3339) // GitHub's value until a runner starts it
 	if j.Runner != "" {
 		wj["runner_name"], wj["runner_id"] = j.Runner, 7
 		wj["started_at"] = j.At.UTC().Format(time.RFC3339)

@@ -6,6 +6,7 @@ package awsapp
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"time"
 
@@ -20,8 +21,6 @@ import (
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/webhook"
-
-	"log/slog"
 )
 
 // App holds what every function needs.

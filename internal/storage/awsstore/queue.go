@@ -33,18 +33,25 @@ func NewQueue(c *sqs.Client, url string) *Queue {
 
 // Enqueue sends msg.
 func (q *Queue) Enqueue(ctx context.Context, msg delivery.Message) error {
-	body, err := json.Marshal(msg)
-	if err != nil {
-		return fmt.Errorf("encode message for delivery %s: %w", keyString(msg.Key), err)
-	}
-	in := &sqs.SendMessageInput{QueueUrl: &q.url, MessageBody: aws.String(string(body))}
-	if msg.Event != "" {
-		in.MessageAttributes = map[string]types.MessageAttributeValue{
-			EventAttribute: {DataType: aws.String("String"), StringValue: aws.String(msg.Event)},
-		}
-	}
-	if _, err := q.c.SendMessage(ctx, in); err != nil {
+	if err := sendJSON(ctx, q.c, q.url, msg, EventAttribute, msg.Event); err != nil {
 		return fmt.Errorf("enqueue delivery %s: %w", keyString(msg.Key), err)
 	}
 	return nil
+}
+
+// sendJSON sends v as a JSON message body with one string attribute, left out when
+// value is empty (SQS refuses empty attribute values).
+func sendJSON(ctx context.Context, c *sqs.Client, url string, v any, attribute, value string) error {
+	body, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	in := &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(string(body))}
+	if value != "" {
+		in.MessageAttributes = map[string]types.MessageAttributeValue{
+			attribute: {DataType: aws.String("String"), StringValue: aws.String(value)},
+		}
+	}
+	_, err = c.SendMessage(ctx, in)
+	return err
 }

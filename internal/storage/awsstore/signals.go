@@ -2,12 +2,9 @@ package awsstore
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
@@ -63,18 +60,7 @@ func (s *Signals) Prewarm(ctx context.Context, p jobs.Prewarm) error {
 
 // send puts one message of type kind on the queue; about says what it was for in errors.
 func (s *Signals) send(ctx context.Context, kind string, msg any, about string) error {
-	body, err := json.Marshal(msg)
-	if err != nil {
-		return fmt.Errorf("encode %s signal %s: %w", kind, about, err)
-	}
-	_, err = s.c.SendMessage(ctx, &sqs.SendMessageInput{
-		QueueUrl:    &s.url,
-		MessageBody: aws.String(string(body)),
-		MessageAttributes: map[string]types.MessageAttributeValue{
-			TypeAttribute: {DataType: aws.String("String"), StringValue: aws.String(kind)},
-		},
-	})
-	if err != nil {
+	if err := sendJSON(ctx, s.c, s.url, msg, TypeAttribute, kind); err != nil {
 		return fmt.Errorf("send %s signal %s: %w", kind, about, err)
 	}
 	return nil

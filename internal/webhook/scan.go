@@ -1,7 +1,6 @@
 package webhook
 
 import (
-	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -33,10 +32,12 @@ var ErrMalformed = errors.New("malformed JSON payload")
 type scanner struct {
 	b []byte
 	i int
-	// noControl is set when the body holds no byte below 0x20 at all (GitHub sends compact
-	// JSON, so this is the usual case): strings then cannot contain control characters
-	// and can be skipped with the vectorised bytes.IndexByte.
-	noControl bool
+	// marks is a bitmap over the window of the body starting at byte base: bit k of
+	// marks[w] is set for byte base+64w+k when that byte may end a run of plain string
+	// content ('"', '\\' or a control character; see fillMarks). Building it a window at
+	// a time, with no branches, costs far less than searching each string separately.
+	marks     [markWords]uint64
+	base, end int // the window covers bytes [base, end)
 }
 
 func (s *scanner) fail(what string) error {
@@ -60,22 +61,51 @@ const (
 // That keeps the cost close to one pass over the bytes.
 func ExtractRouting(payload []byte) (Routing, error) {
 	var r Routing
-	s := scanner{b: payload, noControl: !hasControl(payload)}
+	s := scanner{b: payload}
 	var stack [maxDepth]byte
 	depth, field := 0, fieldNone
 	repoDepth := -1 // depth of the top-level "repository" object while inside it
+	inKey := false  // an object member's key comes before the next value
 	b := s.b
 	s.skipSpace()
 	if s.i >= len(b) || b[s.i] != '{' {
 		return Routing{}, s.fail("payload is not a JSON object")
 	}
 	for {
+		if inKey {
+			// A member: its key, ':' and then its value.
+			s.skipSpace()
+			if s.i >= len(b) || b[s.i] != '"' {
+				return Routing{}, s.fail("expected a string key")
+			}
+			start, end := s.i, s.plainEnd(s.i)
+			key := b[start+1 : max(end-1, start+1)]
+			if end >= 0 {
+				s.i = end
+			} else if k, err := s.key(); err != nil {
+				return Routing{}, err
+			} else {
+				key = k
+			}
+			field = fieldOf(key, depth, repoDepth)
+			s.skipSpace()
+			if s.i >= len(b) || b[s.i] != ':' {
+				return Routing{}, s.fail("expected ':' after a key")
+			}
+			s.i++
+		}
 		// A value starts here.
 		s.skipSpace()
 		if s.i >= len(b) {
 			return Routing{}, s.fail("unexpected end of input")
 		}
 		switch c := b[s.i]; {
+		case c == '"':
+			if end := s.plainEnd(s.i); end >= 0 && field == fieldNone {
+				s.i = end
+			} else if err := s.stringInto(&r, field); err != nil {
+				return Routing{}, err
+			}
 		case c == '{' || c == '[':
 			if depth == maxDepth {
 				return Routing{}, s.fail("nesting too deep")
@@ -87,41 +117,27 @@ func ExtractRouting(payload []byte) (Routing, error) {
 			depth++
 			s.i++
 			s.skipSpace()
-			if s.i < len(b) && b[s.i] == c+2 { // '{'+2 is '}', '['+2 is ']'
-				// Empty: it closes at once, and the tail steps past its closing bracket.
-				if depth == repoDepth {
-					repoDepth = -1
-				}
-				depth--
-				break
+			if s.i >= len(b) || b[s.i] != c+2 { // '{'+2 is '}', '['+2 is ']'
+				inKey, field = c == '{', fieldNone
+				continue
 			}
-			if c == '[' {
-				field = fieldNone
-				continue // the first element is a value
+			// Empty: it closes at once.
+			if depth == repoDepth {
+				repoDepth = -1
 			}
-			if err := s.member(&field, depth, repoDepth); err != nil {
-				return Routing{}, err
-			}
-			continue
-		case c == '"':
-			if err := s.stringInto(&r, field); err != nil {
-				return Routing{}, err
-			}
-			s.i-- // the common tail below steps past the last byte of the value
+			depth--
+			s.i++
 		case c == '-' || ('0' <= c && c <= '9'):
 			if err := s.number(); err != nil {
 				return Routing{}, err
 			}
-			s.i--
 		case c == 't' || c == 'f' || c == 'n':
 			if err := s.literal(literals[c]); err != nil {
 				return Routing{}, err
 			}
-			s.i--
 		default:
 			return Routing{}, s.fail("unexpected character")
 		}
-		s.i++
 		// After a value: ',' and the next member or element, or closing brackets.
 		for {
 			s.skipSpace()
@@ -137,12 +153,7 @@ func ExtractRouting(payload []byte) (Routing, error) {
 			c := b[s.i]
 			if c == ',' {
 				s.i++
-				field = fieldNone
-				if stack[depth-1] == '{' {
-					if err := s.member(&field, depth, repoDepth); err != nil {
-						return Routing{}, err
-					}
-				}
+				inKey, field = stack[depth-1] == '{', fieldNone
 				break
 			}
 			if c != '}' && c != ']' {
@@ -158,26 +169,6 @@ func ExtractRouting(payload []byte) (Routing, error) {
 
 // literals maps a literal's first byte to the literal.
 var literals = [256]string{'t': "true", 'f': "false", 'n': "null"}
-
-// member reads an object member's key and the ':' after it, leaving the scanner at the
-// value, and says which routing field the value is.
-func (s *scanner) member(field *int, depth, repoDepth int) error {
-	s.skipSpace()
-	if s.i >= len(s.b) || s.b[s.i] != '"' {
-		return s.fail("expected a string key")
-	}
-	key, err := s.key()
-	if err != nil {
-		return err
-	}
-	*field = fieldOf(key, depth, repoDepth)
-	s.skipSpace()
-	if s.i >= len(s.b) || s.b[s.i] != ':' {
-		return s.fail("expected ':' after a key")
-	}
-	s.i++
-	return nil
-}
 
 // fieldOf says which routing field a key names: "action" and "repository" at the top
 // level, "full_name" directly inside the top-level repository object.
@@ -197,6 +188,10 @@ func fieldOf(key []byte, depth, repoDepth int) int {
 // (GitHub never escapes key names, but "\u0061ction" still means "action").
 func (s *scanner) key() ([]byte, error) {
 	start := s.i
+	if end := s.plainEnd(start); end >= 0 {
+		s.i = end
+		return s.b[start+1 : end-1], nil
+	}
 	escaped, err := s.skipString()
 	if err != nil {
 		return nil, err
@@ -214,6 +209,12 @@ func (s *scanner) key() ([]byte, error) {
 // stringInto consumes a string value, keeping it if it is a routing field.
 func (s *scanner) stringInto(r *Routing, field int) error {
 	start := s.i
+	if field == fieldNone {
+		if end := s.plainEnd(start); end >= 0 {
+			s.i = end
+			return nil
+		}
+	}
 	escaped, err := s.skipString()
 	if err != nil || (field != fieldAction && field != fieldFullName) {
 		return err
@@ -254,6 +255,16 @@ func (s *scanner) closeChecked(stack *[maxDepth]byte, depth int, c byte, repoDep
 }
 
 func (s *scanner) skipSpace() {
+	if s.i < len(s.b) && s.b[s.i] > ' ' {
+		return // compact JSON, as GitHub sends it: nothing to skip
+	}
+	s.skipSpaceRun()
+}
+
+// skipSpaceRun is kept out of line so that skipSpace's one-byte test inlines.
+//
+//go:noinline
+func (s *scanner) skipSpaceRun() {
 	b, i := s.b, s.i
 	for i < len(b) {
 		switch b[i] {
@@ -325,60 +336,97 @@ func (s *scanner) number() error {
 const (
 	ones  = 0x0101010101010101
 	highs = 0x8080808080808080
+	// gather moves the high bits of a word's eight bytes into its top byte, byte k's to bit
+	// 56+k: each partial product lands on a distinct bit, so nothing carries.
+	gather = 1<<49 | 1<<42 | 1<<35 | 1<<28 | 1<<21 | 1<<14 | 1<<7 | 1
+	// markWords is the window's size in 64-byte blocks: 4 KB of body, half a kilobyte
+	// of bitmap, small enough to live on the stack.
+	markWords = 64
 )
 
-// hasControl reports whether b holds any byte below 0x20, eight bytes at a time (the
-// SWAR test explained at skipString).
-func hasControl(b []byte) bool {
-	i := 0
-	for ; i+8 <= len(b); i += 8 {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if (x-0x20*ones)&^x&highs != 0 {
-			return true
+// fillMarks builds the bitmap for the window that starts at the 64-byte block holding
+// byte i.
+//
+// Each 8-byte word is tested for '"', '\\' and bytes below 0x20 at once, with the classic
+// SWAR test "has a byte less than n", (x - n*ones) &^ x & highs, applied to x for control
+// characters and to x XOR the quote or backslash pattern for those two ('"' and '\\' are
+// ASCII, so the XORs keep x's high bits and one &^ x serves all three). The test can
+// flag a byte just above a true match (a borrow), never one below it, so skipString
+// checks the byte it lands on. Bytes past the end of the body read as spaces.
+func (s *scanner) fillMarks(i int) {
+	b := s.b
+	s.base = i &^ 63
+	s.end = min(s.base+markWords*64, (len(b)+63)&^63)
+	for w, j := 0, s.base; j < s.end; w, j = w+1, j+64 {
+		if j+64 <= len(b) {
+			s.marks[w] = markBlock((*[64]byte)(b[j : j+64]))
+			continue
+		}
+		tail := [64]byte{}
+		for k := range tail {
+			tail[k] = ' '
+		}
+		copy(tail[:], b[j:])
+		s.marks[w] = markBlock(&tail)
+	}
+}
+
+// markBlock returns the marks of 64 bytes, bit k for byte k.
+func markBlock(p *[64]byte) uint64 {
+	le := binary.LittleEndian
+	return markWord(le.Uint64(p[0:])) | markWord(le.Uint64(p[8:]))<<8 |
+		markWord(le.Uint64(p[16:]))<<16 | markWord(le.Uint64(p[24:]))<<24 |
+		markWord(le.Uint64(p[32:]))<<32 | markWord(le.Uint64(p[40:]))<<40 |
+		markWord(le.Uint64(p[48:]))<<48 | markWord(le.Uint64(p[56:]))<<56
+}
+
+// markWord returns the marks of the eight bytes of x, bit k for byte k.
+func markWord(x uint64) uint64 {
+	h := ((x - 0x20*ones) | ((x ^ '"'*ones) - ones) | ((x ^ '\\'*ones) - ones)) &^ x & highs
+	return h * gather >> 56
+}
+
+// nextMark returns the first marked byte at or after i, or len(s.b) when there is none.
+func (s *scanner) nextMark(i int) int {
+	for {
+		if i >= s.end {
+			if i >= len(s.b) {
+				return len(s.b)
+			}
+			s.fillMarks(i)
+		}
+		off := i - s.base
+		if m := s.marks[off>>6] >> (off & 63); m != 0 {
+			return i + bits.TrailingZeros64(m)
+		}
+		i = (i | 63) + 1 // the next block
+	}
+}
+
+// plainEnd is the common case of skipString, small enough to inline: for a string
+// starting at '"' at i, it returns the index just past its closing quote when the quote
+// is the first mark after i and lies in the current window, and -1 otherwise.
+func (s *scanner) plainEnd(i int) int {
+	if off := uint(i + 1 - s.base); off < uint(s.end-s.base) {
+		if m := s.marks[off>>6&(markWords-1)] >> (off & 63); m != 0 {
+			if q := i + 1 + bits.TrailingZeros64(m); q < len(s.b) && s.b[q] == '"' {
+				return q + 1
+			}
 		}
 	}
-	for ; i < len(b); i++ {
-		if b[i] < 0x20 {
-			return true
-		}
-	}
-	return false
+	return -1
 }
 
 // skipString consumes a string starting at '"' and reports whether it held escapes.
-//
-// Eight bytes at a time, it jumps to the next byte that needs a look: '"', '\\' or a
-// control character. That is the classic SWAR test "has a byte less than n",
-// (x - n*ones) &^ x & highs, applied to x for control characters and to x XOR the quote
-// or backslash pattern for those two ('"' and '\\' are ASCII, so the XORs keep x's high
-// bits and one &^ x serves all three). False positives only ever appear above a true
-// match, so the lowest flagged byte is exact. The word is inlined by hand (and the index
-// kept in a local) because this loop is most of the scanner's time.
 func (s *scanner) skipString() (escaped bool, err error) {
-	b, i := s.b, s.i+1 // past the opening quote
-	if s.noControl {
-		// Only '"' and '\\' matter: find the closing quote, and take the exact path
-		// below only if a backslash comes before it (it may escape that quote).
-		if q := bytes.IndexByte(b[i:], '"'); q >= 0 && bytes.IndexByte(b[i:i+q], '\\') < 0 {
-			s.i = i + q + 1
-			return false, nil
-		}
-	}
+	i := s.i + 1 // past the opening quote
 	for {
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			m := ((x - 0x20*ones) | ((x ^ '"'*ones) - ones) | ((x ^ '\\'*ones) - ones)) &^ x & highs
-			if m != 0 {
-				i += bits.TrailingZeros64(m) / 8
-				break
-			}
-			i += 8
-		}
-		if i >= len(b) {
+		i = s.nextMark(i)
+		if i >= len(s.b) {
 			s.i = i
 			return escaped, s.fail("unterminated string")
 		}
-		switch c := b[i]; {
+		switch c := s.b[i]; {
 		case c == '"':
 			s.i = i + 1
 			return escaped, nil
@@ -393,11 +441,10 @@ func (s *scanner) skipString() (escaped bool, err error) {
 			s.i = i
 			return escaped, s.fail("control character in string")
 		default:
-			i++
+			i++ // a byte the test flagged by borrow
 		}
 	}
 }
-
 func (s *scanner) escape() error {
 	s.i++ // backslash
 	if s.i >= len(s.b) {

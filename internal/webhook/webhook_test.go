@@ -146,6 +146,55 @@ func TestExtractRoutingAgreesWithEncodingJSON(t *testing.T) {
 	}
 }
 
+// TestExtractRoutingAtEveryOffset moves awkward strings across the scanner's 8-byte
+// words, 64-byte bitmap blocks and 4 KB windows, and across the end of the body, and
+// holds the result to encoding/json each time.
+func TestExtractRoutingAtEveryOffset(t *testing.T) {
+	fragments := []string{
+		`"action":"queued","repository":{"full_name":"octo/repo"}`,
+		`"a":"x\"y"`, `"a":"\\"`, `"a":"#\"#"`, `"a":"]\\]"`, `"a":"\u0041\u00e9"`,
+		`"k\"ey":1`, "\"a\":\"\x7f\x80\xff\"", "\"a\":\"tab\there\"", "\"a\":\"nul\x00\"",
+		`"a":"\q"`, `"a":"\u00g0"`, `"a":"unterminated`, `"a":"ends in a backslash\`,
+	}
+	var offsets []int
+	for _, around := range []int{0, 64, 4096, 8192} {
+		for n := max(around-40, 0); n < around+40; n++ {
+			offsets = append(offsets, n)
+		}
+	}
+	for _, frag := range fragments {
+		for _, n := range offsets {
+			doc := `{"pad":"` + strings.Repeat("p", n) + `",` + frag + `}`
+			for _, body := range []string{doc, doc[:len(doc)-1], doc + strings.Repeat(" ", n%9)} {
+				checkAgainstEncodingJSON(t, []byte(body))
+			}
+		}
+	}
+}
+
+// checkAgainstEncodingJSON fails t unless ExtractRouting accepts exactly what
+// encoding/json accepts as an object and reads the same routing fields from it.
+func checkAgainstEncodingJSON(t *testing.T, body []byte) {
+	t.Helper()
+	got, err := ExtractRouting(body)
+	var want map[string]any
+	if json.Unmarshal(body, &want) != nil {
+		if err == nil {
+			t.Fatalf("%.80q...: accepted, encoding/json refuses it", body)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatalf("%.80q...: %v, encoding/json accepts it", body, err)
+	}
+	action, _ := want["action"].(string)
+	repo, _ := want["repository"].(map[string]any)
+	fullName, _ := repo["full_name"].(string)
+	if got.Action != action || got.Repository != fullName {
+		t.Fatalf("%.80q...: got %+v, encoding/json reads action %q repository %q", body, got, action, fullName)
+	}
+}
+
 func TestExtractRoutingEscapes(t *testing.T) {
 	r, err := ExtractRouting([]byte(`{"action":"q\u0075eued","repository":{"full_name":"octo\/repo","name":"x"}}`))
 	if err != nil || r.Action != "queued" || r.Repository != "octo/repo" {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"unicode/utf8"
 )
 
 // The ingest path must check that a delivery is well-formed JSON and pull out the few
@@ -29,19 +30,8 @@ type Routing struct {
 // ErrMalformed wraps every reason a payload is not acceptable JSON.
 var ErrMalformed = errors.New("malformed JSON payload")
 
-type scanner struct {
-	b []byte
-	i int
-	// marks is a bitmap over the window of the body starting at byte base: bit k of
-	// marks[w] is set for byte base+64w+k when that byte may end a run of plain string
-	// content ('"', '\\' or a control character; see fillMarks). Building it a window at
-	// a time, with no branches, costs far less than searching each string separately.
-	marks     [markWords]uint64
-	base, end int // the window covers bytes [base, end)
-}
-
-func (s *scanner) fail(what string) error {
-	return fmt.Errorf("%w: %s at byte %d", ErrMalformed, what, s.i)
+func malformed(what string, at int) error {
+	return fmt.Errorf("%w: %s at byte %d", ErrMalformed, what, at)
 }
 
 // Which routing field the next value is.
@@ -57,67 +47,65 @@ const (
 // It is one flat loop with an explicit bracket stack rather than a recursive descent,
 // and it follows the grammar's fixed sequences directly — a key is always followed by
 // ':' and a value, a value by ',' or a closing bracket — instead of going round the loop
-// once per token. Strings are skipped with a vectorised search for the closing quote.
-// That keeps the cost close to one pass over the bytes.
+// once per token. The position is a local variable threaded through helpers that return
+// the next one, so it stays in a register along the whole walk, and strings are crossed
+// with the bitmap in marks.go. That keeps the cost close to one pass over the bytes.
 func ExtractRouting(payload []byte) (Routing, error) {
 	var r Routing
-	s := scanner{b: payload}
+	var m marks
 	var stack [maxDepth]byte
 	depth, field := 0, fieldNone
 	repoDepth := -1 // depth of the top-level "repository" object while inside it
 	inKey := false  // an object member's key comes before the next value
-	b := s.b
-	s.skipSpace()
-	if s.i >= len(b) || b[s.i] != '{' {
-		return Routing{}, s.fail("payload is not a JSON object")
+	b := payload
+	i := skipSpace(b, 0)
+	if i >= len(b) || b[i] != '{' {
+		return Routing{}, malformed("payload is not a JSON object", i)
 	}
+	var err error
 	for {
 		if inKey {
 			// A member: its key, ':' and then its value.
-			s.skipSpace()
-			if s.i >= len(b) || b[s.i] != '"' {
-				return Routing{}, s.fail("expected a string key")
+			i = skipSpace(b, i)
+			if i >= len(b) || b[i] != '"' {
+				return Routing{}, malformed("expected a string key", i)
 			}
-			start, end := s.i, s.plainEnd(s.i)
-			key := b[start+1 : max(end-1, start+1)]
-			if end >= 0 {
-				s.i = end
-			} else if k, err := s.key(); err != nil {
+			var key []byte
+			if end := m.plainEnd(b, i); end >= 0 {
+				key, i = b[i+1:end-1], end
+			} else if key, i, err = m.key(b, i); err != nil {
 				return Routing{}, err
-			} else {
-				key = k
 			}
 			field = fieldOf(key, depth, repoDepth)
-			s.skipSpace()
-			if s.i >= len(b) || b[s.i] != ':' {
-				return Routing{}, s.fail("expected ':' after a key")
+			i = skipSpace(b, i)
+			if i >= len(b) || b[i] != ':' {
+				return Routing{}, malformed("expected ':' after a key", i)
 			}
-			s.i++
+			i++
 		}
 		// A value starts here.
-		s.skipSpace()
-		if s.i >= len(b) {
-			return Routing{}, s.fail("unexpected end of input")
+		i = skipSpace(b, i)
+		if i >= len(b) {
+			return Routing{}, malformed("unexpected end of input", i)
 		}
-		switch c := b[s.i]; {
+		switch c := b[i]; {
 		case c == '"':
-			if end := s.plainEnd(s.i); end >= 0 && field == fieldNone {
-				s.i = end
-			} else if err := s.stringInto(&r, field); err != nil {
+			if end := m.plainEnd(b, i); end >= 0 && field == fieldNone {
+				i = end
+			} else if i, err = m.stringInto(&r, field, b, i); err != nil {
 				return Routing{}, err
 			}
 		case c == '{' || c == '[':
 			if depth == maxDepth {
-				return Routing{}, s.fail("nesting too deep")
+				return Routing{}, malformed("nesting too deep", i)
 			}
 			if c == '{' && field == fieldRepository {
 				repoDepth = depth + 1
 			}
 			stack[depth] = c
 			depth++
-			s.i++
-			s.skipSpace()
-			if s.i >= len(b) || b[s.i] != c+2 { // '{'+2 is '}', '['+2 is ']'
+			i = skipSpace(b, i+1)
+			if i >= len(b) || b[i] != c+2 { // '{'+2 is '}', '['+2 is ']'
 				inKey, field = c == '{', fieldNone
 				continue
 			}
@@ -126,43 +114,47 @@ func ExtractRouting(payload []byte) (Routing, error) {
 				repoDepth = -1
 			}
 			depth--
-			s.i++
+			i++
 		case c == '-' || ('0' <= c && c <= '9'):
-			if err := s.number(); err != nil {
+			if i, err = number(b, i); err != nil {
 				return Routing{}, err
 			}
 		case c == 't' || c == 'f' || c == 'n':
-			if err := s.literal(literals[c]); err != nil {
+			if i, err = literal(b, i, literals[c]); err != nil {
 				return Routing{}, err
 			}
 		default:
-			return Routing{}, s.fail("unexpected character")
+			return Routing{}, malformed("unexpected character", i)
 		}
 		// After a value: ',' and the next member or element, or closing brackets.
 		for {
-			s.skipSpace()
+			i = skipSpace(b, i)
 			if depth == 0 {
-				if s.i != len(b) {
-					return Routing{}, s.fail("unexpected data after the top-level object")
+				if i != len(b) {
+					return Routing{}, malformed("unexpected data after the top-level object", i)
 				}
 				return r, nil
 			}
-			if s.i >= len(b) {
-				return Routing{}, s.fail("unexpected end of input")
+			if i >= len(b) {
+				return Routing{}, malformed("unexpected end of input", i)
 			}
-			c := b[s.i]
+			c := b[i]
 			if c == ',' {
-				s.i++
+				i++
 				inKey, field = stack[depth-1] == '{', fieldNone
 				break
 			}
 			if c != '}' && c != ']' {
-				return Routing{}, s.fail("expected ',' or a closing bracket")
+				return Routing{}, malformed("expected ',' or a closing bracket", i)
 			}
-			var err error
-			if depth, err = s.closeChecked(&stack, depth, c, &repoDepth); err != nil {
-				return Routing{}, err
+			if (c == '}') != (stack[depth-1] == '{') {
+				return Routing{}, malformed("mismatched closing bracket", i)
 			}
+			if depth == repoDepth {
+				repoDepth = -1
+			}
+			depth--
+			i++
 		}
 	}
 }
@@ -184,46 +176,33 @@ func fieldOf(key []byte, depth, repoDepth int) int {
 	return fieldNone
 }
 
-// key consumes a key and returns it, unescaped in the rare case it holds escapes
-// (GitHub never escapes key names, but "\u0061ction" still means "action").
-func (s *scanner) key() ([]byte, error) {
-	start := s.i
-	if end := s.plainEnd(start); end >= 0 {
-		s.i = end
-		return s.b[start+1 : end-1], nil
-	}
-	escaped, err := s.skipString()
-	if err != nil {
-		return nil, err
-	}
-	if !escaped {
-		return s.b[start+1 : s.i-1], nil
+// key reads the key starting at b[i] and returns it and the index past it, unescaped in
+// the rare case it holds escapes (GitHub never escapes key names, but "\u0061ction"
+// still means "action").
+func (m *marks) key(b []byte, i int) ([]byte, int, error) {
+	end, escaped, err := m.skipString(b, i)
+	if err != nil || !escaped {
+		return b[i+1 : max(end-1, i+1)], end, err
 	}
 	var k string
-	if json.Unmarshal(s.b[start:s.i], &k) != nil {
-		return nil, s.fail("invalid key")
+	if json.Unmarshal(b[i:end], &k) != nil {
+		return nil, end, malformed("invalid key", i)
 	}
-	return []byte(k), nil
+	return []byte(k), end, nil
 }
 
-// stringInto consumes a string value, keeping it if it is a routing field.
-func (s *scanner) stringInto(r *Routing, field int) error {
-	start := s.i
-	if field == fieldNone {
-		if end := s.plainEnd(start); end >= 0 {
-			s.i = end
-			return nil
-		}
-	}
-	escaped, err := s.skipString()
+// stringInto crosses the string value starting at b[i], keeping it in r if it is a
+// routing field, and returns the index past it.
+func (m *marks) stringInto(r *Routing, field int, b []byte, i int) (int, error) {
+	end, escaped, err := m.skipString(b, i)
 	if err != nil || (field != fieldAction && field != fieldFullName) {
-		return err
+		return end, err
 	}
-	v := string(s.b[start+1 : s.i-1])
-	if escaped {
-		v, err = unescape(s.b[start:s.i])
-		if err != nil {
-			return s.fail("invalid string")
+	v := string(b[i+1 : end-1])
+	if escaped || !utf8.ValidString(v) {
+		// Decode as encoding/json does, which also turns invalid UTF-8 into U+FFFD.
+		if v, err = unescape(b[i:end]); err != nil {
+			return end, malformed("invalid string", i)
 		}
 	}
 	if field == fieldAction {
@@ -231,7 +210,7 @@ func (s *scanner) stringInto(r *Routing, field int) error {
 	} else {
 		r.Repository = v
 	}
-	return nil
+	return end, nil
 }
 
 // unescape decodes a JSON string with escapes (rare in routing fields, so the standard
@@ -242,30 +221,67 @@ func unescape(quoted []byte) (string, error) {
 	return v, err
 }
 
-// closeChecked pops the container closed by c, failing if c does not match it.
-func (s *scanner) closeChecked(stack *[maxDepth]byte, depth int, c byte, repoDepth *int) (int, error) {
-	if depth == 0 || (c == '}') != (stack[depth-1] == '{') {
-		return depth, s.fail("mismatched closing bracket")
+// skipString crosses the string starting at b[i], returns the index past its closing
+// quote and reports whether it held escapes.
+func (m *marks) skipString(b []byte, i int) (end int, escaped bool, err error) {
+	i++ // past the opening quote
+	for {
+		i = m.next(b, i)
+		if i >= len(b) {
+			return i, escaped, malformed("unterminated string", i)
+		}
+		switch c := b[i]; {
+		case c == '"':
+			return i + 1, escaped, nil
+		case c == '\\':
+			escaped = true
+			if i, err = escape(b, i); err != nil {
+				return i, escaped, err
+			}
+		case c < 0x20:
+			return i, escaped, malformed("control character in string", i)
+		default:
+			i++ // a byte the mark test flagged by borrow
+		}
 	}
-	if depth == *repoDepth {
-		*repoDepth = -1
-	}
-	s.i++
-	return depth - 1, nil
 }
 
-func (s *scanner) skipSpace() {
-	if s.i < len(s.b) && s.b[s.i] > ' ' {
-		return // compact JSON, as GitHub sends it: nothing to skip
+// escape checks the escape sequence starting at the backslash b[i] and returns the index
+// past it.
+func escape(b []byte, i int) (int, error) {
+	i++ // backslash
+	if i >= len(b) {
+		return i, malformed("unterminated escape", i)
 	}
-	s.skipSpaceRun()
+	switch b[i] {
+	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+		return i + 1, nil
+	case 'u':
+		if len(b)-i < 5 {
+			return i, malformed("short \\u escape", i)
+		}
+		for _, c := range b[i+1 : i+5] {
+			if _, ok := fromHexChar(c); !ok {
+				return i, malformed("invalid \\u escape", i)
+			}
+		}
+		return i + 5, nil
+	}
+	return i, malformed("invalid escape", i)
+}
+
+// skipSpace returns the index of the first byte at or after i that is not whitespace.
+func skipSpace(b []byte, i int) int {
+	if i < len(b) && b[i] > ' ' {
+		return i // compact JSON, as GitHub sends it: nothing to skip
+	}
+	return skipSpaceRun(b, i)
 }
 
 // skipSpaceRun is kept out of line so that skipSpace's one-byte test inlines.
 //
 //go:noinline
-func (s *scanner) skipSpaceRun() {
-	b, i := s.b, s.i
+func skipSpaceRun(b []byte, i int) int {
 	for i < len(b) {
 		switch b[i] {
 		case ' ':
@@ -281,190 +297,55 @@ func (s *scanner) skipSpaceRun() {
 		case '\t', '\n', '\r':
 			i++
 		default:
-			s.i = i
-			return
+			return i
 		}
 	}
-	s.i = i
+	return i
 }
 
-func (s *scanner) literal(lit string) error {
-	if len(s.b)-s.i < len(lit) || string(s.b[s.i:s.i+len(lit)]) != lit {
-		return s.fail("invalid literal")
+// literal checks that lit starts at b[i] and returns the index past it.
+func literal(b []byte, i int, lit string) (int, error) {
+	if len(b)-i < len(lit) || string(b[i:i+len(lit)]) != lit {
+		return i, malformed("invalid literal", i)
 	}
-	s.i += len(lit)
-	return nil
+	return i + len(lit), nil
 }
 
-func (s *scanner) digits() int {
-	n := 0
-	for s.i < len(s.b) && '0' <= s.b[s.i] && s.b[s.i] <= '9' {
-		s.i++
-		n++
+// digits returns the index past the run of digits starting at b[i], and whether the run
+// is empty.
+func digits(b []byte, i int) (int, bool) {
+	start := i
+	for i < len(b) && '0' <= b[i] && b[i] <= '9' {
+		i++
 	}
-	return n
+	return i, i == start
 }
 
-func (s *scanner) number() error {
-	if s.b[s.i] == '-' {
-		s.i++
+// number checks the number starting at b[i] and returns the index past it.
+func number(b []byte, i int) (int, error) {
+	start := i
+	if b[i] == '-' {
+		i++
 	}
-	switch {
-	case s.i < len(s.b) && s.b[s.i] == '0':
-		s.i++
-	case s.digits() == 0:
-		return s.fail("invalid number")
+	var empty bool
+	if i < len(b) && b[i] == '0' {
+		i++
+	} else if i, empty = digits(b, i); empty {
+		return i, malformed("invalid number", start)
 	}
-	if s.i < len(s.b) && s.b[s.i] == '.' {
-		s.i++
-		if s.digits() == 0 {
-			return s.fail("invalid number")
-		}
-	}
-	if s.i < len(s.b) && (s.b[s.i] == 'e' || s.b[s.i] == 'E') {
-		s.i++
-		if s.i < len(s.b) && (s.b[s.i] == '+' || s.b[s.i] == '-') {
-			s.i++
-		}
-		if s.digits() == 0 {
-			return s.fail("invalid number")
+	if i < len(b) && b[i] == '.' {
+		if i, empty = digits(b, i+1); empty {
+			return i, malformed("invalid number", start)
 		}
 	}
-	return nil
-}
-
-const (
-	ones  = 0x0101010101010101
-	highs = 0x8080808080808080
-	// gather moves the high bits of a word's eight bytes into its top byte, byte k's to bit
-	// 56+k: each partial product lands on a distinct bit, so nothing carries.
-	gather = 1<<49 | 1<<42 | 1<<35 | 1<<28 | 1<<21 | 1<<14 | 1<<7 | 1
-	// markWords is the window's size in 64-byte blocks: 4 KB of body, half a kilobyte
-	// of bitmap, small enough to live on the stack.
-	markWords = 64
-)
-
-// fillMarks builds the bitmap for the window that starts at the 64-byte block holding
-// byte i.
-//
-// Each 8-byte word is tested for '"', '\\' and bytes below 0x20 at once, with the classic
-// SWAR test "has a byte less than n", (x - n*ones) &^ x & highs, applied to x for control
-// characters and to x XOR the quote or backslash pattern for those two ('"' and '\\' are
-// ASCII, so the XORs keep x's high bits and one &^ x serves all three). The test can
-// flag a byte just above a true match (a borrow), never one below it, so skipString
-// checks the byte it lands on. Bytes past the end of the body read as spaces.
-func (s *scanner) fillMarks(i int) {
-	b := s.b
-	s.base = i &^ 63
-	s.end = min(s.base+markWords*64, (len(b)+63)&^63)
-	for w, j := 0, s.base; j < s.end; w, j = w+1, j+64 {
-		if j+64 <= len(b) {
-			s.marks[w] = markBlock((*[64]byte)(b[j : j+64]))
-			continue
+	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
+		i++
+		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			i++
 		}
-		tail := [64]byte{}
-		for k := range tail {
-			tail[k] = ' '
-		}
-		copy(tail[:], b[j:])
-		s.marks[w] = markBlock(&tail)
-	}
-}
-
-// markBlock returns the marks of 64 bytes, bit k for byte k.
-func markBlock(p *[64]byte) uint64 {
-	le := binary.LittleEndian
-	return markWord(le.Uint64(p[0:])) | markWord(le.Uint64(p[8:]))<<8 |
-		markWord(le.Uint64(p[16:]))<<16 | markWord(le.Uint64(p[24:]))<<24 |
-		markWord(le.Uint64(p[32:]))<<32 | markWord(le.Uint64(p[40:]))<<40 |
-		markWord(le.Uint64(p[48:]))<<48 | markWord(le.Uint64(p[56:]))<<56
-}
-
-// markWord returns the marks of the eight bytes of x, bit k for byte k.
-func markWord(x uint64) uint64 {
-	h := ((x - 0x20*ones) | ((x ^ '"'*ones) - ones) | ((x ^ '\\'*ones) - ones)) &^ x & highs
-	return h * gather >> 56
-}
-
-// nextMark returns the first marked byte at or after i, or len(s.b) when there is none.
-func (s *scanner) nextMark(i int) int {
-	for {
-		if i >= s.end {
-			if i >= len(s.b) {
-				return len(s.b)
-			}
-			s.fillMarks(i)
-		}
-		off := i - s.base
-		if m := s.marks[off>>6] >> (off & 63); m != 0 {
-			return i + bits.TrailingZeros64(m)
-		}
-		i = (i | 63) + 1 // the next block
-	}
-}
-
-// plainEnd is the common case of skipString, small enough to inline: for a string
-// starting at '"' at i, it returns the index just past its closing quote when the quote
-// is the first mark after i and lies in the current window, and -1 otherwise.
-func (s *scanner) plainEnd(i int) int {
-	if off := uint(i + 1 - s.base); off < uint(s.end-s.base) {
-		if m := s.marks[off>>6&(markWords-1)] >> (off & 63); m != 0 {
-			if q := i + 1 + bits.TrailingZeros64(m); q < len(s.b) && s.b[q] == '"' {
-				return q + 1
-			}
+		if i, empty = digits(b, i); empty {
+			return i, malformed("invalid number", start)
 		}
 	}
-	return -1
-}
-
-// skipString consumes a string starting at '"' and reports whether it held escapes.
-func (s *scanner) skipString() (escaped bool, err error) {
-	i := s.i + 1 // past the opening quote
-	for {
-		i = s.nextMark(i)
-		if i >= len(s.b) {
-			s.i = i
-			return escaped, s.fail("unterminated string")
-		}
-		switch c := s.b[i]; {
-		case c == '"':
-			s.i = i + 1
-			return escaped, nil
-		case c == '\\':
-			escaped = true
-			s.i = i
-			if err := s.escape(); err != nil {
-				return escaped, err
-			}
-			i = s.i
-		case c < 0x20:
-			s.i = i
-			return escaped, s.fail("control character in string")
-		default:
-			i++ // a byte the test flagged by borrow
-		}
-	}
-}
-func (s *scanner) escape() error {
-	s.i++ // backslash
-	if s.i >= len(s.b) {
-		return s.fail("unterminated escape")
-	}
-	switch s.b[s.i] {
-	case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
-		s.i++
-		return nil
-	case 'u':
-		if len(s.b)-s.i < 5 {
-			return s.fail("short \\u escape")
-		}
-		for _, c := range s.b[s.i+1 : s.i+5] {
-			if _, ok := fromHexChar(c); !ok {
-				return s.fail("invalid \\u escape")
-			}
-		}
-		s.i += 5
-		return nil
-	}
-	return s.fail("invalid escape")
+	return i, nil
 }

@@ -1,0 +1,105 @@
+package webhook
+
+import (
+	"encoding/binary"
+	"math/bits"
+)
+
+// Most of a GitHub payload is string content, so how fast the scanner crosses a string
+// decides how fast it is. Searching each string for its closing quote costs a call and a
+// few unpredictable branches per string; instead, a window of the body at a time is
+// turned into a bitmap of the bytes that can end plain string content ('"', '\\' and
+// control characters), with no branches at all, and crossing a string becomes a
+// trailing-zero count.
+
+const (
+	ones  = 0x0101010101010101
+	highs = 0x8080808080808080
+	// gather moves the high bits of a word's eight bytes into its top byte, byte k's to bit
+	// 56+k: each partial product lands on a distinct bit, so nothing carries.
+	gather = 1<<49 | 1<<42 | 1<<35 | 1<<28 | 1<<21 | 1<<14 | 1<<7 | 1
+	// markWords is the window's size in 64-byte blocks: 4 KB of body, half a kilobyte
+	// of bitmap, small enough to live on the stack.
+	markWords = 64
+)
+
+// marks is the bitmap over a window of body: bit k of bits[w] is set when byte
+// base+64w+k may end plain string content.
+type marks struct {
+	bits      [markWords]uint64
+	base, end int // the window covers bytes [base, end)
+}
+
+// fill builds the bitmap for the window of b that starts at the 64-byte block holding
+// byte i.
+//
+// Each 8-byte word is tested for '"', '\\' and bytes below 0x20 at once with the classic
+// SWAR test "has a byte less than n", (x - n*ones) &^ x & highs. Flipping bit 1 maps the
+// control characters onto themselves and '"' (0x22) onto 0x20, so one test below 0x21
+// finds both; the backslash is the byte that XOR '\\' makes zero, so a test below 1. The
+// XORs keep x's high bits, so one &^ x serves both. The test can flag a byte just above
+// a true match (a borrow), never one below it, so users check the byte they land on.
+// Bytes past the end of b read as spaces.
+func (m *marks) fill(b []byte, i int) {
+	m.base = i &^ 63
+	m.end = min(m.base+markWords*64, (len(b)+63)&^63)
+	for w, j := 0, m.base; j < m.end; w, j = w+1, j+64 {
+		if j+64 <= len(b) {
+			m.bits[w] = markBlock((*[64]byte)(b[j : j+64]))
+			continue
+		}
+		tail := [64]byte{}
+		for k := range tail {
+			tail[k] = ' '
+		}
+		copy(tail[:], b[j:])
+		m.bits[w] = markBlock(&tail)
+	}
+}
+
+// markBlock returns the marks of 64 bytes, bit k for byte k.
+func markBlock(p *[64]byte) uint64 {
+	le := binary.LittleEndian
+	return markWord(le.Uint64(p[0:])) | markWord(le.Uint64(p[8:]))<<8 |
+		markWord(le.Uint64(p[16:]))<<16 | markWord(le.Uint64(p[24:]))<<24 |
+		markWord(le.Uint64(p[32:]))<<32 | markWord(le.Uint64(p[40:]))<<40 |
+		markWord(le.Uint64(p[48:]))<<48 | markWord(le.Uint64(p[56:]))<<56
+}
+
+// markWord returns the marks of the eight bytes of x, bit k for byte k.
+func markWord(x uint64) uint64 {
+	h := (((x ^ 0x02*ones) - 0x21*ones) | ((x ^ '\\'*ones) - ones)) &^ x & highs
+	return h * gather >> 56
+}
+
+// next returns the first marked byte of b at or after i, or len(b) when there is none.
+func (m *marks) next(b []byte, i int) int {
+	for {
+		if i >= m.end {
+			if i >= len(b) {
+				return len(b)
+			}
+			m.fill(b, i)
+		}
+		off := i - m.base
+		if w := m.bits[off>>6] >> (off & 63); w != 0 {
+			return i + bits.TrailingZeros64(w)
+		}
+		i = (i | 63) + 1 // the next block
+	}
+}
+
+// plainEnd is the common case of crossing a string, small enough to inline: for a
+// string whose opening quote is at b[i], it returns the index just past its closing
+// quote when that quote is the first mark after i and lies in the current window, and -1
+// otherwise (an escape, a control character, a borrow, or a window still to fill).
+func (m *marks) plainEnd(b []byte, i int) int {
+	if off := uint(i + 1 - m.base); off < uint(m.end-m.base) {
+		if w := m.bits[off>>6&(markWords-1)] >> (off & 63); w != 0 {
+			if q := i + 1 + bits.TrailingZeros64(w); q < len(b) && b[q] == '"' {
+				return q + 1
+			}
+		}
+	}
+	return -1
+}

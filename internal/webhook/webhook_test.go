@@ -154,7 +154,7 @@ func TestExtractRoutingAtEveryOffset(t *testing.T) {
 		`"action":"queued","repository":{"full_name":"octo/repo"}`,
 		`"a":"x\"y"`, `"a":"\\"`, `"a":"#\"#"`, `"a":"]\\]"`, `"a":"\u0041\u00e9"`,
 		`"k\"ey":1`, "\"a\":\"\x7f\x80\xff\"", "\"a\":\"tab\there\"", "\"a\":\"nul\x00\"",
-		`"a":"\q"`, `"a":"\u00g0"`, `"a":"unterminated`, `"a":"ends in a backslash\`,
+		"\"action\":\"\x84\"", `"a":"\q"`, `"a":"\u00g0"`, `"a":"unterminated`, `"a":"ends in a backslash\`,
 	}
 	var offsets []int
 	for _, around := range []int{0, 64, 4096, 8192} {

@@ -26,8 +26,8 @@ const (
 // marks is the bitmap over a window of body: bit k of bits[w] is set when byte
 // base+64w+k may end plain string content.
 type marks struct {
-	bits      [markWords]uint64
-	base, end int // the window covers bytes [base, end)
+	bits      [markWords + 1]uint64 // one more, always 0, past the window's last block
+	base, end int                   // the window covers bytes [base, end)
 }
 
 // fill builds the bitmap for the window of b that starts at the 64-byte block holding
@@ -43,17 +43,23 @@ type marks struct {
 func (m *marks) fill(b []byte, i int) {
 	m.base = i &^ 63
 	m.end = min(m.base+markWords*64, (len(b)+63)&^63)
-	for w, j := 0, m.base; j < m.end; w, j = w+1, j+64 {
-		if j+64 <= len(b) {
-			m.bits[w] = markBlock((*[64]byte)(b[j : j+64]))
-			continue
-		}
+	whole := (min(m.end, len(b)) - m.base) / 64
+	markBlocks(m.bits[:whole], b[m.base:])
+	if j := m.base + whole*64; j < m.end {
 		tail := [64]byte{}
 		for k := range tail {
 			tail[k] = ' '
 		}
 		copy(tail[:], b[j:])
-		m.bits[w] = markBlock(&tail)
+		m.bits[whole] = markBlock(&tail)
+	}
+	m.bits[(m.end-m.base)/64] = 0 // closingQuote reads one block ahead
+}
+
+// markBlocksGeneric is the portable markBlocks.
+func markBlocksGeneric(dst []uint64, src []byte) {
+	for w := range dst {
+		dst[w] = markBlock((*[64]byte)(src[w*64 : w*64+64]))
 	}
 }
 
@@ -89,15 +95,18 @@ func (m *marks) next(b []byte, i int) int {
 	}
 }
 
-// plainEnd is the common case of crossing a string, small enough to inline: for a
-// string whose opening quote is at b[i], it returns the index just past its closing
-// quote when that quote is the first mark after i and lies in the current window, and -1
-// otherwise (an escape, a control character, a borrow, or a window still to fill).
-func (m *marks) plainEnd(b []byte, i int) int {
-	if off := uint(i + 1 - m.base); off < uint(m.end-m.base) {
-		if w := m.bits[off>>6&(markWords-1)] >> (off & 63); w != 0 {
-			if q := i + 1 + bits.TrailingZeros64(w); q < len(b) && b[q] == '"' {
-				return q + 1
+// closingQuote is the common case of crossing a string, small enough to inline: for a
+// string whose content starts at b[i], it returns the index of its closing quote when
+// that quote is the first mark from i on and lies within 64 bytes of i in the current
+// window, and -1 otherwise (an escape, a control character, a borrow, a long string, or
+// a window still to fill).
+func (m *marks) closingQuote(b []byte, i int) int {
+	if off := uint(i - m.base); off < uint(m.end-m.base) {
+		// The next 64 bytes from off, across a block boundary (x << 64 is 0 in Go).
+		k, s := off>>6, off&63
+		if w := m.bits[k]>>s | m.bits[k+1]<<(64-s); w != 0 {
+			if q := i + bits.TrailingZeros64(w); b[q] == '"' {
+				return q
 			}
 		}
 	}

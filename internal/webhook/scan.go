@@ -70,13 +70,19 @@ func ExtractRouting(payload []byte) (Routing, error) {
 			if i >= len(b) || b[i] != '"' {
 				return Routing{}, malformed("expected a string key", i)
 			}
-			var key []byte
-			if end := m.plainEnd(b, i); end >= 0 {
-				key, i = b[i+1:end-1], end
-			} else if key, i, err = m.key(b, i); err != nil {
-				return Routing{}, err
+			field = fieldNone
+			if q := m.closingQuote(b, i+1); q >= 0 {
+				if depth == 1 || depth == repoDepth { // the only depths fieldOf looks at
+					field = fieldOf(b[i+1:q], depth, repoDepth)
+				}
+				i = q + 1
+			} else {
+				var key []byte
+				if key, i, err = m.key(b, i); err != nil {
+					return Routing{}, err
+				}
+				field = fieldOf(key, depth, repoDepth)
 			}
-			field = fieldOf(key, depth, repoDepth)
 			i = skipSpace(b, i)
 			if i >= len(b) || b[i] != ':' {
 				return Routing{}, malformed("expected ':' after a key", i)
@@ -90,8 +96,8 @@ func ExtractRouting(payload []byte) (Routing, error) {
 		}
 		switch c := b[i]; {
 		case c == '"':
-			if end := m.plainEnd(b, i); end >= 0 && field == fieldNone {
-				i = end
+			if q := m.closingQuote(b, i+1); q >= 0 && field == fieldNone {
+				i = q + 1
 			} else if i, err = m.stringInto(&r, field, b, i); err != nil {
 				return Routing{}, err
 			}

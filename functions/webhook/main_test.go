@@ -182,7 +182,7 @@ func readEvent(t *testing.T, root, file string) ([]byte, map[string]string) {
 }
 
 // invoke sends an API Gateway event and decodes the function's HTTP answer.
-func invoke(t *testing.T, fn *testenv.Lambda, payload []byte, wantStatus int) answer {
+func invoke(t testing.TB, fn *testenv.Lambda, payload []byte, wantStatus int) answer {
 	t.Helper()
 	var resp events.APIGatewayV2HTTPResponse
 	if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {

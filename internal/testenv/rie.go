@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -40,6 +41,7 @@ type Lambda struct {
 	URL string
 
 	cmd     *exec.Cmd
+	logPath string        // the emulator's and the function's output
 	done    chan struct{} // closed once aws-lambda-rie has exited
 	waitErr error
 }
@@ -122,6 +124,30 @@ func (l *Lambda) Invoke(t testing.TB, payload []byte) []byte {
 	return body
 }
 
+// initReport is the emulator's line for a finished init phase, as Lambda's REPORT line
+// gives "Init Duration".
+var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)
+
+// InitDuration is how long the function's init phase (everything main does before
+// lambda.Start takes the first event) took on its cold start, as the emulator reports
+// it. Call it after the first Invoke.
+func (l *Lambda) InitDuration(t testing.TB) time.Duration {
+	t.Helper()
+	m := initReport.FindStringSubmatch(readLog(l.logPath))
+	if m == nil {
+		t.Fatalf("aws-lambda-rie reported no init phase (was the function invoked?):\n%s", readLog(l.logPath))
+	}
+	ms, err := strconv.ParseFloat(m[1], 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ms * float64(time.Millisecond))
+}
+
+// Stop stops the function and the emulator now instead of at cleanup, for callers that
+// start many in one test.
+func (l *Lambda) Stop() { l.stop() }
+
 func requireRIE(t testing.TB) string {
 	t.Helper()
 	if runtime.GOOS != "linux" {
@@ -170,9 +196,10 @@ func launchRIE(t testing.TB, rie, bootstrap string, env []string, logPath string
 		return nil, fmt.Errorf("starting %s: %w", rie, err)
 	}
 	l := &Lambda{
-		URL:  "http://" + apiAddr + "/2015-03-31/functions/function/invocations",
-		cmd:  cmd,
-		done: make(chan struct{}),
+		URL:     "http://" + apiAddr + "/2015-03-31/functions/function/invocations",
+		cmd:     cmd,
+		logPath: logPath,
+		done:    make(chan struct{}),
 	}
 	go func() {
 		l.waitErr = cmd.Wait()

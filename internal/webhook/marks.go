@@ -31,15 +31,8 @@ type marks struct {
 }
 
 // fill builds the bitmap for the window of b that starts at the 64-byte block holding
-// byte i.
-//
-// Each 8-byte word is tested for '"', '\\' and bytes below 0x20 at once with the classic
-// SWAR test "has a byte less than n", (x - n*ones) &^ x & highs. Flipping bit 1 maps the
-// control characters onto themselves and '"' (0x22) onto 0x20, so one test below 0x21
-// finds both; the backslash is the byte that XOR '\\' makes zero, so a test below 1. The
-// XORs keep x's high bits, so one &^ x serves both. The test can flag a byte just above
-// a true match (a borrow), never one below it, so users check the byte they land on.
-// Bytes past the end of b read as spaces.
+// byte i: whole blocks with markBlocks (an assembly kernel where the architecture has
+// one, marks_*.s), a last partial block padded with spaces with the portable markBlock.
 func (m *marks) fill(b []byte, i int) {
 	m.base = i &^ 63
 	m.end = min(m.base+markWords*64, (len(b)+63)&^63)
@@ -73,6 +66,13 @@ func markBlock(p *[64]byte) uint64 {
 }
 
 // markWord returns the marks of the eight bytes of x, bit k for byte k.
+//
+// The eight bytes are tested for '"', '\\' and bytes below 0x20 at once with the classic
+// SWAR test "has a byte less than n", (x - n*ones) &^ x & highs. Flipping bit 1 maps the
+// control characters onto themselves and '"' (0x22) onto 0x20, so one test below 0x21
+// finds both; the backslash is the byte that XOR '\\' makes zero, so a test below 1. The
+// XORs keep x's high bits, so one &^ x serves both. The test can flag a byte just above
+// a true match (a borrow), never one below it, so users check the byte they land on.
 func markWord(x uint64) uint64 {
 	h := (((x ^ 0x02*ones) - 0x21*ones) | ((x ^ '\\'*ones) - ones)) &^ x & highs
 	return h * gather >> 56

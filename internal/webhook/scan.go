@@ -71,11 +71,16 @@ func ExtractRouting(payload []byte) (Routing, error) {
 				return Routing{}, malformed("expected a string key", i)
 			}
 			field = fieldNone
+			routable := depth == 1 || depth == repoDepth // the only depths fieldOf looks at
 			if q := m.closingQuote(b, i+1); q >= 0 {
-				if depth == 1 || depth == repoDepth { // the only depths fieldOf looks at
+				if routable {
 					field = fieldOf(b[i+1:q], depth, repoDepth)
 				}
 				i = q + 1
+			} else if !routable {
+				if i, _, err = m.skipString(b, i); err != nil {
+					return Routing{}, err
+				}
 			} else {
 				var key []byte
 				if key, i, err = m.key(b, i); err != nil {

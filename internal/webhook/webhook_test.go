@@ -153,7 +153,7 @@ func TestExtractRoutingAtEveryOffset(t *testing.T) {
 	fragments := []string{
 		`"action":"queued","repository":{"full_name":"octo/repo"}`,
 		`"a":"x\"y"`, `"a":"\\"`, `"a":"#\"#"`, `"a":"]\\]"`, `"a":"\u0041\u00e9"`,
-		`"k\"ey":1`, "\"a\":\"\x7f\x80\xff\"", "\"a\":\"tab\there\"", "\"a\":\"nul\x00\"",
+		`"k\"ey":1`, `"a":{"k\"ey":1}`, `"a":{"k\qey":1}`, `"repository":{"full\u005fname":"o/r"}`, "\"a\":\"\x7f\x80\xff\"", "\"a\":\"tab\there\"", "\"a\":\"nul\x00\"",
 		"\"action\":\"\x84\"", `"a":"\q"`, `"a":"\u00g0"`, `"a":"unterminated`, `"a":"ends in a backslash\`,
 	}
 	var offsets []int

@@ -336,7 +336,7 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 			continue
 		}
 		job.Pool, job.Allocation = pl.Name, AllocationPending
-		winner, err := p.match(r)
+		winner, err := p.match(r, ownQueue) // job is in pl's queue, and fits r
 		if err != nil {
 			return "", err
 		}
@@ -437,17 +437,58 @@ func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
 	return Fits(job.Labels, append(slices.Clip(pl.Labels), r.Labels...))
 }
 
-// match reserves the idle runner r for the highest-ranked pending job of its pool that
-// it can run, and returns that job (nil when none is waiting).
-func (p *planner) match(r *Runner) (*Job, error) {
+// Where match looks for a job for an idle runner.
+const (
+	ownQueue  = false // its pool's queue only
+	anyQueues = true  // its pool's queue first, then the other pools'
+)
+
+// match reserves the idle runner r for the highest-ranked pending job it can run and
+// returns that job (nil when none is waiting). Its own pool's queue comes first; when
+// nothing there fits and acrossPools is set, the other pools' queues are searched,
+// because a job that fits several pools waits in only one of them and must not wait
+// beside an idle runner of another.
+func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 	pl, ok, err := p.pool(r.Pool)
 	if err != nil || !ok {
 		return nil, err
 	}
-	if err := p.gate(r.Pool); err != nil {
+	best, err := p.firstFitting(r, pl, r.Pool)
+	if err != nil || best != nil || !acrossPools {
+		if best != nil {
+			p.reserve(best, r)
+		}
+		return best, err
+	}
+	pools, err := p.allPools()
+	if err != nil {
 		return nil, err
 	}
-	stored, err := p.e.Store.PendingJobs(p.ctx, r.Pool, 16)
+	for _, other := range pools {
+		if other.Name == r.Pool {
+			continue
+		}
+		j, err := p.firstFitting(r, pl, other.Name)
+		if err != nil {
+			return nil, err
+		}
+		if j != nil && (best == nil || j.QueueKey < best.QueueKey) {
+			best = j
+		}
+	}
+	if best != nil {
+		p.reserve(best, r)
+	}
+	return best, nil
+}
+
+// firstFitting returns the highest-ranked job pending in queue's pool that the idle
+// runner r of pool pl can run, or nil. Reading a queue to allocate takes its gate.
+func (p *planner) firstFitting(r *Runner, pl Pool, queue string) (*Job, error) {
+	if err := p.gate(queue); err != nil {
+		return nil, err
+	}
+	stored, err := p.e.Store.PendingJobs(p.ctx, queue, 16)
 	if err != nil {
 		return nil, err
 	}
@@ -462,14 +503,13 @@ func (p *planner) match(r *Runner) (*Job, error) {
 	}
 	// Jobs this plan made pending are not in the store's index yet.
 	for _, j := range p.jobs {
-		if j.Allocation == AllocationPending && j.Pool == r.Pool && !slices.Contains(candidates, j) {
+		if j.Allocation == AllocationPending && j.Pool == queue && !slices.Contains(candidates, j) {
 			candidates = append(candidates, j)
 		}
 	}
 	sort.Slice(candidates, func(a, b int) bool { return candidates[a].QueueKey < candidates[b].QueueKey })
 	for _, j := range candidates {
-		if j.Allocation == AllocationPending && j.Pool == r.Pool && p.runnerFits(r, pl, j) {
-			p.reserve(j, r)
+		if j.Allocation == AllocationPending && j.Pool == queue && p.runnerFits(r, pl, j) {
 			return j, nil
 		}
 	}
@@ -586,7 +626,7 @@ func (p *planner) release(name string, jobID int64) error {
 	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.at
 	p.seen(r)
 	p.touch(r)
-	_, err = p.match(r)
+	_, err = p.match(r, anyQueues)
 	return err
 }
 

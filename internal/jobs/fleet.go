@@ -538,7 +538,7 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 		p.runners[r.Name] = r
 		p.touch(r)
 		p.plan.Outcome = fmt.Sprintf("runner %s registered in pool %s", r.Name, r.Pool)
-		return r, p.matchIdle(r)
+		return r, p.matchIdle(r, anyQueues)
 	})
 }
 
@@ -580,21 +580,24 @@ func (e *Engine) RemoveRunner(ctx context.Context, name string, now time.Time) (
 }
 
 // Heartbeat records that a runner is alive at now. An idle runner is also matched with
-// the pending jobs of its pool, which a runner that was offline, or a job that went back
-// to the queue, may have left waiting.
+// the pending jobs of its pool, and, when it comes back from being offline, of every
+// pool: allocation passed it over meanwhile, so jobs it fits may wait anywhere. (An
+// online idle runner has already been offered every job it fits, so looking at the
+// other pools on each heartbeat would only cost reads and contention.)
 func (e *Engine) Heartbeat(ctx context.Context, name string, now time.Time) (*Runner, *Plan, error) {
 	return e.fleetChange(ctx, now, func(p *planner) (*Runner, error) {
 		r, err := p.managedRunner(name)
 		if err != nil {
 			return nil, err
 		}
+		returning := p.e.OfflineAfter > 0 && r.Offline(p.at, p.e.OfflineAfter)
 		r.LastSeen = p.at
 		p.touch(r)
 		p.plan.Outcome = "heartbeat of runner " + name
 		if r.State != RunnerIdle {
 			return r, nil
 		}
-		return r, p.matchIdle(r)
+		return r, p.matchIdle(r, returning)
 	})
 }
 
@@ -610,9 +613,9 @@ func (p *planner) managedRunner(name string) (*Runner, error) {
 	return r, err
 }
 
-// matchIdle gives the idle runner r the next pending job it fits, if any.
-func (p *planner) matchIdle(r *Runner) error {
-	job, err := p.match(r)
+// matchIdle gives the idle runner r the next pending job it fits, if any (see match).
+func (p *planner) matchIdle(r *Runner, acrossPools bool) error {
+	job, err := p.match(r, acrossPools)
 	if job != nil {
 		p.plan.Outcome += fmt.Sprintf("; reserved for job %d", job.ID)
 	}

@@ -35,10 +35,14 @@ func newEngine(t *testing.T) *jobs.Engine {
 	return &jobs.Engine{Store: db.Store(), Pools: testPools, Step: time.Minute}
 }
 
-// pending stores a job in pool's pending queue, queued at `at` with priority.
-func pending(t *testing.T, e *jobs.Engine, id int64, pool string, at time.Time, priority int) *jobs.Job {
+// pending stores a job in pool's pending queue, queued at `at` with priority, with
+// labels (["linux"], which fits every test pool, when none are given).
+func pending(t *testing.T, e *jobs.Engine, id int64, pool string, at time.Time, priority int, labels ...string) *jobs.Job {
 	t.Helper()
-	j := &jobs.Job{ID: id, Repository: "octo/repo", Labels: []string{"linux"}, Status: jobs.StatusQueued,
+	if labels == nil {
+		labels = []string{"linux"}
+	}
+	j := &jobs.Job{ID: id, Repository: "octo/repo", Labels: labels, Status: jobs.StatusQueued,
 		Priority: priority, Pool: pool, Allocation: jobs.AllocationPending, QueuedAt: at,
 		QueueKey: jobs.RankKey(jobs.Rank(at, priority, e.Step), id)}
 	commit(t, e, &jobs.Change{Jobs: []*jobs.Job{j}})
@@ -80,11 +84,13 @@ func register(t *testing.T, e *jobs.Engine, name, pool string, at time.Time) *jo
 
 func TestRegisterRunnerTakesTheNextPendingJob(t *testing.T) {
 	e := newEngine(t)
-	// Queue order: 3 (priority 100 outweighs 30 minutes), then 1, then 2; 4 is another pool's.
+	// Queue order: 3 (priority 100 outweighs 30 minutes), then 1, then 2. 4 and 5 wait in
+	// the gpu pool, 4 ahead; only 5 also fits the linux pool.
 	pending(t, e, 1, "linux", t0, 0)
 	pending(t, e, 2, "linux", t0.Add(time.Minute), 0)
 	pending(t, e, 3, "linux", t0.Add(30*time.Minute), 100)
-	pending(t, e, 4, "gpu", t0.Add(-time.Hour), 0)
+	pending(t, e, 4, "gpu", t0.Add(-time.Hour), 0, "linux", "gpu")
+	pending(t, e, 5, "gpu", t0.Add(-time.Hour/2), 0, "linux")
 
 	at := t0.Add(time.Hour)
 	r, plan, err := e.RegisterRunner(t.Context(), jobs.RunnerSpec{Name: "linux-1", Pool: "linux", Labels: []string{"big"}, Ephemeral: true}, at)
@@ -108,13 +114,18 @@ func TestRegisterRunnerTakesTheNextPendingJob(t *testing.T) {
 	if r.JobID != 1 {
 		t.Fatalf("second runner took job %d, want 1", r.JobID)
 	}
-	register(t, e, "linux-3", "linux", at)
-	register(t, e, "linux-4", "linux", at)
-	if r := runner(t, e, "linux-4"); r.State != jobs.RunnerIdle || r.JobID != 0 {
-		t.Fatalf("runner with no job left: %+v, want idle", r)
+	if r := register(t, e, "linux-3", "linux", at); r.JobID != 2 {
+		t.Fatalf("third runner took job %d, want 2", r.JobID)
 	}
-	if j := job(t, e, 4); j.Allocation != jobs.AllocationPending {
-		t.Fatalf("another pool's job was taken: %+v", j)
+	// The linux queue is empty: job 5, waiting in the gpu pool, fits this pool too.
+	if r := register(t, e, "linux-4", "linux", at); r.State != jobs.RunnerReserved || r.JobID != 5 {
+		t.Fatalf("fourth runner %+v, want reserved for job 5 from the gpu queue", r)
+	}
+	if j := job(t, e, 5); j.Allocation != jobs.AllocationReserved || j.Pool != "linux" || j.QueueKey != "" {
+		t.Fatalf("job 5 %+v, want reserved in pool linux", j)
+	}
+	if j := job(t, e, 4); j.Allocation != jobs.AllocationPending || j.Pool != "gpu" {
+		t.Fatalf("job 4, which does not fit the linux pool, was taken: %+v", j)
 	}
 }
 
@@ -371,25 +382,11 @@ func TestStatusSince(t *testing.T) {
 // a scale-up demand instead of being held for a runner that has probably gone. A
 // heartbeat, or GitHub reporting the runner at work, brings it back.
 func TestSilentRunnersGetNoReservations(t *testing.T) {
-	queue := func(t *testing.T, e *jobs.Engine, id int64, at time.Time) *jobs.Plan {
-		t.Helper()
-		rec := &delivery.Record{
-			Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprint("q-", id)}, Event: "workflow_job", Action: "queued",
-			ReceivedAt: at, State: delivery.Received,
-			Payload: testenv.JobPayload(t, testenv.Job{ID: id, Labels: []string{"linux", "x64"}, Status: "queued", Created: at, At: at}),
-		}
-		plan, err := e.Plan(t.Context(), rec)
-		if err != nil {
-			t.Fatal(err)
-		}
-		commit(t, e, &plan.Change)
-		return plan
-	}
 	e := newEngine(t)
 	e.OfflineAfter = 5 * time.Minute
 	register(t, e, "quiet", "linux", t0)
 
-	plan := queue(t, e, 1, t0.Add(10*time.Minute))
+	plan := queue(t, e, 1, []string{"linux", "x64"}, t0.Add(10*time.Minute))
 	if j := job(t, e, 1); j.Allocation != jobs.AllocationPending || len(plan.Demands) != 1 {
 		t.Fatalf("job queued 10 min after the runner was last seen: %s, demands %+v; want pending with a demand", j.Allocation, plan.Demands)
 	}
@@ -399,6 +396,40 @@ func TestSilentRunnersGetNoReservations(t *testing.T) {
 	if j := job(t, e, 1); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "quiet" {
 		t.Fatalf("after a heartbeat: %s %q, want reserved for quiet", j.Allocation, j.ReservedRunner)
 	}
+}
+
+// A runner back from silence looks beyond its own pool: a job that fits it may have been
+// queued in another pool it fits while allocation passed the runner over.
+func TestReturningRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
+	e := newEngine(t)
+	e.OfflineAfter = 5 * time.Minute
+	register(t, e, "quiet", "linux", t0)
+	queue(t, e, 2, []string{"linux"}, t0.Add(10*time.Minute)) // fits gpu and linux
+	if j := job(t, e, 2); j.Allocation != jobs.AllocationPending || j.Pool != "gpu" {
+		t.Fatalf("job 2: %+v, want pending in gpu, the first pool it fits", j)
+	}
+	if _, _, err := e.Heartbeat(t.Context(), "quiet", t0.Add(11*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if j := job(t, e, 2); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "quiet" || j.Pool != "linux" {
+		t.Fatalf("after quiet's heartbeat: %+v, want reserved for quiet in pool linux", j)
+	}
+}
+
+// queue plans and commits a workflow_job "queued" delivery for job id.
+func queue(t *testing.T, e *jobs.Engine, id int64, labels []string, at time.Time) *jobs.Plan {
+	t.Helper()
+	rec := &delivery.Record{
+		Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprint("q-", id)}, Event: "workflow_job", Action: "queued",
+		ReceivedAt: at, State: delivery.Received,
+		Payload: testenv.JobPayload(t, testenv.Job{ID: id, Labels: labels, Status: "queued", Created: at, At: at}),
+	}
+	plan, err := e.Plan(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, e, &plan.Change)
+	return plan
 }
 
 // When GitHub runs a job on another job's reserved runner, the displaced job is placed

@@ -278,20 +278,23 @@ func checkModel(t *testing.T, s Stores, h *history) {
 		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return jobs.Fits(exp.labels, p.Labels) })
 		checkAllocation(fail, job, fits, runners, holders)
 	}
-	// Nothing waits while a runner that could take it sits idle, whatever the races.
-	for _, pool := range modelPools {
-		pending, err := s.Jobs.PendingJobs(ctx, pool.Name, 100)
+	// Nothing waits while a runner that could take it sits idle, in its own pool or in
+	// another one the job fits, whatever the races.
+	for _, queue := range modelPools {
+		pending, err := s.Jobs.PendingJobs(ctx, queue.Name, 100)
 		if err != nil {
-			fail("pending jobs of %s: %v", pool.Name, err)
+			fail("pending jobs of %s: %v", queue.Name, err)
 		}
-		idle, err := s.Jobs.IdleRunners(ctx, pool.Name, 100)
-		if err != nil {
-			fail("idle runners of %s: %v", pool.Name, err)
-		}
-		for _, j := range pending {
-			for _, r := range idle {
-				if jobs.Fits(j.Labels, append(slices.Clip(pool.Labels), r.Labels...)) {
-					fail("job %d waits in pool %s while runner %s is idle", j.ID, pool.Name, r.Name)
+		for _, pool := range modelPools {
+			idle, err := s.Jobs.IdleRunners(ctx, pool.Name, 100)
+			if err != nil {
+				fail("idle runners of %s: %v", pool.Name, err)
+			}
+			for _, j := range pending {
+				for _, r := range idle {
+					if jobs.Fits(j.Labels, append(slices.Clip(pool.Labels), r.Labels...)) {
+						fail("job %d waits in pool %s while runner %s of pool %s is idle", j.ID, queue.Name, r.Name, pool.Name)
+					}
 				}
 			}
 		}

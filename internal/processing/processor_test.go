@@ -199,3 +199,42 @@ func dynamoStores(t *testing.T) Stores {
 }
 
 func TestModelDynamoDB(t *testing.T) { modelTest(t, dynamoStores) }
+
+// A job that fits two pools waits in one of them; a runner freed in the other takes it,
+// as the model test's invariant demands, here spelled out on one history.
+func TestFreedRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
+	s := embeddedStores(t)
+	p, sig := newProcessor(t, s)
+	ctx := context.Background()
+	err := s.Jobs.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{{Name: "linux-1", Pool: "linux", State: jobs.RunnerIdle}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	deliver := func(id string, j testenv.Job) {
+		t.Helper()
+		j.Created, j.At = now, now
+		rec := record(t, s, id, "workflow_job", testenv.JobPayload(t, j))
+		if err := p.Process(ctx, delivery.Message{Key: rec.Key, Event: "workflow_job"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	x64 := []string{"self-hosted", "linux", "x64"} // the linux pool only
+	both := []string{"self-hosted", "linux"}       // the gpu and the linux pool
+	deliver("d1", testenv.Job{ID: 1, Labels: x64, Status: "queued"})
+	deliver("d2", testenv.Job{ID: 1, Labels: x64, Status: "in_progress", Runner: "linux-1"})
+	deliver("d3", testenv.Job{ID: 2, Labels: both, Status: "queued"})
+	if j, _ := s.Jobs.Job(ctx, 2); j.Allocation != jobs.AllocationPending || j.Pool != "gpu" {
+		t.Fatalf("job 2 with every runner busy: %+v, want pending in gpu, the first pool it fits", j)
+	}
+	if len(sig.demands) != 1 || sig.demands[0].Pool != "gpu" || sig.demands[0].JobID != 2 {
+		t.Fatalf("demands %+v, want one for job 2 in gpu", sig.demands)
+	}
+	deliver("d4", testenv.Job{ID: 1, Labels: x64, Status: "completed", Runner: "linux-1", Conclusion: "success"})
+	j, _ := s.Jobs.Job(ctx, 2)
+	r, _ := s.Jobs.Runner(ctx, "linux-1")
+	if j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "linux-1" || j.Pool != "linux" ||
+		r.State != jobs.RunnerReserved || r.JobID != 2 {
+		t.Fatalf("after linux-1 was freed: job 2 %+v, runner %+v; want job 2 reserved on linux-1", j, r)
+	}
+}

@@ -76,6 +76,10 @@ func fixtureJobs() []*jobs.Job {
 		mk(12, "octo/web", "", jobs.StatusCompleted, jobs.AllocationUnmatched),
 	}
 	js[3].Priority = 100
+	// The pending linux jobs ask for x64, which the gpu pool lacks, so gpu runners leave
+	// them alone (a job that fits several pools is taken by either).
+	js[1].Labels = append(js[1].Labels, "x64")
+	js[3].Labels = append(js[3].Labels, "x64")
 	for _, j := range js {
 		if j.Allocation == jobs.AllocationPending {
 			j.QueueKey = jobs.RankKey(jobs.Rank(j.QueuedAt, j.Priority, time.Minute), j.ID)

@@ -1,4 +1,5 @@
-// Command processor is the ProcessorFunction: SQS events queue → job state.
+// Command processor is the ProcessorFunction: SQS events queue → job state, and the
+// ResendDemands schedule → demands of jobs still waiting, sent again.
 package main
 
 import (
@@ -34,5 +35,6 @@ func main() {
 		awsapp.Must(app, err)
 		p.Live = hub
 	}
-	lambda.Start(p.HandleSQS)
+	// SQS batches of deliveries, and the ResendDemands schedule's task.
+	lambda.Start(p.HandleLambda)
 }

@@ -8,14 +8,18 @@ import (
 	"path/filepath"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -45,7 +49,9 @@ func TestProcessorFunction(t *testing.T) {
 	env := testenv.StartAWS(t)
 	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
 	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
-	processorFn := testenv.StartLambda(t, processorBootstrap, fnEnv)
+	// A pool none of the events' jobs is allocated in (the one that fits stays waiting).
+	processorFn := testenv.StartLambda(t, processorBootstrap,
+		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
 	db := dynamodb.NewFromConfig(env.Config)
 	queue := sqs.NewFromConfig(env.Config)
 	root := testenv.RepoRoot(t)
@@ -114,6 +120,34 @@ func TestProcessorFunction(t *testing.T) {
 			first = items
 		})
 	}
+
+	t.Run("resend demands", func(t *testing.T) {
+		// A job that has waited in the k8s pool for an hour, its first demand long gone.
+		const waitingJob = 4242
+		store := awsstore.NewStore(env.DynamoDB(), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+			env.EventsTable, env.PayloadBucket, time.Hour)
+		queuedAt := time.Now().UTC().Add(-time.Hour)
+		err := store.Commit(t.Context(), &jobs.Change{Jobs: []*jobs.Job{{ID: waitingJob, Repository: "octo/repo",
+			Labels: []string{"self-hosted", "k8s"}, Status: jobs.StatusQueued, Pool: "k8s",
+			Allocation: jobs.AllocationPending, QueuedAt: queuedAt,
+			QueueKey: jobs.RankKey(jobs.Rank(queuedAt, 0, jobs.DefaultPriorityStep), waitingJob)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		receiveAll(t, queue, env.DemandQueueURL) // whatever the batches signalled
+		var result struct {
+			Task string `json:"task"`
+			Sent int    `json:"sent"`
+		}
+		answer := processorFn.Invoke(t, readFile(t, filepath.Join(root, "events", "processor-resend-demands.json")))
+		if err := json.Unmarshal(answer, &result); err != nil || result.Task != "resend-demands" || result.Sent != 1 {
+			t.Fatalf("answer %s, want the task and sent 1", answer)
+		}
+		demands := receiveDemands(t, queue, env.DemandQueueURL)
+		if len(demands) != 1 || demands[0].JobID != waitingJob || demands[0].Pool != "k8s" || !demands[0].Resent {
+			t.Fatalf("demands resent: %+v, want job %d's again, marked resent", demands, waitingJob)
+		}
+	})
 
 	t.Run("redelivered after processing", func(t *testing.T) {
 		resp := invokeWebhook(t, webhookFn, readFile(t, filepath.Join(root, "events", "webhook-ping.json")))
@@ -197,6 +231,31 @@ func receiveAll(t *testing.T, queue *sqs.Client, url string) []sqstypes.Message 
 		}
 		all = append(all, out.Messages...)
 	}
+}
+
+// demand is a scale-up demand on the demand queue (README "Jobs, pools and runners").
+type demand struct {
+	Pool   string `json:"pool"`
+	JobID  int64  `json:"jobId"`
+	Resent bool   `json:"resent"`
+}
+
+// receiveDemands drains the demand queue and returns its demands; other signals
+// (pre-warm) are skipped.
+func receiveDemands(t *testing.T, queue *sqs.Client, url string) []demand {
+	t.Helper()
+	var out []demand
+	for _, m := range receiveAll(t, queue, url) {
+		if attr, ok := m.MessageAttributes["type"]; !ok || aws.ToString(attr.StringValue) != "demand" {
+			continue
+		}
+		var d demand
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &d); err != nil {
+			t.Fatalf("demand %q: %v", aws.ToString(m.Body), err)
+		}
+		out = append(out, d)
+	}
+	return out
 }
 
 func getDelivery(t *testing.T, db *dynamodb.Client, table string, d queued) map[string]ddbtypes.AttributeValue {

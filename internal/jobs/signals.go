@@ -15,6 +15,8 @@ type Demand struct {
 	Labels     []string  `json:"labels"`
 	Priority   int       `json:"priority"`
 	At         time.Time `json:"at"`
+	// Resent marks a demand sent again because its job is still waiting (StaleDemands).
+	Resent bool `json:"resent,omitempty"`
 }
 
 // Prewarm says a repository just pushed or updated a pull request, so jobs for the pools

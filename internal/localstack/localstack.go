@@ -62,6 +62,9 @@ type Stack struct {
 	processor *processing.Processor
 	live      *localhub.Server
 	log       *slog.Logger
+	// Every resendEvery, the demands of jobs waiting longer than resendAfter go out
+	// again, as the ResendDemands schedule does on AWS.
+	resendEvery, resendAfter time.Duration
 }
 
 // Open opens the data directory and builds the stack.
@@ -129,10 +132,15 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 			Log:        log,
 			Now:        time.Now,
 		},
-		live: hub,
-		log:  log,
+		live:        hub,
+		log:         log,
+		resendEvery: resendEvery,
+		resendAfter: jobs.DefaultResendAfter,
 	}, nil
 }
+
+// resendEvery is how often the local stack looks for jobs whose demand is due again.
+const resendEvery = time.Minute
 
 // Close closes the database.
 func (s *Stack) Close() error { return s.db.Close() }
@@ -151,6 +159,7 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 	for range workers {
 		wg.Go(func() { s.consume(workCtx) })
 	}
+	wg.Go(func() { s.resendDemands(workCtx) })
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -191,6 +200,23 @@ func (s *Stack) consume(ctx context.Context) {
 			if err := s.queue.Nack(it.ID, err); err != nil {
 				s.log.Error("dead-lettering failed", "delivery_id", it.DeliveryID, "error", err)
 			}
+		}
+	}
+}
+
+// resendDemands sends the demands of jobs still waiting again, every resendEvery, until
+// ctx ends.
+func (s *Stack) resendDemands(ctx context.Context) {
+	tick := time.NewTicker(s.resendEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		if _, err := s.processor.ResendDemands(ctx, s.resendAfter); err != nil && ctx.Err() == nil {
+			s.log.Error("resending demands failed", "error", err)
 		}
 	}
 }

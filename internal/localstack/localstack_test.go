@@ -13,12 +13,14 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
 
@@ -194,4 +196,52 @@ func TestGeneratedSecretIsKeptAcrossStarts(t *testing.T) {
 
 func signature(body []byte) string {
 	return webhook.Sign(testSecret, body)
+}
+
+// A job left waiting gets its scale-up demand again while it waits (the local stack's
+// demands are log lines).
+func TestWaitingJobsDemandAgain(t *testing.T) {
+	var logs syncBuffer
+	s, err := Open(testConfig(t, t.TempDir(), map[string]string{
+		"RUNNERHUB_POOLS": `[{"name":"k8s","labels":["k8s"],"maxRunners":1}]`,
+	}), slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.resendEvery, s.resendAfter = 20*time.Millisecond, 0
+	url := serve(t, s) + ingest.Path
+
+	// No runner: the job waits in pool k8s.
+	now := time.Now()
+	body := testenv.JobPayload(t, testenv.Job{ID: 77, Labels: []string{"self-hosted", "k8s"}, Status: "queued", Created: now, At: now})
+	if status, _, err := Send(context.Background(), url, testSecret, "workflow_job", "resend-1", body); err != nil || status != http.StatusAccepted {
+		t.Fatalf("delivery: %d %v", status, err)
+	}
+	waitState(t, s, delivery.Key{HookID: "1", DeliveryID: "resend-1"}, delivery.Processed)
+	deadline := time.Now().Add(10 * time.Second)
+	for demands := 0; demands < 3; demands = strings.Count(logs.String(), `"msg":"scale-up demand","pool":"k8s","job_id":77,`) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d demands for the waiting job within 10s, want its first and then more; log:\n%s", demands, logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -15,7 +15,7 @@ var _ jobs.Signals = logSignals{}
 
 func (s logSignals) Demand(ctx context.Context, d jobs.Demand) error {
 	s.log.InfoContext(ctx, "scale-up demand", "pool", d.Pool, "job_id", d.JobID,
-		"repository", d.Repository, "labels", d.Labels, "priority", d.Priority)
+		"repository", d.Repository, "labels", d.Labels, "priority", d.Priority, "resent", d.Resent)
 	return nil
 }
 

@@ -127,18 +127,27 @@ func (p *Processor) apply(ctx context.Context, rec *delivery.Record) (*jobs.Plan
 }
 
 // send emits the plan's signals. They follow a committed change, so a failure here is
-// logged, not retried: re-running the delivery would not send them again either.
+// logged, not retried: re-running the delivery would not send them again either, but
+// ResendDemands sends a waiting job's demand again later.
 func (p *Processor) send(ctx context.Context, plan *jobs.Plan) {
 	for _, d := range plan.Demands {
-		if err := p.Signals.Demand(ctx, d); err != nil {
-			p.Log.ErrorContext(ctx, "sending scale-up demand failed", "pool", d.Pool, "job_id", d.JobID, "error", err)
-		}
+		p.sendDemand(ctx, d)
 	}
 	for _, w := range plan.Prewarms {
 		if err := p.Signals.Prewarm(ctx, w); err != nil {
 			p.Log.ErrorContext(ctx, "sending pre-warm signal failed", "repository", w.Repository, "error", err)
 		}
 	}
+}
+
+// sendDemand sends d and reports whether it went; a failure is logged (a job still
+// waiting gets its demand again from ResendDemands).
+func (p *Processor) sendDemand(ctx context.Context, d jobs.Demand) bool {
+	if err := p.Signals.Demand(ctx, d); err != nil {
+		p.Log.ErrorContext(ctx, "sending scale-up demand failed", "pool", d.Pool, "job_id", d.JobID, "resent", d.Resent, "error", err)
+		return false
+	}
+	return true
 }
 
 // publish announces a committed delivery to WebSocket clients. Like the signals it

@@ -36,6 +36,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
 
@@ -64,6 +65,7 @@ var webhookEvents = []webhookEvent{
 
 const (
 	processorEvent = "processor-sqs.json"
+	resendEvent    = "processor-resend-demands.json"
 	// malformedBody is a queue message cut short, as a buggy producer might send it; the
 	// processor must report it, alone, as a batch item failure.
 	malformedBody = `{"hookId":"109948940","deliveryId":`
@@ -178,6 +180,9 @@ func generateEvents(t *testing.T) map[string][]byte {
 	}
 	records := slices.Insert(queued, len(queued)/2, malformed)
 	files[processorEvent] = encodeEvent(t, sqsEvent{Records: records})
+	// What the ResendDemands schedule sends (template.yaml), with every waiting job's
+	// demand due rather than the deployed threshold, so that one invocation shows it.
+	files[resendEvent] = encodeEvent(t, processing.Task{Task: processing.TaskResendDemands, OlderThan: "0s"})
 	maps.Copy(files, generateWebSocketEvents(t))
 	maps.Copy(files, generateAPIEvents(t))
 	return files

@@ -3,6 +3,8 @@ package awsstore
 import (
 	"context"
 	"fmt"
+	"hash/fnv"
+	"math/rand/v2"
 	"strconv"
 	"strings"
 	"time"
@@ -22,6 +24,24 @@ const (
 	attrProcessed = "processed"
 	attrErrors    = "errors"
 )
+
+// counterShards splits each (hour, event) counter over this many items. Every recorded
+// and every finished delivery updates its counter inside a transaction, and DynamoDB
+// cancels a transaction that touches an item another one in flight is writing: with one
+// item per counter, a burst of deliveries (a matrix build queueing a hundred jobs at
+// once) would mostly cancel each other and exhaust their retries. A delivery's shard
+// comes from its key, so its total and processed counts land in the same item. Reading
+// sums the shards; an hour with little traffic has only the few that were used.
+const counterShards = 16
+
+// shardOf picks the counter shard of a delivery: FNV-1a of its key.
+func shardOf(k delivery.Key) int {
+	h := fnv.New32a()
+	h.Write([]byte(k.HookID))
+	h.Write([]byte{0})
+	h.Write([]byte(k.DeliveryID))
+	return int(h.Sum32() % counterShards)
+}
 
 // HourlyCounts reads the counter items of the hours that start in [from, to): one Query
 // per UTC day, each bounded to the day's hours in range by its sort key.
@@ -47,8 +67,9 @@ func (s *Store) HourlyCounts(ctx context.Context, from, to time.Time) ([]deliver
 }
 
 // dayCounts queries the counter items of hours firstHour..lastHour (inclusive) of one
-// UTC day, in hour then event order. Sort keys are "<hh>#<event>": every key of hour hh
-// sorts between "hh#" and "hh$", as '$' follows '#'.
+// UTC day and sums their shards, in hour then event order. Sort keys are
+// "<hh>#<event>#<shard>": every key of hour hh sorts between "hh#" and "hh$", as '$'
+// follows '#', and the shards of one counter are adjacent.
 func (s *Store) dayCounts(ctx context.Context, day time.Time, firstHour, lastHour int) ([]delivery.HourlyCount, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                &s.table,
@@ -67,6 +88,12 @@ func (s *Store) dayCounts(ctx context.Context, day time.Time, firstHour, lastHou
 		if err != nil {
 			return err
 		}
+		if n := len(counts); n > 0 && counts[n-1].Hour.Equal(c.Hour) && counts[n-1].Event == c.Event {
+			counts[n-1].Total += c.Total
+			counts[n-1].Processed += c.Processed
+			counts[n-1].Errors += c.Errors
+			return nil
+		}
 		counts = append(counts, c)
 		return nil
 	})
@@ -79,6 +106,7 @@ func (s *Store) dayCounts(ctx context.Context, day time.Time, firstHour, lastHou
 func hourlyCount(day time.Time, item map[string]types.AttributeValue) (delivery.HourlyCount, error) {
 	sk := stringAttr(item, attrSK)
 	hh, event, ok := strings.Cut(sk, "#")
+	event, _, _ = strings.Cut(event, "#") // the shard (event names have no '#')
 	hour, err := strconv.Atoi(hh)
 	if !ok || err != nil {
 		return delivery.HourlyCount{}, fmt.Errorf("counter item with sort key %q", sk)
@@ -94,9 +122,10 @@ func hourlyCount(day time.Time, item map[string]types.AttributeValue) (delivery.
 	return c, r.err
 }
 
-// CountError adds one to the errors counter of event's hour (one UpdateItem).
+// CountError adds one to the errors counter of event's hour (one UpdateItem), in a shard
+// of its own choosing: it is no part of a transaction that must find it again.
 func (s *Store) CountError(ctx context.Context, event string, receivedAt time.Time) error {
-	u := s.counterUpdate(event, receivedAt, attrErrors)
+	u := s.counterUpdate(event, receivedAt, rand.IntN(counterShards), attrErrors)
 	err := retryTransient(ctx, func() error {
 		_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName:                 u.TableName,
@@ -113,13 +142,13 @@ func (s *Store) CountError(ctx context.Context, event string, receivedAt time.Ti
 	return nil
 }
 
-// counterUpdate adds one to each of counters in the counter item of event and the hour
-// receivedAt falls in, creating the item if needed. ADD makes concurrent increments
+// counterUpdate adds one to each of counters in the given shard of the counter item of
+// event and the hour receivedAt falls in, creating the item if needed. ADD makes concurrent increments
 // commute; what keeps an increment from being applied twice is the write it is part of
 // (a conditional transaction), not the counter.
 //
 // The item expires with the deliveries it counts, retention after its hour.
-func (s *Store) counterUpdate(event string, receivedAt time.Time, counters ...string) *types.Update {
+func (s *Store) counterUpdate(event string, receivedAt time.Time, shard int, counters ...string) *types.Update {
 	hour := delivery.Hour(receivedAt)
 	names := map[string]string{"#expiresAt": attrExpiresAt}
 	adds := make([]string, len(counters))
@@ -129,7 +158,7 @@ func (s *Store) counterUpdate(event string, receivedAt time.Time, counters ...st
 	}
 	return &types.Update{
 		TableName:                &s.table,
-		Key:                      counterKey(hour, event),
+		Key:                      counterKey(hour, event, shard),
 		UpdateExpression:         aws.String("ADD " + strings.Join(adds, ", ") + " SET #expiresAt = if_not_exists(#expiresAt, :expiresAt)"),
 		ExpressionAttributeNames: names,
 		ExpressionAttributeValues: map[string]types.AttributeValue{
@@ -139,10 +168,10 @@ func (s *Store) counterUpdate(event string, receivedAt time.Time, counters ...st
 	}
 }
 
-func counterKey(hour time.Time, event string) map[string]types.AttributeValue {
+func counterKey(hour time.Time, event string, shard int) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
 		attrPK: stringValue(countersPK(hour)),
-		attrSK: stringValue(fmt.Sprintf("%02d#%s", hour.Hour(), event)),
+		attrSK: stringValue(fmt.Sprintf("%02d#%s#%02d", hour.Hour(), event, shard)),
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -148,19 +149,67 @@ func TestEntityItemLayout(t *testing.T) {
 	checkItem(t, db, env.EventsTable, "RUNNER#r-1", "RUNNER", map[string]string{
 		"gsi1pk": "", "gsi1sk": "", "state": "reserved", "jobId": "4242", "version": "2"})
 
-	// Counters: one item per UTC hour and event, numbers added to.
+	// Counters: per UTC hour and event, in the shard the delivery's key picks, numbers
+	// added to.
 	received := time.Date(2024, 5, 2, 1, 30, 0, 0, time.FixedZone("CEST", 2*3600))
 	rec := newRecord([]byte(`{}`))
 	rec.ReceivedAt = received
 	if _, err := store.Create(t.Context(), rec); err != nil {
 		t.Fatal(err)
 	}
-	if err := store.CountError(t.Context(), rec.Event, received); err != nil {
+	checkItem(t, db, env.EventsTable, "COUNTERS#2024-05-01", fmt.Sprintf("23#workflow_job#%02d", shardOf(rec.Key)), map[string]string{
+		"total": "1", "processed": "",
+		"expiresAt": strconv.FormatInt(time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC).Add(retention).Unix(), 10)})
+}
+
+// Counts spread over shards read back as one counter per hour and event.
+func TestCounterShards(t *testing.T) {
+	t.Parallel()
+	env := testenv.SharedAWS(t)
+	db := newDynamoDB(env)
+	store := newStore(env, db)
+	hour := time.Date(2024, 6, 3, 10, 0, 0, 0, time.UTC) // no other test counts here
+	const deliveries = 40
+	for i := range deliveries {
+		rec := newRecord([]byte(`{}`))
+		rec.ReceivedAt = hour.Add(time.Duration(i) * time.Second)
+		if _, err := store.Create(t.Context(), rec); err != nil {
+			t.Fatal(err)
+		}
+		if i%4 == 0 {
+			if err := store.CountError(t.Context(), rec.Event, rec.ReceivedAt); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	push := newRecord([]byte(`{}`))
+	push.Event, push.ReceivedAt = "push", hour
+	if _, err := store.Create(t.Context(), push); err != nil {
 		t.Fatal(err)
 	}
-	checkItem(t, db, env.EventsTable, "COUNTERS#2024-05-01", "23#workflow_job", map[string]string{
-		"total": "1", "errors": "1", "processed": "",
-		"expiresAt": strconv.FormatInt(time.Date(2024, 5, 1, 23, 0, 0, 0, time.UTC).Add(retention).Unix(), 10)})
+
+	out, err := db.Query(t.Context(), &dynamodb.QueryInput{
+		TableName:                 &env.EventsTable,
+		KeyConditionExpression:    aws.String("pk = :pk AND begins_with(sk, :hour)"),
+		ExpressionAttributeValues: map[string]dbtypes.AttributeValue{":pk": &dbtypes.AttributeValueMemberS{Value: "COUNTERS#2024-06-03"}, ":hour": &dbtypes.AttributeValueMemberS{Value: "10#workflow_job#"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(out.Items); n < 2 || n > counterShards {
+		t.Fatalf("%d counter items for 40 deliveries, want them spread over 2 to %d shards", n, counterShards)
+	}
+	counts, err := store.HourlyCounts(t.Context(), hour, hour.Add(time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []delivery.HourlyCount{
+		{Hour: hour, Event: "push", Total: 1},
+		{Hour: hour, Event: "workflow_job", Total: deliveries, Errors: deliveries / 4},
+	}
+	if !slices.Equal(counts, want) {
+		t.Fatalf("counts %+v, want %+v", counts, want)
+	}
 }
 
 // checkItem compares string and number attributes of the item (pk, sk) with want; "" wants

@@ -149,7 +149,7 @@ func (s *Store) Create(ctx context.Context, rec *delivery.Record) (*delivery.Rec
 	}
 	err = s.transact(ctx, []types.TransactWriteItem{
 		{Put: put},
-		{Update: s.counterUpdate(rec.Event, rec.ReceivedAt, counters...)},
+		{Update: s.counterUpdate(rec.Event, rec.ReceivedAt, shardOf(rec.Key), counters...)},
 	})
 	if err == nil {
 		return nil, nil
@@ -265,7 +265,7 @@ func (s *Store) finishItems(f *jobs.Finish) []types.TransactWriteItem {
 	}
 	return []types.TransactWriteItem{
 		{Update: finish},
-		{Update: s.counterUpdate(f.Event, f.ReceivedAt, attrProcessed)},
+		{Update: s.counterUpdate(f.Event, f.ReceivedAt, shardOf(f.Key), attrProcessed)},
 	}
 }
 

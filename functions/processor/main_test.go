@@ -49,7 +49,7 @@ func TestProcessorFunction(t *testing.T) {
 	env := testenv.StartAWS(t)
 	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
 	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
-	// A pool none of the events' jobs is allocated in (the one that fits stays waiting).
+	// A pool for the form-encoded delivery's job, without runners.
 	processorFn := testenv.StartLambda(t, processorBootstrap,
 		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
 	db := dynamodb.NewFromConfig(env.Config)
@@ -121,6 +121,14 @@ func TestProcessorFunction(t *testing.T) {
 		})
 	}
 
+	// The form-encoded delivery's job (labels self-hosted, k8s; action queued, status still
+	// waiting) waits in the k8s pool: its demand went out once, however often the batch came.
+	const formJob = 12877621891
+	demands := receiveDemands(t, queue, env.DemandQueueURL)
+	if len(demands) != 1 || demands[0].JobID != formJob || demands[0].Pool != "k8s" || demands[0].Resent {
+		t.Fatalf("demands after the batches: %+v, want one for job %d in pool k8s", demands, formJob)
+	}
+
 	t.Run("resend demands", func(t *testing.T) {
 		// A job that has waited in the k8s pool for an hour, its first demand long gone.
 		const waitingJob = 4242
@@ -134,18 +142,20 @@ func TestProcessorFunction(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		receiveAll(t, queue, env.DemandQueueURL) // whatever the batches signalled
 		var result struct {
 			Task string `json:"task"`
 			Sent int    `json:"sent"`
 		}
 		answer := processorFn.Invoke(t, readFile(t, filepath.Join(root, "events", "processor-resend-demands.json")))
-		if err := json.Unmarshal(answer, &result); err != nil || result.Task != "resend-demands" || result.Sent != 1 {
-			t.Fatalf("answer %s, want the task and sent 1", answer)
+		if err := json.Unmarshal(answer, &result); err != nil || result.Task != "resend-demands" || result.Sent != 2 {
+			t.Fatalf("answer %s, want the task and sent 2", answer)
 		}
-		demands := receiveDemands(t, queue, env.DemandQueueURL)
-		if len(demands) != 1 || demands[0].JobID != waitingJob || demands[0].Pool != "k8s" || !demands[0].Resent {
-			t.Fatalf("demands resent: %+v, want job %d's again, marked resent", demands, waitingJob)
+		resent := map[int64]bool{}
+		for _, d := range receiveDemands(t, queue, env.DemandQueueURL) {
+			resent[d.JobID] = d.Pool == "k8s" && d.Resent
+		}
+		if len(resent) != 2 || !resent[waitingJob] || !resent[formJob] {
+			t.Fatalf("demands resent (job: in k8s and marked resent): %v, want jobs %d and %d", resent, waitingJob, formJob)
 		}
 	})
 

@@ -58,9 +58,14 @@ func decodeJobEvent(payload []byte) (*jobEvent, error) {
 	if ev.WorkflowJob.ID == 0 {
 		return nil, fmt.Errorf("%w: workflow_job without workflow_job.id", ErrBadPayload)
 	}
-	if ev.WorkflowJob.Status.Rank() == 0 {
-		// The action names the status in every workflow_job delivery.
-		ev.WorkflowJob.Status = Status(ev.Action)
+	// GitHub names the job's state in the action ("The job state is included in the
+	// webhook payload as the action property"), and workflow_job.status usually agrees. It
+	// can lag: a job behind an environment's protection rule is delivered as "queued" once
+	// approved, with its status still "waiting". Statuses only move forward, so the
+	// later of the two is what the job has reached; holding such a job as waiting would
+	// never give it a runner, nor send its demand.
+	if action := Status(ev.Action); action.Rank() > ev.WorkflowJob.Status.Rank() {
+		ev.WorkflowJob.Status = action
 	}
 	if ev.WorkflowJob.Status.Rank() == 0 {
 		return nil, fmt.Errorf("%w: workflow_job with unknown status %q", ErrBadPayload, ev.WorkflowJob.Status)

@@ -100,7 +100,7 @@ field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])
 	echo "export RUNNERHUB_PAYLOAD_BUCKET=$(field PayloadBucket)"
 	echo "export RUNNERHUB_DEMAND_QUEUE_URL=$(field DemandQueueUrl)"
 	echo "export RUNNERHUB_RETENTION_DAYS=30"
-	echo "export RUNNERHUB_MAX_BODY_BYTES=10485760"
+	echo "export RUNNERHUB_MAX_BODY_BYTES=6291456"
 } >"$state/env.tmp"
 mv "$state/env.tmp" "$state/env"
 

@@ -327,7 +327,7 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 	}
 	job.QueueKey = RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
 	p.touch(job)
-	for _, pl := range fitting {
+	for _, pl := range fitting[:min(len(fitting), maxPoolsRead)] {
 		r, err := p.idleRunner(pl, job)
 		if err != nil {
 			return "", err
@@ -437,6 +437,14 @@ func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
 	return Fits(job.Labels, append(slices.Clip(pl.Labels), r.Labels...))
 }
 
+// maxPoolsRead bounds how many pools one search for a runner or a job reads, and so how
+// many gates it adds to the plan: each is a write in the plan's transaction, which
+// DynamoDB caps at 100 actions, and a job labelled only self-hosted fits every pool.
+// Without the bound, a fleet of a hundred pools would make such a delivery impossible to
+// commit; with it, pools past the first 32 by name are not searched by that plan (the
+// job waits with a demand, or the runner stays idle).
+const maxPoolsRead = 32
+
 // Where match looks for a job for an idle runner.
 const (
 	ownQueue  = false // its pool's queue only
@@ -467,6 +475,9 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 	for _, other := range pools {
 		if other.Name == r.Pool {
 			continue
+		}
+		if len(p.plan.Change.Gates) >= maxPoolsRead {
+			break
 		}
 		j, err := p.firstFitting(r, pl, other.Name)
 		if err != nil {

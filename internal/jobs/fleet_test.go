@@ -467,3 +467,28 @@ func TestDisplacedJobTakesRunnerFreedInTheSameEvent(t *testing.T) {
 		t.Fatalf("linux-1: %+v, want busy with job 1", r)
 	}
 }
+
+// A job that fits every pool of a large fleet, and a runner freed with nothing in its own
+// queue, each read a bounded number of pools: every pool read is a write in the plan's
+// transaction, which DynamoDB caps at 100 actions.
+func TestPlansReadABoundedNumberOfPools(t *testing.T) {
+	e := newEngine(t)
+	e.Pools = nil
+	for i := range 100 {
+		e.Pools = append(e.Pools, jobs.Pool{Name: fmt.Sprintf("pool-%03d", i), Labels: []string{"linux"}, MaxRunners: 1})
+	}
+	plan := queue(t, e, 1, []string{"self-hosted"}, t0) // fits all 100
+	if n := len(plan.Change.Gates); n == 0 || n > 32 {
+		t.Fatalf("queueing read %d pools' gates, want 1 to 32", n)
+	}
+	if j := job(t, e, 1); j.Allocation != jobs.AllocationPending || j.Pool != "pool-000" || len(plan.Demands) != 1 {
+		t.Fatalf("job 1 %+v, demands %+v: want pending in pool-000 with a demand", j, plan.Demands)
+	}
+	_, plan, err := e.RegisterRunner(t.Context(), jobs.RunnerSpec{Name: "late", Pool: "pool-099"}, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(plan.Change.Gates); n == 0 || n > 32 {
+		t.Fatalf("registering read %d pools' gates, want 1 to 32", n)
+	}
+}

@@ -535,9 +535,7 @@ func (p *planner) reserve(j *Job, r *Runner) {
 }
 
 func (p *planner) demand(j *Job) {
-	p.plan.Demands = append(p.plan.Demands, Demand{
-		Pool: j.Pool, JobID: j.ID, Repository: j.Repository, Labels: j.Labels, Priority: j.Priority, At: p.at,
-	})
+	p.plan.Demands = append(p.plan.Demands, demandFor(j, p.at))
 }
 
 // start applies in_progress: the job runs on the runner GitHub names.

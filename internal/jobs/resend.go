@@ -37,8 +37,9 @@ func (e *Engine) StaleDemands(ctx context.Context, now time.Time, after time.Dur
 			if j.QueuedAt.After(now.Add(-after)) {
 				continue
 			}
-			out = append(out, Demand{Pool: j.Pool, JobID: j.ID, Repository: j.Repository,
-				Labels: j.Labels, Priority: j.Priority, At: now, Resent: true})
+			d := demandFor(j, now)
+			d.Resent = true
+			out = append(out, d)
 		}
 	}
 	return out, nil

@@ -19,6 +19,11 @@ type Demand struct {
 	Resent bool `json:"resent,omitempty"`
 }
 
+// demandFor is the demand of the pending job j, at at.
+func demandFor(j *Job, at time.Time) Demand {
+	return Demand{Pool: j.Pool, JobID: j.ID, Repository: j.Repository, Labels: j.Labels, Priority: j.Priority, At: at}
+}
+
 // Prewarm says a repository just pushed or updated a pull request, so jobs for the pools
 // its recent jobs used will probably follow soon.
 type Prewarm struct {

@@ -59,19 +59,15 @@ const maxResendAfter = 24 * time.Hour
 // failed invocation rather than vanishing.
 func (p *Processor) HandleLambda(ctx context.Context, event json.RawMessage) (any, error) {
 	var probe struct {
-		Records json.RawMessage `json:"Records"`
+		events.SQSEvent
 		Task
 	}
 	if err := json.Unmarshal(event, &probe); err != nil {
-		return nil, fmt.Errorf("the event is not a JSON object: %w", err)
+		return nil, fmt.Errorf("the event is not a JSON object of either kind: %w", err)
 	}
 	switch {
 	case probe.Records != nil:
-		var batch events.SQSEvent
-		if err := json.Unmarshal(event, &batch); err != nil {
-			return nil, fmt.Errorf("the event is not an SQS batch: %w", err)
-		}
-		return p.HandleSQS(ctx, batch)
+		return p.HandleSQS(ctx, probe.SQSEvent)
 	case probe.Task.Task == TaskResendDemands:
 		after, err := parseResendAfter(probe.OlderThan)
 		if err != nil {

@@ -79,19 +79,29 @@ func (h *handlers) listPools(r *http.Request) (int, any, error) {
 
 // getPool answers GET /api/pools/{name}.
 func (h *handlers) getPool(r *http.Request) (int, any, error) {
-	name, err := poolName(r)
+	v, err := h.namedPool(r)
 	if err != nil {
 		return 0, nil, err
+	}
+	return http.StatusOK, v, nil
+}
+
+// namedPool returns the pool the request's {name} names, configured or created here
+// (404 when there is none).
+func (h *handlers) namedPool(r *http.Request) (poolView, error) {
+	name, err := poolName(r)
+	if err != nil {
+		return poolView{}, err
 	}
 	set, err := h.poolSet(r)
 	if err != nil {
-		return 0, nil, err
+		return poolView{}, err
 	}
 	v, ok := set.view(name)
 	if !ok {
-		return 0, nil, notFound("pool " + name)
+		return poolView{}, notFound("pool " + name)
 	}
-	return http.StatusOK, v, nil
+	return v, nil
 }
 
 // putPool answers PUT /api/pools/{name} {"labels", "minIdle", "maxRunners"}: 201 for a
@@ -132,18 +142,12 @@ func (h *handlers) putPool(r *http.Request) (int, any, error) {
 // here can be deleted (409 for a configured one); a pool that would disappear while
 // runners or pending jobs still name it is kept (409), as nothing could serve them.
 func (h *handlers) deletePool(r *http.Request) (int, any, error) {
-	name, err := poolName(r)
+	v, err := h.namedPool(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	set, err := h.poolSet(r)
-	if err != nil {
-		return 0, nil, err
-	}
-	v, ok := set.view(name)
+	name := v.Name
 	switch {
-	case !ok:
-		return 0, nil, notFound("pool " + name)
 	case v.Source == "config":
 		return 0, nil, httpjson.NewProblem(http.StatusConflict, "pool_configured",
 			"pool "+name+" is configured (RUNNERHUB_POOLS), not created through the API; remove it from the configuration instead")

@@ -14,29 +14,13 @@ PKG_ProcessorFunction := ./functions/processor
 PKG_ApiFunction       := ./functions/api
 PKG_WebSocketFunction := ./functions/websocket
 
-.PHONY: run test test-arm64 lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
+.PHONY: run test lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 
 run:
 	$(GO) run ./functions/local
 
 test: lint
 	$(GO) test -count=1 ./...
-	@# The portable scanner kernel, which amd64 with AVX2 does not otherwise run.
-	$(GO) test -count=1 -tags purego ./internal/webhook
-	@$(MAKE) --no-print-directory test-arm64
-
-# The functions run on arm64, where the scanner's kernel is NEON assembly: run that
-# package's tests under qemu-user when the host is not arm64.
-test-arm64:
-	@if [ "$$($(GO) env GOARCH)" = arm64 ]; then exit 0; fi; \
-	if command -v qemu-aarch64 >/dev/null; then \
-	  echo "GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./internal/webhook"; \
-	  GOARCH=arm64 $(GO) test -count=1 -exec qemu-aarch64 ./internal/webhook; \
-	elif [ "$$RUNNERHUB_REQUIRE_TOOLS" = 1 ]; then \
-	  echo "test-arm64: qemu-aarch64 is required (apt-get install qemu-user)" >&2; exit 1; \
-	else \
-	  echo "SKIP arm64 scanner tests: qemu-aarch64 not found (apt-get install qemu-user)"; \
-	fi
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -54,8 +54,7 @@ func BenchmarkHMAC(b *testing.B) {
 	}
 }
 
-// BenchmarkExtractRouting is the JSON scan alone; -tags purego measures the portable
-// kernel instead of the assembly one.
+// BenchmarkExtractRouting is the JSON scan alone.
 func BenchmarkExtractRouting(b *testing.B) {
 	forEachWorkflowJob(b, func(b *testing.B, body []byte) {
 		for b.Loop() {

@@ -31,8 +31,7 @@ type marks struct {
 }
 
 // fill builds the bitmap for the window of b that starts at the 64-byte block holding
-// byte i: whole blocks with markBlocks (an assembly kernel where the architecture has
-// one, marks_*.s), a last partial block padded with spaces with the portable markBlock.
+// byte i: whole blocks with markBlocks, a last partial block padded with spaces.
 func (m *marks) fill(b []byte, i int) {
 	m.base = i &^ 63
 	m.end = min(m.base+markWords*64, (len(b)+63)&^63)
@@ -49,8 +48,8 @@ func (m *marks) fill(b []byte, i int) {
 	m.bits[(m.end-m.base)/64] = 0 // closingQuote reads one block ahead
 }
 
-// markBlocksGeneric is the portable markBlocks.
-func markBlocksGeneric(dst []uint64, src []byte) {
+// markBlocks stores in dst the marks of the len(dst) 64-byte blocks at the start of src.
+func markBlocks(dst []uint64, src []byte) {
 	for w := range dst {
 		dst[w] = markBlock((*[64]byte)(src[w*64 : w*64+64]))
 	}

@@ -79,12 +79,13 @@ func Must(app *App, err error) *App {
 // secret always fails closed: AllowUnsigned is never set here.
 func (a *App) Ingest() *ingest.Handler {
 	return &ingest.Handler{
-		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(a.Config.WebhookSecret, a.Config.PreviousWebhookSecret)},
-		Store:        a.Store,
-		Queue:        a.Queue,
-		MaxBodyBytes: a.Config.MaxBodyBytes,
-		Log:          a.Log,
-		Metrics:      metrics.NewEMF(os.Stdout, "RunnerHub"),
-		Now:          time.Now,
+		Parser:               &webhook.Parser{Verifier: webhook.NewVerifier(a.Config.WebhookSecret, a.Config.PreviousWebhookSecret)},
+		Store:                a.Store,
+		Queue:                a.Queue,
+		MaxBodyBytes:         a.Config.MaxBodyBytes,
+		MaxBodyBytesInFlight: a.Config.MaxBodyBytesInFlight,
+		Log:                  a.Log,
+		Metrics:              metrics.NewEMF(os.Stdout, "RunnerHub"),
+		Now:                  time.Now,
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -24,9 +25,12 @@ type Config struct {
 	// APITokens (RUNNERHUB_API_TOKENS) are the bearer tokens of the management and
 	// WebSocket APIs, comma-separated; the local stack generates one when none is set.
 	APITokens    string
-	MaxBodyBytes int64         // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
-	Retention    time.Duration // RUNNERHUB_RETENTION_DAYS, default 30 days
-	LogLevel     slog.Level    // LOG_LEVEL: debug, info, warn, error
+	MaxBodyBytes int64 // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
+	// MaxBodyBytesInFlight (RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT) caps the bytes the webhook
+	// bodies being read hold at once, default 4 × MaxBodyBytes.
+	MaxBodyBytesInFlight int64
+	Retention            time.Duration // RUNNERHUB_RETENTION_DAYS, default 30 days
+	LogLevel             slog.Level    // LOG_LEVEL: debug, info, warn, error
 
 	// Pools are the configured runner pools: RUNNERHUB_POOLS (a JSON list of
 	// {"name", "labels", "minIdle", "maxRunners"}) or RUNNERHUB_POOLS_FILE (a file with it).
@@ -85,6 +89,15 @@ func FromEnv(getenv func(string) string) (Config, error) {
 			fail("RUNNERHUB_MAX_BODY_BYTES", v, "want a byte count from 1024 to 104857600")
 		}
 		c.MaxBodyBytes = n
+	}
+	c.MaxBodyBytesInFlight = ingest.DefaultInFlightBodies * c.MaxBodyBytes
+	if v := getenv("RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT"); v != "" {
+		// Twice the largest body: reading one grows its buffer by doubling.
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil || n < 2*c.MaxBodyBytes || n > 16<<30 {
+			fail("RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT", v, fmt.Sprintf("want a byte count from %d (twice RUNNERHUB_MAX_BODY_BYTES) to 17179869184", 2*c.MaxBodyBytes))
+		}
+		c.MaxBodyBytesInFlight = n
 	}
 	c.Retention = 30 * 24 * time.Hour
 	if v := getenv("RUNNERHUB_RETENTION_DAYS"); v != "" {

@@ -15,7 +15,7 @@ func TestDefaults(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.MaxBodyBytes != 25<<20 || c.Retention != 30*24*time.Hour || c.Port != 3000 ||
+	if c.MaxBodyBytes != 25<<20 || c.MaxBodyBytesInFlight != 100<<20 || c.Retention != 30*24*time.Hour || c.Port != 3000 ||
 		c.DataDir != ".runnerhub" || c.AllowUnsigned || c.LogLevel != slog.LevelInfo {
 		t.Fatalf("defaults: %+v", c)
 	}
@@ -24,13 +24,14 @@ func TestDefaults(t *testing.T) {
 func TestValues(t *testing.T) {
 	c, err := FromEnv(env(map[string]string{
 		"GITHUB_WEBHOOK_SECRET": "a", "GITHUB_WEBHOOK_SECRET_PREVIOUS": "b",
-		"RUNNERHUB_MAX_BODY_BYTES": "10485760", "RUNNERHUB_RETENTION_DAYS": "7", "LOG_LEVEL": "debug",
+		"RUNNERHUB_MAX_BODY_BYTES": "10485760", "RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT": "20971520",
+		"RUNNERHUB_RETENTION_DAYS": "7", "LOG_LEVEL": "debug",
 		"PORT": "8080", "RUNNERHUB_INSECURE_ALLOW_UNSIGNED": "1", "RUNNERHUB_EVENTS_TABLE": "t",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.WebhookSecret != "a" || c.PreviousWebhookSecret != "b" || c.MaxBodyBytes != 10<<20 ||
+	if c.WebhookSecret != "a" || c.PreviousWebhookSecret != "b" || c.MaxBodyBytes != 10<<20 || c.MaxBodyBytesInFlight != 20<<20 ||
 		c.Retention != 7*24*time.Hour || c.LogLevel != slog.LevelDebug || c.Port != 8080 || !c.AllowUnsigned || c.EventsTable != "t" {
 		t.Fatalf("values: %+v", c)
 	}
@@ -38,11 +39,12 @@ func TestValues(t *testing.T) {
 
 func TestInvalidValuesNameTheVariable(t *testing.T) {
 	for name, value := range map[string]string{
-		"RUNNERHUB_MAX_BODY_BYTES":          "lots",
-		"RUNNERHUB_RETENTION_DAYS":          "0",
-		"LOG_LEVEL":                         "loud",
-		"PORT":                              "70000",
-		"RUNNERHUB_INSECURE_ALLOW_UNSIGNED": "yes please",
+		"RUNNERHUB_MAX_BODY_BYTES":           "lots",
+		"RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT": "52428799", // under twice the 25 MiB default body
+		"RUNNERHUB_RETENTION_DAYS":           "0",
+		"LOG_LEVEL":                          "loud",
+		"PORT":                               "70000",
+		"RUNNERHUB_INSECURE_ALLOW_UNSIGNED":  "yes please",
 	} {
 		_, err := FromEnv(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name) {

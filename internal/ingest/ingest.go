@@ -8,11 +8,13 @@
 package ingest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
@@ -49,10 +51,35 @@ type Handler struct {
 	Store        delivery.Store
 	Queue        delivery.Queue
 	MaxBodyBytes int64
-	Log          *slog.Logger
-	Metrics      Metrics
-	Now          func() time.Time
+	// MaxBodyBytesInFlight caps the bytes that the body buffers of all requests being read
+	// hold at once (DefaultInFlightBodies × MaxBodyBytes when zero); past it a request is
+	// answered 503 with Retry-After.
+	MaxBodyBytesInFlight int64
+	// BodyReadTimeout bounds reading a body once its headers passed (BodyReadTimeout
+	// when zero).
+	BodyReadTimeout time.Duration
+	Log             *slog.Logger
+	Metrics         Metrics
+	Now             func() time.Time
+
+	inFlight atomic.Int64 // bytes held by body buffers now, against MaxBodyBytesInFlight
 }
+
+const (
+	// BodyReadTimeout is the default deadline for reading a body. GitHub sends the whole
+	// body at once and gives up on a delivery after 10 seconds, so a body still arriving
+	// after that is from a sender that is not GitHub, or one that has already failed.
+	BodyReadTimeout = 10 * time.Second
+	// DefaultInFlightBodies is how many bodies of the maximum size the default
+	// MaxBodyBytesInFlight holds.
+	DefaultInFlightBodies = 4
+	// firstReadBytes is a body buffer's size before anything has arrived: most
+	// deliveries fit two doublings of it, and a silent sender holds no more.
+	firstReadBytes = 4 << 10
+	// busyRetryAfter is the Retry-After of a 503 for too many bytes in flight: by then
+	// every body being read has arrived or hit its BodyReadTimeout.
+	busyRetryAfter = "10"
+)
 
 // Response is the success body (the description's success/message shape).
 type Response struct {
@@ -72,10 +99,13 @@ type result struct {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	headers := webhook.HeadersFrom(r.Header)
-	d, res := h.handle(r.Context(), headers, r)
+	d, res := h.handle(r.Context(), headers, w, r)
 	elapsed := time.Since(start)
 
 	if res.status >= 400 {
+		if res.reason == reasonBusy {
+			w.Header().Set("Retry-After", busyRetryAfter)
+		}
 		httpjson.Error(w, res.status, res.reason, res.message)
 	} else {
 		httpjson.Write(w, res.status, Response{Success: true, Message: res.message, DeliveryID: headers.DeliveryID, Duplicate: res.outcome == OutcomeDuplicate})
@@ -113,18 +143,31 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // handle returns the parsed delivery (nil when it was refused before it could be trusted)
 // and what to answer.
-func (h *Handler) handle(ctx context.Context, headers webhook.Headers, r *http.Request) (*webhook.Delivery, result) {
-	body, res, ok := h.readBody(r)
-	if !ok {
+//
+// The headers are judged before a byte of the body is read, and the body is read under a
+// deadline into a buffer that grows only as bytes arrive, within a budget shared by all
+// requests: a sender without a valid signature can make the service hold little memory,
+// and for little time.
+func (h *Handler) handle(ctx context.Context, headers webhook.Headers, w http.ResponseWriter, r *http.Request) (*webhook.Delivery, result) {
+	admitted, err := h.Parser.Admit(headers)
+	if err != nil {
+		return nil, rejected(err)
+	}
+	if r.ContentLength > h.MaxBodyBytes {
+		return nil, tooLarge
+	}
+	// Unsupported where the body is already in memory (Lambda): nothing to bound there.
+	if err := http.NewResponseController(w).SetReadDeadline(time.Now().Add(cmp.Or(h.BodyReadTimeout, BodyReadTimeout))); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		h.Log.WarnContext(ctx, "setting the body read deadline failed", "error", err)
+	}
+	body, release, res := h.readBody(r.Body)
+	defer release()
+	if res.status != 0 {
 		return nil, res
 	}
-	d, err := h.Parser.Parse(headers, body)
+	d, err := h.Parser.Verify(admitted, body)
 	if err != nil {
-		var rej *webhook.Rejection
-		if !errors.As(err, &rej) {
-			rej = &webhook.Rejection{Status: http.StatusBadRequest, Reason: "invalid", Message: err.Error()}
-		}
-		return nil, result{status: rej.Status, outcome: OutcomeRejected, reason: rej.Reason, message: rej.Message}
+		return nil, rejected(err)
 	}
 
 	rec := &delivery.Record{
@@ -174,44 +217,61 @@ func hookID(id string) string {
 	return id
 }
 
-// readBody reads at most MaxBodyBytes. The declared length is checked first so an
-// oversized delivery is refused without reading it.
-func (h *Handler) readBody(r *http.Request) ([]byte, result, bool) {
-	tooLarge := result{status: http.StatusRequestEntityTooLarge, outcome: OutcomeRejected, reason: "body_too_large",
-		message: "the body exceeds the configured limit"}
-	if r.ContentLength > h.MaxBodyBytes {
-		return nil, tooLarge, false
+// rejected is the answer to a delivery the parser refused.
+func rejected(err error) result {
+	var rej *webhook.Rejection
+	if !errors.As(err, &rej) {
+		rej = &webhook.Rejection{Status: http.StatusBadRequest, Reason: "invalid", Message: err.Error()}
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 16 << 10
-	}
-	buf := make([]byte, 0, size+1) // +1: reading to EOF then needs no second allocation
-	body, err := readAll(http.MaxBytesReader(nil, r.Body, h.MaxBodyBytes), buf)
-	if err != nil {
-		var maxErr *http.MaxBytesError
-		if errors.As(err, &maxErr) {
-			return nil, tooLarge, false
-		}
-		return nil, result{status: http.StatusBadRequest, outcome: OutcomeRejected, reason: "unreadable_body",
-			message: "the request body could not be read"}, false
-	}
-	return body, result{}, true
+	return result{status: rej.Status, outcome: OutcomeRejected, reason: rej.Reason, message: rej.Message}
 }
 
-// readAll is io.ReadAll into a caller-sized buffer.
-func readAll(r io.Reader, buf []byte) ([]byte, error) {
+// reasonBusy labels a refusal for too many body bytes in flight.
+const reasonBusy = "busy"
+
+var (
+	tooLarge = result{status: http.StatusRequestEntityTooLarge, outcome: OutcomeRejected, reason: "body_too_large",
+		message: "the body exceeds the configured limit"}
+	busy = result{status: http.StatusServiceUnavailable, outcome: OutcomeRejected, reason: reasonBusy,
+		message: "too many deliveries are being received at once; redeliver it later"}
+	unreadable = result{status: http.StatusBadRequest, outcome: OutcomeRejected, reason: "unreadable_body",
+		message: "the request body could not be read, or did not arrive in time"}
+)
+
+// readBody reads at most MaxBodyBytes of body. Its buffer starts small and doubles only
+// when the bytes read so far fill it, so what it holds follows what arrived, never what
+// Content-Length declared; each growth is taken from the in-flight budget first. release
+// gives the buffer's bytes back to the budget once the body is no longer needed.
+func (h *Handler) readBody(body io.Reader) (_ []byte, release func(), _ result) {
+	var buf []byte
+	held := int64(0)
+	release = func() { h.inFlight.Add(-held) }
+	limit := cmp.Or(h.MaxBodyBytesInFlight, DefaultInFlightBodies*h.MaxBodyBytes)
 	for {
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
-		if err == io.EOF {
-			return buf, nil
-		}
-		if err != nil {
-			return buf, err
-		}
 		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+			if int64(len(buf)) > h.MaxBodyBytes {
+				return nil, release, tooLarge
+			}
+			// One byte past the limit tells an oversized body from one of exactly the limit.
+			size := min(max(firstReadBytes, 2*int64(cap(buf))), h.MaxBodyBytes+1)
+			if h.inFlight.Add(size) > limit {
+				h.inFlight.Add(-size)
+				return nil, release, busy
+			}
+			grown := make([]byte, len(buf), size)
+			copy(grown, buf)
+			h.inFlight.Add(-held)
+			buf, held = grown, size
+		}
+		n, err := body.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		switch {
+		case err == io.EOF && int64(len(buf)) > h.MaxBodyBytes:
+			return nil, release, tooLarge
+		case err == io.EOF:
+			return buf, release, result{}
+		case err != nil:
+			return nil, release, unreadable
 		}
 	}
 }

@@ -91,13 +91,14 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		return map[string]int{"events": pending, "dlq": dead}, err
 	})
 	ing := &ingest.Handler{
-		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
-		Store:        store,
-		Queue:        queue,
-		MaxBodyBytes: cfg.MaxBodyBytes,
-		Log:          log,
-		Metrics:      m,
-		Now:          time.Now,
+		Parser:               &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
+		Store:                store,
+		Queue:                queue,
+		MaxBodyBytes:         cfg.MaxBodyBytes,
+		MaxBodyBytesInFlight: cfg.MaxBodyBytesInFlight,
+		Log:                  log,
+		Metrics:              m,
+		Now:                  time.Now,
 	}
 	tokens, generated, err := resolveTokens(cfg)
 	if err != nil {
@@ -142,13 +143,19 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 // resendEvery is how often the local stack looks for jobs whose demand is due again.
 const resendEvery = time.Minute
 
+// maxHeaderBytes bounds a request's headers, which net/http buffers whole before any
+// handler runs: GitHub's are under 2 KB, and net/http's default of 1 MB would let each
+// unauthenticated connection hold a megabyte.
+const maxHeaderBytes = 64 << 10
+
 // Close closes the database.
 func (s *Stack) Close() error { return s.db.Close() }
 
 // Serve answers HTTP on ln and processes the queue until ctx ends, then drains in-flight
 // requests and stops. Messages still queued stay in the file for the next start.
 func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute}
+	// The webhook route sets its own, shorter, body deadline (ingest.BodyReadTimeout).
+	srv := &http.Server{Handler: s.Handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: time.Minute, MaxHeaderBytes: maxHeaderBytes}
 	if n, err := s.queue.Recover(); err != nil {
 		return err
 	} else if n > 0 {

@@ -64,35 +64,62 @@ type Parser struct {
 	AllowUnsigned bool
 }
 
-// Parse checks a delivery in the order that costs least for bad input: headers, content
-// type, signature, then the payload itself, so nothing is decoded before it is trusted.
-func (p *Parser) Parse(h Headers, body []byte) (Delivery, error) {
-	d := Delivery{Headers: h}
+// Admission is a request whose headers passed Admit: what is left to check needs the body.
+type Admission struct {
+	Headers
+	form bool // the body is application/x-www-form-urlencoded, the JSON in its payload field
+}
+
+// Admit checks everything a delivery's headers can tell before its body is read: the
+// event and delivery id, a signature to check (or the development switch when no secret
+// is configured) and the content type. A request it refuses must not be read at all, so
+// that unauthenticated senders cannot make the service buffer anything.
+func (p *Parser) Admit(h Headers) (Admission, error) {
 	if err := checkHeaders(h); err != nil {
-		return d, err
+		return Admission{}, err
+	}
+	if err := p.checkSignaturePresent(h.Signature); err != nil {
+		return Admission{}, err
 	}
 	form, err := isForm(h.ContentType)
 	if err != nil {
-		return d, err
+		return Admission{}, err
 	}
-	if err := p.checkSignature(h.Signature, body); err != nil {
-		return d, err
+	return Admission{Headers: h, form: form}, nil
+}
+
+// Verify checks an admitted delivery's body: the signature over the exact bytes, then the
+// payload itself, so nothing is decoded before it is trusted.
+func (p *Parser) Verify(a Admission, body []byte) (Delivery, error) {
+	d := Delivery{Headers: a.Headers}
+	if p.Verifier.Enabled() && !p.Verifier.Valid(a.Signature, body) {
+		return d, reject(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 does not match the body")
 	}
 	d.Payload = body
-	if form {
+	if a.form {
 		values, err := url.ParseQuery(string(body))
 		if err != nil || !values.Has("payload") {
 			return d, reject(http.StatusBadRequest, "bad_form", "form-encoded deliveries must carry a payload field")
 		}
 		d.Payload = []byte(values.Get("payload"))
 	}
+	var err error
 	if d.Routing, err = ExtractRouting(d.Payload); err != nil {
 		return d, reject(http.StatusBadRequest, "malformed_json", err.Error())
 	}
 	return d, nil
 }
 
-func (p *Parser) checkSignature(sig string, body []byte) error {
+// Parse is Admit and Verify in one, for a body already in memory.
+func (p *Parser) Parse(h Headers, body []byte) (Delivery, error) {
+	a, err := p.Admit(h)
+	if err != nil {
+		return Delivery{Headers: h}, err
+	}
+	return p.Verify(a, body)
+}
+
+func (p *Parser) checkSignaturePresent(sig string) error {
 	switch {
 	case !p.Verifier.Enabled() && p.AllowUnsigned:
 		return nil
@@ -100,8 +127,9 @@ func (p *Parser) checkSignature(sig string, body []byte) error {
 		return reject(http.StatusServiceUnavailable, "no_secret", "no webhook secret is configured; refusing deliveries")
 	case sig == "":
 		return reject(http.StatusUnauthorized, "missing_signature", "X-Hub-Signature-256 header is required")
-	case !p.Verifier.Valid(sig, body):
-		return reject(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 does not match the body")
+	}
+	if _, ok := decodeSignature(sig); !ok {
+		return reject(http.StatusUnauthorized, "bad_signature", "X-Hub-Signature-256 must be sha256= and 64 hex digits")
 	}
 	return nil
 }

@@ -53,12 +53,8 @@ func (v *Verifier) Enabled() bool { return len(v.keys) > 0 }
 // secrets. The comparison is constant time; the header is decoded before any hashing so
 // that a malformed value costs nothing.
 func (v *Verifier) Valid(header string, body []byte) bool {
-	hexSig, ok := strings.CutPrefix(header, signaturePrefix)
-	if !ok || len(hexSig) != hex.EncodedLen(sha256.Size) {
-		return false
-	}
-	var want [sha256.Size]byte
-	if !decodeHex(want[:], hexSig) {
+	want, ok := decodeSignature(header)
+	if !ok {
 		return false
 	}
 	valid := false
@@ -78,6 +74,16 @@ func (p *macPool) matches(body, want []byte) bool {
 	ok := hmac.Equal(m.mac.Sum(m.sum[:0]), want)
 	p.pool.Put(m)
 	return ok
+}
+
+// decodeSignature returns the MAC an X-Hub-Signature-256 value carries, if it has the
+// form "sha256=<64 hex digits>".
+func decodeSignature(header string) (mac [sha256.Size]byte, ok bool) {
+	hexSig, ok := strings.CutPrefix(header, signaturePrefix)
+	if !ok || len(hexSig) != hex.EncodedLen(sha256.Size) {
+		return mac, false
+	}
+	return mac, decodeHex(mac[:], hexSig)
 }
 
 // Sign returns the X-Hub-Signature-256 value GitHub would send for body under secret.

@@ -8,7 +8,7 @@ import (
 )
 
 // BenchmarkIngestCPU measures what ingest spends per delivery before any I/O: check the
-// headers, verify the signature and extract the routing fields (validating the JSON on
+// headers, verify the signature and extract the summary fields (validating the JSON on
 // the way), for every workflow_job fixture (7-11 KB, compact JSON as GitHub sends it).
 //
 //	go test ./internal/webhook -run '^$' -bench . -benchmem
@@ -54,11 +54,11 @@ func BenchmarkHMAC(b *testing.B) {
 	}
 }
 
-// BenchmarkExtractRouting is the JSON scan alone.
-func BenchmarkExtractRouting(b *testing.B) {
+// BenchmarkSummarize is the JSON scan alone.
+func BenchmarkSummarize(b *testing.B) {
 	forEachWorkflowJob(b, func(b *testing.B, body []byte) {
 		for b.Loop() {
-			if _, err := ExtractRouting(body); err != nil {
+			if _, err := Summarize(body); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -90,7 +90,7 @@ func BenchmarkIngestBreakdown(b *testing.B) {
 		n := 0
 		for b.Loop() {
 			timeBatch(&hmacTime, func() bool { return p.Verifier.Valid(h.Signature, body) })
-			timeBatch(&scanTime, func() bool { _, err := ExtractRouting(body); return err == nil })
+			timeBatch(&scanTime, func() bool { _, err := Summarize(body); return err == nil })
 			timeBatch(&parseTime, func() bool { _, err := p.Parse(h, body); return err == nil })
 			n += batch
 		}

@@ -37,7 +37,7 @@ func HeadersFrom(h http.Header) Headers {
 // Delivery is a verified, well-formed delivery.
 type Delivery struct {
 	Headers
-	Routing
+	Summary
 	// Payload is the JSON document: the body itself, or the form's payload field.
 	Payload []byte
 }
@@ -104,7 +104,7 @@ func (p *Parser) Verify(a Admission, body []byte) (Delivery, error) {
 		d.Payload = []byte(values.Get("payload"))
 	}
 	var err error
-	if d.Routing, err = ExtractRouting(d.Payload); err != nil {
+	if d.Summary, err = Summarize(d.Payload); err != nil {
 		return d, reject(http.StatusBadRequest, "malformed_json", err.Error())
 	}
 	return d, nil

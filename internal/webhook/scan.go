@@ -10,21 +10,25 @@ import (
 )
 
 // The ingest path must check that a delivery is well-formed JSON and pull out the few
-// fields that routing and the audit record need, at close to the cost of the HMAC. A full
+// fields the audit record lists it under, at close to the cost of the HMAC. A full
 // encoding/json decode of a ~9 KB workflow_job costs ten times that, so this file holds a
 // single-pass validating scanner that skips everything it does not need.
 //
-// It accepts exactly the documents encoding/json accepts (RFC 8259 grammar, top-level
-// object required here), except that, like encoding/json, it does not reject invalid
-// UTF-8 inside strings.
+// It accepts exactly the documents encoding/json accepts as an object: the RFC 8259
+// grammar, nesting up to encoding/json's depth of 10,000, and, like encoding/json,
+// invalid UTF-8 inside strings (read as U+FFFD). It reads fields as the processor does
+// (internal/jobs, payload.go): names match exactly, and of duplicate names the last
+// member counts, whole.
 
-// maxDepth bounds nesting so a hostile body cannot exhaust the stack.
-const maxDepth = 256
+// maxDepth is encoding/json's nesting limit (and json/v2's), so that one accepts exactly
+// what the other does.
+const maxDepth = 10000
 
-// Routing is what ingest needs from a payload without decoding it.
-type Routing struct {
-	Action     string // top-level "action", empty when absent
-	Repository string // repository.full_name, empty when absent
+// Summary is what the audit record lists a delivery under, read without decoding the
+// payload. Nothing routes on it: the queue routes on the event header.
+type Summary struct {
+	Action     string // top-level "action" when it is a string, else empty
+	Repository string // top-level repository.full_name when it is a string, else empty
 }
 
 // ErrMalformed wraps every reason a payload is not acceptable JSON.
@@ -34,7 +38,7 @@ func malformed(what string, at int) error {
 	return fmt.Errorf("%w: %s at byte %d", ErrMalformed, what, at)
 }
 
-// Which routing field the next value is.
+// Which summary field the next value is.
 const (
 	fieldNone = iota
 	fieldAction
@@ -42,25 +46,26 @@ const (
 	fieldFullName
 )
 
-// ExtractRouting validates payload and returns its routing fields.
+// Summarize validates payload and returns its summary fields.
 //
-// It is one flat loop with an explicit bracket stack rather than a recursive descent,
+// It is one flat loop with an explicit bracket stack (a bit per level: object or array)
+// rather than a recursive descent,
 // and it follows the grammar's fixed sequences directly — a key is always followed by
 // ':' and a value, a value by ',' or a closing bracket — instead of going round the loop
 // once per token. The position is a local variable threaded through helpers that return
 // the next one, so it stays in a register along the whole walk, and strings are crossed
 // with the bitmap in marks.go. That keeps the cost close to one pass over the bytes.
-func ExtractRouting(payload []byte) (Routing, error) {
-	var r Routing
+func Summarize(payload []byte) (Summary, error) {
+	var r Summary
 	var m marks
-	var stack [maxDepth]byte
+	var open brackets
 	depth, field := 0, fieldNone
 	repoDepth := -1 // depth of the top-level "repository" object while inside it
 	inKey := false  // an object member's key comes before the next value
 	b := payload
 	i := skipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
-		return Routing{}, malformed("payload is not a JSON object", i)
+		return Summary{}, malformed("payload is not a JSON object", i)
 	}
 	var err error
 	for {
@@ -68,52 +73,53 @@ func ExtractRouting(payload []byte) (Routing, error) {
 			// A member: its key, ':' and then its value.
 			i = skipSpace(b, i)
 			if i >= len(b) || b[i] != '"' {
-				return Routing{}, malformed("expected a string key", i)
+				return Summary{}, malformed("expected a string key", i)
 			}
 			field = fieldNone
-			routable := depth == 1 || depth == repoDepth // the only depths fieldOf looks at
+			summarized := depth == 1 || depth == repoDepth // the only depths fieldOf looks at
 			if q := m.closingQuote(b, i+1); q >= 0 {
-				if routable {
+				if summarized {
 					field = fieldOf(b[i+1:q], depth, repoDepth)
 				}
 				i = q + 1
-			} else if !routable {
+			} else if !summarized {
 				if i, _, err = m.skipString(b, i); err != nil {
-					return Routing{}, err
+					return Summary{}, err
 				}
 			} else {
 				var key []byte
 				if key, i, err = m.key(b, i); err != nil {
-					return Routing{}, err
+					return Summary{}, err
 				}
 				field = fieldOf(key, depth, repoDepth)
 			}
+			r.forget(field) // of duplicate names, the last counts whatever its value
 			i = skipSpace(b, i)
 			if i >= len(b) || b[i] != ':' {
-				return Routing{}, malformed("expected ':' after a key", i)
+				return Summary{}, malformed("expected ':' after a key", i)
 			}
 			i++
 		}
 		// A value starts here.
 		i = skipSpace(b, i)
 		if i >= len(b) {
-			return Routing{}, malformed("unexpected end of input", i)
+			return Summary{}, malformed("unexpected end of input", i)
 		}
 		switch c := b[i]; {
 		case c == '"':
 			if q := m.closingQuote(b, i+1); q >= 0 && field == fieldNone {
 				i = q + 1
 			} else if i, err = m.stringInto(&r, field, b, i); err != nil {
-				return Routing{}, err
+				return Summary{}, err
 			}
 		case c == '{' || c == '[':
 			if depth == maxDepth {
-				return Routing{}, malformed("nesting too deep", i)
+				return Summary{}, malformed("nesting too deep", i)
 			}
 			if c == '{' && field == fieldRepository {
 				repoDepth = depth + 1
 			}
-			stack[depth] = c
+			open.set(depth, c == '{')
 			depth++
 			i = skipSpace(b, i+1)
 			if i >= len(b) || b[i] != c+2 { // '{'+2 is '}', '['+2 is ']'
@@ -128,38 +134,38 @@ func ExtractRouting(payload []byte) (Routing, error) {
 			i++
 		case c == '-' || ('0' <= c && c <= '9'):
 			if i, err = number(b, i); err != nil {
-				return Routing{}, err
+				return Summary{}, err
 			}
 		case c == 't' || c == 'f' || c == 'n':
 			if i, err = literal(b, i, literals[c]); err != nil {
-				return Routing{}, err
+				return Summary{}, err
 			}
 		default:
-			return Routing{}, malformed("unexpected character", i)
+			return Summary{}, malformed("unexpected character", i)
 		}
 		// After a value: ',' and the next member or element, or closing brackets.
 		for {
 			i = skipSpace(b, i)
 			if depth == 0 {
 				if i != len(b) {
-					return Routing{}, malformed("unexpected data after the top-level object", i)
+					return Summary{}, malformed("unexpected data after the top-level object", i)
 				}
 				return r, nil
 			}
 			if i >= len(b) {
-				return Routing{}, malformed("unexpected end of input", i)
+				return Summary{}, malformed("unexpected end of input", i)
 			}
 			c := b[i]
 			if c == ',' {
 				i++
-				inKey, field = stack[depth-1] == '{', fieldNone
+				inKey, field = open.object(depth-1), fieldNone
 				break
 			}
 			if c != '}' && c != ']' {
-				return Routing{}, malformed("expected ',' or a closing bracket", i)
+				return Summary{}, malformed("expected ',' or a closing bracket", i)
 			}
-			if (c == '}') != (stack[depth-1] == '{') {
-				return Routing{}, malformed("mismatched closing bracket", i)
+			if (c == '}') != (open.object(depth - 1)) {
+				return Summary{}, malformed("mismatched closing bracket", i)
 			}
 			if depth == repoDepth {
 				repoDepth = -1
@@ -167,6 +173,30 @@ func ExtractRouting(payload []byte) (Routing, error) {
 			depth--
 			i++
 		}
+	}
+}
+
+// brackets records, a bit per depth, whether the bracket open there is an object's: 1.25 KB
+// for encoding/json's 10,000 levels, small enough for the stack.
+type brackets [maxDepth/64 + 1]uint64
+
+func (o *brackets) set(depth int, object bool) {
+	if bit := uint64(1) << (depth & 63); object {
+		o[depth>>6] |= bit
+	} else {
+		o[depth>>6] &^= bit
+	}
+}
+
+func (o *brackets) object(depth int) bool { return o[depth>>6]>>(depth&63)&1 == 1 }
+
+// forget clears the summary field a key names, before its value is read.
+func (r *Summary) forget(field int) {
+	switch field {
+	case fieldAction:
+		r.Action = ""
+	case fieldRepository, fieldFullName:
+		r.Repository = ""
 	}
 }
 
@@ -204,7 +234,7 @@ func (m *marks) key(b []byte, i int) ([]byte, int, error) {
 
 // stringInto crosses the string value starting at b[i], keeping it in r if it is a
 // routing field, and returns the index past it.
-func (m *marks) stringInto(r *Routing, field int, b []byte, i int) (int, error) {
+func (m *marks) stringInto(r *Summary, field int, b []byte, i int) (int, error) {
 	end, escaped, err := m.skipString(b, i)
 	if err != nil || (field != fieldAction && field != fieldFullName) {
 		return end, err
@@ -224,7 +254,7 @@ func (m *marks) stringInto(r *Routing, field int, b []byte, i int) (int, error) 
 	return end, nil
 }
 
-// unescape decodes a JSON string with escapes (rare in routing fields, so the standard
+// unescape decodes a JSON string with escapes (rare in summary fields, so the standard
 // decoder is fine; kept apart so the common path's string does not escape to the heap).
 func unescape(quoted []byte) (string, error) {
 	var v string

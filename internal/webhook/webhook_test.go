@@ -87,7 +87,7 @@ func readFixture(t testing.TB, name string) []byte {
 	return b
 }
 
-func TestExtractRoutingFixtures(t *testing.T) {
+func TestSummarizeFixtures(t *testing.T) {
 	files, _ := filepath.Glob(filepath.Join("..", "..", "testdata", "*.json"))
 	if len(files) == 0 {
 		t.Fatal("no fixtures in testdata/")
@@ -95,7 +95,7 @@ func TestExtractRoutingFixtures(t *testing.T) {
 	for _, f := range files {
 		t.Run(filepath.Base(f), func(t *testing.T) {
 			body := readFixture(t, filepath.Base(f))
-			got, err := ExtractRouting(body)
+			got, err := Summarize(body)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -128,28 +128,34 @@ var scannerCases = []string{
 	`{"a":1}{}`, `{"a":1} x`, `{"a":[1,2}`, `{"a":[1 2]}`, `{"a" 1}`, `{1:2}`,
 	`{"a":"` + strings.Repeat("x", 100) + `\"` + strings.Repeat("y", 37) + `"}`,
 	`{"a":` + strings.Repeat("[", 300) + strings.Repeat("]", 300) + `}`,
+	// encoding/json's depth limit, 10,000 levels with the top-level object: at it, and past it.
+	`{"a":` + strings.Repeat("[", 9999) + strings.Repeat("]", 9999) + `}`,
+	`{"a":` + strings.Repeat("[", 10000) + strings.Repeat("]", 10000) + `}`,
+	`{"a":` + strings.Repeat(`{"a":`, 9998) + `1` + strings.Repeat("}", 9998) + `}`,
+	`{"a":` + strings.Repeat(`{"a":`, 9999) + `1` + strings.Repeat("}", 9999) + `}`,
+	// Of duplicate names the last member counts, whole, as in encoding/json's map.
+	`{"action":"queued","action":"completed"}`, `{"action":"queued","action":5}`, `{"action":"queued","action":null}`,
+	`{"repository":{"full_name":"a/b"},"repository":{"full_name":"evil/other"}}`,
+	`{"repository":{"full_name":"a/b"},"repository":{"name":"other"}}`,
+	`{"repository":{"full_name":"a/b"},"repository":null}`,
+	`{"repository":{"full_name":"a/b","full_name":"c/d"}}`, `{"repository":{"full_name":"a/b","full_name":1}}`,
+	// Names match exactly.
+	`{"Action":"completed","action":"queued","Repository":{"full_name":"evil/other"},"repository":{"full_name":"a/b"}}`,
 }
 
-func TestExtractRoutingAgreesWithEncodingJSON(t *testing.T) {
+func TestSummarizeAgreesWithEncodingJSON(t *testing.T) {
 	for _, c := range scannerCases {
-		_, err := ExtractRouting([]byte(c))
-		wantValid := json.Valid([]byte(c)) && strings.HasPrefix(strings.TrimSpace(c), "{")
-		if c == `{"a":`+strings.Repeat("[", 300)+strings.Repeat("]", 300)+`}` {
-			wantValid = false // deeper than maxDepth: refused on purpose
-		}
-		if (err == nil) != wantValid {
-			t.Errorf("%.60q: err = %v, want valid = %v", c, err, wantValid)
-		}
-		if err != nil && !errors.Is(err, ErrMalformed) {
+		checkAgainstEncodingJSON(t, []byte(c))
+		if _, err := Summarize([]byte(c)); err != nil && !errors.Is(err, ErrMalformed) {
 			t.Errorf("%.60q: error %v does not wrap ErrMalformed", c, err)
 		}
 	}
 }
 
-// TestExtractRoutingAtEveryOffset moves awkward strings across the scanner's 8-byte
+// TestSummarizeAtEveryOffset moves awkward strings across the scanner's 8-byte
 // words, 64-byte bitmap blocks and 4 KB windows, and across the end of the body, and
 // holds the result to encoding/json each time.
-func TestExtractRoutingAtEveryOffset(t *testing.T) {
+func TestSummarizeAtEveryOffset(t *testing.T) {
 	fragments := []string{
 		`"action":"queued","repository":{"full_name":"octo/repo"}`,
 		`"a":"x\"y"`, `"a":"\\"`, `"a":"#\"#"`, `"a":"]\\]"`, `"a":"\u0041\u00e9"`,
@@ -172,13 +178,13 @@ func TestExtractRoutingAtEveryOffset(t *testing.T) {
 	}
 }
 
-// checkAgainstEncodingJSON fails t unless ExtractRouting accepts exactly what
-// encoding/json accepts as an object and reads the same routing fields from it.
+// checkAgainstEncodingJSON fails t unless Summarize accepts exactly what
+// encoding/json accepts as an object and reads the same summary fields from it.
 func checkAgainstEncodingJSON(t *testing.T, body []byte) {
 	t.Helper()
-	got, err := ExtractRouting(body)
+	got, err := Summarize(body)
 	var want map[string]any
-	if json.Unmarshal(body, &want) != nil {
+	if json.Unmarshal(body, &want) != nil || want == nil { // nil: the document is null
 		if err == nil {
 			t.Fatalf("%.80q...: accepted, encoding/json refuses it", body)
 		}
@@ -195,8 +201,8 @@ func checkAgainstEncodingJSON(t *testing.T, body []byte) {
 	}
 }
 
-func TestExtractRoutingEscapes(t *testing.T) {
-	r, err := ExtractRouting([]byte(`{"action":"q\u0075eued","repository":{"full_name":"octo\/repo","name":"x"}}`))
+func TestSummarizeEscapes(t *testing.T) {
+	r, err := Summarize([]byte(`{"action":"q\u0075eued","repository":{"full_name":"octo\/repo","name":"x"}}`))
 	if err != nil || r.Action != "queued" || r.Repository != "octo/repo" {
 		t.Fatalf("got %+v, %v", r, err)
 	}
@@ -253,7 +259,7 @@ func TestParse(t *testing.T) {
 					t.Fatal(err)
 				}
 				if d.Action != "queued" || d.Repository == "" || string(d.Payload) != string(body) {
-					t.Fatalf("parsed %+v / payload of %d bytes", d.Routing, len(d.Payload))
+					t.Fatalf("parsed %+v / payload of %d bytes", d.Summary, len(d.Payload))
 				}
 				return
 			}

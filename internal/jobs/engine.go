@@ -211,6 +211,10 @@ func (p *planner) workflowJob() error {
 	if err != nil {
 		return err
 	}
+	if why := ev.unknownIdentity(); why != "" {
+		p.ignore(why) // GitHub has its 202; no job is made of it
+		return nil
+	}
 	job, err := p.job(ev.WorkflowJob.ID)
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/go-json-experiment/json"
@@ -95,9 +96,6 @@ func decodeJobEvent(payload []byte) (*jobEvent, error) {
 		return nil, fmt.Errorf("%w: workflow_job: %v", ErrBadPayload, err)
 	}
 	ev := jobEvent{Action: wire.Action, WorkflowJob: wire.WorkflowJob.v, Repository: wire.Repository.v}
-	if ev.WorkflowJob.ID == 0 {
-		return nil, fmt.Errorf("%w: workflow_job without workflow_job.id", ErrBadPayload)
-	}
 	// GitHub names the job's state in the action ("The job state is included in the
 	// webhook payload as the action property"), and workflow_job.status usually agrees. It
 	// can lag: a job behind an environment's protection rule is delivered as "queued" once
@@ -126,4 +124,46 @@ func decodeRunEvent(payload []byte) (*runEvent, error) {
 		return nil, fmt.Errorf("%w: workflow_run without workflow_run.id", ErrBadPayload)
 	}
 	return &ev, nil
+}
+
+// unknownIdentity says why a workflow_job names no job RunnerHub can keep, or "" when it
+// names one. GitHub's job ids are positive, and its repositories are "owner/name"; anything
+// else would be queued under an id the API cannot address, or a name that is a path.
+func (ev *jobEvent) unknownIdentity() string {
+	if id := ev.WorkflowJob.ID; id <= 0 {
+		return fmt.Sprintf("workflow_job.id %d is not a GitHub job id", id)
+	}
+	if name := ev.Repository.FullName; !validRepository(name) {
+		return fmt.Sprintf("repository %.100q is not a GitHub owner/name", name)
+	}
+	return ""
+}
+
+// The lengths GitHub allows for an account (user or organisation) and a repository name.
+const (
+	maxOwnerLength      = 39
+	maxRepositoryLength = 100
+)
+
+// validRepository reports whether fullName is "owner/name" in GitHub's characters: an
+// owner of letters, digits, '-' (and '_', which enterprise managed users' names carry),
+// and a name of letters, digits, '-', '_' and '.', other than "." and "..".
+func validRepository(fullName string) bool {
+	owner, name, ok := strings.Cut(fullName, "/")
+	if !ok || len(owner) == 0 || len(owner) > maxOwnerLength || len(name) == 0 || len(name) > maxRepositoryLength ||
+		name == "." || name == ".." {
+		return false
+	}
+	for _, part := range [...]struct {
+		s    string
+		dots bool
+	}{{owner, false}, {name, true}} {
+		for _, c := range []byte(part.s) {
+			ok := 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || part.dots && c == '.'
+			if !ok {
+				return false
+			}
+		}
+	}
+	return true
 }

@@ -123,19 +123,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	} else if res.outcome == OutcomeFailed {
 		level = slog.LevelError
 	}
-	// One line per delivery. Header values are logged only once validated, never raw.
+	// One line per delivery, rejected ones included, with what its headers said so that it
+	// can be found in GitHub's "Recent deliveries": values pass loggable first (refused
+	// requests' headers are unvalidated), and signatures are never logged.
 	attrs := []slog.Attr{
 		slog.String("outcome", res.outcome),
 		slog.Int("status", res.status),
 		slog.Duration("duration", elapsed),
+		slog.String("delivery_id", loggable(headers.DeliveryID)),
+		slog.String("hook_id", loggable(hookID(headers.HookID))),
+		slog.String("event", loggable(headers.Event)),
 	}
 	if res.reason != "" {
 		attrs = append(attrs, slog.String("reason", res.reason))
 	}
 	if d != nil {
-		attrs = append(attrs,
-			slog.String("delivery_id", d.DeliveryID), slog.String("hook_id", d.HookID),
-			slog.String("event", d.Event), slog.String("action", d.Action),
+		attrs = append(attrs, slog.String("action", d.Action),
 			slog.String("repository", d.Repository), slog.Int("bytes", len(d.Payload)))
 	}
 	h.Log.LogAttrs(r.Context(), level, "webhook delivery", attrs...)
@@ -183,7 +186,7 @@ func (h *Handler) handle(ctx context.Context, headers webhook.Headers, w http.Re
 	}
 	existing, err := h.Store.Create(ctx, rec)
 	if err != nil {
-		h.Log.ErrorContext(ctx, "recording delivery failed", "delivery_id", d.DeliveryID, "error", err)
+		h.Log.ErrorContext(ctx, "recording delivery failed", "delivery_id", d.DeliveryID, "hook_id", rec.HookID, "error", err)
 		return &d, result{status: http.StatusServiceUnavailable, outcome: OutcomeFailed, reason: "store_unavailable",
 			message: "the delivery could not be recorded; redeliver it later"}
 	}
@@ -196,7 +199,7 @@ func (h *Handler) handle(ctx context.Context, headers webhook.Headers, w http.Re
 		outcome, message = OutcomeRequeued, "delivery was recorded earlier but not processed; queued again"
 	}
 	if err := h.Queue.Enqueue(ctx, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
-		h.Log.ErrorContext(ctx, "queueing delivery failed", "delivery_id", d.DeliveryID, "error", err)
+		h.Log.ErrorContext(ctx, "queueing delivery failed", "delivery_id", d.DeliveryID, "hook_id", rec.HookID, "error", err)
 		return &d, result{status: http.StatusServiceUnavailable, outcome: OutcomeFailed, reason: "queue_unavailable",
 			message: "the delivery was recorded but could not be queued; redeliver it to retry"}
 	}
@@ -210,11 +213,33 @@ func acceptedMessage(event string) string {
 	return "Webhook received and queued for processing"
 }
 
+// hookID is the hook id a delivery is keyed and logged under: delivery.NoHook, as the API
+// spells it, for deliveries without X-GitHub-Hook-ID.
 func hookID(id string) string {
 	if id == "" {
 		return delivery.NoHook
 	}
 	return id
+}
+
+// maxLoggedHeader is the longest header value logged: a delivery GUID's limit.
+const maxLoggedHeader = 128
+
+// loggable returns a header value fit for a log line whether or not it was validated: at
+// most maxLoggedHeader bytes, every byte outside the characters of event names, delivery
+// GUIDs and hook ids ('-' for none) replaced by '?', so a sender can neither forge log
+// lines nor flood them.
+func loggable(v string) string {
+	b := []byte(v[:min(len(v), maxLoggedHeader)])
+	for i, c := range b {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '?'
+		}
+	}
+	if len(v) > maxLoggedHeader {
+		return string(b) + "..."
+	}
+	return string(b)
 }
 
 // rejected is the answer to a delivery the parser refused.

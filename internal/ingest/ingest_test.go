@@ -371,3 +371,50 @@ func TestConcurrentDuplicates(t *testing.T) {
 		t.Fatalf("pending %d (%v), enqueued %d", pending, err, len(f.rec.enqueued))
 	}
 }
+
+// A rejected delivery's log line says what its headers said, so it can be matched with
+// GitHub's "Recent deliveries": delivery id, hook id and event, made safe (truncated,
+// unexpected bytes replaced) since nothing vouches for them. The hook id of a delivery
+// without one is "-", as the API and the processor's log spell it.
+func TestRejectedDeliveryLogsItsHeaders(t *testing.T) {
+	body := fixtureBody(t, "workflow_job.queued.json")
+	long := strings.Repeat("d", 300)
+	cases := []struct {
+		name                  string
+		edit                  func(h map[string]string)
+		delivery, hook, event string
+	}{
+		{"bad signature", func(h map[string]string) { h["X-Hub-Signature-256"] = webhook.Sign("nope", body) }, "log-r1", "4242", "workflow_job"},
+		{"bad event", func(h map[string]string) { h["X-GitHub-Event"] = "Evil\"}{\x7fevent" }, "log-r1", "4242", "Evil????event"},
+		{"long delivery id", func(h map[string]string) { h["X-GitHub-Delivery"] = long }, strings.Repeat("d", 128) + "...", "4242", "workflow_job"},
+		{"no hook id", func(h map[string]string) { delete(h, "X-GitHub-Hook-ID"); h["Content-Type"] = "text/plain" }, "log-r1", "-", "workflow_job"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			f := newFixture(t)
+			h := signed(body, "workflow_job", "log-r1")
+			c.edit(h)
+			if got := f.post(t, body, h); got.status < 400 {
+				t.Fatalf("got %d, want a rejection", got.status)
+			}
+			var line map[string]any
+			if err := json.Unmarshal(f.logs.Bytes(), &line); err != nil {
+				t.Fatalf("%v: %s", err, f.logs)
+			}
+			if line["outcome"] != ingest.OutcomeRejected || line["delivery_id"] != c.delivery || line["hook_id"] != c.hook ||
+				line["event"] != c.event {
+				t.Fatalf("log line %v, want delivery_id %q hook_id %q event %q", line, c.delivery, c.hook, c.event)
+			}
+		})
+	}
+
+	f := newFixture(t)
+	h := signed(body, "workflow_job", "log-a1")
+	delete(h, "X-GitHub-Hook-ID")
+	if got := f.post(t, body, h); got.status != http.StatusAccepted {
+		t.Fatalf("got %d", got.status)
+	}
+	if !strings.Contains(f.logs.String(), `"hook_id":"-"`) {
+		t.Fatalf("accepted without a hook id: %s, want hook_id \"-\"", f.logs)
+	}
+}

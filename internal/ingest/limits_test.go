@@ -169,4 +169,3 @@ func TestSlowBodyIsCutOff(t *testing.T) {
 		t.Fatal("a cut-off body was written")
 	}
 }
-

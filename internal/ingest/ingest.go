@@ -222,8 +222,8 @@ func hookID(id string) string {
 	return id
 }
 
-// maxLoggedHeader is the longest header value logged: a delivery GUID's limit.
-const maxLoggedHeader = 128
+// maxLoggedHeader is the longest header value logged: the longest delivery id accepted.
+const maxLoggedHeader = webhook.MaxDeliveryIDLength
 
 // loggable returns a header value fit for a log line whether or not it was validated: at
 // most maxLoggedHeader bytes, every byte outside the characters of event names, delivery

@@ -149,19 +149,29 @@ func isForm(contentType string) (bool, error) {
 	return false, reject(http.StatusUnsupportedMediaType, "unsupported_content_type", "Content-Type must be application/json or application/x-www-form-urlencoded")
 }
 
+// Header value limits: GitHub's event and target-type names are short words, its
+// delivery ids GUIDs (36 bytes; redeliveries keep them), its hook and target ids 64-bit
+// numbers (at most 20 digits).
+const (
+	maxWordLength = 64
+	// MaxDeliveryIDLength is the longest X-GitHub-Delivery accepted.
+	MaxDeliveryIDLength = 128
+	maxIDDigits         = 20
+)
+
 func checkHeaders(h Headers) error {
 	switch {
 	case h.Event == "":
 		return reject(http.StatusBadRequest, "missing_event", "X-GitHub-Event header is required")
-	case !validToken(h.Event, 64, false):
+	case !validToken(h.Event, maxWordLength, false):
 		return reject(http.StatusBadRequest, "bad_event", "X-GitHub-Event must be an event name such as workflow_job")
 	case h.DeliveryID == "":
 		return reject(http.StatusBadRequest, "missing_delivery", "X-GitHub-Delivery header is required")
-	case !validToken(h.DeliveryID, 128, true):
+	case !validToken(h.DeliveryID, MaxDeliveryIDLength, true):
 		return reject(http.StatusBadRequest, "bad_delivery", "X-GitHub-Delivery must be 1-128 letters, digits, '-', '_' or '.'")
 	case h.HookID != "" && !validDigits(h.HookID):
 		return reject(http.StatusBadRequest, "bad_hook_id", "X-GitHub-Hook-ID must be a number")
-	case h.TargetType != "" && !validToken(h.TargetType, 64, false):
+	case h.TargetType != "" && !validToken(h.TargetType, maxWordLength, false):
 		return reject(http.StatusBadRequest, "bad_target_type", "X-GitHub-Hook-Installation-Target-Type must be a word such as repository")
 	case h.TargetID != "" && !validDigits(h.TargetID):
 		return reject(http.StatusBadRequest, "bad_target_id", "X-GitHub-Hook-Installation-Target-ID must be a number")
@@ -187,7 +197,7 @@ func validToken(s string, max int, ids bool) bool {
 }
 
 func validDigits(s string) bool {
-	if len(s) == 0 || len(s) > 20 {
+	if len(s) == 0 || len(s) > maxIDDigits {
 		return false
 	}
 	for i := 0; i < len(s); i++ {

@@ -31,8 +31,10 @@ lint:
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
+# The ingest scan against encoding/json, then the processor's decode against the scan.
 fuzz:
 	$(GO) test ./internal/webhook -run '^$$' -fuzz FuzzParse -fuzztime 60s
+	$(GO) test ./internal/jobs -run '^$$' -fuzz FuzzPayloadReadAsIngestReadIt -fuzztime 60s
 
 # A static Linux bootstrap per function, arm64 unless GOARCH says otherwise
 # (tests build for the host: make build GOARCH=amd64).

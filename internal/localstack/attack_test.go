@@ -162,3 +162,21 @@ func readStatus(t *testing.T, c net.Conn, within time.Duration) int {
 	resp.Body.Close()
 	return resp.StatusCode
 }
+
+// net/http buffers a request's headers whole before any handler runs; the local server
+// caps them at maxHeaderBytes (net/http's default would let each connection hold 1 MB).
+func TestOversizedHeadersAreRefused(t *testing.T) {
+	_, base := startStack(t, nil)
+	c, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	head := fmt.Sprintf("POST %s HTTP/1.1\r\nHost: x\r\nX-Padding: %s\r\n\r\n", ingest.Path, strings.Repeat("p", 2*maxHeaderBytes))
+	if _, err := io.WriteString(c, head); err != nil {
+		t.Fatal(err)
+	}
+	if status := readStatus(t, c, 5*time.Second); status != http.StatusRequestHeaderFieldsTooLarge {
+		t.Fatalf("headers of %d KiB: %d, want 431", 2*maxHeaderBytes>>10, status)
+	}
+}

@@ -26,7 +26,7 @@ func main() {
 	app := awsapp.Must(awsapp.New(context.Background(),
 		"RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_EVENTS_QUEUE_URL", "RUNNERHUB_EVENTS_DLQ_URL", "RUNNERHUB_PAYLOAD_BUCKET",
 		"RUNNERHUB_DEMAND_QUEUE_URL"))
-	tokens, err := auth.Parse(app.Config.APITokens)
+	tokens, err := auth.ParseRoles(app.Config.APITokens, app.Config.APIReadTokens)
 	awsapp.Must(app, err)
 	cfg := app.Config
 	// POST /api/webhooks/test sends its deliveries through the webhook function's handler,
@@ -55,6 +55,6 @@ func main() {
 	m.WatchQueues(awsstore.QueueDepths(sqs.NewFromConfig(app.AWS),
 		map[string]string{"events": cfg.EventsQueueURL, "dlq": cfg.EventsDLQURL}))
 	router := httpapi.New(tokens, webhooks, fleet.Routes(runners), m.Routes(), dashboard.Routes(),
-		live.TicketRoutes(live.NewTickets(app.Config.APITokens), live.ClientURL(app.Config.WSEndpoint), time.Now))
+		live.TicketRoutes(live.NewTickets(app.Config.APITokens, app.Config.APIReadTokens), live.ClientURL(app.Config.WSEndpoint), time.Now))
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
 }

@@ -194,6 +194,61 @@ func TestApiFunctionServesTheDocumentedAPI(t *testing.T) {
 	}
 }
 
+// TestApiFunctionReadToken: through the built bootstrap, a read-only token reads and
+// mints a WebSocket ticket, and every write it tries is a 403 with a JSON message.
+func TestApiFunctionReadToken(t *testing.T) {
+	const readToken = "rh_api-read-token-0123456789"
+	bootstrap := testenv.BuildFunction(t, "ApiFunction")
+	env := testenv.SharedAWS(t)
+	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
+		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
+		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken,
+		"RUNNERHUB_API_READ_TOKENS="+readToken))
+	for _, tc := range []struct {
+		method, path, body string
+		status             int
+	}{
+		{"GET", "/api/pools", "", http.StatusOK},
+		{"GET", "/api/webhooks/statistics", "", http.StatusOK},
+		{"POST", "/api/ws/ticket", "", http.StatusOK},
+		{"PUT", "/api/pools/linux", `{"labels": ["linux"], "maxRunners": 1}`, http.StatusForbidden},
+		{"POST", "/api/runners", `{"name": "r1", "pool": "linux"}`, http.StatusForbidden},
+		{"POST", "/api/webhooks/test", "", http.StatusForbidden},
+		{"POST", "/api/webhooks/dlq/replay", "", http.StatusForbidden},
+		{"DELETE", "/api/runners/r1", "", http.StatusForbidden},
+	} {
+		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
+			req := events.APIGatewayV2HTTPRequest{
+				Version: "2.0", RouteKey: "$default", RawPath: tc.path, Body: tc.body,
+				Headers: map[string]string{
+					"accept": "*/*", "host": "abcdef1234.execute-api.us-east-1.amazonaws.com",
+					"authorization": "Bearer " + readToken, "content-type": "application/json",
+				},
+				RequestContext: events.APIGatewayV2HTTPRequestContext{
+					Stage: "$default",
+					HTTP:  events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: tc.method, Path: tc.path, Protocol: "HTTP/1.1", SourceIP: "198.51.100.7"},
+				},
+			}
+			payload, err := json.Marshal(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var resp events.APIGatewayV2HTTPResponse
+			if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
+				t.Fatal(err)
+			}
+			if resp.StatusCode != tc.status {
+				t.Fatalf("%d, want %d: %s", resp.StatusCode, tc.status, resp.Body)
+			}
+			var a answer
+			decode(t, json.RawMessage(resp.Body), &a)
+			if tc.status == http.StatusForbidden && (a.Success || a.Error.Code != "forbidden") {
+				t.Errorf("answer %s, want error forbidden", resp.Body)
+			}
+		})
+	}
+}
+
 // pathParam matches the {name} parameters of a documented path.
 var pathParam = regexp.MustCompile(`\{[^}]+\}`)
 

@@ -16,13 +16,13 @@ import (
 func main() {
 	app := awsapp.Must(awsapp.New(context.Background(), "RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_WS_ENDPOINT"))
 	cfg := app.Config
-	tokens, err := auth.Parse(cfg.APITokens)
+	tokens, err := auth.ParseRoles(cfg.APITokens, cfg.APIReadTokens)
 	awsapp.Must(app, err)
 	if tokens.Empty() {
-		app.Log.Error("RUNNERHUB_API_TOKENS is not set: every connection will be refused with 401")
+		app.Log.Error("neither RUNNERHUB_API_TOKENS nor RUNNERHUB_API_READ_TOKENS is set: every connection will be refused with 401")
 	}
 	hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{
-		Access: live.Access{Tokens: tokens, Tickets: live.NewTickets(cfg.APITokens)},
+		Access: live.Access{Tokens: tokens, Tickets: live.NewTickets(cfg.APITokens, cfg.APIReadTokens)},
 		Log:    app.Log,
 	})
 	awsapp.Must(app, err)

@@ -50,6 +50,9 @@ func TestWebSocketFunction(t *testing.T) {
 			if ttl := time.Unix(expires, 0).Sub(connected); err != nil || ttl > live.ConnectionTTL || ttl <= live.ConnectionTTL-time.Second {
 				t.Errorf("connectedAt %q, expiresAt %d: want the expiry %v after the connection", str(item, "connectedAt"), expires, live.ConnectionTTL)
 			}
+			if str(item, "role") != "admin" {
+				t.Errorf("role %q, want admin (RUNNERHUB_API_TOKENS)", str(item, "role"))
+			}
 			if str(item, "gsi1pk") != "WSCONNS" || item["repos"] != nil {
 				t.Errorf("item %v: want it in the WSCONNS partition, subscribed to nothing", item)
 			}
@@ -87,6 +90,57 @@ func TestWebSocketFunction(t *testing.T) {
 				t.Fatalf("connection %s is not recorded", ev.RequestContext.ConnectionID)
 			case s.check != nil:
 				s.check(t, item)
+			}
+		})
+	}
+}
+
+// TestWebSocketFunctionReadRole connects through the built bootstrap with a read-only
+// token and with a ticket minted for it: both are let in, and recorded with the read
+// role.
+func TestWebSocketFunctionReadRole(t *testing.T) {
+	const readToken = "rh_websocket-read-token-0123456789"
+	bootstrap := testenv.BuildFunction(t, "WebSocketFunction")
+	env := testenv.SharedAWS(t)
+	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
+		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken,
+		"RUNNERHUB_API_READ_TOKENS="+readToken,
+		"RUNNERHUB_WS_ENDPOINT="+env.Endpoint,
+	))
+	// The function derives the same ticket keys from the same configuration.
+	ticket, _, err := live.NewTickets(testenv.EventsAPIToken, readToken).Issue(readToken, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	payload, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "ws-connect.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := dynamodb.NewFromConfig(env.Config)
+	for _, tc := range []struct {
+		name  string
+		query map[string]string
+	}{
+		{"read token", map[string]string{"token": readToken}},
+		{"ticket of a read token", map[string]string{"ticket": ticket}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var ev events.APIGatewayWebsocketProxyRequest
+			if err := json.Unmarshal(payload, &ev); err != nil {
+				t.Fatal(err)
+			}
+			ev.RequestContext.ConnectionID = "read-" + strconv.Itoa(len(tc.query["ticket"]))
+			ev.QueryStringParameters, ev.MultiValueQueryStringParameters = tc.query, nil
+			b, err := json.Marshal(ev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var resp events.APIGatewayProxyResponse
+			if err := json.Unmarshal(fn.Invoke(t, b), &resp); err != nil || resp.StatusCode != http.StatusOK {
+				t.Fatalf("$connect: %+v %v, want 200", resp, err)
+			}
+			if item := connectionItem(t, db, env.EventsTable, ev.RequestContext.ConnectionID); str(item, "role") != "read" {
+				t.Errorf("record %v, want role read", item)
 			}
 		})
 	}

@@ -34,27 +34,71 @@ func TestTokens(t *testing.T) {
 	}
 }
 
-func TestRequire(t *testing.T) {
-	tokens, _ := Parse("the-only-valid-token-123")
-	h := tokens.Require(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("secret data")) }))
-	for header, want := range map[string]int{
-		"Bearer the-only-valid-token-123": 200,
-		"bearer the-only-valid-token-123": 200,
-		"Bearer wrong":                    401,
-		"Basic dXNlcjpwYXNz":              401,
-		"":                                401,
+func TestRoles(t *testing.T) {
+	tokens, err := ParseRoles("admin-token-0123456789", " read-token-0123456789 ,read-token-9876543210")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for tok, want := range map[string]Role{
+		"admin-token-0123456789": RoleAdmin,
+		"read-token-0123456789":  RoleRead,
+		"read-token-9876543210":  RoleRead,
+		"read-token-012345678":   RoleNone,
+		"":                       RoleNone,
 	} {
-		r := httptest.NewRequest("GET", "/api/jobs", nil)
-		if header != "" {
-			r.Header.Set("Authorization", header)
+		if got := tokens.Role(tok); got != want {
+			t.Errorf("Role(%q) = %v, want %v", tok, got, want)
+		}
+	}
+	for _, tc := range []struct{ name, admin, read, want string }{
+		{"short read token", "admin-token-0123456789", "short", "RUNNERHUB_API_READ_TOKENS: token 1 is shorter"},
+		{"one token, two roles", "admin-token-0123456789", "admin-token-0123456789", "RUNNERHUB_API_READ_TOKENS: token 1 is also in RUNNERHUB_API_TOKENS"},
+	} {
+		if _, err := ParseRoles(tc.admin, tc.read); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	for _, r := range []Role{RoleRead, RoleAdmin} {
+		if ParseRole(r.String()) != r {
+			t.Errorf("ParseRole(%q) = %v", r.String(), ParseRole(r.String()))
+		}
+	}
+}
+
+func TestRequire(t *testing.T) {
+	tokens, _ := ParseRoles("the-only-admin-token-123", "the-only-read-token-1234")
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("secret data")) })
+	for _, tc := range []struct {
+		header string
+		write  bool
+		want   int
+	}{
+		{"Bearer the-only-admin-token-123", false, 200},
+		{"bearer the-only-admin-token-123", true, 200},
+		{"Bearer the-only-read-token-1234", false, 200},
+		{"Bearer the-only-read-token-1234", true, 403},
+		{"Bearer wrong", false, 401},
+		{"Bearer wrong", true, 401},
+		{"Basic dXNlcjpwYXNz", false, 401},
+		{"", false, 401},
+	} {
+		r := httptest.NewRequest("POST", "/api/pools/x", nil)
+		if tc.header != "" {
+			r.Header.Set("Authorization", tc.header)
 		}
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, r)
-		if w.Code != want {
-			t.Errorf("%q: %d, want %d", header, w.Code, want)
+		tokens.Require(ok, tc.write).ServeHTTP(w, r)
+		if w.Code != tc.want {
+			t.Errorf("%q write=%v: %d, want %d", tc.header, tc.write, w.Code, tc.want)
 		}
-		if want == 401 && (strings.Contains(w.Body.String(), "secret data") || w.Header().Get("WWW-Authenticate") == "") {
-			t.Errorf("%q: 401 leaks data or lacks WWW-Authenticate: %s", header, w.Body)
+		if tc.want != 200 && strings.Contains(w.Body.String(), "secret data") {
+			t.Errorf("%q: %d leaks data: %s", tc.header, w.Code, w.Body)
+		}
+		if tc.want == 401 && w.Header().Get("WWW-Authenticate") == "" {
+			t.Errorf("%q: 401 lacks WWW-Authenticate", tc.header)
+		}
+		if tc.want == 403 && (!strings.Contains(w.Body.String(), `"code":"forbidden"`) || !strings.Contains(w.Body.String(), "RUNNERHUB_API_TOKENS")) {
+			t.Errorf("%q: 403 body %s, want code forbidden naming the admin tokens' variable", tc.header, w.Body)
 		}
 	}
 }

@@ -23,9 +23,13 @@ type Config struct {
 	// unsigned deliveries when no secret is set. Never honoured by the Lambda functions.
 	AllowUnsigned bool
 	// APITokens (RUNNERHUB_API_TOKENS) are the bearer tokens of the management and
-	// WebSocket APIs, comma-separated; the local stack generates one when none is set.
-	APITokens    string
-	MaxBodyBytes int64 // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
+	// WebSocket APIs, comma-separated, with the admin role (they may change anything);
+	// the local stack generates one when none is set.
+	APITokens string
+	// APIReadTokens (RUNNERHUB_API_READ_TOKENS) are read-only tokens, comma-separated:
+	// every GET, a WebSocket ticket, and a 403 for anything that changes something.
+	APIReadTokens string
+	MaxBodyBytes  int64 // RUNNERHUB_MAX_BODY_BYTES, default 25 MiB (GitHub's maximum payload)
 	// MaxBodyBytesInFlight (RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT) caps the bytes the webhook
 	// bodies being read hold at once, default 4 × MaxBodyBytes.
 	MaxBodyBytesInFlight int64
@@ -70,6 +74,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		DemandQueueURL:        getenv("RUNNERHUB_DEMAND_QUEUE_URL"),
 		WSEndpoint:            getenv("RUNNERHUB_WS_ENDPOINT"),
 		APITokens:             getenv("RUNNERHUB_API_TOKENS"),
+		APIReadTokens:         getenv("RUNNERHUB_API_READ_TOKENS"),
 		DataDir:               or(getenv("RUNNERHUB_DATA_DIR"), ".runnerhub"),
 	}
 	var errs []string

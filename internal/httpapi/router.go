@@ -25,11 +25,21 @@ type Route struct {
 	// Public routes answer without authentication (the webhook, which has its own
 	// signature check, health, and the dashboard page).
 	Public bool
+	// ReadOnly marks a route that changes nothing although its method is not GET (minting
+	// a WebSocket ticket): read-only tokens may call it.
+	ReadOnly bool
 }
 
-// Authenticator wraps handlers that need credentials.
+// Writes reports whether the route changes something: every method but GET and HEAD,
+// unless the route is ReadOnly.
+func (r Route) Writes() bool {
+	return r.Method != http.MethodGet && r.Method != http.MethodHead && !r.ReadOnly
+}
+
+// Authenticator wraps handlers that need credentials; write says that the handler
+// changes something, which read-only credentials may not.
 type Authenticator interface {
-	Require(http.Handler) http.Handler
+	Require(h http.Handler, write bool) http.Handler
 }
 
 // New returns the router serving routes. auth may be nil only if every route is public.
@@ -39,7 +49,7 @@ func New(auth Authenticator, routes ...[]Route) http.Handler {
 	for _, r := range slices.Concat(routes...) {
 		h := r.Handler
 		if !r.Public {
-			h = auth.Require(h)
+			h = auth.Require(h, r.Writes())
 		}
 		mux.Handle(r.Method+" "+r.Pattern, h)
 		methods[r.Pattern] = append(methods[r.Pattern], r.Method)

@@ -9,8 +9,49 @@ import (
 
 type denyAll struct{}
 
-func (denyAll) Require(http.Handler) http.Handler {
+func (denyAll) Require(http.Handler, bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusUnauthorized) })
+}
+
+// readOnly lets reads through and answers writes 403, as a read token's authenticator.
+type readOnly struct{}
+
+func (readOnly) Require(h http.Handler, write bool) http.Handler {
+	if write {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusForbidden) })
+	}
+	return h
+}
+
+// TestRouterTellsWrites: every method but GET and HEAD writes, unless its route says it
+// only reads.
+func TestRouterTellsWrites(t *testing.T) {
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) })
+	h := New(readOnly{}, []Route{
+		{Method: http.MethodGet, Pattern: "/things", Handler: ok},
+		{Method: http.MethodHead, Pattern: "/things/{id}", Handler: ok},
+		{Method: http.MethodPost, Pattern: "/things", Handler: ok},
+		{Method: http.MethodPut, Pattern: "/things/{id}", Handler: ok},
+		{Method: http.MethodDelete, Pattern: "/things/{id}", Handler: ok},
+		{Method: http.MethodPost, Pattern: "/ticket", Handler: ok, ReadOnly: true},
+	})
+	for _, c := range []struct {
+		method, path string
+		status       int
+	}{
+		{"GET", "/things", http.StatusTeapot},
+		{"HEAD", "/things/1", http.StatusTeapot},
+		{"POST", "/things", http.StatusForbidden},
+		{"PUT", "/things/1", http.StatusForbidden},
+		{"DELETE", "/things/1", http.StatusForbidden},
+		{"POST", "/ticket", http.StatusTeapot},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(c.method, c.path, nil))
+		if w.Code != c.status {
+			t.Errorf("%s %s: %d, want %d", c.method, c.path, w.Code, c.status)
+		}
+	}
 }
 
 func TestRouter(t *testing.T) {

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
@@ -55,8 +56,9 @@ func (h *Hub) log() *slog.Logger {
 	return h.Log
 }
 
-// Allowed reports whether a connection request's query carries valid credentials.
-func (h *Hub) Allowed(query url.Values) bool { return h.Access.Allowed(query, h.now()) }
+// Role returns the role a connection request's query gives it, auth.RoleNone (refuse
+// it) when its credentials are not valid.
+func (h *Hub) Role(query url.Values) auth.Role { return h.Access.Role(query, h.now()) }
 
 // Connect records a new connection; a zero ConnectedAt or ExpiresAt is filled in.
 func (h *Hub) Connect(ctx context.Context, c Connection) error {
@@ -133,7 +135,7 @@ func (h *Hub) answer(ctx context.Context, id string, data []byte) Message {
 	if repos == nil {
 		repos = []string{}
 	}
-	return Message{Event: event, At: now, Data: subscriptionData{ConnectionID: id, All: c.All, Repositories: repos}}
+	return Message{Event: event, At: now, Data: subscriptionData{ConnectionID: id, Role: c.Role.String(), All: c.All, Repositories: repos}}
 }
 
 // Broadcast sends each message to every unexpired connection that wants it, in order.

@@ -41,6 +41,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
@@ -147,6 +148,9 @@ type Connection struct {
 	ConnectedAt time.Time
 	// ExpiresAt is when the record stops counting (ConnectionTTL after ConnectedAt).
 	ExpiresAt time.Time
+	// Role is its credentials' (a ticket has its token's role). Every message a client
+	// can send only reads today; the role is kept so that one that writes can check it.
+	Role auth.Role
 	Subscription
 }
 

@@ -19,7 +19,7 @@ const (
 
 func TestTickets(t *testing.T) {
 	now := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
-	both := live.NewTickets(" " + token + " ,," + otherToken)
+	both := live.NewTickets(" "+token+" ,,"+otherToken, "")
 	issue := func(tickets *live.Tickets, tok string, at time.Time) string {
 		s, expires, err := tickets.Issue(tok, at)
 		if err != nil {
@@ -43,7 +43,7 @@ func TestTickets(t *testing.T) {
 		{"at expiry", both, fresh, now.Add(live.TicketTTL), false},
 		{"used before it was issued (clock skew beyond a minute)", both, fresh, now.Add(-2 * time.Second).Add(-live.TicketTTL), false},
 		{"the other token's ticket", both, issue(both, otherToken, now), now, true},
-		{"its token was removed", live.NewTickets(otherToken), fresh, now, false},
+		{"its token was removed", live.NewTickets(otherToken, ""), fresh, now, false},
 		{"a token alone", both, token, now, false},
 		{"empty", both, "", now, false},
 		{"not base64", both, "!!" + fresh[2:], now, false},
@@ -66,34 +66,44 @@ func TestTickets(t *testing.T) {
 }
 
 func TestAccess(t *testing.T) {
-	tokens, err := auth.Parse(token)
+	tokens, err := auth.ParseRoles(token, otherToken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
-	tickets := live.NewTickets(token)
+	tickets := live.NewTickets(token, otherToken)
 	ticket, _, err := tickets.Issue(token, now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	readTicket, _, err := tickets.Issue(otherToken, now)
+	if err != nil {
+		t.Fatal(err)
+	}
 	full := live.Access{Tokens: tokens, Tickets: tickets}
+	// The read token's role changed to admin since its ticket was issued: a ticket has
+	// its token's role as configured now.
+	promoted := live.Access{Tickets: live.NewTickets(token+","+otherToken, "")}
 	tests := []struct {
 		name   string
 		access live.Access
 		query  url.Values
-		want   bool
+		want   auth.Role
 	}{
-		{"token", full, url.Values{"token": {token}}, true},
-		{"ticket", full, url.Values{"ticket": {ticket}}, true},
-		{"neither", full, url.Values{"other": {token}}, false},
-		{"wrong token wins over a good ticket", full, url.Values{"token": {"x"}, "ticket": {ticket}}, false},
-		{"no token configured", live.Access{Tickets: tickets}, url.Values{"token": {token}}, false},
-		{"no tickets configured", live.Access{Tokens: tokens}, url.Values{"ticket": {ticket}}, false},
+		{"token", full, url.Values{"token": {token}}, auth.RoleAdmin},
+		{"ticket", full, url.Values{"ticket": {ticket}}, auth.RoleAdmin},
+		{"read token", full, url.Values{"token": {otherToken}}, auth.RoleRead},
+		{"ticket of a read token", full, url.Values{"ticket": {readTicket}}, auth.RoleRead},
+		{"ticket of a token now admin", promoted, url.Values{"ticket": {readTicket}}, auth.RoleAdmin},
+		{"neither", full, url.Values{"other": {token}}, auth.RoleNone},
+		{"wrong token wins over a good ticket", full, url.Values{"token": {"x"}, "ticket": {ticket}}, auth.RoleNone},
+		{"no token configured", live.Access{Tickets: tickets}, url.Values{"token": {token}}, auth.RoleNone},
+		{"no tickets configured", live.Access{Tokens: tokens}, url.Values{"ticket": {ticket}}, auth.RoleNone},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := tc.access.Allowed(tc.query, now); got != tc.want {
-				t.Errorf("Allowed = %v, want %v", got, tc.want)
+			if got := tc.access.Role(tc.query, now); got != tc.want {
+				t.Errorf("Role = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -57,9 +57,11 @@ type errorData struct {
 
 // subscriptionData is the data of "subscribed" and "unsubscribed" events: the
 // connection's whole subscription after the change (and its id, so that a client can
-// quote it when asking about its connection).
+// quote it when asking about its connection), and the role its credentials gave it
+// ("read" or "admin").
 type subscriptionData struct {
 	ConnectionID string   `json:"connectionId"`
+	Role         string   `json:"role"`
 	All          bool     `json:"all"`
 	Repositories []string `json:"repositories"`
 }

@@ -61,5 +61,6 @@ func TicketRoutes(tickets *Tickets, wsURL string, now func() time.Time) []httpap
 			Ticket: ticket, ExpiresAt: expires.UTC(), ExpiresIn: int(TicketTTL / time.Second), URL: wsURL,
 		}})
 	})
-	return []httpapi.Route{{Method: http.MethodPost, Pattern: TicketPath, Handler: h}}
+	// Minting a ticket changes nothing: a read-only token may, and its tickets read.
+	return []httpapi.Route{{Method: http.MethodPost, Pattern: TicketPath, Handler: h, ReadOnly: true}}
 }

@@ -8,7 +8,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/url"
-	"strings"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/auth"
@@ -35,19 +34,29 @@ var ErrUnknownToken = errors.New("not a configured API token")
 // Tickets issues and checks WebSocket tickets. A ticket is signed with a key derived
 // from the API token that asked for it, so tickets need no storage, survive a restart or
 // another Lambda instance, and stop working when their token is removed from
-// RUNNERHUB_API_TOKENS.
+// RUNNERHUB_API_TOKENS or RUNNERHUB_API_READ_TOKENS. A ticket has its token's role, as
+// configured when it is used: a read token's tickets open read connections.
 type Tickets struct {
-	keys map[[8]byte][]byte // key id → key
+	keys map[[8]byte]roleKey // key id → key
 }
 
-// NewTickets derives one ticket key per token of a RUNNERHUB_API_TOKENS list (comma
-// separated, as auth.Parse reads it; auth checks the tokens themselves).
-func NewTickets(apiTokens string) *Tickets {
-	t := &Tickets{keys: map[[8]byte][]byte{}}
-	for _, tok := range strings.Split(apiTokens, ",") {
-		if tok = strings.TrimSpace(tok); tok != "" {
+type roleKey struct {
+	key  []byte
+	role auth.Role
+}
+
+// NewTickets derives one ticket key per token of the admin (RUNNERHUB_API_TOKENS) and
+// read (RUNNERHUB_API_READ_TOKENS) lists, comma separated as auth.ParseRoles reads them
+// (auth checks the tokens themselves).
+func NewTickets(admin, read string) *Tickets {
+	t := &Tickets{keys: map[[8]byte]roleKey{}}
+	for _, l := range []struct {
+		list string
+		role auth.Role
+	}{{read, auth.RoleRead}, {admin, auth.RoleAdmin}} {
+		for _, tok := range auth.Split(l.list) {
 			id, key := ticketKey(tok)
-			t.keys[id] = key
+			t.keys[id] = roleKey{key: key, role: l.role}
 		}
 	}
 	return t
@@ -66,8 +75,9 @@ func ticketKey(token string) (id [8]byte, key []byte) {
 
 // Issue returns a ticket for token, valid until the returned time.
 func (t *Tickets) Issue(token string, now time.Time) (string, time.Time, error) {
-	id, key := ticketKey(token)
-	if _, ok := t.keys[id]; !ok {
+	id, _ := ticketKey(token)
+	k, ok := t.keys[id]
+	if !ok {
 		return "", time.Time{}, ErrUnknownToken
 	}
 	expires := now.Add(TicketTTL).Truncate(time.Second)
@@ -76,22 +86,31 @@ func (t *Tickets) Issue(token string, now time.Time) (string, time.Time, error) 
 	binary.BigEndian.PutUint64(b[1:9], uint64(expires.Unix()))
 	copy(b[9:17], id[:])
 	_, _ = rand.Read(b[17:ticketBody]) // crypto/rand.Read never fails on supported platforms
-	b = sign(key, b)
+	b = sign(k.key, b)
 	return base64.RawURLEncoding.EncodeToString(b), expires, nil
 }
 
 // Valid reports whether ticket was issued for a configured token and has not expired.
 func (t *Tickets) Valid(ticket string, now time.Time) bool {
+	return t.Role(ticket, now) != auth.RoleNone
+}
+
+// Role returns the role of the token ticket was issued for, RoleNone when the ticket is
+// not valid (forged, expired, or its token no longer configured).
+func (t *Tickets) Role(ticket string, now time.Time) auth.Role {
 	b, err := base64.RawURLEncoding.DecodeString(ticket)
 	if err != nil || len(b) != ticketLen || b[0] != ticketVersion {
-		return false
+		return auth.RoleNone
 	}
-	key, ok := t.keys[[8]byte(b[9:17])]
-	if !ok || !hmac.Equal(sign(key, b[:ticketBody:ticketBody])[ticketBody:], b[ticketBody:]) {
-		return false
+	k, ok := t.keys[[8]byte(b[9:17])]
+	if !ok || !hmac.Equal(sign(k.key, b[:ticketBody:ticketBody])[ticketBody:], b[ticketBody:]) {
+		return auth.RoleNone
 	}
 	expires := time.Unix(int64(binary.BigEndian.Uint64(b[1:9])), 0)
-	return now.Before(expires) && expires.Sub(now) <= TicketTTL
+	if !now.Before(expires) || expires.Sub(now) > TicketTTL {
+		return auth.RoleNone
+	}
+	return k.role
 }
 
 func sign(key, body []byte) []byte {
@@ -107,13 +126,14 @@ type Access struct {
 	Tickets *Tickets
 }
 
-// Allowed reports whether a connection request's query carries valid credentials.
-func (a Access) Allowed(query url.Values, now time.Time) bool {
-	if tok := query.Get("token"); tok != "" {
-		return a.Tokens != nil && a.Tokens.Valid(tok)
+// Role returns the role of a connection request's credentials: its token's, or that of
+// the token its ticket was issued for; RoleNone when they are not valid.
+func (a Access) Role(query url.Values, now time.Time) auth.Role {
+	switch tok, ticket := query.Get("token"), query.Get("ticket"); {
+	case tok != "" && a.Tokens != nil:
+		return a.Tokens.Role(tok)
+	case tok == "" && ticket != "" && a.Tickets != nil:
+		return a.Tickets.Role(ticket, now)
 	}
-	if ticket := query.Get("ticket"); ticket != "" {
-		return a.Tickets != nil && a.Tickets.Valid(ticket, now)
-	}
-	return false
+	return auth.RoleNone
 }

@@ -46,13 +46,17 @@ const maxAttempts = 5
 // SecretFile is where a generated webhook secret is kept, inside the data directory.
 const SecretFile = "webhook-secret"
 
+// TokenFile is where the generated API token is kept, inside the data directory, when
+// RUNNERHUB_API_TOKENS is not set.
+const TokenFile = "api-token"
+
 // Stack is an opened local stack.
 type Stack struct {
 	Handler http.Handler
 	// SecretSource says where the webhook secret came from, for the start-up banner.
 	SecretSource string
-	// GeneratedToken is the API token made for this run when RUNNERHUB_API_TOKENS is not
-	// set (empty otherwise), for the start-up banner.
+	// GeneratedToken is the API token kept in the data directory (TokenFile), used when
+	// RUNNERHUB_API_TOKENS is not set (empty otherwise), for the start-up banner.
 	GeneratedToken string
 	// Routes are what Handler serves (the OpenAPI document is checked against them).
 	Routes []httpapi.Route
@@ -105,7 +109,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		db.Close()
 		return nil, err
 	}
-	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated))
+	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated), cfg.APIReadTokens)
 	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
 	engine.Committed = hub.Hub().AnnounceFleetChanges()
 	routes := slices.Concat(ing.Routes(), m.Routes(), dashboard.Routes(),
@@ -239,33 +243,51 @@ func resolveSecret(cfg config.Config) (secret, source string, err error) {
 		return "", "none (RUNNERHUB_INSECURE_ALLOW_UNSIGNED=1)", nil
 	}
 	path := filepath.Join(cfg.DataDir, SecretFile)
-	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
-		return strings.TrimSpace(string(b)), path, nil
+	secret, generated, err := kept(path, func() string {
+		buf := make([]byte, 32)
+		_, _ = rand.Read(buf) // crypto/rand.Read never fails on supported platforms
+		return hex.EncodeToString(buf)
+	})
+	if err != nil {
+		return "", "", fmt.Errorf("webhook secret: %w", err)
 	}
-	buf := make([]byte, 32)
-	if _, err := rand.Read(buf); err != nil {
-		return "", "", err
+	if generated {
+		return secret, path + " (generated)", nil
 	}
-	secret = hex.EncodeToString(buf)
-	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return "", "", fmt.Errorf("create data directory: %w", err)
-	}
-	if err := os.WriteFile(path, []byte(secret+"\n"), 0o600); err != nil {
-		return "", "", fmt.Errorf("store generated webhook secret: %w", err)
-	}
-	return secret, path + " (generated)", nil
+	return secret, path, nil
 }
 
-// resolveTokens takes RUNNERHUB_API_TOKENS, or generates a token for this run and
-// returns it too.
+// resolveTokens takes RUNNERHUB_API_TOKENS (and RUNNERHUB_API_READ_TOKENS) when set.
+// Otherwise the admin token is the one kept in the data directory (TokenFile), generated
+// at the first start, so an open dashboard stays signed in across restarts; it is
+// returned too, for the banner.
 func resolveTokens(cfg config.Config) (*auth.Tokens, string, error) {
 	if cfg.APITokens != "" {
-		t, err := auth.Parse(cfg.APITokens)
+		t, err := auth.ParseRoles(cfg.APITokens, cfg.APIReadTokens)
 		return t, "", err
 	}
-	token := auth.Generate()
-	t, err := auth.Parse(token)
+	token, _, err := kept(filepath.Join(cfg.DataDir, TokenFile), auth.Generate)
+	if err != nil {
+		return nil, "", fmt.Errorf("API token: %w", err)
+	}
+	t, err := auth.ParseRoles(token, cfg.APIReadTokens)
 	return t, token, err
+}
+
+// kept returns the value stored in path, or stores a new one from generate (the file
+// readable by its owner only) and reports that it did.
+func kept(path string, generate func() string) (value string, generated bool, err error) {
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) > 0 {
+		return strings.TrimSpace(string(b)), false, nil
+	}
+	value = generate()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, fmt.Errorf("create data directory: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(value+"\n"), 0o600); err != nil {
+		return "", false, fmt.Errorf("store %s: %w", path, err)
+	}
+	return value, true, nil
 }
 
 // Secret returns the webhook secret the local stack uses for cfg, as resolveSecret does,

@@ -27,6 +27,9 @@ import (
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
+// testReadToken is the read-only token of the tests.
+const testReadToken = "rh_awslive-read-token-0123456789"
+
 const testToken = "rh_awslive-test-token-0123456789"
 
 // TestConformance runs the suite against the AWS host as API Gateway drives it: each
@@ -40,12 +43,12 @@ func TestConformance(t *testing.T) {
 	livetest.Run(t, func(t *testing.T) *livetest.Harness {
 		env := testenv.SharedAWS(t)
 		gw := newGateway(t, env.Endpoint)
-		tokens, err := auth.Parse(testToken)
+		tokens, err := auth.ParseRoles(testToken, testReadToken)
 		if err != nil {
 			t.Fatal(err)
 		}
 		hub, err := awslive.New(env.Config, env.EventsTable, gw.URL, live.Hub{
-			Access: live.Access{Tokens: tokens, Tickets: live.NewTickets(testToken)},
+			Access: live.Access{Tokens: tokens, Tickets: live.NewTickets(testToken, testReadToken)},
 			Log:    quietLog(),
 		})
 		if err != nil {
@@ -54,7 +57,7 @@ func TestConformance(t *testing.T) {
 		fn := &awslive.Handler{Hub: hub, Log: quietLog()}
 		return &livetest.Harness{
 			Hub:   hub,
-			Token: testToken,
+			Token: testToken, ReadToken: testReadToken,
 			Dial: func(t testing.TB, query url.Values) (livetest.Client, int) {
 				c := &apiClient{fn: fn, gw: gw, id: newConnectionID()}
 				resp := c.event(t, "CONNECT", "$connect", query, "")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/live"
 )
 
@@ -26,14 +27,15 @@ func (h *Handler) Handle(ctx context.Context, ev events.APIGatewayWebsocketProxy
 	log := h.Log.With("connection_id", rc.ConnectionID, "route", rc.RouteKey)
 	switch rc.EventType {
 	case "CONNECT":
-		if !h.Hub.Allowed(query(ev)) {
+		role := h.Hub.Role(query(ev))
+		if role == auth.RoleNone {
 			log.InfoContext(ctx, "WebSocket connection refused: no valid token or ticket")
 			return answer(http.StatusUnauthorized), nil
 		}
 		// The expiry runs from now, not from the event's connectedAt: they are the same
 		// moment in API Gateway, and a replayed event (sam local invoke, make invoke)
 		// still makes a usable record.
-		if err := h.Hub.Connect(ctx, live.Connection{ID: rc.ConnectionID}); err != nil {
+		if err := h.Hub.Connect(ctx, live.Connection{ID: rc.ConnectionID, Role: role}); err != nil {
 			log.ErrorContext(ctx, "recording a WebSocket connection failed", "error", err)
 			return answer(http.StatusInternalServerError), nil
 		}

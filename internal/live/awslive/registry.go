@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/live"
 )
 
@@ -24,6 +25,7 @@ import (
 //	connectionId  the id again, so the index query need not parse pk
 //	connectedAt   RFC 3339, UTC, milliseconds
 //	expiresAt     epoch seconds: the table's TTL attribute
+//	role          S, the credentials' role: "read" or "admin"
 //	all           BOOL, subscribed to everything
 //	repos         SS, lower-cased repository full names (absent when none)
 //
@@ -43,6 +45,7 @@ const (
 	attrID        = "connectionId"
 	attrConnected = "connectedAt"
 	attrExpires   = "expiresAt"
+	attrRole      = "role"
 	attrAll       = "all"
 	attrRepos     = "repos"
 	// timeLayout has a fixed width so that gsi1sk sorts by time as a string.
@@ -82,6 +85,7 @@ func (r *Registry) Put(ctx context.Context, c live.Connection) error {
 	item[attrID] = str(c.ID)
 	item[attrConnected] = str(c.ConnectedAt.UTC().Format(timeLayout))
 	item[attrExpires] = epoch(expires)
+	item[attrRole] = str(c.Role.String())
 	item[attrAll] = &types.AttributeValueMemberBOOL{Value: c.All}
 	if len(c.Repositories) > 0 {
 		item[attrRepos] = &types.AttributeValueMemberSS{Value: c.Repositories}
@@ -206,6 +210,9 @@ func decode(item map[string]types.AttributeValue) (live.Connection, error) {
 		return c, fmt.Errorf("WebSocket connection %s: expiresAt: %w", c.ID, err)
 	}
 	c.ExpiresAt = time.Unix(sec, 0).UTC()
+	if role, ok := item[attrRole].(*types.AttributeValueMemberS); ok {
+		c.Role = auth.ParseRole(role.Value)
+	}
 	if all, ok := item[attrAll].(*types.AttributeValueMemberBOOL); ok {
 		c.All = all.Value
 	}

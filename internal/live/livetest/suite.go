@@ -36,8 +36,9 @@ type Harness struct {
 	// Hub is the host's hub (Registry, Sender and Access set), the Broadcaster the
 	// processor publishes through.
 	Hub *live.Hub
-	// Token is a valid API token; Hub.Access.Tickets accepts tickets issued for it.
-	Token string
+	// Token is a valid admin API token and ReadToken a valid read-only one;
+	// Hub.Access.Tickets accepts tickets issued for either.
+	Token, ReadToken string
 	// Dial opens a connection with query as the URL's query string, as a client would.
 	// A refused handshake returns a nil Client and the HTTP status the client saw.
 	Dial func(t testing.TB, query url.Values) (Client, int)
@@ -54,6 +55,7 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		run  func(t *testing.T, h *Harness)
 	}{
 		{"connect requires a token or ticket", testConnect},
+		{"a connection has its credentials' role", testRole},
 		{"subscribe and unsubscribe report the subscription", testSubscribe},
 		{"messages reach their rooms and global ones every subscriber", testRooms},
 		{"unsubscribed rooms receive nothing", testUnsubscribe},
@@ -93,6 +95,7 @@ func decode(t testing.TB, b []byte) envelope {
 
 type subscription struct {
 	ConnectionID string   `json:"connectionId"`
+	Role         string   `json:"role"`
 	All          bool     `json:"all"`
 	Repositories []string `json:"repositories"`
 }
@@ -244,7 +247,7 @@ func testConnect(t *testing.T, h *Harness) {
 	ticket := func(token string, age time.Duration) string {
 		tickets := h.Hub.Access.Tickets
 		if token != h.Token {
-			tickets = live.NewTickets(token)
+			tickets = live.NewTickets(token, "")
 		}
 		s, _, err := tickets.Issue(token, time.Now().Add(-age))
 		if err != nil {
@@ -311,6 +314,43 @@ func testConnect(t *testing.T, h *Harness) {
 			id := subscribe(t, c, "octo-org/a").ConnectionID
 			c.Close(t)
 			waitForget(t, h, id)
+		})
+	}
+}
+
+// testRole: a read token's connection, and that of a ticket minted with it, may
+// subscribe, and its record and replies carry the read role; an admin's carry admin.
+func testRole(t *testing.T, h *Harness) {
+	ticket := func(token string) string {
+		s, _, err := h.Hub.Access.Tickets.Issue(token, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	for _, tc := range []struct {
+		name  string
+		query url.Values
+		role  string
+	}{
+		{"read token", url.Values{"token": {h.ReadToken}}, "read"},
+		{"ticket of a read token", url.Values{"ticket": {ticket(h.ReadToken)}}, "read"},
+		{"admin token", url.Values{"token": {h.Token}}, "admin"},
+		{"ticket of an admin token", url.Values{"ticket": {ticket(h.Token)}}, "admin"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c, status := h.Dial(t, tc.query)
+			if c == nil {
+				t.Fatalf("refused with %d, want connected", status)
+			}
+			defer c.Close(t)
+			got := subscribe(t, c, "octo-org/a")
+			if got.Role != tc.role {
+				t.Errorf("subscribed as %q, want %q", got.Role, tc.role)
+			}
+			if rec, ok := record(t, h, got.ConnectionID); !ok || rec.Role.String() != tc.role {
+				t.Errorf("record %+v (found %v), want role %s", rec, ok, tc.role)
+			}
 		})
 	}
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/coder/websocket"
 
+	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/live"
@@ -89,7 +90,8 @@ func (c *conn) end(code websocket.StatusCode, reason string) {
 }
 
 func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
-	if !s.hub.Allowed(r.URL.Query()) {
+	role := s.hub.Role(r.URL.Query())
+	if role == auth.RoleNone {
 		httpjson.Error(w, http.StatusUnauthorized, "unauthorized", "a valid API token (?token=) or ticket (?ticket=, from POST "+live.TicketPath+") is required")
 		return
 	}
@@ -104,7 +106,7 @@ func (s *Server) serveWS(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := context.WithoutCancel(r.Context())
 	now := time.Now().UTC()
-	if err := s.hub.Connect(ctx, live.Connection{ID: c.id, ConnectedAt: now, ExpiresAt: now.Add(live.ConnectionTTL)}); err != nil {
+	if err := s.hub.Connect(ctx, live.Connection{ID: c.id, ConnectedAt: now, ExpiresAt: now.Add(live.ConnectionTTL), Role: role}); err != nil {
 		s.remove(c)
 		httpjson.Error(w, http.StatusInternalServerError, "unavailable", "cannot record the connection")
 		return

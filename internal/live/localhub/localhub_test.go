@@ -20,6 +20,9 @@ import (
 	"github.com/runnerhub/webhooks/internal/live/localhub"
 )
 
+// testReadToken is the read-only token of the tests.
+const testReadToken = "rh_localhub-read-token-0123456789"
+
 const testToken = "rh_localhub-test-token-0123456789"
 
 func TestConformance(t *testing.T) {
@@ -28,12 +31,12 @@ func TestConformance(t *testing.T) {
 
 // newHarness serves a hub through the router, as the local stack does.
 func newHarness(t *testing.T) *livetest.Harness {
-	tokens, err := auth.Parse(testToken)
+	tokens, err := auth.ParseRoles(testToken, testReadToken)
 	if err != nil {
 		t.Fatal(err)
 	}
 	srv := localhub.New(live.Hub{
-		Access: live.Access{Tokens: tokens, Tickets: live.NewTickets(testToken)},
+		Access: live.Access{Tokens: tokens, Tickets: live.NewTickets(testToken, testReadToken)},
 		Log:    slog.New(slog.NewTextHandler(io.Discard, nil)),
 	})
 	web := httptest.NewServer(httpapi.New(tokens, srv.Routes()))
@@ -44,7 +47,7 @@ func newHarness(t *testing.T) *livetest.Harness {
 	wsURL := "ws" + strings.TrimPrefix(web.URL, "http") + localhub.Path
 	return &livetest.Harness{
 		Hub:   srv.Hub(),
-		Token: testToken,
+		Token: testToken, ReadToken: testReadToken,
 		Dial: func(t testing.TB, query url.Values) (livetest.Client, int) {
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()

@@ -85,7 +85,9 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		return nil, err
 	}
 	store, queue := db.Store(), db.Queue(maxAttempts)
-	engine := &jobs.Engine{Store: store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
+	// Health shares this process with every writer: the writes that fail are its to see.
+	failures := &deliveries.WriteFailures{}
+	engine := &jobs.Engine{Store: failures.Jobs(store), Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
 	runners := fleet.Deps{Engine: engine, Signals: logSignals{log: log}, OfflineAfter: cfg.RunnerOfflineAfter, Log: log}
 	m := metrics.New()
 	m.Log = log
@@ -96,8 +98,8 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	})
 	ing := &ingest.Handler{
 		Parser:               &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
-		Store:                store,
-		Queue:                queue,
+		Store:                failures.Store(store),
+		Queue:                failures.Queue(queue),
 		MaxBodyBytes:         cfg.MaxBodyBytes,
 		MaxBodyBytesInFlight: cfg.MaxBodyBytesInFlight,
 		Log:                  log,
@@ -117,7 +119,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		deliveries.Routes(deliveries.Deps{
 			Store: store, Lister: store, Counters: store, Queue: queue, DeadLetters: queue,
 			// POST /api/webhooks/test goes through the webhook endpoint itself.
-			Ingest: ing, Secret: secret, Retention: cfg.Retention, Log: log,
+			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log,
 		}),
 		fleet.Routes(runners))
 	return &Stack{
@@ -128,7 +130,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		db:             db,
 		queue:          queue,
 		processor: &processing.Processor{
-			Deliveries: store,
+			Deliveries: failures.Store(store),
 			Counters:   store,
 			Engine:     engine,
 			Signals:    logSignals{log: log},

@@ -40,8 +40,12 @@ type Deps struct {
 	// (30 days when zero).
 	Retention time.Duration
 	Health    HealthLimits
-	Log       *slog.Logger
-	Now       func() time.Time // time.Now when nil
+	// Failures, when set, are the write failures this process saw recently, which make
+	// health degraded (the local stack, where health shares the process with ingest and
+	// the processor).
+	Failures *WriteFailures
+	Log      *slog.Logger
+	Now      func() time.Time // time.Now when nil
 }
 
 // Routes returns the endpoints; health is the only public one.

@@ -131,8 +131,9 @@ type HealthLimits struct {
 	MaxQueued int64
 	// MaxDead dead-lettered deliveries are tolerated (default 0: any is a problem).
 	MaxDead int64
-	// MaxEventAge without any delivery is suspicious: GitHub stopped sending, or its
-	// deliveries are refused (default 24 hours).
+	// MaxEventAge without any delivery, after an earlier one, is suspicious: GitHub
+	// stopped sending, or its deliveries are refused (default 24 hours). Never having
+	// received one is not.
 	MaxEventAge time.Duration
 }
 
@@ -177,7 +178,7 @@ type queueDepths struct {
 func (h *handlers) health(r *http.Request) (int, any, error) {
 	ctx := r.Context()
 	now := h.Now()
-	out := health{Status: statusHealthy, Reasons: []string{}, HourlyStats: []eventCount{}, CheckedAt: now.UTC()}
+	out := health{Status: statusHealthy, Reasons: []string{}, HourlyStats: []eventCount{}, CheckedAt: now.UTC().Truncate(time.Millisecond)}
 	problem := func(format string, args ...any) {
 		out.Status = statusDegraded
 		out.Reasons = append(out.Reasons, fmt.Sprintf(format, args...))
@@ -194,15 +195,24 @@ func (h *handlers) health(r *http.Request) (int, any, error) {
 		}
 	}
 
-	last, err := h.Lister.List(ctx, delivery.ListQuery{Since: now.Add(-h.Health.MaxEventAge), Until: now.Add(untilMargin), Limit: 1})
+	// The newest delivery kept, however old: an installation that never received one
+	// (or none within the retention) is new or idle, not failing; one whose deliveries
+	// stopped is suspicious. On an active installation this is one read of today's
+	// index; a quiet one walks back one read per empty day, at most the retention.
+	last, err := h.Lister.List(ctx, delivery.ListQuery{Since: now.Add(-h.Retention), Until: now.Add(untilMargin), Limit: 1})
 	switch {
 	case err != nil:
 		h.Log.ErrorContext(ctx, "health: listing deliveries failed", "error", err)
 		problem("store errors: the latest delivery could not be read")
 	case len(last.Records) == 1:
 		out.LastEventTime = &last.Records[0].ReceivedAt
-	default:
-		problem("last event age: no delivery received in the last %s", hoursText(h.Health.MaxEventAge))
+		if age := now.Sub(last.Records[0].ReceivedAt); age > h.Health.MaxEventAge {
+			problem("last event age: no delivery received in the last %s (the last at %s)",
+				hoursText(h.Health.MaxEventAge), last.Records[0].ReceivedAt.UTC().Format(time.RFC3339))
+		}
+	}
+	for _, r := range h.Failures.reasons(now) {
+		problem("%s", r)
 	}
 
 	if d, err := h.DeadLetters.Depths(ctx); err != nil {

@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/api/deliveries"
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/ingest"
 )
 
 type counts struct {
@@ -182,11 +184,21 @@ func (h healthData) degradedBy(t *testing.T, words ...string) {
 
 func TestHealth(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
-		t.Run("NoDeliveries", func(t *testing.T) {
+		// A fresh installation has received nothing yet: that is not degraded.
+		t.Run("NoDeliveriesEver", func(t *testing.T) {
 			h := e.health(t)
-			h.degradedBy(t, "last event age", "24 hours")
-			if h.LastEventTime != nil || h.RecentEvents != 0 || len(h.HourlyStats) != 0 {
-				t.Errorf("%+v", h)
+			if h.Status != "healthy" || len(h.Reasons) != 0 || h.LastEventTime != nil || h.RecentEvents != 0 || len(h.HourlyStats) != 0 {
+				t.Errorf("%+v, want healthy with no reasons", h)
+			}
+		})
+
+		// Deliveries that stopped are.
+		stale := record(t, e, "push", e.now.Add(-30*time.Hour).Truncate(time.Millisecond), true)
+		t.Run("NoDeliveryFor24Hours", func(t *testing.T) {
+			h := e.health(t)
+			h.degradedBy(t, "last event age", "24 hours", stale.ReceivedAt.UTC().Format(time.RFC3339))
+			if h.LastEventTime == nil || !h.LastEventTime.Equal(stale.ReceivedAt) {
+				t.Errorf("lastEventTime %v, want %v", h.LastEventTime, stale.ReceivedAt)
 			}
 		})
 
@@ -232,6 +244,47 @@ func TestHealth(t *testing.T) {
 				t.Errorf("queue %+v, want 1 dead-lettered", h.Queue)
 			}
 		})
+	})
+}
+
+// TestHealthSeesWriteFailures: when the store or the queue fails a delivery's write,
+// ingest answers 503 and health says degraded, naming what failed, for the failure
+// window after the last failure; then healthy again.
+func TestHealthSeesWriteFailures(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		for _, c := range []struct {
+			name   string
+			break_ func(ing *ingest.Handler)
+			code   string
+			reason string
+		}{
+			{"store", func(ing *ingest.Handler) { ing.Store = failing{} }, "store_unavailable", "store errors: writes of deliveries failed 2 times"},
+			{"queue", func(ing *ingest.Handler) { ing.Queue = failing{} }, "queue_unavailable", "queue errors: sends to the events queue failed 2 times"},
+		} {
+			t.Run(c.name, func(t *testing.T) {
+				broken := *e
+				now := e.now
+				broken.deps.Now = func() time.Time { return now }
+				failures := &deliveries.WriteFailures{Now: func() time.Time { return now }}
+				ing := *e.deps.Ingest.(*ingest.Handler)
+				c.break_(&ing)
+				ing.Store, ing.Queue = failures.Store(ing.Store), failures.Queue(ing.Queue)
+				broken.deps.Ingest, broken.deps.Failures = &ing, failures
+				broken.rebuild(t)
+				if h := broken.health(t); h.Status != "healthy" {
+					t.Fatalf("before any failure: %+v, want healthy", h)
+				}
+				for range 2 {
+					broken.call(t, "POST", "/api/webhooks/test", `{"eventType": "push"}`).failed(t, http.StatusServiceUnavailable, c.code)
+				}
+				now = now.Add(deliveries.DefaultFailureWindow) // the window runs from the last failure
+				broken.health(t).degradedBy(t, c.reason, "5 minutes")
+				now = now.Add(time.Second)
+				if h := broken.health(t); h.Status != "healthy" || len(h.Reasons) != 0 {
+					t.Errorf("after the window: %+v, want healthy", h)
+				}
+			})
+		}
 	})
 }
 

@@ -136,10 +136,14 @@ func num(n int64) *int64 {
 	return &n
 }
 
+// when is a time as every answer gives it: UTC, to the millisecond, as the stores keep
+// times, so an answer made from a record just built (POST /api/runners) says what a
+// later read of it will.
 func when(t time.Time) *time.Time {
 	if t.IsZero() {
 		return nil
 	}
+	t = t.UTC().Truncate(time.Millisecond)
 	return &t
 }
 

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
+	mathrand "math/rand/v2"
 	"net/http"
 	"slices"
 	"strings"
@@ -85,7 +86,15 @@ type sampleResult struct {
 	Action     string `json:"action"`
 	Repository string `json:"repository"`
 	Message    string `json:"message"`
+	// JobID and RunID are the fresh ids of a workflow_job's job and run (a
+	// workflow_run's run), absent for other events.
+	JobID int64 `json:"jobId,omitempty"`
+	RunID int64 `json:"runId,omitempty"`
 }
+
+// NewSampleID returns a random id for a sample's job or run: of GitHub's size (above
+// any id in testdata/), and below 2^53 so that JavaScript reads it exactly.
+func NewSampleID() int64 { return 10_000_000_000 + mathrand.Int64N(1_000_000_000_000) }
 
 // sendSample serves POST /api/webhooks/test: it builds a delivery of the requested type
 // from a real payload, signs it with the webhook secret and hands it to the ingest
@@ -103,15 +112,21 @@ func (h *handlers) sendSample(r *http.Request) (int, any, error) {
 		return 0, nil, httpjson.BadRequest("unsupported_event_type",
 			fmt.Sprintf("eventType %q is not supported; supported: %s", httpjson.Clip(req.EventType), strings.Join(sampleTypes, ", ")))
 	}
-	payload := s.payload
-	if req.Repository != "" {
-		if !repositoryPattern.MatchString(req.Repository) {
-			return 0, nil, httpjson.BadRequest("invalid_body", fmt.Sprintf("repository must be owner/name, not %q", httpjson.Clip(req.Repository)))
-		}
-		var err error
-		if payload, err = retarget(payload, req.Repository); err != nil {
-			return 0, nil, err
-		}
+	if req.Repository != "" && !repositoryPattern.MatchString(req.Repository) {
+		return 0, nil, httpjson.BadRequest("invalid_body", fmt.Sprintf("repository must be owner/name, not %q", httpjson.Clip(req.Repository)))
+	}
+	// Fresh job and run ids on every call: a sample replayed with the payload's own ids
+	// would be a late event of the first call's job, in the first call's repository.
+	edit := PayloadEdit{Repository: req.Repository}
+	switch s.event {
+	case "workflow_job":
+		edit.JobID, edit.RunID = NewSampleID(), NewSampleID()
+	case "workflow_run":
+		edit.RunID = NewSampleID()
+	}
+	payload, err := edit.Apply(s.payload)
+	if err != nil {
+		return 0, nil, fmt.Errorf("sample %s: %w", req.EventType, err)
 	}
 
 	deliveryID := newDeliveryID()
@@ -153,33 +168,91 @@ func (h *handlers) sendSample(r *http.Request) (int, any, error) {
 	return http.StatusAccepted, sampleResult{
 		ID: eventID(key), HookID: key.HookID, DeliveryID: deliveryID,
 		Event: s.event, Action: s.action, Repository: repository, Message: answer.Message,
+		JobID: edit.JobID, RunID: edit.RunID,
 	}, nil
 }
 
-// retarget points a payload at another repository: repository.full_name, .name and
-// .owner.login. Other members keep their raw JSON.
-func retarget(payload []byte, repository string) ([]byte, error) {
-	owner, name, _ := strings.Cut(repository, "/")
-	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(payload, &doc); err != nil {
-		return nil, fmt.Errorf("sample payload: %w", err)
+// PayloadEdit changes a real payload into the delivery one wants to play: the sample of
+// POST /api/webhooks/test, and what the local stack's send command posts. Zero fields
+// leave the payload's own values; members not named keep their raw JSON.
+type PayloadEdit struct {
+	// Repository (owner/name) sets repository.full_name, .name and .owner.login.
+	Repository string
+	// JobID sets workflow_job.id; RunID workflow_job.run_id, or workflow_run.id.
+	JobID, RunID int64
+	// Runner sets workflow_job.runner_name, Labels workflow_job.labels.
+	Runner string
+	Labels []string
+}
+
+// Apply returns payload edited. It fails only when payload is not a JSON object or a
+// member it edits is not one.
+func (e PayloadEdit) Apply(payload []byte) ([]byte, error) {
+	doc, err := object(payload, "the payload")
+	if err != nil {
+		return nil, err
 	}
-	repo := map[string]json.RawMessage{}
-	if raw, ok := doc["repository"]; ok {
-		if err := json.Unmarshal(raw, &repo); err != nil {
-			return nil, fmt.Errorf("sample payload repository: %w", err)
-		}
+	if e.Repository != "" {
+		owner, name, _ := strings.Cut(e.Repository, "/")
+		err = edit(doc, "repository", func(repo map[string]json.RawMessage) error {
+			repo["full_name"], repo["name"] = mustJSON(e.Repository), mustJSON(name)
+			return edit(repo, "owner", func(o map[string]json.RawMessage) error {
+				o["login"] = mustJSON(owner)
+				return nil
+			})
+		})
 	}
-	ownerDoc := map[string]json.RawMessage{}
-	if raw, ok := repo["owner"]; ok {
-		if err := json.Unmarshal(raw, &ownerDoc); err != nil {
-			return nil, fmt.Errorf("sample payload repository.owner: %w", err)
-		}
+	if _, isJob := doc["workflow_job"]; err == nil && isJob {
+		err = edit(doc, "workflow_job", func(job map[string]json.RawMessage) error {
+			set(job, "id", e.JobID != 0, e.JobID)
+			set(job, "run_id", e.RunID != 0, e.RunID)
+			set(job, "runner_name", e.Runner != "", e.Runner)
+			set(job, "labels", e.Labels != nil, e.Labels)
+			return nil
+		})
 	}
-	ownerDoc["login"] = quote(owner)
-	repo["full_name"], repo["name"], repo["owner"] = quote(repository), quote(name), mustJSON(ownerDoc)
-	doc["repository"] = mustJSON(repo)
+	if _, isRun := doc["workflow_run"]; err == nil && isRun && e.RunID != 0 {
+		err = edit(doc, "workflow_run", func(run map[string]json.RawMessage) error {
+			run["id"] = mustJSON(e.RunID)
+			return nil
+		})
+	}
+	if err != nil {
+		return nil, err
+	}
 	return json.Marshal(doc)
+}
+
+// object decodes a JSON object's members, keeping their raw JSON.
+func object(raw []byte, what string) (map[string]json.RawMessage, error) {
+	doc := map[string]json.RawMessage{}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("%s is not a JSON object: %w", what, err)
+	}
+	return doc, nil
+}
+
+// edit changes doc's member name (an object; created when missing) with f.
+func edit(doc map[string]json.RawMessage, name string, f func(map[string]json.RawMessage) error) error {
+	member := map[string]json.RawMessage{}
+	if raw, ok := doc[name]; ok {
+		var err error
+		if member, err = object(raw, name); err != nil {
+			return err
+		}
+	}
+	if err := f(member); err != nil {
+		return err
+	}
+	doc[name] = mustJSON(member)
+	return nil
+}
+
+// set sets doc[name] to v when ok.
+func set(doc map[string]json.RawMessage, name string, ok bool, v any) {
+	if ok {
+		doc[name] = mustJSON(v)
+	}
 }
 
 // repositoryOf reads repository.full_name.
@@ -193,9 +266,8 @@ func repositoryOf(payload []byte) (string, error) {
 	return doc.Repository.FullName, err
 }
 
-func quote(s string) json.RawMessage { return mustJSON(s) }
-
-// mustJSON encodes values that always encode: strings and maps of raw JSON.
+// mustJSON encodes values that always encode: strings, numbers, string lists and maps
+// of raw JSON.
 func mustJSON(v any) json.RawMessage {
 	b, err := json.Marshal(v)
 	if err != nil {

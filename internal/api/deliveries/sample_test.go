@@ -165,3 +165,63 @@ func TestSendSample(t *testing.T) {
 		e.send(t, "POST", "/api/webhooks/test", `{"eventType":"ping"}`, false).failed(t, http.StatusUnauthorized, "unauthorized")
 	})
 }
+
+// Each test delivery of a job or a run has fresh ids, reported in the answer, so that a
+// second call is a new job (in the repository it names), not a late event of the first.
+func TestSendSampleFreshIDs(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		for _, c := range []struct {
+			eventType string
+			job       bool
+		}{
+			{"workflow_job.queued", true},
+			{"workflow_job.completed", true},
+			{"workflow_run.requested", false},
+		} {
+			t.Run(c.eventType, func(t *testing.T) {
+				seen := map[int64]bool{}
+				for _, repo := range []string{"acme-corp/one", "acme-corp/two"} {
+					var got struct {
+						DeliveryID   string
+						JobID, RunID int64
+					}
+					e.call(t, "POST", "/api/webhooks/test", `{"eventType": "`+c.eventType+`", "repository": "`+repo+`"}`).ok(t, http.StatusAccepted, &got)
+					rec, err := e.store.Get(t.Context(), delivery.Key{HookID: delivery.NoHook, DeliveryID: got.DeliveryID})
+					if err != nil {
+						t.Fatal(err)
+					}
+					type ids struct {
+						ID    int64 `json:"id"`
+						RunID int64 `json:"run_id"`
+					}
+					var payload struct {
+						Job ids `json:"workflow_job"`
+						Run ids `json:"workflow_run"`
+					}
+					if err := json.Unmarshal(rec.Payload, &payload); err != nil {
+						t.Fatal(err)
+					}
+					p := payload.Run
+					if c.job {
+						p = payload.Job
+					}
+					wantJob, wantRun := got.JobID, got.RunID
+					if !c.job {
+						wantJob, wantRun = got.RunID, 0 // a run's id is workflow_run.id
+					}
+					if got.RunID == 0 || (c.job && got.JobID == 0) || (!c.job && got.JobID != 0) || p.ID != wantJob || p.RunID != wantRun {
+						t.Errorf("answer job %d run %d, payload id %d run_id %d", got.JobID, got.RunID, p.ID, p.RunID)
+					}
+					if seen[got.JobID] || seen[got.RunID] || got.RunID >= 1<<53 {
+						t.Errorf("ids %d/%d repeat or exceed 2^53: %v", got.JobID, got.RunID, seen)
+					}
+					seen[got.JobID], seen[got.RunID] = got.JobID != 0, true
+					if rec.Repository != repo {
+						t.Errorf("recorded for %s, want %s", rec.Repository, repo)
+					}
+				}
+				e.drain(t)
+			})
+		}
+	})
+}

@@ -1,13 +1,15 @@
-// Command local runs the whole RunnerHub stack in one process (make run), and with the
-// send subcommand posts a signed test delivery to it:
+// Command local runs the whole RunnerHub stack in one process (make run), and with its
+// subcommands posts signed deliveries to it and plays a demo against it:
 //
 //	go run ./functions/local
 //	go run ./functions/local send testdata/workflow_job.queued.json
+//	go run ./functions/local demo
 //	go run ./functions/local replay-dlq   # AWS: move the events DLQ back to the events queue
 package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"net"
@@ -18,13 +20,18 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
-	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/localstack"
 	"github.com/runnerhub/webhooks/internal/logging"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
 
 func main() {
+	cmd := append(os.Args[1:], "")[0]
+	switch cmd {
+	case "-h", "-help", "--help", "help":
+		fmt.Print(localstack.Usage)
+		return
+	}
 	cfg, err := config.FromEnv(os.Getenv)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -32,85 +39,43 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	switch cmd := append(os.Args[1:], "")[0]; cmd {
+	switch cmd {
 	case "send":
-		err = send(ctx, cfg, os.Args[2:])
+		err = localstack.SendCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
+	case "demo":
+		err = localstack.DemoCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "replay-dlq":
 		err = replayDLQ(ctx, cfg)
 	case "", "run":
 		err = serve(ctx, cfg)
 	default:
-		err = fmt.Errorf("unknown command %q: want run, send or replay-dlq", cmd)
+		fmt.Fprint(os.Stderr, localstack.Usage)
+		err = fmt.Errorf("unknown command %q", cmd)
 	}
-	if err != nil {
+	switch {
+	case errors.Is(err, flag.ErrHelp): // the usage asked for is printed
+	case err != nil:
 		fmt.Fprintln(os.Stderr, "runnerhub:", err)
 		os.Exit(1)
 	}
 }
 
 func serve(ctx context.Context, cfg config.Config) error {
+	// The port first: a start that cannot listen must not create a data directory, a
+	// database or a secret.
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
+	if err != nil {
+		return fmt.Errorf("cannot listen on port %d (set PORT to use another): %w", cfg.Port, err)
+	}
+	defer ln.Close()
 	log := logging.New(os.Stderr, false, cfg.LogLevel)
 	stack, err := localstack.Open(cfg, log)
 	if err != nil {
 		return err
 	}
 	defer stack.Close()
-	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
-	if err != nil {
-		return err
-	}
-	base := fmt.Sprintf("http://localhost:%d", ln.Addr().(*net.TCPAddr).Port)
-	token, dashboard := "from RUNNERHUB_API_TOKENS", base+"/"
-	if stack.GeneratedToken != "" {
-		token = stack.GeneratedToken + "  (generated for this run; set RUNNERHUB_API_TOKENS to keep one)"
-		dashboard = base + "/#token=" + stack.GeneratedToken
-	}
-	fmt.Printf(`RunnerHub webhooks is running (data in %s).
-
-  Webhook URL:  %s%s   (content type application/json or form)
-  Secret:       %s
-  Dashboard:    %s
-  API token:    %s
-  Metrics:      %s/metrics
-
-Send a signed test delivery:
-  go run ./functions/local send testdata/workflow_job.queued.json
-
-Press Ctrl-C to stop.
-`, cfg.DataDir, base, ingest.Path, stack.SecretSource, dashboard, token, base)
+	fmt.Print(stack.Banner(cfg, ln.Addr().(*net.TCPAddr).Port))
 	return stack.Serve(ctx, ln)
-}
-
-func send(ctx context.Context, cfg config.Config, args []string) error {
-	fs := flag.NewFlagSet("send", flag.ContinueOnError)
-	url := fs.String("url", fmt.Sprintf("http://localhost:%d%s", cfg.Port, ingest.Path), "webhook URL")
-	event := fs.String("event", "", "X-GitHub-Event (default: from the file name)")
-	id := fs.String("delivery", "", "X-GitHub-Delivery (default: a new GUID)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if fs.NArg() != 1 {
-		return fmt.Errorf("usage: send [-url URL] [-event NAME] [-delivery ID] FILE.json")
-	}
-	body, err := os.ReadFile(fs.Arg(0))
-	if err != nil {
-		return err
-	}
-	if *event == "" {
-		*event = localstack.EventFromFile(fs.Arg(0))
-	}
-	if *id == "" {
-		*id = localstack.NewDeliveryID()
-	}
-	status, resp, err := localstack.Send(ctx, *url, localstack.Secret(cfg), *event, *id, body)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("%d %s", status, resp)
-	if status >= 300 {
-		return fmt.Errorf("delivery %s refused with status %d", *id, status)
-	}
-	return nil
 }
 
 // replayDLQ drains the deployed stack's dead-letter queue back into its events queue.

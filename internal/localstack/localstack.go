@@ -17,6 +17,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/api/deliveries"
@@ -66,6 +67,8 @@ type Stack struct {
 	processor *processing.Processor
 	live      *localhub.Server
 	log       *slog.Logger
+	// requests and processing count what is in flight, for the shutdown's log.
+	requests, processing atomic.Int64
 	// Every resendEvery, the demands of jobs waiting longer than resendAfter go out
 	// again, as the ResendDemands schedule does on AWS.
 	resendEvery, resendAfter time.Duration
@@ -122,8 +125,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log,
 		}),
 		fleet.Routes(runners))
-	return &Stack{
-		Handler:        httpapi.New(tokens, routes),
+	s := &Stack{
 		Routes:         routes,
 		SecretSource:   source,
 		GeneratedToken: generated,
@@ -143,7 +145,18 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		log:         log,
 		resendEvery: resendEvery,
 		resendAfter: jobs.DefaultResendAfter,
-	}, nil
+	}
+	s.Handler = s.counted(httpapi.New(tokens, routes))
+	return s, nil
+}
+
+// counted counts the requests h is serving.
+func (s *Stack) counted(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		s.requests.Add(1)
+		defer s.requests.Add(-1)
+		h.ServeHTTP(w, r)
+	})
 }
 
 // resendEvery is how often the local stack looks for jobs whose demand is due again.
@@ -181,6 +194,8 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 	case err = <-errc:
 	}
+	s.log.Info("stopping: finishing what is in flight",
+		"requests", s.requests.Load(), "deliveries_processing", s.processing.Load(), "websockets", s.live.Count())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if shutdownErr := srv.Shutdown(shutdownCtx); err == nil {
@@ -192,7 +207,25 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 	if errors.Is(err, http.ErrServerClosed) {
 		err = nil
 	}
+	s.logStopped(err)
 	return err
+}
+
+// logStopped says how the stack stopped and what it leaves for the next start.
+func (s *Stack) logStopped(err error) {
+	queued, dead, depthErr := s.queue.Depth()
+	attrs := []any{"deliveries_queued", queued, "dead_lettered", dead, "requests_unfinished", s.requests.Load()}
+	switch {
+	case depthErr != nil:
+		attrs = append(attrs, "queue_error", depthErr)
+	case queued > 0:
+		attrs = append(attrs, "note", "queued deliveries are processed at the next start")
+	}
+	if err != nil {
+		s.log.Error("stopped", append(attrs, "error", err)...)
+		return
+	}
+	s.log.Info("stopped", attrs...)
 }
 
 // consume feeds the processor from the embedded queue, acknowledging what it finished
@@ -204,7 +237,9 @@ func (s *Stack) consume(ctx context.Context) {
 			return // only when ctx ends
 		}
 		for _, it := range items {
+			s.processing.Add(1)
 			err := s.processor.Process(ctx, it.Message)
+			s.processing.Add(-1)
 			if err == nil {
 				s.queue.Ack(it.ID)
 				continue

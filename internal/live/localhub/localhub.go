@@ -238,6 +238,13 @@ func (s *Server) remove(c *conn) {
 	}
 }
 
+// Count is how many connections are open.
+func (s *Server) Count() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.conns)
+}
+
 // Close ends every connection (the HTTP server's Shutdown does not: they were
 // hijacked), refuses new ones, and waits until they are closed.
 func (s *Server) Close() {

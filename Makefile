@@ -49,7 +49,8 @@ $(addprefix build-,$(FUNCTIONS)): build-%:
 # AWS_ENDPOINT_URL already points at one), like `sam local invoke -e`:
 #   make invoke FUNCTION=WebhookFunction EVENT=events/webhook-workflow-job-queued.json
 invoke:
-	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>"; exit 2; }
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<LogicalId> EVENT=<file>; functions: $(FUNCTIONS)"; exit 2; }
+	@case " $(FUNCTIONS) " in *" $(FUNCTION) "*) ;; *) echo "no function $(FUNCTION): want one of $(FUNCTIONS)"; exit 2;; esac
 	@$(MAKE) --no-print-directory build-$(FUNCTION) GOARCH=$(HOST_ARCH) BUILD_DIR=$(BUILD_DIR)/host >/dev/null
 	@infra/invoke.sh $(BUILD_DIR)/host/$(FUNCTION)/bootstrap $(EVENT)
 

@@ -39,6 +39,9 @@ type Config struct {
 	// Pools are the configured runner pools: RUNNERHUB_POOLS (a JSON list of
 	// {"name", "labels", "minIdle", "maxRunners"}) or RUNNERHUB_POOLS_FILE (a file with it).
 	Pools []jobs.Pool
+	// PoolsSource says where Pools came from, for messages: "RUNNERHUB_POOLS", or
+	// "RUNNERHUB_POOLS_FILE <path>".
+	PoolsSource string
 	// PriorityStep is how much waiting one priority point is worth in the pending queue
 	// (RUNNERHUB_PRIORITY_STEP_SECONDS, default 60).
 	PriorityStep time.Duration
@@ -171,7 +174,7 @@ func (c *Config) readPools(getenv func(string) string) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
-	c.Pools = pools
+	c.Pools, c.PoolsSource = pools, source
 	return nil
 }
 

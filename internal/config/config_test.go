@@ -71,16 +71,16 @@ func TestPools(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Pools) != 2 || c.Pools[0].Name != "gpu" || c.Pools[1].MaxRunners != 5 {
-		t.Fatalf("pools %+v", c.Pools)
+	if len(c.Pools) != 2 || c.Pools[0].Name != "gpu" || c.Pools[1].MaxRunners != 5 || c.PoolsSource != "RUNNERHUB_POOLS" {
+		t.Fatalf("pools %+v from %q", c.Pools, c.PoolsSource)
 	}
 	file := t.TempDir() + "/pools.json"
 	if err := os.WriteFile(file, []byte(`[{"name":"arm","labels":["arm64"],"minIdle":0,"maxRunners":1}]`), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	c, err = FromEnv(env(map[string]string{"RUNNERHUB_POOLS_FILE": file}))
-	if err != nil || len(c.Pools) != 1 || c.Pools[0].Name != "arm" {
-		t.Fatalf("pools file: %+v %v", c.Pools, err)
+	if err != nil || len(c.Pools) != 1 || c.Pools[0].Name != "arm" || c.PoolsSource != "RUNNERHUB_POOLS_FILE "+file {
+		t.Fatalf("pools file: %+v from %q, %v", c.Pools, c.PoolsSource, err)
 	}
 }
 
@@ -97,6 +97,25 @@ func TestInvalidPoolsNameTheEntry(t *testing.T) {
 		_, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": value}))
 		if err == nil || !strings.Contains(err.Error(), want) || !strings.Contains(err.Error(), "RUNNERHUB_POOLS") {
 			t.Errorf("%s: err = %v, want it to mention %q", value, err, want)
+		}
+	}
+	// Every problem of every entry is named at once, and a value that is not JSON is
+	// said to be so, not with encoding/json's words.
+	for value, wants := range map[string][]string{
+		`[{"name":"bad name","labels":[""],"minIdle":-1,"maxRunners":0},{"name":"b","labels":[],"maxRunners":1},{"name":"b","labels":["l"],"maxRunners":1}]`: {
+			`entry 0: pool "bad name": name must be`, "label 0 must be 1-100 characters", "minIdle must not be negative", "maxRunners must be at least 1",
+			`entry 1: pool "b": labels must not be empty`, `entry 2: pool "b" is defined twice`,
+		},
+		"not json": {"RUNNERHUB_POOLS: expected a JSON list of {name, labels, minIdle, maxRunners}: not JSON"},
+	} {
+		_, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": value}))
+		for _, want := range wants {
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("%s: err = %v, want it to mention %q", value, err, want)
+			}
+		}
+		if err != nil && strings.Contains(err.Error(), "invalid character") {
+			t.Errorf("%s: %v shows encoding/json's words", value, err)
 		}
 	}
 	if _, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": "[]", "RUNNERHUB_POOLS_FILE": "x"})); err == nil {

@@ -8,7 +8,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
-	"strings"
+
+	"github.com/runnerhub/webhooks/internal/jsonerr"
 )
 
 // DefaultMaxBody bounds a body when BodyRules.MaxBytes is zero: request bodies of the
@@ -53,7 +54,7 @@ func DecodeBody(r *http.Request, v any, rules BodyRules) error {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
-		return BadRequest("invalid_body", "the body must be a JSON object with the documented fields: "+rules.problem(err))
+		return BadRequest("invalid_body", "expected a JSON object with the documented fields: "+rules.problem(err))
 	}
 	if dec.More() {
 		return BadRequest("invalid_body", "the body must hold one JSON object and nothing after it")
@@ -64,34 +65,8 @@ func DecodeBody(r *http.Request, v any, rules BodyRules) error {
 // problem describes a decoding error without Go type names.
 func (rules BodyRules) problem(err error) string {
 	var typeErr *json.UnmarshalTypeError
-	var syntaxErr *json.SyntaxError
-	switch {
-	case errors.As(err, &typeErr) && typeErr.Field != "" && rules.WrongType != nil:
+	if errors.As(err, &typeErr) && typeErr.Field != "" && rules.WrongType != nil {
 		return rules.WrongType(typeErr)
-	case errors.As(err, &typeErr) && typeErr.Field != "":
-		return fmt.Sprintf("%s must be a %s", typeErr.Field, jsonKind(typeErr.Type.Kind().String()))
-	case errors.As(err, &typeErr):
-		return "the body is not a JSON object"
-	case errors.As(err, &syntaxErr):
-		return fmt.Sprintf("malformed JSON at byte %d", syntaxErr.Offset)
-	case errors.Is(err, io.ErrUnexpectedEOF):
-		return "the JSON ends early"
 	}
-	// encoding/json reports unknown fields as `json: unknown field "name"`.
-	return strings.TrimPrefix(err.Error(), "json: ")
-}
-
-// jsonKind names a Go kind as the JSON kind a caller would write.
-func jsonKind(goKind string) string {
-	switch goKind {
-	case "string":
-		return "string"
-	case "bool":
-		return "boolean"
-	case "struct", "map":
-		return "object"
-	case "slice", "array":
-		return "array"
-	}
-	return "number"
+	return jsonerr.Describe(err)
 }

@@ -19,9 +19,13 @@ func Write(w http.ResponseWriter, status int, v any) {
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
+	// Answers are JSON, never HTML, and nosniff keeps browsers from guessing otherwise:
+	// messages read "<token>", not "\u003ctoken\u003e".
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
 	// The status line is already out, so an encoding failure (a client gone) has no one
 	// left to tell.
-	_ = json.NewEncoder(w).Encode(v)
+	_ = enc.Encode(v)
 }
 
 // ErrorBody is the "error" member of a failure envelope.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/runnerhub/webhooks/internal/httpjson"
@@ -57,5 +58,14 @@ func TestEndpoint(t *testing.T) {
 func TestProblemError(t *testing.T) {
 	if got := httpjson.BadRequest("invalid_body", "name is required").Error(); got != "invalid_body: name is required" {
 		t.Errorf("Error() = %q", got)
+	}
+}
+
+// Messages go out as written: JSON answers are not HTML, so <, > and & are not escaped.
+func TestErrorIsNotHTMLEscaped(t *testing.T) {
+	w := httptest.NewRecorder()
+	httpjson.Error(w, http.StatusUnauthorized, "unauthorized", "Authorization: Bearer <token> & more")
+	if want := `"message":"Authorization: Bearer <token> & more"`; !strings.Contains(w.Body.String(), want) {
+		t.Errorf("body %s, want %s", w.Body, want)
 	}
 }

@@ -3,38 +3,49 @@ package jobs
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"regexp"
 	"sort"
+	"strings"
+
+	"github.com/runnerhub/webhooks/internal/jsonerr"
 )
 
 var poolName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$`)
 
-// Validate checks one pool definition and says what is wrong with it.
+// Validate checks one pool definition and names every problem with it.
 func (p Pool) Validate() error {
-	switch {
-	case !poolName.MatchString(p.Name):
-		return fmt.Errorf("pool %q: name must be 1-63 letters, digits, '.', '_' or '-'", p.Name)
-	case len(p.Labels) == 0:
-		return fmt.Errorf("pool %q: labels must not be empty", p.Name)
-	case p.MinIdle < 0:
-		return fmt.Errorf("pool %q: minIdle must not be negative", p.Name)
-	case p.MaxRunners < 1:
-		return fmt.Errorf("pool %q: maxRunners must be at least 1", p.Name)
-	case p.MinIdle > p.MaxRunners:
-		return fmt.Errorf("pool %q: minIdle (%d) exceeds maxRunners (%d)", p.Name, p.MinIdle, p.MaxRunners)
+	var problems []string
+	fail := func(format string, args ...any) { problems = append(problems, fmt.Sprintf(format, args...)) }
+	if !poolName.MatchString(p.Name) {
+		fail("name must be 1-63 letters, digits, '.', '_' or '-'")
+	}
+	if len(p.Labels) == 0 {
+		fail("labels must not be empty")
 	}
 	for i, l := range p.Labels {
 		if l == "" || len(l) > 100 {
-			return fmt.Errorf("pool %q: label %d must be 1-100 characters", p.Name, i)
+			fail("label %d must be 1-100 characters", i)
 		}
+	}
+	if p.MinIdle < 0 {
+		fail("minIdle must not be negative")
+	}
+	if p.MaxRunners < 1 {
+		fail("maxRunners must be at least 1")
+	} else if p.MinIdle > p.MaxRunners {
+		fail("minIdle (%d) exceeds maxRunners (%d)", p.MinIdle, p.MaxRunners)
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("pool %q: %s", p.Name, strings.Join(problems, "; "))
 	}
 	return nil
 }
 
 // ParsePools reads the RUNNERHUB_POOLS format: a JSON list of
 // {"name", "labels", "minIdle", "maxRunners"}. Unknown fields, duplicate names and
-// invalid entries are errors that name the entry.
+// invalid entries are errors that name every problem of every entry.
 func ParsePools(data []byte) ([]Pool, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
@@ -43,17 +54,21 @@ func ParsePools(data []byte) ([]Pool, error) {
 	dec.DisallowUnknownFields()
 	var pools []Pool
 	if err := dec.Decode(&pools); err != nil {
-		return nil, fmt.Errorf("pools must be a JSON list of {name, labels, minIdle, maxRunners}: %w", err)
+		return nil, fmt.Errorf("expected a JSON list of {name, labels, minIdle, maxRunners}: %s", jsonerr.Describe(err))
 	}
+	var problems []string
 	seen := map[string]bool{}
 	for i, p := range pools {
 		if err := p.Validate(); err != nil {
-			return nil, fmt.Errorf("entry %d: %w", i, err)
+			problems = append(problems, fmt.Sprintf("entry %d: %v", i, err))
 		}
 		if seen[p.Name] {
-			return nil, fmt.Errorf("entry %d: pool %q is defined twice", i, p.Name)
+			problems = append(problems, fmt.Sprintf("entry %d: pool %q is defined twice", i, p.Name))
 		}
 		seen[p.Name] = true
+	}
+	if len(problems) > 0 {
+		return nil, errors.New(strings.Join(problems, "; "))
 	}
 	sort.Slice(pools, func(i, j int) bool { return pools[i].Name < pools[j].Name })
 	return pools, nil

@@ -7,6 +7,8 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+
+	"github.com/runnerhub/webhooks/internal/jsonerr"
 )
 
 // MaxRequestBytes bounds a client message (API Gateway's frame size, 32 KB).
@@ -54,7 +56,7 @@ func parseRequest(data []byte) (request, error) {
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&raw); err != nil {
-		return request{}, badRequest(`want {"action": "subscribe" | "unsubscribe" | "ping", "repositories": [...]}: ` + err.Error())
+		return request{}, badRequest(`expected a JSON object {"action": "subscribe" | "unsubscribe" | "ping", "repositories": [...]}: ` + jsonerr.Describe(err))
 	}
 	if dec.More() {
 		return request{}, badRequest("one JSON object per message")

@@ -91,7 +91,11 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	// Health shares this process with every writer: the writes that fail are its to see.
 	failures := &deliveries.WriteFailures{}
 	engine := &jobs.Engine{Store: failures.Jobs(store), Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
-	runners := fleet.Deps{Engine: engine, Signals: logSignals{log: log}, OfflineAfter: cfg.RunnerOfflineAfter, Log: log}
+	runners := fleet.Deps{Engine: engine, Signals: logSignals{log: log}, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: log}
+	if err := warnOverriddenPools(store, cfg, log); err != nil {
+		db.Close()
+		return nil, err
+	}
 	m := metrics.New()
 	m.Log = log
 	m.WatchPools(runners.PoolStatus)
@@ -157,6 +161,23 @@ func (s *Stack) counted(h http.Handler) http.Handler {
 		defer s.requests.Add(-1)
 		h.ServeHTTP(w, r)
 	})
+}
+
+// warnOverriddenPools warns about each configured pool that a pool created through the
+// API replaces: editing the configuration changes nothing for that pool until the API's
+// is deleted, which is easy to forget.
+func warnOverriddenPools(store jobs.Store, cfg config.Config, log *slog.Logger) error {
+	stored, err := store.Pools(context.Background())
+	if err != nil {
+		return fmt.Errorf("read the pools created through the API: %w", err)
+	}
+	for _, p := range stored {
+		if slices.ContainsFunc(cfg.Pools, func(c jobs.Pool) bool { return c.Name == p.Name }) {
+			log.Warn("a configured pool is overridden by one created through the API; DELETE /api/pools/"+p.Name+" to use the configured one",
+				"pool", p.Name, "configured_in", cfg.PoolsSource)
+		}
+	}
+	return nil
 }
 
 // resendEvery is how often the local stack looks for jobs whose demand is due again.

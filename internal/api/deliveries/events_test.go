@@ -251,7 +251,7 @@ func TestReplay(t *testing.T) {
 		path := "/api/webhooks/events/109948940:" + recs[1].DeliveryID + "/replay"
 		e.call(t, "POST", path, "{}").ok(t, http.StatusAccepted, nil)
 		e.call(t, "POST", path, `{"force":true}`).failed(t, http.StatusBadRequest, "invalid_body", `unknown field "force"`)
-		e.call(t, "POST", path, `[1]`).failed(t, http.StatusBadRequest, "invalid_body", "not a JSON object")
+		e.call(t, "POST", path, `[1]`).failed(t, http.StatusBadRequest, "invalid_body", "expected a JSON object", "got a JSON array")
 		e.call(t, "POST", path, `{} {}`).failed(t, http.StatusBadRequest, "invalid_body", "one JSON object")
 		e.call(t, "POST", "/api/webhooks/events/109948940:missing/replay", "").failed(t, http.StatusNotFound, "not_found")
 		e.call(t, "POST", "/api/webhooks/events/bad/replay", "").failed(t, http.StatusBadRequest, "invalid_parameter")

@@ -104,7 +104,7 @@ func TestSendSample(t *testing.T) {
 				{"WrongType", "application/json", `{"eventType":42}`, http.StatusBadRequest, "invalid_body", []string{"eventType must be a string"}},
 				{"BadRepository", "application/json", `{"repository":"not a repo"}`, http.StatusBadRequest, "invalid_body", []string{"repository must be owner/name"}},
 				{"LongRepository", "application/json", `{"repository":"o/` + strings.Repeat("r", 101) + `"}`, http.StatusBadRequest, "invalid_body", []string{"repository"}},
-				{"NotJSON", "application/json", `eventType=ping`, http.StatusBadRequest, "invalid_body", []string{"malformed JSON"}},
+				{"NotJSON", "application/json", `eventType=ping`, http.StatusBadRequest, "invalid_body", []string{"expected a JSON object", "not JSON"}},
 				{"Truncated", "application/json", `{"eventType":"ping"`, http.StatusBadRequest, "invalid_body", []string{"ends early"}},
 				{"TwoObjects", "application/json", `{}{}`, http.StatusBadRequest, "invalid_body", []string{"one JSON object"}},
 				{"Form", "application/x-www-form-urlencoded", `eventType=ping`, http.StatusUnsupportedMediaType, "unsupported_content_type", nil},

@@ -43,8 +43,12 @@ type Deps struct {
 	// OfflineAfter is how long a runner may go without a heartbeat before it counts as
 	// offline (RUNNERHUB_RUNNER_OFFLINE_AFTER; jobs.DefaultOfflineAfter when zero).
 	OfflineAfter time.Duration
-	Log          *slog.Logger
-	Now          func() time.Time // time.Now when nil
+	// PoolsSource names where the engine's configured pools came from (config's
+	// PoolsSource: RUNNERHUB_POOLS or RUNNERHUB_POOLS_FILE <path>), for the messages that
+	// send the caller there; RUNNERHUB_POOLS when empty.
+	PoolsSource string
+	Log         *slog.Logger
+	Now         func() time.Time // time.Now when nil
 }
 
 func (d Deps) withDefaults() Deps {
@@ -53,6 +57,9 @@ func (d Deps) withDefaults() Deps {
 	}
 	if d.Log == nil {
 		d.Log = slog.New(slog.DiscardHandler)
+	}
+	if d.PoolsSource == "" {
+		d.PoolsSource = "RUNNERHUB_POOLS"
 	}
 	if d.Now == nil {
 		d.Now = time.Now

@@ -150,7 +150,7 @@ func (h *handlers) deletePool(r *http.Request) (int, any, error) {
 	switch {
 	case v.Source == "config":
 		return 0, nil, httpjson.NewProblem(http.StatusConflict, "pool_configured",
-			"pool "+name+" is configured (RUNNERHUB_POOLS), not created through the API; remove it from the configuration instead")
+			"pool "+name+" is configured ("+h.PoolsSource+"), not created through the API; remove it from the configuration instead")
 	case !v.OverridesConfig:
 		if err := h.checkUnused(r, name); err != nil {
 			return 0, nil, err

@@ -45,7 +45,7 @@ func main() {
 	}
 	runners := fleet.Deps{
 		Engine:  engine,
-		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, Log: app.Log,
+		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log,
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures
 	// are the processor function's EMF lines (its registry would not outlive it).

@@ -71,6 +71,24 @@ func serve(t testing.TB, s *Stack) string {
 	return "http://" + ln.Addr().String()
 }
 
+// apiCall sends a management API request with token and returns the status and body.
+func apiCall(t testing.TB, base, token, method, path, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), method, base+path, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
 func fixture(t testing.TB, name string) []byte {
 	b, err := os.ReadFile(filepath.Join("..", "..", "testdata", name))
 	if err != nil {

@@ -46,16 +46,7 @@ func TestPoolMessages(t *testing.T) {
 func poolMessages(t *testing.T, base, token, file string) {
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		return apiCall(t, base, token, method, path, body)
 	}
 	// Messages are not HTML-escaped: <token>, not \u003ctoken\u003e.
 	resp, err := http.Get(base + "/api/pools")

@@ -118,9 +118,6 @@ func Generate() string {
 // Empty reports whether no token is configured (then every request is refused).
 func (t *Tokens) Empty() bool { return len(t.digests) == 0 }
 
-// Valid reports whether token is one of the configured tokens, of any role.
-func (t *Tokens) Valid(token string) bool { return t.Role(token) != RoleNone }
-
 // Role returns the role of token, RoleNone when it is not configured. Every configured
 // digest is compared, so the time taken does not say which one matched.
 func (t *Tokens) Role(token string) Role {

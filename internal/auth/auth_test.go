@@ -19,14 +19,14 @@ func TestTokens(t *testing.T) {
 		"":                          false,
 		"CURRENT-TOKEN-0123456789":  false,
 	} {
-		if got := tokens.Valid(tok); got != want {
-			t.Errorf("Valid(%q) = %v", tok, got)
+		if got := tokens.Role(tok) == RoleAdmin; got != want {
+			t.Errorf("Role(%q) == RoleAdmin: %v", tok, got)
 		}
 	}
 	if _, err := Parse("short"); err == nil || !strings.Contains(err.Error(), "token 1") {
 		t.Fatalf("short token: %v", err)
 	}
-	if empty, _ := Parse(""); !empty.Empty() || empty.Valid("") {
+	if empty, _ := Parse(""); !empty.Empty() || empty.Role("") != RoleNone {
 		t.Fatal("no tokens must refuse everything")
 	}
 	if g := Generate(); len(g) < MinTokenLength || Generate() == g {

@@ -65,6 +65,7 @@ func poolMessages(t *testing.T, base, token, file string) {
 	}{
 		{"every problem", "PUT", "/api/pools/x", `{"labels": [""], "minIdle": -1, "maxRunners": 0}`, http.StatusBadRequest,
 			[]string{"label 0 must be 1-100 characters", "minIdle must not be negative", "maxRunners must be at least 1"}},
+		{"runner without name and pool", "POST", "/api/runners", `{}`, http.StatusBadRequest, []string{"name is required", "pool is required"}},
 		{"not json", "PUT", "/api/pools/x", `not json`, http.StatusBadRequest, []string{"expected a JSON object", "not JSON"}},
 		{"configured", "DELETE", "/api/pools/linux", ``, http.StatusConflict, []string{"configured (RUNNERHUB_POOLS_FILE " + file + ")"}},
 		{"override", "PUT", "/api/pools/linux", `{"labels": ["linux", "big"], "maxRunners": 3}`, http.StatusCreated, nil},

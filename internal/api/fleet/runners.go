@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/httpjson"
@@ -64,11 +65,15 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &body, false); err != nil {
 		return 0, nil, err
 	}
-	switch {
-	case body.Name == "":
-		return 0, nil, httpjson.BadRequest("invalid_body", "name is required: the runner name GitHub reports in workflow_job.runner_name")
-	case body.Pool == "":
-		return 0, nil, httpjson.BadRequest("invalid_body", "pool is required")
+	var missing []string
+	if body.Name == "" {
+		missing = append(missing, "name is required: the runner name GitHub reports in workflow_job.runner_name")
+	}
+	if body.Pool == "" {
+		missing = append(missing, "pool is required")
+	}
+	if len(missing) > 0 {
+		return 0, nil, httpjson.BadRequest("invalid_body", strings.Join(missing, "; "))
 	}
 	spec := jobs.RunnerSpec{Name: body.Name, Pool: body.Pool, Labels: body.Labels, Ephemeral: body.Ephemeral}
 	rn, plan, err := h.Engine.RegisterRunner(r.Context(), spec, h.Now())

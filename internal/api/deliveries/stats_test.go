@@ -266,10 +266,11 @@ func TestHealthSeesWriteFailures(t *testing.T) {
 				now := e.now
 				broken.deps.Now = func() time.Time { return now }
 				failures := &deliveries.WriteFailures{Now: func() time.Time { return now }}
-				ing := *e.deps.Ingest.(*ingest.Handler)
-				c.break_(&ing)
+				built := e.deps.Ingest.(*ingest.Handler)
+				ing := &ingest.Handler{Parser: built.Parser, Store: built.Store, Queue: built.Queue, MaxBodyBytes: built.MaxBodyBytes, Log: built.Log, Now: built.Now}
+				c.break_(ing)
 				ing.Store, ing.Queue = failures.Store(ing.Store), failures.Queue(ing.Queue)
-				broken.deps.Ingest, broken.deps.Failures = &ing, failures
+				broken.deps.Ingest, broken.deps.Failures = ing, failures
 				broken.rebuild(t)
 				if h := broken.health(t); h.Status != "healthy" {
 					t.Fatalf("before any failure: %+v, want healthy", h)

@@ -67,7 +67,10 @@ type Message struct {
 // ErrNotFound is returned by Store.Get for an unknown key.
 var ErrNotFound = errors.New("delivery not found")
 
-// Store keeps delivery records.
+// Store keeps delivery records. A delivery is finished (Processed or Ignored) by the
+// commit that applies its effects, jobs.Store.Commit with a jobs.Finish, in the same
+// transaction, so that the state and the effects never disagree; Store itself has no
+// finishing method.
 type Store interface {
 	// Create stores rec if no record with its key exists and returns (nil, nil). If one
 	// exists it is left untouched and returned instead, without its Payload, so the caller
@@ -76,9 +79,6 @@ type Store interface {
 	Create(ctx context.Context, rec *Record) (existing *Record, err error)
 	// Get returns the record for key, payload included, or ErrNotFound.
 	Get(ctx context.Context, key Key) (*Record, error)
-	// Finish moves a delivery to a final state (Processed or Ignored) with an outcome.
-	// Finishing an already finished delivery keeps the first outcome.
-	Finish(ctx context.Context, key Key, state State, outcome string, at time.Time) error
 }
 
 // Queue hands deliveries to the processor, at least once.
@@ -92,7 +92,7 @@ type HourlyCount struct {
 	Hour      time.Time // truncated to the hour, UTC
 	Event     string
 	Total     int64 // deliveries recorded (incremented by Store.Create, once per new delivery)
-	Processed int64 // deliveries finished (incremented with the finishing write, once per delivery)
+	Processed int64 // deliveries finished (incremented with the finishing commit, once per delivery)
 	Errors    int64 // failed processing attempts
 }
 

@@ -20,6 +20,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
@@ -281,7 +282,8 @@ func TestDeduplication(t *testing.T) {
 		t.Fatalf("unprocessed redelivery: %d %v, %d enqueued", got.status, got.body, len(f.rec.enqueued))
 	}
 	key := delivery.Key{HookID: "4242", DeliveryID: "dup-1"}
-	if err := f.rec.Store.Finish(ctx, key, delivery.Processed, "done", time.Now()); err != nil {
+	processed := &jobs.Change{Finish: &jobs.Finish{Key: key, State: delivery.Processed, Outcome: "done", At: time.Now()}}
+	if err := f.rec.Store.(jobs.Store).Commit(ctx, processed); err != nil {
 		t.Fatal(err)
 	}
 	got = f.post(t, body, h)

@@ -100,7 +100,8 @@ func (f *WriteFailures) reasons(now time.Time) []string {
 	return out
 }
 
-// Store returns s reporting its failed writes (Create, Finish) to f.
+// Store returns s reporting its failed writes (Create) to f; a delivery is finished by
+// a commit, which Jobs watches.
 func (f *WriteFailures) Store(s delivery.Store) delivery.Store { return watchedStore{s, f} }
 
 // Queue returns q reporting its failed sends to f.
@@ -118,12 +119,6 @@ func (w watchedStore) Create(ctx context.Context, rec *delivery.Record) (*delive
 	existing, err := w.Store.Create(ctx, rec)
 	w.f.record(failedStore, err)
 	return existing, err
-}
-
-func (w watchedStore) Finish(ctx context.Context, key delivery.Key, state delivery.State, outcome string, at time.Time) error {
-	err := w.Store.Finish(ctx, key, state, outcome, at)
-	w.f.record(failedStore, err)
-	return err
 }
 
 type watchedQueue struct {

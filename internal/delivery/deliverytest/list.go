@@ -24,7 +24,7 @@ type Listing interface {
 // Every subtest records deliveries in days of its own (in the 1990s, days apart from
 // every other subtest's) and lists only those days, so newStore may hand out the same
 // store each time.
-func ListSuite(t *testing.T, newStore func(t *testing.T) Listing) {
+func ListSuite(t *testing.T, newStore func(t *testing.T) Listing, finish Finish) {
 	tests := []struct {
 		name string
 		run  func(t *testing.T, s Listing, days *span)
@@ -32,9 +32,9 @@ func ListSuite(t *testing.T, newStore func(t *testing.T) Listing) {
 		{"NewestFirstAcrossDays", testNewestFirstAcrossDays},
 		{"CursorPaging", testCursorPaging},
 		{"OffsetPaging", testOffsetPaging},
-		{"Filters", testFilters},
+		{"Filters", func(t *testing.T, s Listing, days *span) { testFilters(t, s, days, finish) }},
 		{"TimeRange", testTimeRange},
-		{"StateIsCurrent", testStateIsCurrent},
+		{"StateIsCurrent", func(t *testing.T, s Listing, days *span) { testStateIsCurrent(t, s, days, finish) }},
 		{"EmptyRange", testEmptyRange},
 		{"EmptyDaysCostReads", testEmptyDaysCostReads},
 		{"ReadBudgetContinues", testReadBudgetContinues},
@@ -146,7 +146,7 @@ func testOffsetPaging(t *testing.T, s Listing, days *span) {
 	}
 }
 
-func testFilters(t *testing.T, s Listing, days *span) {
+func testFilters(t *testing.T, s Listing, days *span, finish Finish) {
 	type attrs struct{ repo, event, action string }
 	kinds := []attrs{
 		{"octo-org/alpha", "workflow_job", "queued"},
@@ -162,7 +162,7 @@ func testFilters(t *testing.T, s Listing, days *span) {
 		rec.ReceivedAt, rec.Repository, rec.Event, rec.Action = at, k.repo, k.event, k.action
 		mustCreate(t, s, rec)
 		if i%2 == 0 {
-			mustFinish(t, s, rec.Key, delivery.Processed, "processed", at.Add(time.Second))
+			finish(t, s, rec, delivery.Processed, "processed", at.Add(time.Second))
 			rec.State = delivery.Processed
 		}
 		all = append(all, rec)
@@ -223,10 +223,10 @@ func testTimeRange(t *testing.T, s Listing, days *span) {
 }
 
 // A listing shows a delivery's current state.
-func testStateIsCurrent(t *testing.T, s Listing, days *span) {
+func testStateIsCurrent(t *testing.T, s Listing, days *span, finish Finish) {
 	recs := createAt(t, s, days.at(0, time.Hour), days.at(0, 2*time.Hour))
 	finishedAt := days.at(0, 3*time.Hour)
-	mustFinish(t, s, recs[0].Key, delivery.Ignored, "ignored: event not handled", finishedAt)
+	finish(t, s, recs[0], delivery.Ignored, "ignored: event not handled", finishedAt)
 	got := listAll(t, s, days.query(0, 1, 10))
 	want := *recs[0]
 	want.Payload, want.State, want.Outcome, want.ProcessedAt = nil, delivery.Ignored, "ignored: event not handled", finishedAt

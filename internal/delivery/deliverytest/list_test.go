@@ -17,7 +17,7 @@ import (
 func TestListSuite(t *testing.T) {
 	deliverytest.ListSuite(t, func(*testing.T) deliverytest.Listing {
 		return &memLister{memStore: &memStore{recs: map[delivery.Key]delivery.Record{}}}
-	})
+	}, memFinish)
 }
 
 type memLister struct{ *memStore }

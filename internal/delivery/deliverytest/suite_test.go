@@ -14,7 +14,7 @@ import (
 // The suites run against the simplest adapters that keep the ports' promises, so that a
 // failure in a real adapter's run points at the adapter, not at the suite.
 func TestStoreSuite(t *testing.T) {
-	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return &memStore{recs: map[delivery.Key]delivery.Record{}} })
+	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return &memStore{recs: map[delivery.Key]delivery.Record{}} }, memFinish)
 }
 
 func TestQueueSuite(t *testing.T) {
@@ -53,19 +53,28 @@ func (s *memStore) Get(_ context.Context, key delivery.Key) (*delivery.Record, e
 	return clone(rec), nil
 }
 
-func (s *memStore) Finish(_ context.Context, key delivery.Key, state delivery.State, outcome string, at time.Time) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	rec, ok := s.recs[key]
+// memFinish finishes a delivery of a memStore (or of a memLister, which embeds one) as
+// a commit would, first outcome kept.
+func memFinish(t *testing.T, s delivery.Store, rec *delivery.Record, state delivery.State, outcome string, at time.Time) {
+	t.Helper()
+	m, ok := s.(interface{ store() *memStore })
 	if !ok {
-		return delivery.ErrNotFound
+		t.Fatalf("memFinish of a %T", s)
 	}
-	if !rec.State.Done() {
-		rec.State, rec.Outcome, rec.ProcessedAt = state, outcome, storedTime(at)
-		s.recs[key] = rec
+	ms := m.store()
+	ms.mu.Lock()
+	defer ms.mu.Unlock()
+	stored, ok := ms.recs[rec.Key]
+	if !ok {
+		t.Fatalf("memFinish of unknown delivery %s", rec.DeliveryID)
 	}
-	return nil
+	if !stored.State.Done() {
+		stored.State, stored.Outcome, stored.ProcessedAt = state, outcome, storedTime(at)
+		ms.recs[rec.Key] = stored
+	}
 }
+
+func (s *memStore) store() *memStore { return s }
 
 func clone(rec delivery.Record) *delivery.Record {
 	rec.Payload = bytes.Clone(rec.Payload)

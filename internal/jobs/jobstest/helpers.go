@@ -300,11 +300,17 @@ func mustGetDelivery(t *testing.T, s delivery.Store, key delivery.Key) *delivery
 	return must(t, "Get delivery "+key.DeliveryID, rec, err)
 }
 
-func mustFinishDelivery(t *testing.T, s delivery.Store, key delivery.Key, state delivery.State, outcome string, at time.Time) {
+// CommitFinish finishes rec as the processor does, with a Commit of its Finish alone; s
+// must also be a jobs.Store. It is the deliverytest.Finish of every adapter.
+func CommitFinish(t *testing.T, s delivery.Store, rec *delivery.Record, state delivery.State, outcome string, at time.Time) {
 	t.Helper()
-	if err := s.Finish(t.Context(), key, state, outcome, at); err != nil {
-		t.Fatalf("Finish delivery %s: %v", key.DeliveryID, err)
+	js, ok := s.(jobs.Store)
+	if !ok {
+		t.Fatalf("CommitFinish: %T is no jobs.Store", s)
 	}
+	fin := finishOf(rec, state, outcome)
+	fin.At = at
+	mustCommit(t, js, &jobs.Change{Finish: fin})
 }
 
 // finishOf is the Finish of rec a processor puts in its Change.

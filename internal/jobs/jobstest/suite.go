@@ -69,7 +69,6 @@ func StoreSuite(t *testing.T, newStore func(t *testing.T) Stores) {
 		{"Finish", testFinish},
 		{"FinishAlone", testFinishAlone},
 		{"FinishTwiceConflicts", testFinishTwiceConflicts},
-		{"FinishAfterStoreFinishConflicts", testFinishAfterStoreFinish},
 		{"FinishUnknownDelivery", testFinishUnknownDelivery},
 		{"ConcurrentReserve", testConcurrentReserve},
 	}
@@ -428,7 +427,7 @@ func testConflictWritesNothing(t *testing.T, s Stores) {
 			mustCommit(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{{Name: f.newRunner.Name, State: jobs.RunnerOffline}}})
 		}},
 		{"DeliveryFinished", func(t *testing.T, s Stores, f *atomicFixture) {
-			mustFinishDelivery(t, s.Deliveries, f.rec.Key, delivery.Ignored, "ignored: finished elsewhere", time.Now())
+			mustCommit(t, s.Jobs, &jobs.Change{Finish: finishOf(f.rec, delivery.Ignored, "ignored: finished elsewhere")})
 		}},
 	}
 	for _, tc := range cases {
@@ -605,19 +604,6 @@ func testFinishTwiceConflicts(t *testing.T, s Stores) {
 	commitConflict(t, s.Jobs, &jobs.Change{Jobs: []*jobs.Job{second}, Finish: again})
 	checkFinished(t, s.Deliveries, rec, first)
 	checkJobAbsent(t, s.Jobs, second.ID, "the second Commit's job")
-}
-
-func testFinishAfterStoreFinish(t *testing.T, s Stores) {
-	rec := mustCreateDelivery(t, s.Deliveries, time.Now())
-	at := time.Now()
-	mustFinishDelivery(t, s.Deliveries, rec.Key, delivery.Ignored, "ignored: finished by the store", at)
-
-	job := newJob(newName("pool"))
-	commitConflict(t, s.Jobs, &jobs.Change{Jobs: []*jobs.Job{job}, Finish: finishOf(rec, delivery.Processed, "processed")})
-	want := finishOf(rec, delivery.Ignored, "ignored: finished by the store")
-	want.At = at
-	checkFinished(t, s.Deliveries, rec, want)
-	checkJobAbsent(t, s.Jobs, job.ID, "the Commit's job")
 }
 
 // A Finish for a delivery that was never recorded is a bug, not a race: ErrNotFound, so

@@ -116,14 +116,7 @@ func (m *mem) Get(_ context.Context, key delivery.Key) (*delivery.Record, error)
 	return &rec, nil
 }
 
-func (m *mem) Finish(_ context.Context, key delivery.Key, state delivery.State, outcome string, at time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, err := m.finish(key, state, outcome, at)
-	return err
-}
-
-// finish is shared by Finish and Commit; the caller holds the lock.
+// finish is Commit's part for a Finish; the caller holds the lock.
 func (m *mem) finish(key delivery.Key, state delivery.State, outcome string, at time.Time) (already bool, err error) {
 	rec, ok := m.deliveries[key]
 	switch {

@@ -24,6 +24,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -36,7 +37,7 @@ func TestStoreSuite(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
 	store := newStore(env, newDynamoDB(env))
-	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return store })
+	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return store }, jobstest.CommitFinish)
 }
 
 // The queue suite wants an empty queue per subtest: every subtest drains what it sent, so
@@ -104,9 +105,6 @@ func TestRequestsPerCall(t *testing.T) {
 
 	small := newRecord([]byte(`{"action":"queued"}`))
 	large := newRecord(largePayload())
-	finishSmall := func(ctx context.Context) error {
-		return store.Finish(ctx, small.Key, delivery.Processed, "processed", time.Now())
-	}
 	ignore := func(_ any, err error) error { return err }
 	midnight := time.Date(2024, 5, 2, 0, 0, 0, 0, time.UTC)
 	steps := []struct {
@@ -120,9 +118,6 @@ func TestRequestsPerCall(t *testing.T) {
 		{"Create large", createNew(store, large), []string{"TransactWriteItems"}},
 		{"Create large duplicate", createExisting(store, large), []string{"TransactWriteItems"}},
 		{"Get", func(ctx context.Context) error { return ignore(store.Get(ctx, small.Key)) }, []string{"GetItem"}},
-		// Finish is not told the event and hour that name the counter item: it reads them.
-		{"Finish", finishSmall, []string{"GetItem", "TransactWriteItems"}},
-		{"Finish finished", finishSmall, []string{"GetItem"}},
 		{"CountError", func(ctx context.Context) error { return store.CountError(ctx, "workflow_job", time.Now()) }, []string{"UpdateItem"}},
 		// Processing: key lookups, one Query per list, one transaction per delivery.
 		{"Job", func(ctx context.Context) error { return ignore(store.Job(ctx, f.job.ID)) }, []string{"GetItem"}},

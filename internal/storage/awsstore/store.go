@@ -29,17 +29,17 @@
 //
 // # Counters
 //
-// One item per UTC hour and event type, updated with ADD in the transaction that makes
+// One item per UTC hour, event type and shard, updated with ADD in the transaction that makes
 // the change counted, so each delivery counts once:
 //
 //	pk                     COUNTERS#<yyyy-mm-dd>
-//	sk                     <hh>#<event>
+//	sk                     <hh>#<event>#<shard> (shard 00…15, see counterShards)
 //	total                  deliveries recorded (Create)
-//	processed              deliveries finished (Finish, or a Commit's Finish)
+//	processed              deliveries finished (a Commit's Finish)
 //	errors                 failed processing attempts (CountError)
 //	expiresAt              the hour + retention
 //
-// HourlyCounts is one Query per UTC day in range.
+// HourlyCounts is one Query per UTC day in range, summing the shards.
 //
 // # Job domain
 //
@@ -206,39 +206,6 @@ func (s *Store) getDelivery(ctx context.Context, key delivery.Key) (map[string]t
 		return nil, fmt.Errorf("get delivery %s: %w", keyString(key), delivery.ErrNotFound)
 	}
 	return out.Item, nil
-}
-
-// Finish sets the final state and counts the delivery as processed in one transaction,
-// conditional on the delivery still being received, so that it is counted once. The
-// counter item is named by the delivery's event and hour of receipt, which Finish is not
-// given: it reads them first (2 requests; 1 for a delivery already finished).
-func (s *Store) Finish(ctx context.Context, key delivery.Key, state delivery.State, outcome string, at time.Time) error {
-	rec, err := s.existing(ctx, key)
-	if err != nil {
-		return fmt.Errorf("finish: %w", err)
-	}
-	if rec.State != delivery.Received {
-		return nil // already finished: the first outcome stands
-	}
-	err = s.transact(ctx, s.finishItems(&jobs.Finish{
-		Key:        key,
-		Event:      rec.Event,
-		State:      state,
-		Outcome:    outcome,
-		At:         at,
-		ReceivedAt: rec.ReceivedAt,
-	}))
-	failed, missing := finishFailed(err, 0)
-	switch {
-	case err == nil:
-		return nil
-	case missing: // expired since the read
-		return fmt.Errorf("finish delivery %s: %w", keyString(key), delivery.ErrNotFound)
-	case failed:
-		return nil // finished concurrently since the read: the first outcome stands
-	default:
-		return fmt.Errorf("finish delivery %s: %w", keyString(key), err)
-	}
 }
 
 // finishItems are the writes that finish a delivery: its final state, on condition that

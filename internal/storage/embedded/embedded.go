@@ -5,8 +5,8 @@
 // concurrency instead of being bounded by the disk's fsync rate.
 //
 // The queue's durability comes from the store: Create records a new delivery and adds it
-// to a pending index in the same transaction, Finish removes it in the same transaction
-// as the state change. The queue itself is in memory and is refilled from the pending
+// to a pending index in the same transaction, and the Commit that finishes it removes
+// it in the same transaction as the state change. The queue itself is in memory and is refilled from the pending
 // index at start (Queue.Recover). So a delivery costs two commits, not four, and there is
 // no window in which a delivery is recorded but not queued.
 //

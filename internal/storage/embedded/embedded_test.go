@@ -26,7 +26,7 @@ func open(t *testing.T) *embedded.DB {
 }
 
 func TestStoreConformance(t *testing.T) {
-	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return open(t).Store() })
+	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return open(t).Store() }, jobstest.CommitFinish)
 }
 
 func stores(t *testing.T) jobstest.Stores {
@@ -92,7 +92,7 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 		t.Fatalf("receive: %v %v", items, err)
 	}
 	// "a" is finished; "b" is taken but the process dies before it finishes.
-	if err := store.Finish(ctx, items[0].Key, delivery.Processed, "done", time.Now()); err != nil {
+	if err := store.Commit(ctx, &jobs.Change{Finish: &jobs.Finish{Key: items[0].Key, State: delivery.Processed, Outcome: "done", At: time.Now()}}); err != nil {
 		t.Fatal(err)
 	}
 	q.Ack(items[0].ID)

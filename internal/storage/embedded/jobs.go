@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	bolt "go.etcd.io/bbolt"
 )
@@ -200,21 +199,34 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 	return nil
 }
 
-// finishDelivery is the delivery's part of a change: unlike Store.Finish, finding it
-// finished already is a conflict, since its effects are then written already. f.Event
-// and f.ReceivedAt go unused: the record, read in the same transaction, has them.
+// finishDelivery is the delivery's part of a change: it moves the delivery to its final
+// state with everything that goes with it. It leaves the pending index (so it is not
+// queued again at the next start) and is counted processed, in the hour and event it was
+// counted in when it was created. Finding it finished already is a conflict, since its
+// effects are then written already. f.Event and f.ReceivedAt go unused: the record, read
+// in the same transaction, has them.
 func finishDelivery(tx *bolt.Tx, f *jobs.Finish) error {
-	already, err := finish(tx, f.Key, f.State, f.Outcome, f.At)
+	key := storeKey(f.Key)
+	deliveries := tx.Bucket(bucketDeliveries)
+	var m meta
+	found, err := getJSON(deliveries, key, &m)
 	switch {
-	case errors.Is(err, delivery.ErrNotFound):
-		// Not a conflict: reading again would not make it appear.
-		return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
 	case err != nil:
 		return err
-	case already:
+	case !found:
+		// Not a conflict: reading again would not make it appear.
+		return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
+	case m.State.Done():
 		return fmt.Errorf("delivery %s is finished already: %w", f.Key.DeliveryID, jobs.ErrConflict)
 	}
-	return nil
+	m.State, m.Outcome, m.ProcessedAt = f.State, f.Outcome, ms(f.At)
+	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
+		return err
+	}
+	if err := putJSON(deliveries, key, m); err != nil {
+		return err
+	}
+	return count(tx, m.Event, m.ReceivedAt, tally{Processed: 1})
 }
 
 func putJob(tx *bolt.Tx, j *jobs.Job) error {

@@ -9,13 +9,14 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
 func TestListConformance(t *testing.T) {
-	deliverytest.ListSuite(t, func(t *testing.T) deliverytest.Listing { return open(t).Store() })
+	deliverytest.ListSuite(t, func(t *testing.T) deliverytest.Listing { return open(t).Store() }, jobstest.CommitFinish)
 }
 
 // A database written before the time index existed gets one at the next start, holding

@@ -7,19 +7,18 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 	"github.com/runnerhub/webhooks/internal/api/deliveries"
 	"github.com/runnerhub/webhooks/internal/api/fleet"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/dashboard"
+	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/metrics"
-	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
 
 func main() {
@@ -32,9 +31,10 @@ func main() {
 	// POST /api/webhooks/test sends its deliveries through the webhook function's handler,
 	// built from the same configuration (AllowUnsigned stays false: AWS fails closed).
 	ing := app.Ingest()
+	deadLetters := app.Queue.DeadLetters(cfg.EventsDLQURL)
 	webhooks := deliveries.Routes(deliveries.Deps{
 		Store: app.Store, Lister: app.Store, Counters: app.Store,
-		Queue: app.Queue, DeadLetters: app.Queue.DeadLetters(cfg.EventsDLQURL),
+		Queue: app.Queue, DeadLetters: deadLetters,
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
 	})
 	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
@@ -52,8 +52,7 @@ func main() {
 	m := metrics.New()
 	m.Log = app.Log
 	m.WatchPools(runners.PoolStatus)
-	m.WatchQueues(awsstore.QueueDepths(sqs.NewFromConfig(app.AWS),
-		map[string]string{"events": cfg.EventsQueueURL, "dlq": cfg.EventsDLQURL}))
+	m.WatchQueues(delivery.DepthGauges(deadLetters))
 	router := httpapi.New(tokens, webhooks, fleet.Routes(runners), m.Routes(), dashboard.Routes(),
 		live.TicketRoutes(live.NewTickets(app.Config.APITokens, app.Config.APIReadTokens), live.ClientURL(app.Config.WSEndpoint), time.Now))
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)

@@ -25,6 +25,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/dashboard"
+	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
@@ -99,10 +100,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	m := metrics.New()
 	m.Log = log
 	m.WatchPools(runners.PoolStatus)
-	m.WatchQueues(func(context.Context) (map[string]int, error) {
-		pending, dead, err := queue.Depth()
-		return map[string]int{"events": pending, "dlq": dead}, err
-	})
+	m.WatchQueues(delivery.DepthGauges(queue))
 	ing := &ingest.Handler{
 		Parser:               &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
 		Store:                failures.Store(store),

@@ -13,11 +13,11 @@ import (
 // sampleTimeout bounds the reads one scrape makes for the sampled gauges.
 const sampleTimeout = 5 * time.Second
 
-// WatchQueues adds webhook_queue_depth{queue}: the messages waiting in each queue depth
+// WatchQueues adds webhook_queue_depth{queue}: the deliveries in each queue depth
 // returns (queue name → count), read at every scrape, so that no gauge goes stale
 // between processes (in Lambda the API function serves /metrics, not the one queuing).
 func (m *Metrics) WatchQueues(depth func(ctx context.Context) (map[string]int, error)) {
-	desc := prometheus.NewDesc("webhook_queue_depth", "Messages waiting in a queue (events: to process; dlq: dead-lettered).", []string{"queue"}, nil)
+	desc := prometheus.NewDesc("webhook_queue_depth", "Deliveries in a queue (events: waiting or being processed; dlq: dead-lettered).", []string{"queue"}, nil)
 	m.Registry.MustRegister(sampler{descs: []*prometheus.Desc{desc}, sample: func(ctx context.Context, ch chan<- prometheus.Metric) error {
 		counts, err := depth(ctx)
 		for queue, n := range counts {

@@ -214,7 +214,7 @@ runnerhub_pool_runners{pool="linux",state="busy"} 1
 runnerhub_pool_runners{pool="linux",state="idle"} 2
 runnerhub_pool_runners{pool="linux",state="offline"} 1
 runnerhub_pool_runners{pool="linux",state="reserved"} 0
-# HELP webhook_queue_depth Messages waiting in a queue (events: to process; dlq: dead-lettered).
+# HELP webhook_queue_depth Deliveries in a queue (events: waiting or being processed; dlq: dead-lettered).
 # TYPE webhook_queue_depth gauge
 webhook_queue_depth{queue="dlq"} 1
 webhook_queue_depth{queue="events"} 3

@@ -33,20 +33,22 @@ func (q *Queue) DeadLetters(dlqURL string) *DeadLetters {
 
 // Depths reads the approximate depths of both queues (two GetQueueAttributes). Messages
 // received but not yet deleted count too: in flight on the events queue, being moved
-// on the DLQ.
+// on the DLQ. The embedded queue counts the same way, and /metrics reads these too.
 func (d *DeadLetters) Depths(ctx context.Context) (delivery.Depths, error) {
-	queued, err := d.depth(ctx, d.queueURL)
+	queued, err := d.undeleted(ctx, d.queueURL)
 	if err != nil {
 		return delivery.Depths{}, err
 	}
-	dead, err := d.depth(ctx, d.dlqURL)
+	dead, err := d.undeleted(ctx, d.dlqURL)
 	if err != nil {
 		return delivery.Depths{}, err
 	}
 	return delivery.Depths{Queued: queued, Dead: dead}, nil
 }
 
-func (d *DeadLetters) depth(ctx context.Context, url string) (int64, error) {
+// undeleted is the approximate number of messages in the queue at url that nobody has
+// deleted yet: visible ones plus those in flight (received, not yet deleted).
+func (d *DeadLetters) undeleted(ctx context.Context, url string) (int64, error) {
 	names := []types.QueueAttributeName{
 		types.QueueAttributeNameApproximateNumberOfMessages,
 		types.QueueAttributeNameApproximateNumberOfMessagesNotVisible,

@@ -3,13 +3,10 @@ package awsstore
 import (
 	"context"
 	"fmt"
-	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
@@ -111,27 +108,4 @@ func queryRange[T any](ctx context.Context, s *Store, g gsi, partition, after st
 		return nil, fmt.Errorf("list %s: %w", what, err)
 	}
 	return out, nil
-}
-
-// QueueDepths returns a sampler for the queue depth gauges: the approximate number of
-// messages waiting (visible, not in flight) in each queue of urls (name → queue URL).
-func QueueDepths(c *sqs.Client, urls map[string]string) func(context.Context) (map[string]int, error) {
-	return func(ctx context.Context) (map[string]int, error) {
-		depths := map[string]int{}
-		for name, url := range urls {
-			out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
-				QueueUrl:       &url,
-				AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages},
-			})
-			if err != nil {
-				return depths, fmt.Errorf("depth of queue %s: %w", name, err)
-			}
-			n, err := strconv.Atoi(out.Attributes[string(sqstypes.QueueAttributeNameApproximateNumberOfMessages)])
-			if err != nil {
-				return depths, fmt.Errorf("depth of queue %s: %w", name, err)
-			}
-			depths[name] = n
-		}
-		return depths, nil
-	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
@@ -16,7 +17,9 @@ func TestFleetSuite(t *testing.T) {
 	jobstest.FleetSuite(t, func(*testing.T) jobstest.Stores { return stores })
 }
 
-func TestQueueDepths(t *testing.T) {
+// The depth gauges of /metrics and the health endpoint's depths are one reading: a
+// message received but not yet deleted (in flight) still counts as queued.
+func TestDepthGaugesCountInFlight(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
 	c := sqs.NewFromConfig(env.Config)
@@ -27,12 +30,21 @@ func TestQueueDepths(t *testing.T) {
 			}
 		}
 	}
-	depths := QueueDepths(c, map[string]string{"events": env.EventsQueueURL, "dlq": env.EventsDLQURL})
-	got, err := depths(t.Context())
-	if err != nil || got["events"] != 2 || got["dlq"] != 1 || len(got) != 2 {
-		t.Fatalf("depths %v, %v; want events 2, dlq 1", got, err)
+	taken, err := c.ReceiveMessage(t.Context(), &sqs.ReceiveMessageInput{QueueUrl: aws.String(env.EventsQueueURL), MaxNumberOfMessages: 1})
+	if err != nil || len(taken.Messages) != 1 {
+		t.Fatalf("receive: %v %v", taken, err)
 	}
-	if _, err := QueueDepths(c, map[string]string{"gone": env.EventsQueueURL + "-missing"})(t.Context()); err == nil {
+	dl := NewQueue(c, env.EventsQueueURL).DeadLetters(env.EventsDLQURL)
+	got, err := delivery.DepthGauges(dl)(t.Context())
+	if err != nil || got["events"] != 2 || got["dlq"] != 1 || len(got) != 2 {
+		t.Fatalf("gauges %v, %v; want events 2 (one of them in flight), dlq 1", got, err)
+	}
+	depths, err := dl.Depths(t.Context())
+	if err != nil || depths != (delivery.Depths{Queued: 2, Dead: 1}) {
+		t.Fatalf("depths %+v, %v; want what the gauges read", depths, err)
+	}
+	missing := NewQueue(c, env.EventsQueueURL+"-missing").DeadLetters(env.EventsDLQURL)
+	if _, err := delivery.DepthGauges(missing)(t.Context()); err == nil {
 		t.Fatal("depth of a missing queue: no error")
 	}
 }

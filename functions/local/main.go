@@ -46,6 +46,8 @@ func main() {
 		err = localstack.DemoCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "replay-dlq":
 		err = replayDLQ(ctx, cfg)
+	case "backup":
+		err = backup(ctx, cfg, os.Args[2:])
 	case "", "run":
 		err = serve(ctx, cfg)
 	default:

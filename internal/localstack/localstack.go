@@ -126,7 +126,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 			// POST /api/webhooks/test goes through the webhook endpoint itself.
 			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log,
 		}),
-		fleet.Routes(runners))
+		fleet.Routes(runners), backupRoutes(db, log))
 	s := &Stack{
 		Routes:         routes,
 		SecretSource:   source,

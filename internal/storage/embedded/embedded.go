@@ -20,6 +20,7 @@ package embedded
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"time"
@@ -56,14 +57,20 @@ type DB struct {
 	bolt *bolt.DB
 }
 
-// Open opens (creating if needed) the database file at path.
+// Open opens the database file at path, creating it in a new data directory. It refuses,
+// with ErrMissing, ErrCorrupt or ErrLocked, a database that is gone from a directory
+// that held one, empty, damaged or held by another process (see checkBeforeOpen), and
+// it reads the whole file to check it first.
 func Open(path string) (*DB, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("create data directory: %w", err)
 	}
-	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: 2 * time.Second, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
+	if err := checkBeforeOpen(path); err != nil {
+		return nil, err
+	}
+	db, err := openBolt(path, &bolt.Options{Timeout: lockTimeout, NoFreelistSync: true, FreelistType: bolt.FreelistMapType})
 	if err != nil {
-		return nil, fmt.Errorf("open %s: %w (is another runnerhub using it?)", path, err)
+		return nil, err
 	}
 	// Group commits: wait up to 5 ms for company before committing (measured best under
 	// load; see the README performance section).
@@ -76,6 +83,9 @@ func Open(path string) (*DB, error) {
 		}
 		return ensureTimeIndex(tx)
 	})
+	if err == nil {
+		err = writeMarker(path)
+	}
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("initialise %s: %w", path, err)
@@ -106,4 +116,26 @@ func putJSON(b *bolt.Bucket, key []byte, v any) error {
 		return err
 	}
 	return b.Put(key, raw)
+}
+
+// WriteBackup writes a consistent copy of the whole database to w from one read
+// transaction: writers carry on meanwhile, and the copy is the database as it was when
+// the transaction began. size, when not nil, is told the copy's exact length before the
+// first byte is written (an HTTP handler sets Content-Length from it). The copy is a
+// database file like the original: restore it by putting it in the original's place
+// while nothing has the database open.
+func (db *DB) WriteBackup(w io.Writer, size func(int64)) (int64, error) {
+	var n int64
+	err := db.bolt.View(func(tx *bolt.Tx) error {
+		if size != nil {
+			size(tx.Size())
+		}
+		var err error
+		n, err = tx.WriteTo(w)
+		return err
+	})
+	if err != nil {
+		return n, fmt.Errorf("back up %s: %w", db.bolt.Path(), err)
+	}
+	return n, nil
 }

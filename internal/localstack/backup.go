@@ -1,0 +1,36 @@
+package localstack
+
+import (
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/storage/embedded"
+)
+
+// BackupPath answers POST with a consistent copy of the running stack's database, taken
+// in one read transaction while deliveries go on being recorded (embedded.WriteBackup).
+// It is POST, not GET, because it hands out everything the stack keeps: a token that
+// may only read must not get it.
+const BackupPath = "/api/admin/backup"
+
+func backupRoutes(db *embedded.DB, log *slog.Logger) []httpapi.Route {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		started := time.Now()
+		n, err := db.WriteBackup(w, func(size int64) {
+			w.Header().Set("Content-Type", "application/octet-stream")
+			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
+			w.Header().Set("Content-Disposition", `attachment; filename="runnerhub.db"`)
+		})
+		if err != nil {
+			// The status line is sent: the body ends short of its Content-Length, which
+			// every client takes for a failed download.
+			log.Error("backup failed", "written_bytes", n, "error", err)
+			return
+		}
+		log.Info("backup sent", "bytes", n, "duration", time.Since(started))
+	})
+	return []httpapi.Route{{Method: http.MethodPost, Pattern: BackupPath, Handler: h}}
+}

@@ -18,7 +18,7 @@ import (
 
 var _ delivery.Counters = (*Store)(nil)
 
-// Counter attributes of a counter item.
+// Counter attributes of a counter item (counterAttrs reads them).
 const (
 	attrTotal     = "total"
 	attrProcessed = "processed"
@@ -111,15 +111,17 @@ func hourlyCount(day time.Time, item map[string]types.AttributeValue) (delivery.
 	if !ok || err != nil {
 		return delivery.HourlyCount{}, fmt.Errorf("counter item with sort key %q", sk)
 	}
-	r := itemReader{item: item}
-	c := delivery.HourlyCount{
+	tally, err := decodeCounter(item)
+	if err != nil {
+		return delivery.HourlyCount{}, fmt.Errorf("counter item %s: %w", sk, err)
+	}
+	return delivery.HourlyCount{
 		Hour:      day.Add(time.Duration(hour) * time.Hour),
 		Event:     event,
-		Total:     r.num(attrTotal),
-		Processed: r.num(attrProcessed),
-		Errors:    r.num(attrErrors),
-	}
-	return c, r.err
+		Total:     tally.Total,
+		Processed: tally.Processed,
+		Errors:    tally.Errors,
+	}, nil
 }
 
 // CountError adds one to the errors counter of event's hour (one UpdateItem), in a shard

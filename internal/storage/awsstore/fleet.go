@@ -24,16 +24,15 @@ import (
 // a Put replaces the whole item, so a job that changes status moves partitions. The
 // pending queue (jobs.IndexPending) is byTime's PENDING#<pool> partition.
 const (
-	attrGSI2PK   = "gsi2pk"
-	attrGSI2SK   = "gsi2sk"
-	attrGSI3PK   = "gsi3pk"
-	attrGSI3SK   = "gsi3sk"
-	attrGSI4PK   = "gsi4pk"
-	attrGSI4SK   = "gsi4sk"
-	attrLastSeen = "lastSeen"
-	indexByAttr  = "byAttr"
-	indexByRepo  = "byRepo"
-	indexByPool  = "byPool"
+	attrGSI2PK  = "gsi2pk"
+	attrGSI2SK  = "gsi2sk"
+	attrGSI3PK  = "gsi3pk"
+	attrGSI3SK  = "gsi3sk"
+	attrGSI4PK  = "gsi4pk"
+	attrGSI4SK  = "gsi4sk"
+	indexByAttr = "byAttr"
+	indexByRepo = "byRepo"
+	indexByPool = "byPool"
 )
 
 // gsi is where an index lives in the table: a GSI, its key attributes, and the prefix

@@ -5,8 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -17,39 +17,9 @@ import (
 
 var _ jobs.Store = (*Store)(nil)
 
-// Attribute names of the job domain's items (those shared with deliveries, such as
-// repository and event, are declared in store.go).
-const (
-	attrVersion        = "version"
-	attrID             = "id"
-	attrRunID          = "runId"
-	attrName           = "name"
-	attrLabels         = "labels"
-	attrHeadSHA        = "headSha"
-	attrHTMLURL        = "htmlUrl"
-	attrStatus         = "status"
-	attrConclusion     = "conclusion"
-	attrPriority       = "priority"
-	attrRunnerID       = "runnerId"
-	attrRunnerName     = "runnerName"
-	attrPool           = "pool"
-	attrAllocation     = "allocation"
-	attrReservedRunner = "reservedRunner"
-	attrQueueKey       = "queueKey"
-	attrCreatedAt      = "createdAt"
-	attrQueuedAt       = "queuedAt"
-	attrStartedAt      = "startedAt"
-	attrCompletedAt    = "completedAt"
-	attrUpdatedAt      = "updatedAt"
-	attrDeliveries     = "deliveries"
-	attrEphemeral      = "ephemeral"
-	attrJobID          = "jobId"
-	attrWorkflowName   = "workflowName"
-	attrHeadBranch     = "headBranch"
-	attrPoolUses       = "poolUses"
-	attrMinIdle        = "minIdle"
-	attrMaxRunners     = "maxRunners"
-)
+// attrVersion is the optimistic-concurrency counter of the job domain's items, which
+// Commit's conditions name.
+const attrVersion = "version"
 
 // Partition and sort keys of the job domain's items, and the prefixes of their sparse
 // byTime index entries.
@@ -109,14 +79,15 @@ func (s *Store) Run(ctx context.Context, id int64) (*jobs.Run, error) {
 // Gate reads a pool's gate (one strongly consistent GetItem); the item holds only its
 // key and version.
 func (s *Store) Gate(ctx context.Context, pool string) (*jobs.Gate, error) {
-	g, err := getEntity(ctx, s, gateKey(pool), "gate of pool "+pool, func(item map[string]types.AttributeValue) (*jobs.Gate, error) {
-		r := itemReader{item: item}
-		return &jobs.Gate{Pool: pool, Version: r.num(attrVersion)}, r.err
-	})
+	g, err := getEntity(ctx, s, gateKey(pool), "gate of pool "+pool, decodeGate)
 	if errors.Is(err, jobs.ErrNotFound) {
 		return &jobs.Gate{Pool: pool}, nil
 	}
-	return g, err
+	if err != nil {
+		return nil, err
+	}
+	g.Pool = pool // the item holds it only in its key
+	return g, nil
 }
 
 func gateKey(pool string) map[string]types.AttributeValue {
@@ -216,12 +187,10 @@ func (s *Store) query(ctx context.Context, in *dynamodb.QueryInput, limit int, e
 
 // PutPool creates or replaces a pool (one PutItem).
 func (s *Store) PutPool(ctx context.Context, p jobs.Pool) error {
-	item := poolKey(p.Name)
-	w := itemWriter(item)
-	w.str(attrName, p.Name)
-	w.strs(attrLabels, p.Labels)
-	w.num(attrMinIdle, int64(p.MinIdle))
-	w.num(attrMaxRunners, int64(p.MaxRunners))
+	item, err := marshalItem(poolKey(p.Name), poolAttrs(p))
+	if err != nil {
+		return fmt.Errorf("put pool %s: %w", p.Name, err)
+	}
 	if _, err := s.db.PutItem(ctx, &dynamodb.PutItemInput{TableName: &s.table, Item: item}); err != nil {
 		return fmt.Errorf("put pool %s: %w", p.Name, err)
 	}
@@ -244,17 +213,6 @@ func (s *Store) DeletePool(ctx context.Context, name string) error {
 		return fmt.Errorf("delete pool %s: %w", name, err)
 	}
 	return nil
-}
-
-func decodePool(item map[string]types.AttributeValue) (jobs.Pool, error) {
-	r := itemReader{item: item}
-	p := jobs.Pool{
-		Name:       r.str(attrName),
-		Labels:     r.strs(attrLabels),
-		MinIdle:    int(r.num(attrMinIdle)),
-		MaxRunners: int(r.num(attrMaxRunners)),
-	}
-	return p, r.err
 }
 
 // ---------------------------------------------------------------------------- commit
@@ -295,26 +253,21 @@ func (s *Store) Commit(ctx context.Context, c *jobs.Change) error {
 
 // changeItems turns a Change into transaction actions.
 func (s *Store) changeItems(c *jobs.Change) ([]types.TransactWriteItem, error) {
-	var items []types.TransactWriteItem
-	for _, j := range c.Jobs {
-		item, err := encodeJob(j)
-		if err != nil {
-			return nil, err
-		}
-		items = append(items, s.versionedPut(item, j.Version))
+	jobItems, jobsErr := versionedPuts(s, c.Jobs, encodeJob, func(j *jobs.Job) int64 { return j.Version })
+	runnerItems, runnersErr := versionedPuts(s, c.Runners, encodeRunner, func(r *jobs.Runner) int64 { return r.Version })
+	runItems, runsErr := versionedPuts(s, c.Runs, func(r *jobs.Run) (map[string]types.AttributeValue, error) {
+		return marshalItem(runKey(r.ID), runAttrs(*r))
+	}, func(r *jobs.Run) int64 { return r.Version })
+	profileItems, profilesErr := versionedPuts(s, c.Profiles, func(p *jobs.Profile) (map[string]types.AttributeValue, error) {
+		return marshalItem(profileKey(p.Repository), profileAttrs(*p))
+	}, func(p *jobs.Profile) int64 { return p.Version })
+	gateItems, gatesErr := versionedPuts(s, c.Gates, func(g *jobs.Gate) (map[string]types.AttributeValue, error) {
+		return marshalItem(gateKey(g.Pool), gateAttrs(*g))
+	}, func(g *jobs.Gate) int64 { return g.Version })
+	if err := errors.Join(jobsErr, runnersErr, runsErr, profilesErr, gatesErr); err != nil {
+		return nil, fmt.Errorf("commit: %w", err)
 	}
-	for _, r := range c.Runners {
-		items = append(items, s.versionedPut(encodeRunner(r), r.Version))
-	}
-	for _, r := range c.Runs {
-		items = append(items, s.versionedPut(encodeRun(r), r.Version))
-	}
-	for _, p := range c.Profiles {
-		items = append(items, s.versionedPut(encodeProfile(p), p.Version))
-	}
-	for _, g := range c.Gates {
-		items = append(items, s.versionedPut(gateKey(g.Pool), g.Version))
-	}
+	items := slices.Concat(jobItems, runnerItems, runItems, profileItems, gateItems)
 	for _, r := range c.DeleteRunners {
 		// Deleting a runner that is not stored is a conflict too: it was read as stored.
 		cond, names, values := matchVersion(r.Version)
@@ -328,6 +281,19 @@ func (s *Store) changeItems(c *jobs.Change) ([]types.TransactWriteItem, error) {
 	}
 	if c.Finish != nil {
 		items = append(items, s.finishItems(c.Finish)...)
+	}
+	return items, nil
+}
+
+// versionedPuts encodes each entity and puts it at its version+1 (see versionedPut).
+func versionedPuts[E any](s *Store, entities []E, encode func(E) (map[string]types.AttributeValue, error), version func(E) int64) ([]types.TransactWriteItem, error) {
+	items := make([]types.TransactWriteItem, 0, len(entities))
+	for _, e := range entities {
+		item, err := encode(e)
+		if err != nil {
+			return nil, err
+		}
+		items = append(items, s.versionedPut(item, version(e)))
 	}
 	return items, nil
 }
@@ -363,271 +329,41 @@ func matchVersion(version int64) (*string, map[string]string, map[string]types.A
 
 // ---------------------------------------------------------------------------- entities
 
-// Entities are items with one attribute per field. Zero values are left out and absent
-// attributes read back as zero, as for deliveries. Times are stored as deliveries' are
-// (RFC 3339, UTC, milliseconds).
-
 // encodeJob also indexes a pending job in its pool's pending queue (byTime); a Put
 // replaces the whole item, so a job that leaves pending leaves the queue.
 func encodeJob(j *jobs.Job) (map[string]types.AttributeValue, error) {
-	item := jobKey(j.ID)
+	var pending string
 	if j.Allocation == jobs.AllocationPending {
 		if j.QueueKey == "" {
-			return nil, fmt.Errorf("commit: job %d is pending without a queue key", j.ID)
+			return nil, fmt.Errorf("job %d is pending without a queue key", j.ID)
 		}
-		item[attrGSI1PK] = stringValue(pendingPrefix + j.Pool)
-		item[attrGSI1SK] = stringValue(j.QueueKey)
+		pending = pendingPrefix + j.Pool
 	}
-	setListEntries(item, j.ListEntries()...)
-	w := itemWriter(item)
-	w.num(attrID, j.ID)
-	w.num(attrRunID, j.RunID)
-	w.str(attrRepository, j.Repository)
-	w.str(attrName, j.Name)
-	w.strs(attrLabels, j.Labels)
-	w.str(attrHeadSHA, j.HeadSHA)
-	w.str(attrHTMLURL, j.HTMLURL)
-	w.str(attrStatus, string(j.Status))
-	w.str(attrConclusion, j.Conclusion)
-	w.num(attrPriority, int64(j.Priority))
-	w.num(attrRunnerID, j.RunnerID)
-	w.str(attrRunnerName, j.RunnerName)
-	w.str(attrPool, j.Pool)
-	w.str(attrAllocation, string(j.Allocation))
-	w.str(attrReservedRunner, j.ReservedRunner)
-	w.str(attrQueueKey, j.QueueKey)
-	w.time(attrCreatedAt, j.CreatedAt)
-	w.time(attrQueuedAt, j.QueuedAt)
-	w.time(attrStartedAt, j.StartedAt)
-	w.time(attrCompletedAt, j.CompletedAt)
-	w.strs(attrDeliveries, j.Deliveries)
-	return item, nil
-}
-
-func decodeJob(item map[string]types.AttributeValue) (*jobs.Job, error) {
-	r := itemReader{item: item}
-	j := &jobs.Job{
-		ID:             r.num(attrID),
-		RunID:          r.num(attrRunID),
-		Repository:     r.str(attrRepository),
-		Name:           r.str(attrName),
-		Labels:         r.strs(attrLabels),
-		HeadSHA:        r.str(attrHeadSHA),
-		HTMLURL:        r.str(attrHTMLURL),
-		Status:         jobs.Status(r.str(attrStatus)),
-		Conclusion:     r.str(attrConclusion),
-		Priority:       int(r.num(attrPriority)),
-		RunnerID:       r.num(attrRunnerID),
-		RunnerName:     r.str(attrRunnerName),
-		Pool:           r.str(attrPool),
-		Allocation:     jobs.Allocation(r.str(attrAllocation)),
-		ReservedRunner: r.str(attrReservedRunner),
-		QueueKey:       r.str(attrQueueKey),
-		CreatedAt:      r.time(attrCreatedAt),
-		QueuedAt:       r.time(attrQueuedAt),
-		StartedAt:      r.time(attrStartedAt),
-		CompletedAt:    r.time(attrCompletedAt),
-		Deliveries:     r.strs(attrDeliveries),
-		Version:        r.num(attrVersion),
-	}
-	return j, r.err
+	return entityItem(jobKey(j.ID), jobAttrs(*j), pending, j.QueueKey, j.ListEntries()...)
 }
 
 // encodeRunner also indexes an idle runner among its pool's idle runners (byTime).
-func encodeRunner(rn *jobs.Runner) map[string]types.AttributeValue {
-	item := runnerKey(rn.Name)
+func encodeRunner(rn *jobs.Runner) (map[string]types.AttributeValue, error) {
+	var idle string
 	if rn.State == jobs.RunnerIdle {
-		item[attrGSI1PK] = stringValue(idlePrefix + rn.Pool)
-		item[attrGSI1SK] = stringValue(rn.Name)
+		idle = idlePrefix + rn.Pool
 	}
-	setListEntries(item, rn.ListEntry())
-	w := itemWriter(item)
-	w.str(attrName, rn.Name)
-	w.str(attrPool, rn.Pool)
-	w.strs(attrLabels, rn.Labels)
-	w.flag(attrEphemeral, rn.Ephemeral)
-	w.str(attrState, string(rn.State))
-	w.num(attrJobID, rn.JobID)
-	w.time(attrUpdatedAt, rn.UpdatedAt)
-	w.time(attrLastSeen, rn.LastSeen)
-	return item
+	return entityItem(runnerKey(rn.Name), runnerAttrs(*rn), idle, rn.Name, rn.ListEntry())
 }
 
-func decodeRunner(item map[string]types.AttributeValue) (*jobs.Runner, error) {
-	r := itemReader{item: item}
-	rn := &jobs.Runner{
-		Name:      r.str(attrName),
-		Pool:      r.str(attrPool),
-		Labels:    r.strs(attrLabels),
-		Ephemeral: r.flag(attrEphemeral),
-		State:     jobs.RunnerState(r.str(attrState)),
-		JobID:     r.num(attrJobID),
-		UpdatedAt: r.time(attrUpdatedAt),
-		LastSeen:  r.time(attrLastSeen),
-		Version:   r.num(attrVersion),
-	}
-	return rn, r.err
-}
-
-func encodeRun(run *jobs.Run) map[string]types.AttributeValue {
-	item := runKey(run.ID)
-	w := itemWriter(item)
-	w.num(attrID, run.ID)
-	w.str(attrRepository, run.Repository)
-	w.str(attrWorkflowName, run.WorkflowName)
-	w.str(attrHeadBranch, run.HeadBranch)
-	w.str(attrHeadSHA, run.HeadSHA)
-	w.str(attrEvent, run.Event)
-	w.str(attrStatus, run.Status)
-	w.str(attrConclusion, run.Conclusion)
-	w.time(attrCreatedAt, run.CreatedAt)
-	w.time(attrUpdatedAt, run.UpdatedAt)
-	return item
-}
-
-func decodeRun(item map[string]types.AttributeValue) (*jobs.Run, error) {
-	r := itemReader{item: item}
-	run := &jobs.Run{
-		ID:           r.num(attrID),
-		Repository:   r.str(attrRepository),
-		WorkflowName: r.str(attrWorkflowName),
-		HeadBranch:   r.str(attrHeadBranch),
-		HeadSHA:      r.str(attrHeadSHA),
-		Event:        r.str(attrEvent),
-		Status:       r.str(attrStatus),
-		Conclusion:   r.str(attrConclusion),
-		CreatedAt:    r.time(attrCreatedAt),
-		UpdatedAt:    r.time(attrUpdatedAt),
-		Version:      r.num(attrVersion),
-	}
-	return run, r.err
-}
-
-func encodeProfile(p *jobs.Profile) map[string]types.AttributeValue {
-	item := profileKey(p.Repository)
-	w := itemWriter(item)
-	w.str(attrRepository, p.Repository)
-	if len(p.PoolUses) > 0 {
-		uses := make(map[string]types.AttributeValue, len(p.PoolUses))
-		for pool, n := range p.PoolUses {
-			uses[pool] = numberValue(int64(n))
-		}
-		item[attrPoolUses] = &types.AttributeValueMemberM{Value: uses}
-	}
-	return item
-}
-
-func decodeProfile(item map[string]types.AttributeValue) (*jobs.Profile, error) {
-	r := itemReader{item: item}
-	p := &jobs.Profile{Repository: r.str(attrRepository), Version: r.num(attrVersion)}
-	if m, ok := item[attrPoolUses].(*types.AttributeValueMemberM); ok {
-		p.PoolUses = make(map[string]int, len(m.Value))
-		for pool, v := range m.Value {
-			p.PoolUses[pool] = int(r.number(attrPoolUses+"."+pool, v))
-		}
-	}
-	return p, r.err
-}
-
-// ---------------------------------------------------------------------------- attributes
-
-// itemWriter sets an item's attributes, leaving zero values out.
-type itemWriter map[string]types.AttributeValue
-
-func (w itemWriter) str(name, v string) {
-	if v != "" {
-		w[name] = stringValue(v)
-	}
-}
-
-func (w itemWriter) num(name string, v int64) {
-	if v != 0 {
-		w[name] = numberValue(v)
-	}
-}
-
-func (w itemWriter) flag(name string, v bool) {
-	if v {
-		w[name] = &types.AttributeValueMemberBOOL{Value: true}
-	}
-}
-
-func (w itemWriter) time(name string, t time.Time) {
-	if !t.IsZero() {
-		w[name] = stringValue(formatTime(t))
-	}
-}
-
-// strs stores a list (not a string set, which would lose order and duplicates).
-func (w itemWriter) strs(name string, v []string) {
-	if len(v) == 0 {
-		return
-	}
-	list := make([]types.AttributeValue, len(v))
-	for i, s := range v {
-		list[i] = stringValue(s)
-	}
-	w[name] = &types.AttributeValueMemberL{Value: list}
-}
-
-// itemReader reads an item's attributes, absent ones as zero. It keeps the first
-// malformed attribute's error in err, so that a decoder checks once.
-type itemReader struct {
-	item map[string]types.AttributeValue
-	err  error
-}
-
-func (r *itemReader) fail(name string, err error) {
-	if r.err == nil {
-		r.err = fmt.Errorf("attribute %s: %w", name, err)
-	}
-}
-
-func (r *itemReader) str(name string) string { return stringAttr(r.item, name) }
-
-func (r *itemReader) num(name string) int64 { return r.number(name, r.item[name]) }
-
-// number reads v, the attribute name, as an integer.
-func (r *itemReader) number(name string, v types.AttributeValue) int64 {
-	n, ok := v.(*types.AttributeValueMemberN)
-	if !ok {
-		return 0
-	}
-	i, err := strconv.ParseInt(n.Value, 10, 64)
+// entityItem is the item of an entity: its key, its attributes, its byTime entry
+// (partition, sort key) when partition is not empty, and its listing entries.
+func entityItem(key map[string]types.AttributeValue, attrs any, partition, sortKey string, entries ...jobs.IndexEntry) (map[string]types.AttributeValue, error) {
+	item, err := marshalItem(key, attrs)
 	if err != nil {
-		r.fail(name, err)
+		return nil, err
 	}
-	return i
-}
-
-func (r *itemReader) flag(name string) bool {
-	b, ok := r.item[name].(*types.AttributeValueMemberBOOL)
-	return ok && b.Value
-}
-
-func (r *itemReader) time(name string) time.Time {
-	t, err := parseTime(r.item, name)
-	if err != nil && r.err == nil {
-		r.err = err
+	if partition != "" {
+		item[attrGSI1PK] = stringValue(partition)
+		item[attrGSI1SK] = stringValue(sortKey)
 	}
-	return t
-}
-
-func (r *itemReader) strs(name string) []string {
-	list, ok := r.item[name].(*types.AttributeValueMemberL)
-	if !ok {
-		return nil
-	}
-	out := make([]string, len(list.Value))
-	for i, v := range list.Value {
-		s, ok := v.(*types.AttributeValueMemberS)
-		if !ok {
-			r.fail(name, fmt.Errorf("element %d is not a string", i))
-			continue
-		}
-		out[i] = s.Value
-	}
-	return out
+	setListEntries(item, entries...)
+	return item, nil
 }
 
 func numberValue(n int64) *types.AttributeValueMemberN {

@@ -11,7 +11,7 @@
 //   - Commit fails with ErrConflict for an entity written at Version 0 that exists, at a
 //     Version other than the stored one, or deleted at a Version other than the stored one
 //     (a runner that does not exist included), and for a Finish of a delivery that is
-//     finished already, whether by an earlier Change or by delivery.Store.Finish;
+//     finished already, by an earlier Change or recorded finished by Create;
 //   - Commit of a Finish for a delivery that was never recorded fails with an error that
 //     is jobs.ErrNotFound and not ErrConflict: reading again cannot make the delivery
 //     appear, so the caller must not retry it as a conflict;
@@ -69,6 +69,7 @@ func StoreSuite(t *testing.T, newStore func(t *testing.T) Stores) {
 		{"Finish", testFinish},
 		{"FinishAlone", testFinishAlone},
 		{"FinishTwiceConflicts", testFinishTwiceConflicts},
+		{"FinishOfRecordedFinishedConflicts", testFinishOfRecordedFinished},
 		{"FinishUnknownDelivery", testFinishUnknownDelivery},
 		{"ConcurrentReserve", testConcurrentReserve},
 	}
@@ -604,6 +605,21 @@ func testFinishTwiceConflicts(t *testing.T, s Stores) {
 	commitConflict(t, s.Jobs, &jobs.Change{Jobs: []*jobs.Job{second}, Finish: again})
 	checkFinished(t, s.Deliveries, rec, first)
 	checkJobAbsent(t, s.Jobs, second.ID, "the second Commit's job")
+}
+
+// A delivery recorded already finished (Create with a final state) has no effects to
+// apply: finishing it conflicts and keeps its outcome.
+func testFinishOfRecordedFinished(t *testing.T, s Stores) {
+	rec := newDelivery("workflow_job", time.Now())
+	rec.State, rec.Outcome, rec.ProcessedAt = delivery.Ignored, "ignored: recorded finished", rec.ReceivedAt
+	mustCreate(t, s.Deliveries, rec)
+
+	job := newJob(newName("pool"))
+	commitConflict(t, s.Jobs, &jobs.Change{Jobs: []*jobs.Job{job}, Finish: finishOf(rec, delivery.Processed, "processed")})
+	want := finishOf(rec, delivery.Ignored, "ignored: recorded finished")
+	want.At = rec.ReceivedAt
+	checkFinished(t, s.Deliveries, rec, want)
+	checkJobAbsent(t, s.Jobs, job.ID, "the Commit's job")
 }
 
 // A Finish for a delivery that was never recorded is a bug, not a race: ErrNotFound, so

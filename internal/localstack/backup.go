@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/httpapi"
+	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 )
 
@@ -18,16 +19,20 @@ const BackupPath = "/api/admin/backup"
 
 func backupRoutes(db *embedded.DB, log *slog.Logger) []httpapi.Route {
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		started := time.Now()
+		started, sending := time.Now(), false
 		n, err := db.WriteBackup(w, func(size int64) {
 			w.Header().Set("Content-Type", "application/octet-stream")
 			w.Header().Set("Content-Length", strconv.FormatInt(size, 10))
 			w.Header().Set("Content-Disposition", `attachment; filename="runnerhub.db"`)
+			sending = true
 		})
 		if err != nil {
-			// The status line is sent: the body ends short of its Content-Length, which
-			// every client takes for a failed download.
 			log.Error("backup failed", "written_bytes", n, "error", err)
+			if !sending {
+				httpjson.Error(w, http.StatusInternalServerError, "backup_failed", "the database could not be read for a backup")
+			}
+			// Otherwise the status line is sent: the body ends short of its
+			// Content-Length, which every client takes for a failed download.
 			return
 		}
 		log.Info("backup sent", "bytes", n, "duration", time.Since(started))

@@ -23,6 +23,7 @@ import (
 const (
 	testSecret = "backup-test-secret"
 	testToken  = "backup-test-token-0123456789"
+	readToken  = "backup-read-token-0123456789"
 )
 
 // runningStack serves a local stack on a loopback port until the test ends and returns its
@@ -30,9 +31,10 @@ const (
 func runningStack(t *testing.T) (config.Config, string) {
 	t.Helper()
 	env := map[string]string{
-		"GITHUB_WEBHOOK_SECRET": testSecret,
-		"RUNNERHUB_API_TOKENS":  testToken,
-		"RUNNERHUB_DATA_DIR":    t.TempDir(),
+		"GITHUB_WEBHOOK_SECRET":     testSecret,
+		"RUNNERHUB_API_TOKENS":      testToken,
+		"RUNNERHUB_API_READ_TOKENS": readToken,
+		"RUNNERHUB_DATA_DIR":        t.TempDir(),
 	}
 	cfg, err := config.FromEnv(func(k string) string { return env[k] })
 	if err != nil {
@@ -122,6 +124,8 @@ func TestBackupRefused(t *testing.T) {
 		says string
 	}{
 		{"WrongToken", []string{"-url", base + localstack.BackupPath, "-token", "not-the-token-0123456789", target}, "401"},
+		// A backup hands out everything: a token that may only read may not take one.
+		{"ReadOnlyToken", []string{"-url", base + localstack.BackupPath, "-token", readToken, target}, "403"},
 		{"NotRunning", []string{"-url", "http://127.0.0.1:1" + localstack.BackupPath, target}, "is the local stack running?"},
 		{"NoFile", []string{"-url", base + localstack.BackupPath}, "usage"},
 	}

@@ -4,6 +4,7 @@
 //	go run ./functions/local
 //	go run ./functions/local send testdata/workflow_job.queued.json
 //	go run ./functions/local demo
+//	go run ./functions/local backup runnerhub-backup.db
 //	go run ./functions/local replay-dlq   # AWS: move the events DLQ back to the events queue
 package main
 

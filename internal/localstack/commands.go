@@ -24,6 +24,7 @@ commands:
   run          start the local stack (the default): PORT, RUNNERHUB_DATA_DIR, ...
   send FILE    post a signed delivery from a payload file (send -h for its flags)
   demo         play a pool, a runner and a few jobs against the running stack (demo -h)
+  backup FILE  write an online, consistent copy of the running stack's database (backup -h)
   replay-dlq   AWS: move the events DLQ back to the events queue
   help         print this
 

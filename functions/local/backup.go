@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/httpjson"
@@ -25,12 +24,12 @@ import (
 func backup(ctx context.Context, cfg config.Config, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
 	url := fs.String("url", fmt.Sprintf("http://localhost:%d%s", cfg.Port, localstack.BackupPath), "backup endpoint of the running stack")
-	token := fs.String("token", firstToken(cfg.APITokens), "API token (default: the first of RUNNERHUB_API_TOKENS)")
+	token := fs.String("token", localstack.APIToken(cfg), "admin API token (default: the first of RUNNERHUB_API_TOKENS, else the one the stack keeps in its data directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if fs.NArg() != 1 || *token == "" {
-		return errors.New("usage: backup [-url URL] [-token TOKEN] FILE (the token of the running stack: -token or RUNNERHUB_API_TOKENS)")
+		return errors.New("usage: backup [-url URL] [-token TOKEN] FILE (an admin token of the running stack: -token, RUNNERHUB_API_TOKENS or the data directory's api-token)")
 	}
 	target := fs.Arg(0)
 	n, err := download(ctx, *url, *token, target)
@@ -88,9 +87,4 @@ func errorMessage(body io.Reader) string {
 		return ""
 	}
 	return ": " + answer.Error.Message
-}
-
-func firstToken(list string) string {
-	first, _, _ := strings.Cut(list, ",")
-	return strings.TrimSpace(first)
 }

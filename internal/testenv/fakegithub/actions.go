@@ -1,0 +1,204 @@
+package fakegithub
+
+import (
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"slices"
+	"strconv"
+	"time"
+)
+
+func (s *Server) routes(mux *http.ServeMux) {
+	s.installationRoutes(mux)
+	s.hookRoutes(mux)
+	s.jobRoutes(mux)
+	s.runnerRoutes(mux)
+}
+
+// Job is GitHub's view of a workflow job, as PutJob stores it.
+type Job struct {
+	ID          int64
+	RunID       int64
+	Name        string
+	Status      string // queued, in_progress, completed...
+	Conclusion  string
+	Labels      []string
+	CreatedAt   time.Time
+	StartedAt   time.Time
+	CompletedAt time.Time
+	RunnerID    int64
+	RunnerName  string
+}
+
+// PutJob stores (or replaces) job j of repository (owner/name).
+func (s *Server) PutJob(repository string, j Job) {
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = time.Now().Add(-time.Hour)
+	}
+	if j.StartedAt.IsZero() {
+		j.StartedAt = j.CreatedAt
+	}
+	opt := func(ok bool, v any) any {
+		if !ok {
+			return nil
+		}
+		return v
+	}
+	base := "https://api.github.com/repos/" + repository
+	doc := map[string]any{
+		"id": j.ID, "run_id": j.RunID, "run_attempt": 1, "node_id": "CR_fake" + strconv.FormatInt(j.ID, 10),
+		"run_url": base + "/actions/runs/" + strconv.FormatInt(j.RunID, 10),
+		"url":     base + "/actions/jobs/" + strconv.FormatInt(j.ID, 10), "html_url": "https://github.com/" + repository + "/actions/runs/" + strconv.FormatInt(j.RunID, 10) + "/job/" + strconv.FormatInt(j.ID, 10),
+		"check_run_url": base + "/check-runs/" + strconv.FormatInt(j.ID, 10),
+		"head_sha":      "d6fde92930d4715a2b49857d24b940956b26d2d3", "head_branch": "main", "workflow_name": "CI",
+		"name": j.Name, "status": j.Status, "conclusion": opt(j.Conclusion != "", j.Conclusion),
+		"created_at": timestamp(j.CreatedAt), "started_at": timestamp(j.StartedAt),
+		"completed_at": opt(!j.CompletedAt.IsZero(), timestamp(j.CompletedAt)),
+		"labels":       j.Labels, "steps": []any{},
+		"runner_id": opt(j.RunnerID != 0, j.RunnerID), "runner_name": opt(j.RunnerName != "", j.RunnerName),
+		"runner_group_id": opt(j.RunnerID != 0, 1), "runner_group_name": opt(j.RunnerID != 0, "Default"),
+	}
+	raw, _ := json.Marshal(doc)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.jobs[repository] == nil {
+		s.jobs[repository] = map[int64]json.RawMessage{}
+	}
+	s.jobs[repository][j.ID] = raw
+}
+
+// DeleteJob forgets a job: GitHub answers 404 for it from then on.
+func (s *Server) DeleteJob(repository string, id int64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.jobs[repository], id)
+}
+
+func (s *Server) jobRoutes(mux *http.ServeMux) {
+	s.route(mux, "GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", authToken, func(w *recorder, r *http.Request) {
+		id, _ := pathInt(r, "job_id")
+		s.mu.Lock()
+		raw, ok := s.jobs[r.PathValue("owner")+"/"+r.PathValue("repo")][id]
+		s.mu.Unlock()
+		if !ok {
+			w.fail(http.StatusNotFound, "Not Found")
+			return
+		}
+		w.json(http.StatusOK, raw)
+	})
+}
+
+type runner struct {
+	ID     int64
+	Name   string
+	OS     string
+	Status string
+	Busy   bool
+	Labels []string
+}
+
+func (r *runner) doc() map[string]any {
+	labels := []map[string]any{}
+	for i, l := range r.Labels {
+		kind := "custom"
+		if l == "self-hosted" || l == "linux" || l == "x64" {
+			kind = "read-only"
+		}
+		labels = append(labels, map[string]any{"id": i + 1, "name": l, "type": kind})
+	}
+	return map[string]any{"id": r.ID, "name": r.Name, "os": r.OS, "status": r.Status, "busy": r.Busy, "labels": labels}
+}
+
+// AddRunner registers a runner in scope ("org/<org>" or "repo/<owner>/<name>") and
+// returns its id.
+func (s *Server) AddRunner(scope, name string, labels []string, status string, busy bool) int64 {
+	id := s.id()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.runners[scope] = append(s.runners[scope], &runner{ID: id, Name: name, OS: "Linux", Status: status, Busy: busy, Labels: labels})
+	return id
+}
+
+// RunnerNames lists the runners registered in scope.
+func (s *Server) RunnerNames(scope string) []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var names []string
+	for _, r := range s.runners[scope] {
+		names = append(names, r.Name)
+	}
+	return names
+}
+
+func (s *Server) runnerRoutes(mux *http.ServeMux) {
+	levels := []struct {
+		prefix string
+		scope  func(r *http.Request) string
+	}{
+		{"/repos/{owner}/{repo}/actions/runners", func(r *http.Request) string {
+			return "repo/" + r.PathValue("owner") + "/" + r.PathValue("repo")
+		}},
+		{"/orgs/{org}/actions/runners", func(r *http.Request) string { return "org/" + r.PathValue("org") }},
+	}
+	for _, l := range levels {
+		s.route(mux, "GET", l.prefix, authToken, func(w *recorder, r *http.Request) { s.listRunners(w, r, l.scope(r), l.prefix) })
+		s.route(mux, "DELETE", l.prefix+"/{runner_id}", authToken, func(w *recorder, r *http.Request) {
+			id, _ := pathInt(r, "runner_id")
+			scope := l.scope(r)
+			s.mu.Lock()
+			defer s.mu.Unlock()
+			i := slices.IndexFunc(s.runners[scope], func(x *runner) bool { return x.ID == id })
+			if i < 0 {
+				w.fail(http.StatusNotFound, "Not Found")
+				return
+			}
+			s.runners[scope] = slices.Delete(s.runners[scope], i, i+1)
+			w.noContent()
+		})
+		s.route(mux, "POST", l.prefix+"/generate-jitconfig", authToken, func(w *recorder, r *http.Request) {
+			var req struct {
+				Name   string   `json:"name"`
+				Labels []string `json:"labels"`
+			}
+			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Name == "" || len(req.Labels) == 0 {
+				w.json(http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"})
+				return
+			}
+			id := s.AddRunner(l.scope(r), req.Name, append([]string{"self-hosted"}, req.Labels...), "offline", false)
+			rn := &runner{ID: id, Name: req.Name, OS: "Linux", Status: "offline", Labels: append([]string{"self-hosted"}, req.Labels...)}
+			cfg := base64.StdEncoding.EncodeToString([]byte(`{"runner":"` + req.Name + `","fake":true}`))
+			w.json(http.StatusCreated, map[string]any{"runner": rn.doc(), "encoded_jit_config": cfg})
+		})
+	}
+}
+
+func (s *Server) listRunners(w *recorder, r *http.Request, scope, prefix string) {
+	q := r.URL.Query()
+	perPage, page := 30, 1
+	if n, err := strconv.Atoi(q.Get("per_page")); err == nil && n > 0 && n <= 100 {
+		perPage = n
+	}
+	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 0 {
+		page = n
+	}
+	s.mu.Lock()
+	all := slices.Clone(s.runners[scope])
+	s.mu.Unlock()
+	start := min((page-1)*perPage, len(all))
+	end := min(start+perPage, len(all))
+	docs := []map[string]any{}
+	for _, rn := range all[start:end] {
+		docs = append(docs, rn.doc())
+	}
+	if end < len(all) {
+		next := *r.URL
+		nq := next.Query()
+		nq.Set("per_page", strconv.Itoa(perPage))
+		nq.Set("page", strconv.Itoa(page+1))
+		next.RawQuery = nq.Encode()
+		w.header.Set("Link", `<`+s.URL+next.RequestURI()+`>; rel="next"`)
+	}
+	_ = prefix
+	w.json(http.StatusOK, map[string]any{"total_count": len(all), "runners": docs})
+}

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/github"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -59,6 +60,10 @@ type Config struct {
 	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}; unset, the processor
 	// sends no live updates.
 	WSEndpoint string
+
+	// GitHub is how RunnerHub talks back to GitHub (RUNNERHUB_GITHUB_*, RUNNERHUB_RECONCILE_*);
+	// without credentials nothing does.
+	GitHub github.Config
 
 	// Local stack.
 	Port    int    // PORT, default 3000
@@ -139,6 +144,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if err := c.readPools(getenv); err != nil {
 		errs = append(errs, err.Error())
 	}
+	gh, err := github.FromEnv(getenv)
+	if err != nil {
+		errs = append(errs, err.Error())
+	}
+	c.GitHub = gh
 	c.Port = 3000
 	if v := getenv("PORT"); v != "" {
 		n, err := strconv.Atoi(v)

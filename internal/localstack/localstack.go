@@ -33,6 +33,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/live/localhub"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
+	"github.com/runnerhub/webhooks/internal/reconcile"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
@@ -62,6 +63,9 @@ type Stack struct {
 	GeneratedToken string
 	// Routes are what Handler serves (the OpenAPI document is checked against them).
 	Routes []httpapi.Route
+	// Reconciler talks back to GitHub every RUNNERHUB_RECONCILE_INTERVAL; nil without
+	// GitHub credentials.
+	Reconciler *reconcile.Reconciler
 
 	db        *embedded.DB
 	queue     *embedded.Queue
@@ -116,6 +120,11 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		db.Close()
 		return nil, err
 	}
+	reconciler, err := newReconciler(cfg, log, store, queue, engine, logSignals{log: log}, m)
+	if err != nil {
+		db.Close()
+		return nil, err
+	}
 	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated), cfg.APIReadTokens)
 	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
 	engine.Committed = hub.Hub().AnnounceFleetChanges()
@@ -129,6 +138,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		fleet.Routes(runners), backupRoutes(db, log))
 	s := &Stack{
 		Routes:         routes,
+		Reconciler:     reconciler,
 		SecretSource:   source,
 		GeneratedToken: generated,
 		db:             db,
@@ -205,6 +215,9 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { s.consume(workCtx) })
 	}
 	wg.Go(func() { s.resendDemands(workCtx) })
+	if s.Reconciler != nil {
+		wg.Go(func() { s.Reconciler.Loop(workCtx) })
+	}
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()

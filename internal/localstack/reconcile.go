@@ -1,0 +1,40 @@
+package localstack
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/github"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/metrics"
+	"github.com/runnerhub/webhooks/internal/reconcile"
+	"github.com/runnerhub/webhooks/internal/storage/embedded"
+)
+
+// newReconciler builds the reconciler from cfg.GitHub, or returns nil, after saying so
+// once, when no GitHub credentials are configured.
+func newReconciler(cfg config.Config, log *slog.Logger, store *embedded.Store, queue *embedded.Queue,
+	engine *jobs.Engine, signals jobs.Signals, m *metrics.Metrics) (*reconcile.Reconciler, error) {
+	gc := cfg.GitHub
+	if !gc.Enabled() {
+		log.Info("GitHub: no credentials configured (RUNNERHUB_GITHUB_TOKEN or RUNNERHUB_GITHUB_APP_ID): redelivery and reconciliation are off")
+		return nil, nil
+	}
+	rm := m.Reconciler()
+	client, err := github.New(gc, github.Options{Observer: rm, Log: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("GitHub: reconciling", "api", gc.APIURL, "app", gc.App(), "hooks", len(gc.Hooks),
+		"runner_scopes", len(gc.RunnerScopes), "import_runners", gc.ImportRunners, "interval", gc.Interval.String(), "after", gc.After.String())
+	r := &reconcile.Reconciler{
+		GitHub: client, Hooks: gc.Hooks, Deliveries: store, Queue: queue, Jobs: store, Checkpoints: store,
+		Metrics: rm, Limits: reconcile.DefaultLimits, Interval: gc.Interval, After: gc.After, Log: log, Now: time.Now,
+	}
+	if len(gc.RunnerScopes) > 0 {
+		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Signals: signals, Scopes: gc.RunnerScopes,
+			Import: gc.ImportRunners, Grace: gc.After, Log: log, Now: time.Now}
+	}
+	return r, nil
+}

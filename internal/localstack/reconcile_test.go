@@ -1,0 +1,416 @@
+package localstack
+
+import (
+	"bytes"
+	"context"
+	"io"
+	"log/slog"
+	"maps"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/reconcile"
+	"github.com/runnerhub/webhooks/internal/testenv"
+	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
+)
+
+const (
+	testHook   = "repo/octo/app/12"
+	testHookID = 12
+	testPAT    = "github_pat_local_test"
+	testPools  = `[{"name": "linux", "labels": ["linux"], "maxRunners": 5}]`
+)
+
+// ghStack is a local stack talking to a fake GitHub whose hook testHook delivers to it.
+type ghStack struct {
+	*Stack
+	url  string
+	fake *fakegithub.Server
+}
+
+func startGHStack(t *testing.T, extra map[string]string) *ghStack {
+	t.Helper()
+	fake := fakegithub.Start(t)
+	fake.Token = testPAT
+	env := map[string]string{
+		"RUNNERHUB_GITHUB_API_URL": fake.URL,
+		"RUNNERHUB_GITHUB_TOKEN":   testPAT,
+		"RUNNERHUB_GITHUB_HOOKS":   testHook,
+		// Cycles are run by the tests; the ticker stays out of the way.
+		"RUNNERHUB_RECONCILE_INTERVAL": "1h",
+		"RUNNERHUB_RECONCILE_AFTER":    "1s",
+		"RUNNERHUB_POOLS":              testPools,
+	}
+	maps.Copy(env, extra)
+	if env["RUNNERHUB_GITHUB_APP_ID"] != "" {
+		delete(env, "RUNNERHUB_GITHUB_TOKEN")
+		key := filepath.Join(t.TempDir(), "app.pem")
+		if err := os.WriteFile(key, fake.PrivateKeyPEM, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		env["RUNNERHUB_GITHUB_APP_ID"] = "424242"
+		env["RUNNERHUB_GITHUB_APP_PRIVATE_KEY_FILE"] = key
+	}
+	s, url := startStack(t, env)
+	if s.Reconciler == nil {
+		t.Fatal("GitHub credentials configured, but no reconciler")
+	}
+	fake.AddHook(testHook, testHookID, testSecret, fakegithub.HTTPTarget(url+ingest.Path))
+	return &ghStack{Stack: s, url: url, fake: fake}
+}
+
+func (g *ghStack) cycle(t *testing.T) reconcile.Report {
+	t.Helper()
+	return g.Reconciler.Run(t.Context())
+}
+
+func (g *ghStack) runner(t *testing.T, name string) *jobs.Runner {
+	t.Helper()
+	r, err := g.db.Store().Runner(t.Context(), name)
+	if err != nil {
+		t.Fatalf("runner %s: %v", name, err)
+	}
+	return r
+}
+
+// metric reads one sample from /metrics ("" when absent).
+func (g *ghStack) metric(t *testing.T, series string) string {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, g.url+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer "+g.GeneratedToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
+	if m == nil {
+		return ""
+	}
+	return string(m[1])
+}
+
+// waitJob waits until the job reaches status (deliveries are processed by the
+// stack's workers).
+func (g *ghStack) waitJob(t *testing.T, id int64, want jobs.Status) *jobs.Job {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		j, err := g.db.Store().Job(t.Context(), id)
+		if err == nil && j.Status == want {
+			return j
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("job %d: %+v (%v), want status %s", id, j, err, want)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func queued(t *testing.T, id int64) []byte {
+	return testenv.JobPayload(t, testenv.Job{ID: id, Labels: []string{"linux"}, Status: "queued", Repository: "octo/app", Created: time.Now().Add(-time.Minute)})
+}
+
+func TestRedeliveryOfWhatNeverArrived(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		// deliver sends deliveries through the fake and returns the GUIDs that must be
+		// redelivered and processed.
+		deliver  func(t *testing.T, g *ghStack) []string
+		extra    map[string]string
+		wantLate int
+	}{
+		{"dropped deliveries are redelivered and processed", func(t *testing.T, g *ghStack) []string {
+			a := g.fake.Deliver(testHook, "workflow_job", queued(t, 101), fakegithub.Dropped)
+			g.fake.Deliver(testHook, "workflow_job", queued(t, 102), fakegithub.Delivered)
+			b := g.fake.Deliver(testHook, "workflow_job", queued(t, 103), fakegithub.Dropped)
+			return []string{a, b}
+		}, nil, 0},
+		{"late acknowledgements are counted, not redelivered", func(t *testing.T, g *ghStack) []string {
+			g.fake.Deliver(testHook, "workflow_job", queued(t, 111), fakegithub.Late)
+			return nil
+		}, nil, 1},
+		{"nothing older than GitHub's three days", func(t *testing.T, g *ghStack) []string {
+			g.fake.AddPastAttempt(testHook, "workflow_job", queued(t, 121), 4*24*time.Hour)
+			recent := g.fake.AddPastAttempt(testHook, "workflow_job", queued(t, 122), 2*24*time.Hour)
+			return []string{recent}
+		}, nil, 0},
+		{"paging over several pages", func(t *testing.T, g *ghStack) []string {
+			var lost []string
+			for i := range int64(230) {
+				mode := fakegithub.Delivered
+				if i%23 == 0 {
+					mode = fakegithub.Dropped
+				}
+				guid := g.fake.Deliver(testHook, "ping", []byte(`{"zen":"Keep it logically awesome.","hook_id":12}`), mode)
+				if mode == fakegithub.Dropped {
+					lost = append(lost, guid)
+				}
+			}
+			return lost
+		}, nil, 0},
+		{"the App's own hook, with App authentication", func(t *testing.T, g *ghStack) []string {
+			return []string{g.fake.Deliver("app", "workflow_job", queued(t, 131), fakegithub.Dropped)}
+		}, map[string]string{"RUNNERHUB_GITHUB_APP_ID": "set", "RUNNERHUB_GITHUB_HOOKS": "app"}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGHStack(t, tc.extra)
+			hook, hookID := testHook, "12"
+			if tc.extra["RUNNERHUB_GITHUB_HOOKS"] == "app" {
+				hook, hookID = "app", "77"
+				g.fake.AddHook("app", 77, testSecret, fakegithub.HTTPTarget(g.url+ingest.Path))
+			}
+			lost := tc.deliver(t, g)
+			rep := g.cycle(t)
+			if rep.Redelivered != len(lost) || rep.LateAcks != tc.wantLate || len(rep.Errors) > 0 {
+				t.Fatalf("cycle: %+v; want %d redelivered, %d late", rep, len(lost), tc.wantLate)
+			}
+			if n := g.fake.Redeliveries(hook); n != len(lost) {
+				t.Fatalf("GitHub got %d redelivery requests, want %d", n, len(lost))
+			}
+			if g.fake.TooOldRedeliveries() > 0 {
+				t.Fatal("asked GitHub to redeliver an attempt older than three days")
+			}
+			for _, guid := range lost {
+				waitState(t, g.Stack, delivery.Key{HookID: hookID, DeliveryID: guid}, delivery.Processed)
+			}
+			// The next cycle finds everything settled: nothing redelivered or counted twice.
+			if again := g.cycle(t); again.Redelivered != 0 || again.LateAcks != 0 || again.GivenUp != 0 {
+				t.Fatalf("second cycle: %+v, want nothing to do", again)
+			}
+			if len(lost) > 0 {
+				if got := g.metric(t, `webhook_redeliveries_requested_total{hook="`+hook+`"}`); got != strconv.Itoa(len(lost)) {
+					t.Fatalf("webhook_redeliveries_requested_total: %q, want %d", got, len(lost))
+				}
+			}
+			if tc.wantLate > 0 {
+				if got := g.metric(t, "webhook_late_acknowledgements_total"); got != strconv.Itoa(tc.wantLate) {
+					t.Fatalf("webhook_late_acknowledgements_total: %q, want %d", got, tc.wantLate)
+				}
+			}
+		})
+	}
+}
+
+func TestRedeliveryUnderGitHubTrouble(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		trouble func(f *fakegithub.Server)
+		// wantFirst is what the first cycle redelivers; a second cycle (after the
+		// trouble passed) redelivers the rest.
+		wantFirst     int
+		wait          time.Duration
+		wantRemaining string // the rate-limit gauge during the pause, when it says
+	}{
+		{"5xx", func(f *fakegithub.Server) { f.FailNext(1, http.StatusBadGateway) }, 0, 0, ""},
+		{"rate limit spent: back off, then resume", func(f *fakegithub.Server) {
+			// The listing spends the last call of the window; the redeliveries wait for the reset.
+			f.SetRateLimit(5000, 1, time.Now().Add(2*time.Second))
+		}, 0, 2 * time.Second, "0"},
+		{"secondary rate limit: back off for Retry-After, then resume", func(f *fakegithub.Server) {
+			f.SecondaryLimitNext(time.Second)
+		}, 0, time.Second, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGHStack(t, nil)
+			var lost []string
+			for i := range int64(3) {
+				lost = append(lost, g.fake.Deliver(testHook, "workflow_job", queued(t, 200+i), fakegithub.Dropped))
+			}
+			tc.trouble(g.fake)
+			first := g.cycle(t)
+			if first.Redelivered != tc.wantFirst {
+				t.Fatalf("first cycle: %+v, want %d redelivered", first, tc.wantFirst)
+			}
+			if tc.wantFirst < len(lost) && len(first.Errors) == 0 {
+				t.Fatalf("first cycle reports no trouble: %+v", first)
+			}
+			if tc.wait > 0 {
+				if first.PausedUntil.IsZero() {
+					t.Fatalf("a spent rate limit did not pause the cycle: %+v", first)
+				}
+				calls := len(g.fake.Calls())
+				if paused := g.cycle(t); paused.Redelivered != 0 || len(g.fake.Calls()) != calls {
+					t.Fatalf("a cycle during the pause called GitHub: %+v", paused)
+				}
+				if got := g.metric(t, `runnerhub_github_rate_limit_remaining{resource="core"}`); tc.wantRemaining != "" && got != tc.wantRemaining {
+					t.Fatalf("runnerhub_github_rate_limit_remaining: %q, want %s", got, tc.wantRemaining)
+				}
+				time.Sleep(time.Until(first.PausedUntil) + 200*time.Millisecond)
+			}
+			second := g.cycle(t)
+			if first.Redelivered+second.Redelivered != len(lost) || len(second.Errors) > 0 {
+				t.Fatalf("second cycle: %+v; want the other %d redelivered", second, len(lost)-first.Redelivered)
+			}
+			for _, guid := range lost {
+				waitState(t, g.Stack, delivery.Key{HookID: "12", DeliveryID: guid}, delivery.Processed)
+			}
+		})
+	}
+}
+
+func TestRedeliveryGivesUp(t *testing.T) {
+	g := startGHStack(t, nil)
+	g.fake.SetHookDown(testHook, true) // every redelivery fails too
+	guid := g.fake.Deliver(testHook, "workflow_job", queued(t, 301), fakegithub.Dropped)
+	for cycle := 1; cycle <= reconcile.DefaultLimits.MaxRedeliveries; cycle++ {
+		if rep := g.cycle(t); rep.Redelivered != 1 || rep.GivenUp != 0 {
+			t.Fatalf("cycle %d: %+v, want one redelivery", cycle, rep)
+		}
+	}
+	if rep := g.cycle(t); rep.Redelivered != 0 || rep.GivenUp != 1 {
+		t.Fatalf("after %d redeliveries: %+v, want it given up", reconcile.DefaultLimits.MaxRedeliveries, rep)
+	}
+	if rep := g.cycle(t); rep.Redelivered != 0 || rep.GivenUp != 0 {
+		t.Fatalf("after giving up: %+v, want nothing", rep)
+	}
+	if got := g.metric(t, "webhook_deliveries_given_up_total"); got != "1" {
+		t.Fatalf("webhook_deliveries_given_up_total %q, want 1", got)
+	}
+	given, err := g.Reconciler.GivenUpDeliveries(t.Context())
+	if err != nil || len(given) != 1 || given[0].GUID != guid || given[0].Redeliveries != 3 {
+		t.Fatalf("given up: %+v, %v", given, err)
+	}
+	if n := g.fake.Attempts(testHook, guid); n != 4 {
+		t.Fatalf("%d attempts at GitHub, want the original and 3 redeliveries", n)
+	}
+}
+
+func TestJobReconciliation(t *testing.T) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		// github is GitHub's view of job 401 (nil: 404), which RunnerHub saw queued and
+		// reserved for runner linux-1.
+		github      *fakegithub.Job
+		wantStatus  jobs.Status
+		wantAlloc   jobs.Allocation
+		wantRunners map[string]jobs.RunnerState
+		stranded    string
+	}{
+		{"a lost completed frees the runner", &fakegithub.Job{Status: "completed", Conclusion: "success", RunnerName: "linux-1", RunnerID: 1, CompletedAt: time.Now()},
+			jobs.StatusCompleted, jobs.AllocationAssigned, map[string]jobs.RunnerState{"linux-1": jobs.RunnerIdle}, "completed"},
+		{"a lost in_progress binds the right runner", &fakegithub.Job{Status: "in_progress", RunnerName: "linux-2", RunnerID: 2},
+			jobs.StatusInProgress, jobs.AllocationAssigned, map[string]jobs.RunnerState{"linux-1": jobs.RunnerIdle, "linux-2": jobs.RunnerBusy}, "in_progress"},
+		{"a job GitHub no longer has is abandoned and releases its runner", nil,
+			jobs.StatusCompleted, jobs.AllocationAbandoned, map[string]jobs.RunnerState{"linux-1": jobs.RunnerIdle}, "gone"},
+		{"a job GitHub still has queued is left alone", &fakegithub.Job{Status: "queued"},
+			jobs.StatusQueued, jobs.AllocationReserved, map[string]jobs.RunnerState{"linux-1": jobs.RunnerReserved}, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := startGHStack(t, nil)
+			engine := g.processor.Engine
+			if _, _, err := engine.RegisterRunner(ctx, jobs.RunnerSpec{Name: "linux-1", Pool: "linux"}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			g.fake.Deliver(testHook, "workflow_job", queued(t, 401), fakegithub.Delivered)
+			if j := g.waitJob(t, 401, jobs.StatusQueued); j.ReservedRunner != "linux-1" {
+				t.Fatalf("job not reserved: %+v", j)
+			}
+			if _, _, err := engine.RegisterRunner(ctx, jobs.RunnerSpec{Name: "linux-2", Pool: "linux"}, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if tc.github != nil {
+				j := *tc.github
+				j.ID, j.RunID, j.Labels = 401, 5000+401%7, []string{"linux"}
+				g.fake.PutJob("octo/app", j)
+			}
+			if rep := g.cycle(t); rep.JobsChecked != 0 {
+				t.Fatalf("a job with news less than RUNNERHUB_RECONCILE_AFTER old was checked: %+v", rep)
+			}
+			time.Sleep(1100 * time.Millisecond) // RUNNERHUB_RECONCILE_AFTER=1s
+			rep := g.cycle(t)
+			wantApplied := map[bool]int{true: 1, false: 0}[tc.stranded != ""]
+			if rep.JobsChecked != 1 || rep.JobsApplied != wantApplied || len(rep.Errors) > 0 {
+				t.Fatalf("cycle: %+v", rep)
+			}
+			j := g.waitJob(t, 401, tc.wantStatus)
+			if j.Allocation != tc.wantAlloc {
+				t.Fatalf("allocation %q, want %q", j.Allocation, tc.wantAlloc)
+			}
+			for name, want := range tc.wantRunners {
+				if r := g.runner(t, name); r.State != want {
+					t.Fatalf("runner %s: %s, want %s", name, r.State, want)
+				}
+			}
+			if tc.stranded == "" {
+				return
+			}
+			id := "reconcile-401-" + tc.stranded
+			if !strings.Contains(strings.Join(j.Deliveries, ","), id) {
+				t.Fatalf("job deliveries %v lack %s", j.Deliveries, id)
+			}
+			rec := waitState(t, g.Stack, delivery.Key{HookID: reconcile.Hook, DeliveryID: id}, delivery.Processed)
+			if rec.InstallationTargetType != "reconciliation" || !bytes.Contains(rec.Payload, []byte(`"reconciliation"`)) {
+				t.Fatalf("the audit trail does not mark %s as a reconciliation: %+v", id, rec.InstallationTargetType)
+			}
+			if got := g.metric(t, `runnerhub_reconcile_stranded_jobs_total{status="`+tc.stranded+`"}`); got != "1" {
+				t.Fatalf("stranded jobs metric %q", got)
+			}
+			// Asked at most once per interval: the next cycle leaves it alone.
+			if again := g.cycle(t); again.JobsChecked != 0 {
+				t.Fatalf("job asked about twice in one interval: %+v", again)
+			}
+		})
+	}
+}
+
+func TestRunnerReconciliation(t *testing.T) {
+	ctx := context.Background()
+	g := startGHStack(t, map[string]string{
+		"RUNNERHUB_GITHUB_RUNNER_SCOPE":   "org/octo",
+		"RUNNERHUB_GITHUB_IMPORT_RUNNERS": "1",
+		"RUNNERHUB_GITHUB_HOOKS":          "",
+	})
+	engine := g.processor.Engine
+	for _, name := range []string{"kept-1", "gone-1"} {
+		if _, _, err := engine.RegisterRunner(ctx, jobs.RunnerSpec{Name: name, Pool: "linux"}, time.Now().Add(-time.Minute)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g.fake.AddRunner("org/octo", "kept-1", []string{"self-hosted", "linux"}, "online", false)
+	g.fake.AddRunner("org/octo", "static-1", []string{"self-hosted", "Linux", "x64"}, "online", false)
+	g.fake.AddRunner("org/octo", "mac-1", []string{"self-hosted", "macOS"}, "online", false)
+	rep := g.cycle(t)
+	if rep.RunnersRetired != 1 || rep.RunnersImported != 1 || rep.RunnersSeen != 1 || len(rep.Errors) > 0 {
+		t.Fatalf("cycle: %+v; want gone-1 retired, static-1 imported, kept-1 seen", rep)
+	}
+	if _, err := g.db.Store().Runner(ctx, "gone-1"); err == nil {
+		t.Fatal("gone-1 is still held")
+	}
+	static := g.runner(t, "static-1")
+	if static.Pool != "linux" || static.State != jobs.RunnerIdle {
+		t.Fatalf("imported runner %+v", static)
+	}
+	if kept := g.runner(t, "kept-1"); time.Since(kept.LastSeen) > 10*time.Second {
+		t.Fatalf("kept-1 not seen: %v", kept.LastSeen)
+	}
+	if _, err := g.db.Store().Runner(ctx, "mac-1"); err == nil {
+		t.Fatal("mac-1 fits no pool, yet was imported")
+	}
+}
+
+func TestNoCredentialsNoReconciler(t *testing.T) {
+	var logs syncBuffer
+	s, err := Open(testConfig(t, t.TempDir(), nil), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if s.Reconciler != nil {
+		t.Fatal("a reconciler without GitHub credentials")
+	}
+	if n := strings.Count(logs.String(), "GitHub: no credentials configured"); n != 1 {
+		t.Fatalf("start-up said it %d times, want once:\n%s", n, logs.String())
+	}
+}

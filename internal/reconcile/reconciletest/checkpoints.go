@@ -1,0 +1,94 @@
+// Package reconciletest holds the conformance suite of the reconciler's store port.
+package reconciletest
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+
+	"github.com/runnerhub/webhooks/internal/reconcile"
+)
+
+// CheckpointsSuite runs the Checkpoints contract against the store newStore returns. The
+// subtests use names of their own, so a store may be shared among them.
+func CheckpointsSuite(t *testing.T, newStore func(t *testing.T) reconcile.Checkpoints) {
+	ctx := context.Background()
+	for _, tc := range []struct {
+		name string
+		run  func(t *testing.T, s reconcile.Checkpoints)
+	}{
+		{"missing is nil without error", func(t *testing.T, s reconcile.Checkpoints) {
+			got, err := s.Checkpoint(ctx, "redelivery/app")
+			if err != nil || got != nil {
+				t.Fatalf("Checkpoint of nothing: %q, %v; want nil, nil", got, err)
+			}
+		}},
+		{"put then get, replaced by the next put", func(t *testing.T, s reconcile.Checkpoints) {
+			for _, doc := range []string{`{"cursor":1}`, `{"cursor":2,"givenUp":{"x":1}}`} {
+				if err := s.PutCheckpoint(ctx, "redelivery/repo/o/r/1", []byte(doc)); err != nil {
+					t.Fatal(err)
+				}
+				got, err := s.Checkpoint(ctx, "redelivery/repo/o/r/1")
+				if err != nil || string(got) != doc {
+					t.Fatalf("got %q, %v; want %q", got, err, doc)
+				}
+			}
+		}},
+		{"names are independent", func(t *testing.T, s reconcile.Checkpoints) {
+			for i, name := range []string{"redelivery/app", "redelivery/org/o/2", "jobs"} {
+				if err := s.PutCheckpoint(ctx, name, []byte(fmt.Sprint(i))); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i, name := range []string{"redelivery/app", "redelivery/org/o/2", "jobs"} {
+				got, err := s.Checkpoint(ctx, name)
+				if err != nil || string(got) != fmt.Sprint(i) {
+					t.Fatalf("%s: %q, %v", name, got, err)
+				}
+			}
+		}},
+		{"a large document survives whole", func(t *testing.T, s reconcile.Checkpoints) {
+			doc := bytes.Repeat([]byte("0123456789abcdef"), reconcile.MaxCheckpointBytes/16)
+			if err := s.PutCheckpoint(ctx, "big", doc); err != nil {
+				t.Fatal(err)
+			}
+			got, err := s.Checkpoint(ctx, "big")
+			if err != nil || !bytes.Equal(got, doc) {
+				t.Fatalf("got %d bytes, %v; want %d", len(got), err, len(doc))
+			}
+		}},
+		{"concurrent puts leave one of them", func(t *testing.T, s reconcile.Checkpoints) {
+			var wg sync.WaitGroup
+			for i := range 8 {
+				wg.Go(func() {
+					if err := s.PutCheckpoint(ctx, "race", []byte(fmt.Sprint(i))); err != nil {
+						t.Error(err)
+					}
+				})
+			}
+			wg.Wait()
+			got, err := s.Checkpoint(ctx, "race")
+			if err != nil || len(got) != 1 || got[0] < '0' || got[0] > '7' {
+				t.Fatalf("after concurrent puts: %q, %v", got, err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { tc.run(t, prefixed{newStore(t), t.Name() + "/"}) })
+	}
+}
+
+// prefixed keeps each subtest's names apart from the others'.
+type prefixed struct {
+	reconcile.Checkpoints
+	prefix string
+}
+
+func (p prefixed) Checkpoint(ctx context.Context, name string) ([]byte, error) {
+	return p.Checkpoints.Checkpoint(ctx, p.prefix+name)
+}
+
+func (p prefixed) PutCheckpoint(ctx context.Context, name string, data []byte) error {
+	return p.Checkpoints.PutCheckpoint(ctx, p.prefix+name, data)
+}

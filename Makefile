@@ -5,7 +5,7 @@ GO          ?= go
 GOARCH      ?= arm64
 BUILD_DIR   ?= build
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction
+FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction ReconcilerFunction
 HOST_ARCH   := $(shell $(GO) env GOARCH)
 
 # Logical id → package.
@@ -13,6 +13,7 @@ PKG_WebhookFunction   := ./functions/webhook
 PKG_ProcessorFunction := ./functions/processor
 PKG_ApiFunction       := ./functions/api
 PKG_WebSocketFunction := ./functions/websocket
+PKG_ReconcilerFunction := ./functions/reconciler
 
 .PHONY: run test lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 

@@ -100,6 +100,8 @@ type Reconciler struct {
 
 // Report is what one cycle did.
 type Report struct {
+	// Disabled: no GitHub credentials are configured, so nothing was done.
+	Disabled        bool      `json:"disabled,omitempty"`
 	Redelivered     int       `json:"redelivered"`
 	LateAcks        int       `json:"lateAcknowledgements"`
 	GivenUp         int       `json:"givenUp"`
@@ -206,4 +208,13 @@ func (r *Reconciler) record(ctx context.Context, rec *delivery.Record) error {
 		return fmt.Errorf("queueing %s: %w", rec.DeliveryID, err)
 	}
 	return nil
+}
+
+// Handle runs one cycle for a scheduled invocation (the ReconcilerFunction). A nil
+// Reconciler (no GitHub credentials) does nothing and says so.
+func (r *Reconciler) Handle(ctx context.Context) (Report, error) {
+	if r == nil {
+		return Report{Disabled: true}, nil
+	}
+	return r.Run(ctx), nil
 }

@@ -1,0 +1,69 @@
+package awsapp
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/runnerhub/webhooks/internal/github"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/metrics"
+	"github.com/runnerhub/webhooks/internal/reconcile"
+)
+
+// Reconciler builds the reconciler of the ReconcilerFunction, reading the GitHub App's
+// private key (RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER) or a token
+// (RUNNERHUB_GITHUB_TOKEN_PARAMETER) from SSM Parameter Store, decrypted, once per cold
+// start. Without GitHub credentials it logs so once and returns nil.
+func (a *App) Reconciler(ctx context.Context) (*reconcile.Reconciler, error) {
+	gc := a.Config.GitHub
+	tokenParameter := os.Getenv("RUNNERHUB_GITHUB_TOKEN_PARAMETER")
+	if gc.AppPrivateKeyParameter != "" || tokenParameter != "" {
+		params := ssm.NewFromConfig(a.AWS)
+		read := func(name string) ([]byte, error) {
+			out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+			if err != nil {
+				return nil, fmt.Errorf("reading SSM parameter %s: %w", name, err)
+			}
+			return []byte(aws.ToString(out.Parameter.Value)), nil
+		}
+		if gc.AppPrivateKeyParameter != "" {
+			key, err := read(gc.AppPrivateKeyParameter)
+			if err != nil {
+				return nil, err
+			}
+			gc.AppPrivateKey = key
+		}
+		if tokenParameter != "" && gc.AppID == 0 {
+			token, err := read(tokenParameter)
+			if err != nil {
+				return nil, err
+			}
+			gc.Token = strings.TrimSpace(string(token))
+		}
+	}
+	if !gc.Enabled() {
+		a.Log.Info("GitHub: no credentials configured (GitHubAppId with GitHubAppPrivateKeyParameter, or GitHubTokenParameter): redelivery and reconciliation are off")
+		return nil, nil
+	}
+	m := metrics.NewEMF(os.Stdout, "RunnerHub")
+	client, err := github.New(gc, github.Options{Observer: m, Log: a.Log})
+	if err != nil {
+		return nil, err
+	}
+	r := &reconcile.Reconciler{
+		GitHub: client, Hooks: gc.Hooks, Deliveries: a.Store, Queue: a.Queue, Jobs: a.Store, Checkpoints: a.Store,
+		Metrics: m, Limits: reconcile.DefaultLimits, Interval: gc.Interval, After: gc.After, Log: a.Log, Now: time.Now,
+	}
+	if len(gc.RunnerScopes) > 0 {
+		engine := &jobs.Engine{Store: a.Store, Pools: a.Config.Pools, Step: a.Config.PriorityStep, OfflineAfter: a.Config.RunnerOfflineAfter}
+		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Signals: a.Signals, Scopes: gc.RunnerScopes,
+			Import: gc.ImportRunners, Grace: gc.After, Log: a.Log, Now: time.Now}
+	}
+	return r, nil
+}

@@ -9,6 +9,7 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/awslabs/aws-lambda-go-api-proxy/httpadapter"
 	"github.com/runnerhub/webhooks/internal/api/deliveries"
+	"github.com/runnerhub/webhooks/internal/api/diagnosis"
 	"github.com/runnerhub/webhooks/internal/api/fleet"
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/awsapp"
@@ -53,7 +54,10 @@ func main() {
 	m.Log = app.Log
 	m.WatchPools(runners.PoolStatus)
 	m.WatchQueues(delivery.DepthGauges(deadLetters))
-	router := httpapi.New(tokens, webhooks, fleet.Routes(runners), m.Routes(), dashboard.Routes(),
+	// GitHub's view of a job is the local stack's only: the ApiFunction holds no GitHub
+	// credentials (only the ReconcilerFunction may read them).
+	diagnose := diagnosis.Routes(diagnosis.Deps{Engine: engine, Lister: app.Store, OfflineAfter: cfg.RunnerOfflineAfter, Log: app.Log})
+	router := httpapi.New(tokens, webhooks, fleet.Routes(runners), diagnose, m.Routes(), dashboard.Routes(),
 		live.TicketRoutes(live.NewTickets(app.Config.APITokens, app.Config.APIReadTokens), live.ClientURL(app.Config.WSEndpoint), time.Now))
 	lambda.Start(httpadapter.NewV2(router).ProxyWithContext)
 }

@@ -1,11 +1,14 @@
 package localstack
 
 import (
+	"context"
 	"log/slog"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/api/diagnosis"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/github"
+	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/reconcile"
@@ -37,4 +40,25 @@ func newReconciler(cfg config.Config, log *slog.Logger, store *embedded.Store, q
 			Import: gc.ImportRunners, Grace: gc.After, Log: log, Now: time.Now}
 	}
 	return r, nil
+}
+
+// diagnosisRoutes serves GET /api/jobs/{id}/diagnosis, with GitHub's view when the
+// reconciler has credentials.
+func diagnosisRoutes(cfg config.Config, log *slog.Logger, store *embedded.Store, engine *jobs.Engine, r *reconcile.Reconciler) []httpapi.Route {
+	d := diagnosis.Deps{Engine: engine, Lister: store, OfflineAfter: cfg.RunnerOfflineAfter, Log: log}
+	if r != nil {
+		d.GitHub, d.Hooks = r.GitHub, r.Hooks
+	}
+	return diagnosis.Routes(d)
+}
+
+// givenUpCount counts the deliveries r gave up on, for health; nil without a reconciler.
+func givenUpCount(r *reconcile.Reconciler) func(ctx context.Context) (int, error) {
+	if r == nil {
+		return nil
+	}
+	return func(ctx context.Context) (int, error) {
+		given, err := r.GivenUpDeliveries(ctx)
+		return len(given), err
+	}
 }

@@ -3,6 +3,7 @@ package localstack
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"io"
 	"log/slog"
 	"maps"
@@ -98,6 +99,17 @@ func (g *ghStack) metric(t *testing.T, series string) string {
 		return ""
 	}
 	return string(m[1])
+}
+
+func (g *ghStack) health(t *testing.T) (int, string) {
+	t.Helper()
+	resp, err := http.Get(g.url + "/api/webhooks/health")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
 }
 
 // waitJob waits until the job reaches status (deliveries are processed by the
@@ -281,6 +293,9 @@ func TestRedeliveryGivesUp(t *testing.T) {
 	if err != nil || len(given) != 1 || given[0].GUID != guid || given[0].Redeliveries != 3 {
 		t.Fatalf("given up: %+v, %v", given, err)
 	}
+	if code, body := g.health(t); code != http.StatusOK || !strings.Contains(body, "deliveries given up: 1 deliveries") || !strings.Contains(body, `"degraded"`) {
+		t.Fatalf("health: %d %s; want degraded by the given-up delivery", code, body)
+	}
 	if n := g.fake.Attempts(testHook, guid); n != 4 {
 		t.Fatalf("%d attempts at GitHub, want the original and 3 redeliveries", n)
 	}
@@ -412,5 +427,91 @@ func TestNoCredentialsNoReconciler(t *testing.T) {
 	}
 	if n := strings.Count(logs.String(), "GitHub: no credentials configured"); n != 1 {
 		t.Fatalf("start-up said it %d times, want once:\n%s", n, logs.String())
+	}
+}
+
+func TestJobDiagnosis(t *testing.T) {
+	ctx := context.Background()
+	g := startGHStack(t, map[string]string{
+		"RUNNERHUB_POOLS": `[{"name": "linux", "labels": ["linux"], "maxRunners": 5}, {"name": "gpu", "labels": ["gpu"], "maxRunners": 1}]`,
+	})
+	if _, _, err := g.processor.Engine.RegisterRunner(ctx, jobs.RunnerSpec{Name: "linux-1", Pool: "linux"}, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	g.fake.Deliver(testHook, "workflow_job", queued(t, 701), fakegithub.Delivered)
+	g.waitJob(t, 701, jobs.StatusQueued)
+	guid := g.fake.Deliver(testHook, "workflow_job", queued(t, 702), fakegithub.Delivered)
+	g.waitJob(t, 702, jobs.StatusQueued)
+	g.fake.PutJob("octo/app", fakegithub.Job{ID: 702, RunID: 5000 + 702%7, Name: "job-702", Status: "queued", Labels: []string{"linux"}})
+
+	get := func(path string) (int, []byte) {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.url+path, nil)
+		req.Header.Set("Authorization", "Bearer "+g.GeneratedToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b
+	}
+	code, body := get("/api/jobs/702/diagnosis")
+	var doc struct {
+		Data struct {
+			Summary string
+			Pools   []struct {
+				Name    string
+				Fits    bool
+				Missing []string
+				Runners []struct {
+					Name, Reason string
+					CanTake      bool
+				}
+			}
+			Demand *struct {
+				Pool   string
+				SentAt time.Time
+			}
+			Deliveries []struct {
+				HookID, DeliveryID, State string
+			}
+			GitHub struct {
+				Available bool
+				Job       *struct{ Status string }
+				// Deliveries in the hook's log.
+				Deliveries []struct {
+					GUID       string
+					StatusCode int
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(body, &doc); err != nil || code != http.StatusOK {
+		t.Fatalf("%d %s (%v)", code, body, err)
+	}
+	d := doc.Data
+	if !strings.Contains(d.Summary, "pool linux's queue") {
+		t.Errorf("summary %q", d.Summary)
+	}
+	if len(d.Pools) != 2 || !d.Pools[1].Fits || d.Pools[0].Fits || strings.Join(d.Pools[0].Missing, ",") != "linux" {
+		t.Errorf("pools %+v: want gpu missing linux, linux fitting", d.Pools)
+	}
+	if r := d.Pools[1].Runners; len(r) != 1 || r[0].CanTake || r[0].Reason != "reserved with job 701" {
+		t.Errorf("runners of linux: %+v", r)
+	}
+	if d.Demand == nil || d.Demand.Pool != "linux" || d.Demand.SentAt.IsZero() {
+		t.Errorf("demand %+v", d.Demand)
+	}
+	if len(d.Deliveries) != 1 || d.Deliveries[0].DeliveryID != guid || d.Deliveries[0].HookID != "12" || d.Deliveries[0].State != "processed" {
+		t.Errorf("deliveries %+v", d.Deliveries)
+	}
+	if !d.GitHub.Available || d.GitHub.Job == nil || d.GitHub.Job.Status != "queued" ||
+		len(d.GitHub.Deliveries) != 1 || d.GitHub.Deliveries[0].GUID != guid || d.GitHub.Deliveries[0].StatusCode != http.StatusAccepted {
+		t.Errorf("GitHub's view %+v", d.GitHub)
+	}
+	for path, want := range map[string]int{"/api/jobs/999/diagnosis": http.StatusNotFound, "/api/jobs/x/diagnosis": http.StatusBadRequest} {
+		if code, body := get(path); code != want {
+			t.Errorf("%s: %d %s, want %d", path, code, body, want)
+		}
 	}
 }

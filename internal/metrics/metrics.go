@@ -33,6 +33,7 @@ type Metrics struct {
 	jobsCompleted *prometheus.CounterVec
 	jobDuration   *prometheus.HistogramVec
 	jobWait       *prometheus.HistogramVec
+	jobQueue      *prometheus.HistogramVec
 }
 
 var _ ingest.Metrics = (*Metrics)(nil)
@@ -77,9 +78,14 @@ func New() *Metrics {
 			Help:    "Time workflow jobs waited for a runner (queued to started).",
 			Buckets: jobBuckets,
 		}, []string{"repository"}),
+		jobQueue: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "github_job_queue_duration_seconds",
+			Help:    "Time from a job's creation on GitHub (created_at) to its start (started_at), by the pool that ran it (ARC's gha_job_startup_duration_seconds).",
+			Buckets: jobBuckets,
+		}, []string{"pool", "repository"}),
 	}
 	m.Registry.MustRegister(m.events, m.rejections, m.ingestTime,
-		m.processTime, m.jobsQueued, m.jobsCompleted, m.jobDuration, m.jobWait,
+		m.processTime, m.jobsQueued, m.jobsCompleted, m.jobDuration, m.jobWait, m.jobQueue,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

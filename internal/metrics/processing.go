@@ -26,6 +26,10 @@ type jobFigures struct {
 	// wait (queued to started) is set when the job just started, run (started to
 	// completed) when it just completed, each only when both times are known.
 	wait, run *float64
+	// queue is GitHub's created_at to started_at, set with wait, in pool (the one that
+	// ran it, "none" for an unmanaged runner's job).
+	queue *float64
+	pool  string
 }
 
 // figuresOf derives the job metrics from the transition a plan made, if any. A job's
@@ -46,6 +50,9 @@ func figuresOf(plan *jobs.Plan) (jobFigures, bool) {
 	}
 	if reached(jobs.StatusInProgress) && !j.QueuedAt.IsZero() && !j.StartedAt.IsZero() {
 		f.wait = ptr(j.WaitSeconds())
+	}
+	if reached(jobs.StatusInProgress) && !j.CreatedAt.IsZero() && !j.StartedAt.IsZero() && !j.StartedAt.Before(j.CreatedAt) {
+		f.queue, f.pool = ptr(j.StartedAt.Sub(j.CreatedAt).Seconds()), or(j.Pool, "none")
 	}
 	if f.completed && !j.StartedAt.IsZero() && !j.CompletedAt.IsZero() {
 		f.run = ptr(j.RunSeconds())
@@ -73,6 +80,9 @@ func (m *Metrics) Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Du
 	}
 	if f.run != nil {
 		m.jobDuration.WithLabelValues(f.repository).Observe(*f.run)
+	}
+	if f.queue != nil {
+		m.jobQueue.WithLabelValues(f.pool, f.repository).Observe(*f.queue)
 	}
 }
 
@@ -105,6 +115,10 @@ func (e *EMF) Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Durati
 		byRepo = append(byRepo, line.seconds("github_job_duration_seconds", *f.run))
 	}
 	line.directive([]string{"repository"}, byRepo...)
+	if f.queue != nil {
+		line.set("pool", f.pool)
+		line.directive([]string{"pool", "repository"}, line.seconds("github_job_queue_duration_seconds", *f.queue))
+	}
 	if f.completed {
 		line.set("conclusion", f.conclusion)
 		line.directive([]string{"repository", "conclusion"}, line.count("github_jobs_completed_total"))

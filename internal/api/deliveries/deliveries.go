@@ -15,6 +15,7 @@
 package deliveries
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -44,8 +45,11 @@ type Deps struct {
 	// health degraded (the local stack, where health shares the process with ingest and
 	// the processor).
 	Failures *WriteFailures
-	Log      *slog.Logger
-	Now      func() time.Time // time.Now when nil
+	// GivenUp, when set, counts the deliveries the reconciler gave up redelivering in
+	// GitHub's three days; any makes health degraded.
+	GivenUp func(ctx context.Context) (int, error)
+	Log     *slog.Logger
+	Now     func() time.Time // time.Now when nil
 }
 
 // Routes returns the endpoints; health is the only public one.

@@ -227,6 +227,16 @@ func (h *handlers) health(r *http.Request) (int, any, error) {
 			problem("dead-letter queue: %d deliveries failed repeatedly; fix the cause, then POST /api/webhooks/dlq/replay", d.Dead)
 		}
 	}
+	if h.GivenUp != nil {
+		n, err := h.GivenUp(ctx)
+		switch {
+		case err != nil:
+			h.Log.ErrorContext(ctx, "health: reading given-up deliveries failed", "error", err)
+			problem("store errors: the reconciler's checkpoints could not be read")
+		case n > 0:
+			problem("deliveries given up: %d deliveries never arrived although redelivered; see webhook_deliveries_given_up_total and the reconciler's log", n)
+		}
+	}
 	return http.StatusOK, out, nil
 }
 

@@ -16,36 +16,47 @@ import (
 	"github.com/runnerhub/webhooks/internal/reconcile"
 )
 
-// Reconciler builds the reconciler of the ReconcilerFunction, reading the GitHub App's
-// private key (RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER) or a token
-// (RUNNERHUB_GITHUB_TOKEN_PARAMETER) from SSM Parameter Store, decrypted, once per cold
-// start. Without GitHub credentials it logs so once and returns nil.
-func (a *App) Reconciler(ctx context.Context) (*reconcile.Reconciler, error) {
+// GitHubConfig is the configuration's GitHub part with its secrets loaded: the GitHub
+// App's private key (RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER) or a token
+// (RUNNERHUB_GITHUB_TOKEN_PARAMETER), read decrypted from SSM Parameter Store. Call it
+// once per cold start; functions that talk to GitHub build their client from it.
+func (a *App) GitHubConfig(ctx context.Context) (github.Config, error) {
 	gc := a.Config.GitHub
 	tokenParameter := os.Getenv("RUNNERHUB_GITHUB_TOKEN_PARAMETER")
-	if gc.AppPrivateKeyParameter != "" || tokenParameter != "" {
-		params := ssm.NewFromConfig(a.AWS)
-		read := func(name string) ([]byte, error) {
-			out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
-			if err != nil {
-				return nil, fmt.Errorf("reading SSM parameter %s: %w", name, err)
-			}
-			return []byte(aws.ToString(out.Parameter.Value)), nil
+	if gc.AppPrivateKeyParameter == "" && tokenParameter == "" {
+		return gc, nil
+	}
+	params := ssm.NewFromConfig(a.AWS)
+	read := func(name string) ([]byte, error) {
+		out, err := params.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(name), WithDecryption: aws.Bool(true)})
+		if err != nil {
+			return nil, fmt.Errorf("reading SSM parameter %s: %w", name, err)
 		}
-		if gc.AppPrivateKeyParameter != "" {
-			key, err := read(gc.AppPrivateKeyParameter)
-			if err != nil {
-				return nil, err
-			}
-			gc.AppPrivateKey = key
+		return []byte(aws.ToString(out.Parameter.Value)), nil
+	}
+	if gc.AppPrivateKeyParameter != "" {
+		key, err := read(gc.AppPrivateKeyParameter)
+		if err != nil {
+			return gc, err
 		}
-		if tokenParameter != "" && gc.AppID == 0 {
-			token, err := read(tokenParameter)
-			if err != nil {
-				return nil, err
-			}
-			gc.Token = strings.TrimSpace(string(token))
+		gc.AppPrivateKey = key
+	}
+	if tokenParameter != "" && gc.AppID == 0 {
+		token, err := read(tokenParameter)
+		if err != nil {
+			return gc, err
 		}
+		gc.Token = strings.TrimSpace(string(token))
+	}
+	return gc, nil
+}
+
+// Reconciler builds the reconciler of the ReconcilerFunction from GitHubConfig. Without
+// GitHub credentials it logs so once and returns nil.
+func (a *App) Reconciler(ctx context.Context) (*reconcile.Reconciler, error) {
+	gc, err := a.GitHubConfig(ctx)
+	if err != nil {
+		return nil, err
 	}
 	if !gc.Enabled() {
 		a.Log.Info("GitHub: no credentials configured (GitHubAppId with GitHubAppPrivateKeyParameter, or GitHubTokenParameter): redelivery and reconciliation are off")

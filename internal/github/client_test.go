@@ -298,6 +298,12 @@ func TestRunnersJITConfigAndDelete(t *testing.T) {
 			if names := fake.RunnerNames(scope); len(names) != 130 {
 				t.Fatalf("%d runners left, want 130", len(names))
 			}
+			if sc.Repo == "" {
+				tok, err := c.OrgRegistrationToken(ctx, sc.Owner)
+				if err != nil || tok.Token == "" || time.Until(tok.ExpiresAt) < 50*time.Minute {
+					t.Fatalf("registration token %+v, %v", tok, err)
+				}
+			}
 		})
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	gh "github.com/google/go-github/v88/github"
 )
@@ -124,4 +125,30 @@ func (c *Client) DeleteRunner(ctx context.Context, scope Scope, id int64) error 
 		return fmt.Errorf("removing runner %d from %s: %w", id, scope, err)
 	}
 	return nil
+}
+
+// RegistrationToken is a token for the runner's config.sh, for runners that are not
+// started from a JIT configuration (long-lived ones). Token is a credential: never log it.
+type RegistrationToken struct {
+	Token     string
+	ExpiresAt time.Time
+}
+
+// OrgRegistrationToken creates a registration token for org's runners (POST
+// /orgs/{org}/actions/runners/registration-token; it lasts one hour).
+func (c *Client) OrgRegistrationToken(ctx context.Context, org string) (*RegistrationToken, error) {
+	cl, err := c.forOwner(ctx, org, "")
+	if err != nil {
+		return nil, err
+	}
+	var tok *gh.RegistrationToken
+	err = c.call(ctx, func(ctx context.Context) (*gh.Response, error) {
+		var resp *gh.Response
+		tok, resp, err = cl.Actions.CreateOrganizationRegistrationToken(ctx, org)
+		return resp, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating a registration token for %s: %w", org, err)
+	}
+	return &RegistrationToken{Token: tok.GetToken(), ExpiresAt: tok.GetExpiresAt().Time}, nil
 }

@@ -14,6 +14,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.hookRoutes(mux)
 	s.jobRoutes(mux)
 	s.runnerRoutes(mux)
+	s.registrationRoutes(mux)
 }
 
 // Job is GitHub's view of a workflow job, as PutJob stores it.
@@ -171,6 +172,14 @@ func (s *Server) runnerRoutes(mux *http.ServeMux) {
 			w.json(http.StatusCreated, map[string]any{"runner": rn.doc(), "encoded_jit_config": cfg})
 		})
 	}
+}
+
+// registrationRoutes mints config.sh registration tokens (organization level only, as
+// in the description).
+func (s *Server) registrationRoutes(mux *http.ServeMux) {
+	s.route(mux, "POST", "/orgs/{org}/actions/runners/registration-token", authToken, func(w *recorder, r *http.Request) {
+		w.json(http.StatusCreated, map[string]any{"token": "AABF3JGZDX3P5PMEXLND6TS6FCWO6", "expires_at": timestamp(time.Now().Add(time.Hour))})
+	})
 }
 
 func (s *Server) listRunners(w *recorder, r *http.Request, scope, prefix string) {

@@ -216,7 +216,7 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	wg.Go(func() { s.resendDemands(workCtx) })
 	if s.Reconciler != nil {
-		wg.Go(func() { s.Reconciler.Loop(workCtx) })
+		wg.Go(func() { every(workCtx, s.Reconciler.Interval, func(ctx context.Context) { s.Reconciler.Run(ctx) }) })
 	}
 
 	errc := make(chan error, 1)
@@ -287,18 +287,11 @@ func (s *Stack) consume(ctx context.Context) {
 // resendDemands sends the demands of jobs still waiting again, every resendEvery, until
 // ctx ends.
 func (s *Stack) resendDemands(ctx context.Context) {
-	tick := time.NewTicker(s.resendEvery)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
+	every(ctx, s.resendEvery, func(ctx context.Context) {
 		if _, err := s.processor.ResendDemands(ctx, s.resendAfter); err != nil && ctx.Err() == nil {
 			s.log.Error("resending demands failed", "error", err)
 		}
-	}
+	})
 }
 
 // resolveSecret picks the webhook secret: GITHUB_WEBHOOK_SECRET if set; none at all with

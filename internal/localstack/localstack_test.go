@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -99,14 +100,23 @@ func fixture(t testing.TB, name string) []byte {
 
 func waitState(t *testing.T, s *Stack, key delivery.Key, want delivery.State) *delivery.Record {
 	t.Helper()
+	return poll(t, fmt.Sprintf("delivery %s in state %s", key.DeliveryID, want), func() (*delivery.Record, bool) {
+		rec, err := s.db.Store().Get(context.Background(), key)
+		return rec, err == nil && rec.State == want
+	})
+}
+
+// poll calls get until it reports done, for up to 5 seconds, and returns its last value.
+func poll[T any](t *testing.T, what string, get func() (T, bool)) T {
+	t.Helper()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		rec, err := s.db.Store().Get(context.Background(), key)
-		if err == nil && rec.State == want {
-			return rec
+		v, done := get()
+		if done {
+			return v
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("delivery %s: state %v (err %v), want %s", key.DeliveryID, rec, err, want)
+			t.Fatalf("still waiting for %s: last %+v", what, v)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}

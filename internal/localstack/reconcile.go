@@ -62,3 +62,17 @@ func givenUpCount(r *reconcile.Reconciler) func(ctx context.Context) (int, error
 		return len(given), err
 	}
 }
+
+// every runs f every d until ctx ends.
+func every(ctx context.Context, d time.Duration, f func(ctx context.Context)) {
+	tick := time.NewTicker(d)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		f(ctx)
+	}
+}

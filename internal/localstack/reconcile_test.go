@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"maps"
@@ -116,17 +117,10 @@ func (g *ghStack) health(t *testing.T) (int, string) {
 // stack's workers).
 func (g *ghStack) waitJob(t *testing.T, id int64, want jobs.Status) *jobs.Job {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	return poll(t, fmt.Sprintf("job %d in status %s", id, want), func() (*jobs.Job, bool) {
 		j, err := g.db.Store().Job(t.Context(), id)
-		if err == nil && j.Status == want {
-			return j
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("job %d: %+v (%v), want status %s", id, j, err, want)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return j, err == nil && j.Status == want
+	})
 }
 
 func queued(t *testing.T, id int64) []byte {
@@ -514,4 +508,15 @@ func TestJobDiagnosis(t *testing.T) {
 			t.Errorf("%s: %d %s, want %d", path, code, body, want)
 		}
 	}
+}
+
+// The local stack runs the cycles itself, every RUNNERHUB_RECONCILE_INTERVAL.
+func TestReconcilerRunsOnItsInterval(t *testing.T) {
+	g := startGHStack(t, map[string]string{"RUNNERHUB_RECONCILE_INTERVAL": "1s"})
+	guid := g.fake.Deliver(testHook, "workflow_job", queued(t, 801), fakegithub.Dropped)
+	poll(t, "the dropped delivery redelivered by the ticker", func() (int, bool) {
+		n := g.fake.Redeliveries(testHook)
+		return n, n == 1
+	})
+	waitState(t, g.Stack, delivery.Key{HookID: "12", DeliveryID: guid}, delivery.Processed)
 }

@@ -156,20 +156,6 @@ func (r *Reconciler) Run(ctx context.Context) Report {
 	return rep
 }
 
-// Loop runs a cycle every Interval until ctx ends (the local stack's ticker).
-func (r *Reconciler) Loop(ctx context.Context) {
-	tick := time.NewTicker(r.Interval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-tick.C:
-		}
-		r.Run(ctx)
-	}
-}
-
 func (r *Reconciler) loadCheckpoint(ctx context.Context, name string, v any) error {
 	raw, err := r.Checkpoints.Checkpoint(ctx, name)
 	if err != nil || raw == nil {

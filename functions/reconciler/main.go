@@ -8,13 +8,14 @@ import (
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/runnerhub/webhooks/internal/awsapp"
+	"github.com/runnerhub/webhooks/internal/awsapp/awsreconcile"
 )
 
 func main() {
 	ctx := context.Background()
 	app := awsapp.Must(awsapp.New(ctx,
 		"RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_PAYLOAD_BUCKET", "RUNNERHUB_EVENTS_QUEUE_URL", "RUNNERHUB_DEMAND_QUEUE_URL"))
-	r, err := app.Reconciler(ctx)
+	r, err := awsreconcile.New(ctx, app)
 	awsapp.Must(app, err)
 	lambda.Start(r.Handle)
 }

@@ -11,8 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/github/githubconfig"
 	"github.com/runnerhub/webhooks/internal/ingest"
-	"github.com/runnerhub/webhooks/internal/github"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -63,7 +63,7 @@ type Config struct {
 
 	// GitHub is how RunnerHub talks back to GitHub (RUNNERHUB_GITHUB_*, RUNNERHUB_RECONCILE_*);
 	// without credentials nothing does.
-	GitHub github.Config
+	GitHub githubconfig.Config
 
 	// Local stack.
 	Port    int    // PORT, default 3000
@@ -144,7 +144,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	if err := c.readPools(getenv); err != nil {
 		errs = append(errs, err.Error())
 	}
-	gh, err := github.FromEnv(getenv)
+	gh, err := githubconfig.FromEnv(getenv)
 	if err != nil {
 		errs = append(errs, err.Error())
 	}

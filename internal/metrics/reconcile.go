@@ -2,12 +2,11 @@ package metrics
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/runnerhub/webhooks/internal/github"
-	"github.com/runnerhub/webhooks/internal/reconcile"
 )
 
-// Reconciler holds the reconciler's metrics: the names
+// Reconciler holds the reconciler's metrics (reconcile.Metrics and github.Observer; this
+// package imports neither, so that functions that never call GitHub do not link its
+// client): the names
 // (webhook_redeliveries_requested_total{hook}, webhook_deliveries_given_up_total,
 // webhook_late_acknowledgements_total), GitHub's rate-limit budget and the stranded jobs
 // found.
@@ -18,13 +17,6 @@ type Reconciler struct {
 	rateLimit    *prometheus.GaugeVec
 	stranded     *prometheus.CounterVec
 }
-
-var (
-	_ reconcile.Metrics = (*Reconciler)(nil)
-	_ github.Observer   = (*Reconciler)(nil)
-	_ reconcile.Metrics = (*EMF)(nil)
-	_ github.Observer   = (*EMF)(nil)
-)
 
 // Reconciler registers the reconciler's collectors in m's registry.
 func (m *Metrics) Reconciler() *Reconciler {

@@ -28,6 +28,7 @@ import (
 
 	gh "github.com/google/go-github/v88/github"
 
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/github"
 	"github.com/runnerhub/webhooks/internal/jobs"
@@ -87,7 +88,7 @@ type Reconciler struct {
 	Deliveries  delivery.Store
 	Queue       delivery.Queue
 	Jobs        jobs.Store
-	Checkpoints Checkpoints
+	Checkpoints checkpoint.Store
 	// Runners, when set with Scopes, holds RunnerHub's runners against GitHub's.
 	Runners *RunnerReconciler
 	Metrics Metrics
@@ -173,8 +174,8 @@ func (r *Reconciler) saveCheckpoint(ctx context.Context, name string, v any) err
 	if err != nil {
 		return err
 	}
-	if len(raw) > MaxCheckpointBytes {
-		return fmt.Errorf("checkpoint %s: %d bytes exceed %d", name, len(raw), MaxCheckpointBytes)
+	if len(raw) > checkpoint.MaxBytes {
+		return fmt.Errorf("checkpoint %s: %d bytes exceed %d", name, len(raw), checkpoint.MaxBytes)
 	}
 	return r.Checkpoints.PutCheckpoint(ctx, name, raw)
 }

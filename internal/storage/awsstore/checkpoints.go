@@ -8,7 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
-	"github.com/runnerhub/webhooks/internal/reconcile"
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 )
 
 // Reconciler checkpoints are one item each in the events table:
@@ -22,7 +22,7 @@ const (
 	attrCheckpointData = "data"
 )
 
-var _ reconcile.Checkpoints = (*Store)(nil)
+var _ checkpoint.Store = (*Store)(nil)
 
 func checkpointKey(name string) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
@@ -31,7 +31,7 @@ func checkpointKey(name string) map[string]types.AttributeValue {
 	}
 }
 
-// Checkpoint implements reconcile.Checkpoints (one strongly consistent GetItem).
+// Checkpoint implements checkpoint.Store (one strongly consistent GetItem).
 func (s *Store) Checkpoint(ctx context.Context, name string) ([]byte, error) {
 	out, err := s.db.GetItem(ctx, &dynamodb.GetItemInput{TableName: &s.table, Key: checkpointKey(name), ConsistentRead: aws.Bool(true)})
 	if err != nil {
@@ -44,7 +44,7 @@ func (s *Store) Checkpoint(ctx context.Context, name string) ([]byte, error) {
 	return data.Value, nil
 }
 
-// PutCheckpoint implements reconcile.Checkpoints (one PutItem).
+// PutCheckpoint implements checkpoint.Store (one PutItem).
 func (s *Store) PutCheckpoint(ctx context.Context, name string, data []byte) error {
 	item := checkpointKey(name)
 	item[attrCheckpointData] = &types.AttributeValueMemberB{Value: data}

@@ -3,8 +3,8 @@ package awsstore
 import (
 	"testing"
 
-	"github.com/runnerhub/webhooks/internal/reconcile"
-	"github.com/runnerhub/webhooks/internal/reconcile/reconciletest"
+	"github.com/runnerhub/webhooks/internal/checkpoint"
+	"github.com/runnerhub/webhooks/internal/checkpoint/checkpointtest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -12,5 +12,5 @@ func TestCheckpointsConformance(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
 	store := newStore(env, newDynamoDB(env))
-	reconciletest.CheckpointsSuite(t, func(*testing.T) reconcile.Checkpoints { return store })
+	checkpointtest.Suite(t, func(*testing.T) checkpoint.Store { return store })
 }

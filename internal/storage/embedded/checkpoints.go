@@ -4,7 +4,7 @@ import (
 	"context"
 	"slices"
 
-	"github.com/runnerhub/webhooks/internal/reconcile"
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -12,9 +12,9 @@ import (
 // write, so databases from before the reconciler open unchanged.
 var bucketCheckpoints = []byte("checkpoints")
 
-var _ reconcile.Checkpoints = (*Store)(nil)
+var _ checkpoint.Store = (*Store)(nil)
 
-// Checkpoint implements reconcile.Checkpoints.
+// Checkpoint implements checkpoint.Store.
 func (s *Store) Checkpoint(_ context.Context, name string) ([]byte, error) {
 	var out []byte
 	err := s.db.View(func(tx *bolt.Tx) error {
@@ -26,7 +26,7 @@ func (s *Store) Checkpoint(_ context.Context, name string) ([]byte, error) {
 	return out, err
 }
 
-// PutCheckpoint implements reconcile.Checkpoints.
+// PutCheckpoint implements checkpoint.Store.
 func (s *Store) PutCheckpoint(_ context.Context, name string, data []byte) error {
 	return s.db.Update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketCheckpoints)

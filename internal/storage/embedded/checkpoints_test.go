@@ -3,10 +3,10 @@ package embedded_test
 import (
 	"testing"
 
-	"github.com/runnerhub/webhooks/internal/reconcile"
-	"github.com/runnerhub/webhooks/internal/reconcile/reconciletest"
+	"github.com/runnerhub/webhooks/internal/checkpoint"
+	"github.com/runnerhub/webhooks/internal/checkpoint/checkpointtest"
 )
 
 func TestCheckpointsConformance(t *testing.T) {
-	reconciletest.CheckpointsSuite(t, func(t *testing.T) reconcile.Checkpoints { return open(t).Store() })
+	checkpointtest.Suite(t, func(t *testing.T) checkpoint.Store { return open(t).Store() })
 }

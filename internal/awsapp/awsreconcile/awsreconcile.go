@@ -1,4 +1,7 @@
-package awsapp
+// Package awsreconcile builds the ReconcilerFunction's reconciler from the AWS app: the
+// GitHub credentials from SSM Parameter Store, the DynamoDB store and the events queue.
+// It is apart from awsapp so that the other functions do not link the GitHub client.
+package awsreconcile
 
 import (
 	"context"
@@ -10,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/github"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/metrics"
@@ -20,7 +24,7 @@ import (
 // App's private key (RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER) or a token
 // (RUNNERHUB_GITHUB_TOKEN_PARAMETER), read decrypted from SSM Parameter Store. Call it
 // once per cold start; functions that talk to GitHub build their client from it.
-func (a *App) GitHubConfig(ctx context.Context) (github.Config, error) {
+func GitHubConfig(ctx context.Context, a *awsapp.App) (github.Config, error) {
 	gc := a.Config.GitHub
 	tokenParameter := os.Getenv("RUNNERHUB_GITHUB_TOKEN_PARAMETER")
 	if gc.AppPrivateKeyParameter == "" && tokenParameter == "" {
@@ -51,10 +55,10 @@ func (a *App) GitHubConfig(ctx context.Context) (github.Config, error) {
 	return gc, nil
 }
 
-// Reconciler builds the reconciler of the ReconcilerFunction from GitHubConfig. Without
+// New builds the reconciler of the ReconcilerFunction from GitHubConfig. Without
 // GitHub credentials it logs so once and returns nil.
-func (a *App) Reconciler(ctx context.Context) (*reconcile.Reconciler, error) {
-	gc, err := a.GitHubConfig(ctx)
+func New(ctx context.Context, a *awsapp.App) (*reconcile.Reconciler, error) {
+	gc, err := GitHubConfig(ctx, a)
 	if err != nil {
 		return nil, err
 	}

@@ -1,5 +1,5 @@
-// Package reconciletest holds the conformance suite of the reconciler's store port.
-package reconciletest
+// Package checkpointtest holds the conformance suite of checkpoint.Store.
+package checkpointtest
 
 import (
 	"bytes"
@@ -8,24 +8,24 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/runnerhub/webhooks/internal/reconcile"
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 )
 
-// CheckpointsSuite runs the Checkpoints contract against the store newStore returns. The
+// Suite runs the checkpoint.Store contract against the store newStore returns. The
 // subtests use names of their own, so a store may be shared among them.
-func CheckpointsSuite(t *testing.T, newStore func(t *testing.T) reconcile.Checkpoints) {
+func Suite(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
-		run  func(t *testing.T, s reconcile.Checkpoints)
+		run  func(t *testing.T, s checkpoint.Store)
 	}{
-		{"missing is nil without error", func(t *testing.T, s reconcile.Checkpoints) {
+		{"missing is nil without error", func(t *testing.T, s checkpoint.Store) {
 			got, err := s.Checkpoint(ctx, "redelivery/app")
 			if err != nil || got != nil {
 				t.Fatalf("Checkpoint of nothing: %q, %v; want nil, nil", got, err)
 			}
 		}},
-		{"put then get, replaced by the next put", func(t *testing.T, s reconcile.Checkpoints) {
+		{"put then get, replaced by the next put", func(t *testing.T, s checkpoint.Store) {
 			for _, doc := range []string{`{"cursor":1}`, `{"cursor":2,"givenUp":{"x":1}}`} {
 				if err := s.PutCheckpoint(ctx, "redelivery/repo/o/r/1", []byte(doc)); err != nil {
 					t.Fatal(err)
@@ -36,7 +36,7 @@ func CheckpointsSuite(t *testing.T, newStore func(t *testing.T) reconcile.Checkp
 				}
 			}
 		}},
-		{"names are independent", func(t *testing.T, s reconcile.Checkpoints) {
+		{"names are independent", func(t *testing.T, s checkpoint.Store) {
 			for i, name := range []string{"redelivery/app", "redelivery/org/o/2", "jobs"} {
 				if err := s.PutCheckpoint(ctx, name, []byte(fmt.Sprint(i))); err != nil {
 					t.Fatal(err)
@@ -49,8 +49,8 @@ func CheckpointsSuite(t *testing.T, newStore func(t *testing.T) reconcile.Checkp
 				}
 			}
 		}},
-		{"a large document survives whole", func(t *testing.T, s reconcile.Checkpoints) {
-			doc := bytes.Repeat([]byte("0123456789abcdef"), reconcile.MaxCheckpointBytes/16)
+		{"a large document survives whole", func(t *testing.T, s checkpoint.Store) {
+			doc := bytes.Repeat([]byte("0123456789abcdef"), checkpoint.MaxBytes/16)
 			if err := s.PutCheckpoint(ctx, "big", doc); err != nil {
 				t.Fatal(err)
 			}
@@ -59,7 +59,7 @@ func CheckpointsSuite(t *testing.T, newStore func(t *testing.T) reconcile.Checkp
 				t.Fatalf("got %d bytes, %v; want %d", len(got), err, len(doc))
 			}
 		}},
-		{"concurrent puts leave one of them", func(t *testing.T, s reconcile.Checkpoints) {
+		{"concurrent puts leave one of them", func(t *testing.T, s checkpoint.Store) {
 			var wg sync.WaitGroup
 			for i := range 8 {
 				wg.Go(func() {
@@ -81,14 +81,14 @@ func CheckpointsSuite(t *testing.T, newStore func(t *testing.T) reconcile.Checkp
 
 // prefixed keeps each subtest's names apart from the others'.
 type prefixed struct {
-	reconcile.Checkpoints
+	checkpoint.Store
 	prefix string
 }
 
 func (p prefixed) Checkpoint(ctx context.Context, name string) ([]byte, error) {
-	return p.Checkpoints.Checkpoint(ctx, p.prefix+name)
+	return p.Store.Checkpoint(ctx, p.prefix+name)
 }
 
 func (p prefixed) PutCheckpoint(ctx context.Context, name string, data []byte) error {
-	return p.Checkpoints.PutCheckpoint(ctx, p.prefix+name, data)
+	return p.Store.PutCheckpoint(ctx, p.prefix+name, data)
 }

@@ -520,3 +520,52 @@ func TestReconcilerRunsOnItsInterval(t *testing.T) {
 	})
 	waitState(t, g.Stack, delivery.Key{HookID: "12", DeliveryID: guid}, delivery.Processed)
 }
+
+// The redeliveries of one cycle are capped; the rest wait for the next, oldest first.
+func TestRedeliveryCapPerCycle(t *testing.T) {
+	g := startGHStack(t, nil)
+	g.Reconciler.Limits.RedeliveriesPerCycle = 2
+	var lost []string
+	for i := range int64(3) {
+		lost = append(lost, g.fake.Deliver(testHook, "workflow_job", queued(t, 900+i), fakegithub.Dropped))
+	}
+	if rep := g.cycle(t); rep.Redelivered != 2 {
+		t.Fatalf("first cycle: %+v, want 2 (the cap)", rep)
+	}
+	for _, guid := range lost[:2] { // the two oldest went first
+		if n := g.fake.Attempts(testHook, guid); n != 2 {
+			t.Fatalf("%s: %d attempts, want the original and a redelivery", guid, n)
+		}
+	}
+	if rep := g.cycle(t); rep.Redelivered != 1 {
+		t.Fatalf("second cycle: %+v, want the last one", rep)
+	}
+	for _, guid := range lost {
+		waitState(t, g.Stack, delivery.Key{HookID: "12", DeliveryID: guid}, delivery.Processed)
+	}
+}
+
+// Stale jobs are asked about oldest first, a bounded number per cycle; the others wait
+// for the next cycles.
+func TestJobReconciliationOldestFirstAndBounded(t *testing.T) {
+	g := startGHStack(t, nil)
+	g.Reconciler.Limits.JobsPerCycle = 1
+	for _, id := range []int64{951, 952} { // 951 is queued first: the older
+		g.fake.Deliver(testHook, "workflow_job", queued(t, id), fakegithub.Delivered)
+		g.waitJob(t, id, jobs.StatusQueued)
+		g.fake.PutJob("octo/app", fakegithub.Job{ID: id, RunID: 5000 + id%7, Status: "completed", Conclusion: "cancelled", Labels: []string{"linux"}, CompletedAt: time.Now()})
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(1100 * time.Millisecond)
+	for cycle, want := range []int64{951, 952} {
+		if rep := g.cycle(t); rep.JobsChecked != 1 || rep.JobsApplied != 1 {
+			t.Fatalf("cycle %d: %+v", cycle+1, rep)
+		}
+		g.waitJob(t, want, jobs.StatusCompleted)
+		if cycle == 0 {
+			if j, err := g.db.Store().Job(t.Context(), 952); err != nil || j.Status != jobs.StatusQueued {
+				t.Fatalf("job 952 after the first cycle: %+v %v, want still queued (951 is older)", j, err)
+			}
+		}
+	}
+}

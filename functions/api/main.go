@@ -20,6 +20,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/metrics"
+	"github.com/runnerhub/webhooks/internal/reconcile"
 )
 
 func main() {
@@ -37,6 +38,8 @@ func main() {
 		Store: app.Store, Lister: app.Store, Counters: app.Store,
 		Queue: app.Queue, DeadLetters: deadLetters,
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
+		// The ReconcilerFunction's given-up deliveries, from its checkpoint.
+		GivenUp: reconcile.GivenUpCount(app.Store, time.Now),
 	})
 	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
 	if cfg.WSEndpoint != "" { // runner changes made here are announced like the processor's

@@ -52,17 +52,6 @@ func diagnosisRoutes(cfg config.Config, log *slog.Logger, store *embedded.Store,
 	return diagnosis.Routes(d)
 }
 
-// givenUpCount counts the deliveries r gave up on, for health; nil without a reconciler.
-func givenUpCount(r *reconcile.Reconciler) func(ctx context.Context) (int, error) {
-	if r == nil {
-		return nil
-	}
-	return func(ctx context.Context) (int, error) {
-		given, err := r.GivenUpDeliveries(ctx)
-		return len(given), err
-	}
-}
-
 // every runs f every d until ctx ends.
 func every(ctx context.Context, d time.Duration, f func(ctx context.Context)) {
 	tick := time.NewTicker(d)

@@ -283,7 +283,7 @@ func TestRedeliveryGivesUp(t *testing.T) {
 	if got := g.metric(t, "webhook_deliveries_given_up_total"); got != "1" {
 		t.Fatalf("webhook_deliveries_given_up_total %q, want 1", got)
 	}
-	given, err := g.Reconciler.GivenUpDeliveries(t.Context())
+	given, err := reconcile.GivenUpDeliveries(t.Context(), g.db.Store(), time.Now())
 	if err != nil || len(given) != 1 || given[0].GUID != guid || given[0].Redeliveries != 3 {
 		t.Fatalf("given up: %+v, %v", given, err)
 	}

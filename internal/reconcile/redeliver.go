@@ -2,10 +2,13 @@ package reconcile
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"slices"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/github"
 )
@@ -68,13 +71,13 @@ func (r *Reconciler) redeliver(ctx context.Context, rep *Report) error {
 		err := r.redeliverHook(ctx, h, &budget, rep)
 		var limited *github.RateLimitedError
 		if errors.As(err, &limited) {
-			return err
+			return errors.Join(err, r.saveSummary(ctx))
 		}
 		if err != nil {
 			errs = append(errs, err)
 		}
 	}
-	return errors.Join(errs...)
+	return errors.Join(append(errs, r.saveSummary(ctx))...)
 }
 
 func (r *Reconciler) redeliverHook(ctx context.Context, h github.Hook, budget *int, rep *Report) error {
@@ -236,15 +239,46 @@ func (r *Reconciler) decide(ctx context.Context, h github.Hook, hookID string, a
 	return pending, nil
 }
 
-// GivenUpDeliveries lists the deliveries given up in GitHub's window, for health.
-func (r *Reconciler) GivenUpDeliveries(ctx context.Context) ([]GivenUp, error) {
-	var out []GivenUp
+// summaryCheckpointName holds the deliveries given up over every hook, so that health
+// reads one item and needs no hook configuration (the ApiFunction has none).
+const summaryCheckpointName = "redelivery/given-up"
+
+type givenUpSummary struct {
+	GivenUp []GivenUp `json:"givenUp"`
+}
+
+// saveSummary stores the given-up deliveries of every hook.
+func (r *Reconciler) saveSummary(ctx context.Context) error {
+	var sum givenUpSummary
 	for _, h := range r.Hooks {
 		var cp hookCheckpoint
 		if err := r.loadCheckpoint(ctx, hookCheckpointName(h), &cp); err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, cp.GivenUp...)
+		sum.GivenUp = append(sum.GivenUp, cp.GivenUp...)
 	}
-	return out, nil
+	return r.saveCheckpoint(ctx, summaryCheckpointName, &sum)
+}
+
+// GivenUpDeliveries lists the deliveries the reconciler gave up that are still in
+// GitHub's window, for health. It reads one checkpoint from store.
+func GivenUpDeliveries(ctx context.Context, store checkpoint.Store, now time.Time) ([]GivenUp, error) {
+	raw, err := store.Checkpoint(ctx, summaryCheckpointName)
+	if err != nil || raw == nil {
+		return nil, err
+	}
+	var sum givenUpSummary
+	if err := json.Unmarshal(raw, &sum); err != nil {
+		return nil, fmt.Errorf("checkpoint %s: %w", summaryCheckpointName, err)
+	}
+	// Past the window GitHub has forgotten them too; the reconciler may not run to prune.
+	return slices.DeleteFunc(sum.GivenUp, func(g GivenUp) bool { return now.Sub(g.FirstAttempt) > Window }), nil
+}
+
+// GivenUpCount counts GivenUpDeliveries, as health wants it.
+func GivenUpCount(store checkpoint.Store, now func() time.Time) func(ctx context.Context) (int, error) {
+	return func(ctx context.Context) (int, error) {
+		given, err := GivenUpDeliveries(ctx, store, now())
+		return len(given), err
+	}
 }

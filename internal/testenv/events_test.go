@@ -66,6 +66,8 @@ var webhookEvents = []webhookEvent{
 const (
 	processorEvent = "processor-sqs.json"
 	resendEvent    = "processor-resend-demands.json"
+	// reconcilerEvent is what the ReconcilerFunction's schedule (EventBridge) sends.
+	reconcilerEvent = "reconciler-scheduled.json"
 	// malformedBody is a queue message cut short, as a buggy producer might send it; the
 	// processor must report it, alone, as a batch item failure.
 	malformedBody = `{"hookId":"109948940","deliveryId":`
@@ -183,6 +185,12 @@ func generateEvents(t *testing.T) map[string][]byte {
 	// What the ResendDemands schedule sends (template.yaml), with every waiting job's
 	// demand due rather than the deployed threshold, so that one invocation shows it.
 	files[resendEvent] = encodeEvent(t, processing.Task{Task: processing.TaskResendDemands, OlderThan: "0s"})
+	files[reconcilerEvent] = encodeEvent(t, events.EventBridgeEvent{
+		Version: "0", ID: "53dc4d37-cffa-4f76-80c9-8b7d4a4d2eaa", DetailType: "Scheduled Event", Source: "aws.events",
+		AccountID: accountID, Time: firstDelivery, Region: awsRegion,
+		Resources: []string{"arn:aws:events:" + awsRegion + ":" + accountID + ":rule/runnerhub-ReconcilerFunctionReconcile-EXAMPLE"},
+		Detail:    json.RawMessage(`{}`),
+	})
 	maps.Copy(files, generateWebSocketEvents(t))
 	maps.Copy(files, generateAPIEvents(t))
 	return files

@@ -70,6 +70,34 @@ type Client struct {
 	owners        map[string]int64 // "owner" or "owner/repo" → installation id
 	pausedUntil   time.Time
 	pauseWasSoft  bool
+	// core is the last primary budget GitHub reported, for Background calls.
+	core gh.Rate
+}
+
+// backgroundReserve is the part of the primary budget Background calls leave to the
+// others: a reconciler may wait for the next window, a runner being started may not.
+const backgroundReserve = 0.1
+
+type backgroundKey struct{}
+
+// Background marks the calls made with ctx as able to wait (the reconciler's): they are
+// refused, as by a rate limit, once the budget left is within the last tenth, so that
+// calls that cannot wait (JIT configurations) still find some.
+func Background(ctx context.Context) context.Context {
+	return context.WithValue(ctx, backgroundKey{}, true)
+}
+
+func (c *Client) reserved(ctx context.Context) error {
+	if ctx.Value(backgroundKey{}) == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	rate := c.core
+	if rate.Limit > 0 && float64(rate.Remaining) <= backgroundReserve*float64(rate.Limit) && rate.Reset.After(c.now()) {
+		return &RateLimitedError{Until: rate.Reset.Time}
+	}
+	return nil
 }
 
 // Options tune New; the zero value is production's.
@@ -197,12 +225,21 @@ func (c *Client) call(ctx context.Context, f func(ctx context.Context) (*gh.Resp
 	if err := c.paused(); err != nil {
 		return err
 	}
+	if err := c.reserved(ctx); err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	resp, err := f(ctx)
 	if resp != nil && resp.Response != nil && resp.Rate.Limit > 0 {
+		resource := cmpOr(resp.Rate.Resource, "core")
 		if c.observer != nil {
-			c.observer.RateLimitRemaining(cmpOr(resp.Rate.Resource, "core"), resp.Rate.Remaining)
+			c.observer.RateLimitRemaining(resource, resp.Rate.Remaining)
+		}
+		if resource == "core" {
+			c.mu.Lock()
+			c.core = resp.Rate
+			c.mu.Unlock()
 		}
 		if resp.Rate.Remaining == 0 && resp.Rate.Reset.After(c.now()) {
 			// The budget is spent: the next call would be refused anyway.

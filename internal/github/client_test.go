@@ -307,3 +307,24 @@ func TestRunnersJITConfigAndDelete(t *testing.T) {
 		})
 	}
 }
+
+// Background calls leave the budget's last tenth to the others.
+func TestBackgroundCallsLeaveAReserve(t *testing.T) {
+	fake := fakegithub.Start(t)
+	fake.PutJob("octo/app", fakegithub.Job{ID: 7, Status: "queued", Labels: []string{"linux"}})
+	c := tokenClient(t, fake, github.Options{})
+	fake.SetRateLimit(100, 11, time.Now().Add(time.Hour))
+	ctx := context.Background()
+	if _, err := c.Job(github.Background(ctx), "octo", "app", 7); err != nil {
+		t.Fatalf("with 11 of 100 left: %v", err)
+	}
+	calls := len(fake.Calls())
+	_, err := c.Job(github.Background(ctx), "octo", "app", 7)
+	var limited *github.RateLimitedError
+	if !errors.As(err, &limited) || len(fake.Calls()) != calls {
+		t.Fatalf("a background call with 10 of 100 left: %v (%d calls made)", err, len(fake.Calls())-calls)
+	}
+	if _, err := c.Job(ctx, "octo", "app", 7); err != nil {
+		t.Fatalf("a foreground call with 10 of 100 left: %v", err)
+	}
+}

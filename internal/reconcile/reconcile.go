@@ -118,6 +118,9 @@ type Report struct {
 // Run runs one cycle. A rate limit ends it early (the next cycle resumes); other
 // failures of one step are reported and the other steps still run.
 func (r *Reconciler) Run(ctx context.Context) Report {
+	// The reconciler can wait for the next rate-limit window; runners being started
+	// cannot, so it leaves them the budget's last tenth.
+	ctx = github.Background(ctx)
 	var rep Report
 	steps := []struct {
 		name string

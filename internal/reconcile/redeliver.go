@@ -123,7 +123,8 @@ func (r *Reconciler) redeliverHook(ctx context.Context, h github.Hook, budget *i
 			pendingFrom = a.firstID
 		}
 		var limited *github.RateLimitedError
-		if errors.As(err, &limited) || ctx.Err() != nil {
+		if errors.As(err, &limited) || errors.Is(err, github.ErrUnavailable) || ctx.Err() != nil {
+			// GitHub is limiting, down or slow: the other GUIDs would fare no better.
 			failed = err
 			break
 		}

@@ -569,3 +569,36 @@ func TestJobReconciliationOldestFirstAndBounded(t *testing.T) {
 		}
 	}
 }
+
+// A GUID first attempted longer ago than the give-up age (but still in GitHub's three
+// days) is given up without a redelivery: one might not arrive in time.
+func TestRedeliveryGivesUpOldDeliveries(t *testing.T) {
+	g := startGHStack(t, nil)
+	age := reconcile.DefaultLimits.GiveUpAge + 30*time.Minute
+	guid := g.fake.AddPastAttempt(testHook, "workflow_job", queued(t, 311), age)
+	if rep := g.cycle(t); rep.Redelivered != 0 || rep.GivenUp != 1 {
+		t.Fatalf("cycle: %+v, want it given up unredelivered", rep)
+	}
+	given, err := reconcile.GivenUpDeliveries(t.Context(), g.db.Store(), time.Now())
+	if err != nil || len(given) != 1 || given[0].GUID != guid || given[0].Redeliveries != 0 {
+		t.Fatalf("given up: %+v, %v", given, err)
+	}
+}
+
+// A job check that meets a 5xx changes nothing and is asked again next cycle.
+func TestJobReconciliationRetriesAfterGitHub5xx(t *testing.T) {
+	// No hook to watch: the job check is the cycle's first call, the one that meets the 502.
+	g := startGHStack(t, map[string]string{"RUNNERHUB_GITHUB_HOOKS": ""})
+	g.fake.Deliver(testHook, "workflow_job", queued(t, 961), fakegithub.Delivered)
+	g.waitJob(t, 961, jobs.StatusQueued)
+	g.fake.PutJob("octo/app", fakegithub.Job{ID: 961, RunID: 5000 + 961%7, Status: "completed", Conclusion: "success", Labels: []string{"linux"}, CompletedAt: time.Now()})
+	time.Sleep(1100 * time.Millisecond)
+	g.fake.FailNext(1, http.StatusBadGateway)
+	if rep := g.cycle(t); rep.JobsApplied != 0 || len(rep.Errors) == 0 {
+		t.Fatalf("cycle during the 502: %+v", rep)
+	}
+	if rep := g.cycle(t); rep.JobsChecked != 1 || rep.JobsApplied != 1 {
+		t.Fatalf("next cycle: %+v, want the job asked again and applied", rep)
+	}
+	g.waitJob(t, 961, jobs.StatusCompleted)
+}

@@ -221,6 +221,10 @@ func (p *planner) workflowJob() error {
 	}
 	from := job.Status
 	merge(job, ev, p.rec)
+	if job.Allocation == AllocationPending {
+		// An earlier queued delivery (another hook's) may have moved QueuedAt back.
+		job.QueueKey = p.queueKey(job)
+	}
 	p.touch(job)
 	advanced := job.Status.Rank() > from.Rank()
 	if advanced {
@@ -236,9 +240,9 @@ func (p *planner) workflowJob() error {
 	case job.Status == StatusQueued:
 		what, err = p.enqueue(job)
 	case job.Status == StatusInProgress:
-		what, err = p.start(job)
+		what, err = p.start(job, from)
 	case job.Status == StatusCompleted:
-		what, err = p.complete(job)
+		what, err = p.complete(job, from)
 	}
 	p.plan.Outcome = what
 	return err
@@ -267,7 +271,9 @@ func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
 	if job.CreatedAt.IsZero() {
 		job.CreatedAt = w.CreatedAt.UTC()
 	}
-	if w.Status == StatusQueued && job.QueuedAt.IsZero() {
+	// Every hook that watches the job sends its own queued delivery: the job was queued
+	// when the first of them was received, whichever is processed first.
+	if w.Status == StatusQueued && (job.QueuedAt.IsZero() || rec.ReceivedAt.Before(job.QueuedAt)) {
 		job.QueuedAt = rec.ReceivedAt.UTC()
 	}
 	if w.Status.Rank() >= StatusInProgress.Rank() {
@@ -300,17 +306,15 @@ func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
 	}
 }
 
-// enqueue places a newly queued job (see place) and counts its pool in the repository's
-// profile.
+// enqueue places a newly queued job (see place).
 func (p *planner) enqueue(job *Job) (string, error) {
-	if job.QueuedAt.IsZero() {
-		job.QueuedAt = p.at
-	}
 	what, err := p.place(job, "")
-	if err != nil || job.Pool == "" {
-		return "job " + fmt.Sprint(job.ID) + " queued" + what, err
-	}
-	return "job " + fmt.Sprint(job.ID) + " queued" + what, p.recordUse(job.Repository, job.Pool)
+	return "job " + fmt.Sprint(job.ID) + " queued" + what, err
+}
+
+// queueKey is the job's place in a pending queue (see Rank).
+func (p *planner) queueKey(job *Job) string {
+	return RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
 }
 
 // place puts a queued job where it belongs: with an idle runner of a fitting pool if
@@ -329,7 +333,7 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 		job.Allocation = AllocationUnmatched
 		return fmt.Sprintf("; no pool fits labels %v", job.Labels), nil
 	}
-	job.QueueKey = RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
+	job.QueueKey = p.queueKey(job)
 	p.touch(job)
 	for _, pl := range fitting[:min(len(fitting), maxPoolsRead)] {
 		r, err := p.idleRunner(pl, job)
@@ -370,20 +374,40 @@ func (p *planner) fitting(job *Job) ([]Pool, error) {
 	return fitting, nil
 }
 
-// finalAllocation is the allocation of a job that has started or finished, the same
-// whatever order its events arrived in: unmatched if no pool fits it, assigned if a
-// runner took it, abandoned if it ended without one (cancelled while queued).
-func (p *planner) finalAllocation(job *Job) (Allocation, error) {
+// settle records, once, where a job that has started or finished ran: the same facts
+// whatever order its events arrive in, because they follow from what GitHub reported and
+// not from where the job happened to wait. A job that ran on a runner RunnerHub manages
+// belongs to that runner's pool (allocation assigned). Any other job belongs to the first
+// pool by name that fits it (assigned if GitHub named a runner, abandoned if it ended
+// without one, cancelled while queued), or to none (unmatched). The pool is counted in
+// the repository's profile. from is the job's status before this event: a job already
+// settled by an earlier event keeps what it was given.
+func (p *planner) settle(job *Job, from Status) error {
+	if from.Rank() >= StatusInProgress.Rank() {
+		return nil
+	}
+	job.QueueKey = ""
+	ran, err := p.runner(job.RunnerName)
+	if err != nil {
+		return err
+	}
 	fitting, err := p.fitting(job)
 	switch {
 	case err != nil:
-		return "", err
+		return err
+	case ran != nil:
+		job.Pool, job.Allocation = ran.Pool, AllocationAssigned
 	case len(fitting) == 0:
-		return AllocationUnmatched, nil
+		job.Pool, job.Allocation = "", AllocationUnmatched
 	case job.RunnerName != "":
-		return AllocationAssigned, nil
+		job.Pool, job.Allocation = fitting[0].Name, AllocationAssigned
+	default:
+		job.Pool, job.Allocation = fitting[0].Name, AllocationAbandoned
 	}
-	return AllocationAbandoned, nil
+	if job.Pool == "" {
+		return nil
+	}
+	return p.recordUse(job.Repository, job.Pool)
 }
 
 // idleRunner finds an idle runner of pool that can run job.
@@ -543,19 +567,17 @@ func (p *planner) demand(j *Job) {
 }
 
 // start applies in_progress: the job runs on the runner GitHub names.
-func (p *planner) start(job *Job) (string, error) {
+func (p *planner) start(job *Job, from Status) (string, error) {
 	if job.ReservedRunner != "" && job.ReservedRunner != job.RunnerName {
 		// GitHub picked another runner: the reserved one goes to the next job.
 		if err := p.release(job.ReservedRunner, job.ID); err != nil {
 			return "", err
 		}
 	}
-	job.ReservedRunner, job.QueueKey = "", ""
-	alloc, err := p.finalAllocation(job)
-	if err != nil {
+	job.ReservedRunner = ""
+	if err := p.settle(job, from); err != nil {
 		return "", err
 	}
-	job.Allocation = alloc
 	r, err := p.runner(job.RunnerName)
 	if err != nil || r == nil {
 		return fmt.Sprintf("job %d in progress on unmanaged runner %q", job.ID, job.RunnerName), err
@@ -579,9 +601,6 @@ func (p *planner) start(job *Job) (string, error) {
 	}
 	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.at
 	p.seen(r)
-	if job.Pool == "" {
-		job.Pool = r.Pool
-	}
 	p.touch(r)
 	return fmt.Sprintf("job %d in progress on runner %s", job.ID, r.Name), nil
 }
@@ -608,12 +627,13 @@ func (p *planner) requeueReserved(r *Runner) error {
 }
 
 // complete applies completed: record the end and free the runner for the next job.
-func (p *planner) complete(job *Job) (string, error) {
-	alloc, err := p.finalAllocation(job)
-	if err != nil {
+func (p *planner) complete(job *Job, from Status) (string, error) {
+	if err := p.settle(job, from); err != nil {
 		return "", err
 	}
-	job.Allocation, job.QueueKey = alloc, ""
+	if err := p.retireEphemeral(job); err != nil {
+		return "", err
+	}
 	for _, name := range []string{job.ReservedRunner, job.RunnerName} {
 		if err := p.release(name, job.ID); err != nil {
 			return "", err
@@ -623,24 +643,36 @@ func (p *planner) complete(job *Job) (string, error) {
 	return fmt.Sprintf("job %d completed (%s) after %.0fs", job.ID, job.Conclusion, job.RunSeconds()), nil
 }
 
-// release frees a managed runner held by job: an ephemeral runner is removed, any other
-// becomes idle and is matched with the next pending job. A runner already given to
+// release frees a managed runner held by job (an ephemeral one that ran it is retired
+// already): it becomes idle and is matched with the next pending job. A runner already given to
 // another job is left alone (events about the same runner can arrive out of order).
 func (p *planner) release(name string, jobID int64) error {
 	r, err := p.runner(name)
 	if err != nil || r == nil || r.JobID != jobID {
 		return err
 	}
-	if r.Ephemeral && r.State == RunnerBusy {
-		delete(p.runners, r.Name)
-		p.deleted[r.Name] = r
-		return nil
-	}
 	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.at
 	p.seen(r)
 	p.touch(r)
 	_, err = p.match(r, anyQueues)
 	return err
+}
+
+// retireEphemeral removes the ephemeral runner that GitHub reports the completed job ran
+// on. Such a runner runs one job, so it is gone even when the job's in_progress has not
+// been processed yet and the runner is still listed idle or reserved for another job
+// (which is then placed again): it must not be given a job it will never run.
+func (p *planner) retireEphemeral(job *Job) error {
+	r, err := p.runner(job.RunnerName)
+	if err != nil || r == nil || !r.Ephemeral || (r.State == RunnerBusy && r.JobID != job.ID) {
+		return err
+	}
+	if err := p.requeueReserved(r); err != nil {
+		return err
+	}
+	delete(p.runners, r.Name)
+	p.deleted[r.Name] = r
+	return nil
 }
 
 // seen records that GitHub reported r at work at the plan's time: a runner that runs

@@ -2,10 +2,12 @@ package processing_test
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"sync"
@@ -73,8 +75,38 @@ type expectedJob struct {
 	conclusion string
 	runner     string
 	labels     []string
-	queuedAt   time.Time
+	// The times GitHub's events say (created, started, completed) and the receipt of the
+	// first queued delivery, of any hook.
+	createdAt, queuedAt, startedAt, completedAt time.Time
 }
+
+// pools are the pools the job may be recorded in ("" for none). Once it has started or
+// finished there is one: the pool of the runner of ours that ran it, else the first pool
+// by name that fits it. While it is queued, the pool it waits in is a timing-dependent
+// allocation decision: any pool it fits.
+func (exp expectedJob) pools() []string {
+	var fitting []string
+	for _, p := range modelPools { // by name
+		if jobs.Fits(exp.labels, p.Labels) {
+			fitting = append(fitting, p.Name)
+		}
+	}
+	switch {
+	case exp.status == jobs.StatusWaiting || len(fitting) == 0:
+		return []string{""}
+	case exp.status == jobs.StatusQueued:
+		return fitting
+	}
+	for _, r := range modelRunners {
+		if r.name == exp.runner {
+			return []string{r.pool}
+		}
+	}
+	return fitting[:1]
+}
+
+// settled reports whether the job has started or finished, so its pool is a fact.
+func (exp expectedJob) settled() bool { return exp.status.Rank() >= jobs.StatusInProgress.Rank() }
 
 // generate makes a history: each job goes through some prefix of waiting → queued →
 // in_progress → completed (or is cancelled while queued), with the runner GitHub picks.
@@ -83,16 +115,25 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 	h := &history{seed: seed, expected: map[int64]expectedJob{}}
 	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	clock := 0
-	emit := func(jobID int64, labels []string, status jobs.Status, runner, conclusion string) time.Time {
+	// emit sends one event. Now and then a second hook (the organisation's, beside the
+	// repository's) sends it too, received a little later under the same delivery id.
+	emit := func(exp *expectedJob, jobID int64, status jobs.Status) time.Time {
 		clock++
 		at := t0.Add(time.Duration(clock) * time.Second)
-		h.deliveries = append(h.deliveries, &delivery.Record{
+		rec := &delivery.Record{
 			Key:   delivery.Key{HookID: "1", DeliveryID: fmt.Sprintf("d-%d-%d", seed, clock)},
 			Event: "workflow_job", Action: string(status), Repository: "octo/repo",
 			ReceivedAt: at, State: delivery.Received,
-			Payload: testenv.JobPayload(t, testenv.Job{ID: jobID, Labels: labels, Status: string(status),
-				Runner: runner, Conclusion: conclusion, Repository: "octo/repo", Created: t0, At: at}),
-		})
+			Payload: testenv.JobPayload(t, testenv.Job{ID: jobID, Labels: exp.labels, Status: string(status),
+				Runner: exp.runner, Conclusion: exp.conclusion, Repository: "octo/repo", Created: t0, At: at,
+				Started: exp.startedAt}),
+		}
+		h.deliveries = append(h.deliveries, rec)
+		if rng.IntN(6) == 0 {
+			copied := *rec
+			copied.Key.HookID, copied.ReceivedAt = "2", at.Add(500*time.Millisecond)
+			h.deliveries = append(h.deliveries, &copied)
+		}
 		return at
 	}
 	// GitHub runs one job at a time on a runner, and an ephemeral runner only once: free
@@ -104,29 +145,31 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 	for i := range nJobs {
 		id := int64(1000 + i)
 		labels := labelSets[rng.IntN(len(labelSets))]
-		exp := expectedJob{labels: labels}
+		exp := expectedJob{labels: labels, createdAt: t0}
 		if rng.IntN(5) == 0 {
-			emit(id, labels, jobs.StatusWaiting, "", "")
+			emit(&exp, id, jobs.StatusWaiting)
 			exp.status = jobs.StatusWaiting
 		}
 		if rng.IntN(10) > 0 {
-			exp.queuedAt = emit(id, labels, jobs.StatusQueued, "", "")
+			exp.queuedAt = emit(&exp, id, jobs.StatusQueued)
 			exp.status = jobs.StatusQueued
 			switch r := rng.IntN(10); {
 			case r < 7:
 				exp.runner = pickRunner(rng, labels, free)
 				free[exp.runner] = false
-				emit(id, labels, jobs.StatusInProgress, exp.runner, "")
+				exp.startedAt = t0.Add(time.Duration(clock+1) * time.Second)
+				emit(&exp, id, jobs.StatusInProgress)
 				exp.status = jobs.StatusInProgress
 				if rng.IntN(5) > 0 {
 					exp.conclusion = []string{"success", "failure"}[rng.IntN(2)]
-					emit(id, labels, jobs.StatusCompleted, exp.runner, exp.conclusion)
+					exp.completedAt = emit(&exp, id, jobs.StatusCompleted)
 					exp.status = jobs.StatusCompleted
 					free[exp.runner] = !isEphemeral(exp.runner)
 				}
 			case r < 8:
 				exp.conclusion = "cancelled"
-				emit(id, labels, jobs.StatusCompleted, "", exp.conclusion)
+				exp.startedAt = t0 // GitHub's started_at of a job no runner started: its creation
+				exp.completedAt = emit(&exp, id, jobs.StatusCompleted)
 				exp.status = jobs.StatusCompleted
 			}
 		}
@@ -265,19 +308,27 @@ func checkModel(t *testing.T, s Stores, h *history) {
 			fail("runner %s is %s with job %d", r.Name, r.State, r.JobID)
 		}
 	}
+	recorded := map[int64]*jobs.Job{}
 	for id, exp := range h.expected {
 		job, err := s.Jobs.Job(ctx, id)
 		if err != nil {
 			fail("job %d lost: %v", id, err)
 		}
 		if job.Status != exp.status || job.Conclusion != exp.conclusion || job.RunnerName != exp.runner ||
-			!slices.Equal(job.Labels, exp.labels) || !job.QueuedAt.Equal(exp.queuedAt) {
-			fail("job %d: got status %s conclusion %q runner %q labels %v queued %v, want %+v",
-				id, job.Status, job.Conclusion, job.RunnerName, job.Labels, job.QueuedAt, exp)
+			!slices.Equal(job.Labels, exp.labels) || !job.CreatedAt.Equal(exp.createdAt) ||
+			!job.QueuedAt.Equal(exp.queuedAt) || !job.StartedAt.Equal(exp.startedAt) || !job.CompletedAt.Equal(exp.completedAt) {
+			fail("job %d: got status %s conclusion %q runner %q labels %v created %v queued %v started %v completed %v, want %+v",
+				id, job.Status, job.Conclusion, job.RunnerName, job.Labels, job.CreatedAt, job.QueuedAt, job.StartedAt, job.CompletedAt, exp)
 		}
+		if !slices.Contains(exp.pools(), job.Pool) {
+			fail("job %d (%s, labels %v, runner %q) is in pool %q, want one of %q", id, job.Status, job.Labels, job.RunnerName, job.Pool, exp.pools())
+		}
+		recorded[id] = job
 		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return jobs.Fits(exp.labels, p.Labels) })
 		checkAllocation(fail, job, fits, runners, holders)
 	}
+	checkIndexes(fail, s.Jobs, recorded)
+	checkProfile(fail, s.Jobs, h)
 	// Nothing waits while a runner that could take it sits idle, in its own pool or in
 	// another one the job fits, whatever the races.
 	for _, queue := range modelPools {
@@ -298,6 +349,77 @@ func checkModel(t *testing.T, s Stores, h *history) {
 				}
 			}
 		}
+	}
+}
+
+// checkIndexes holds the listings to the jobs as recorded: each status's listing, the
+// repository's and each pool's (and the pending queues) list exactly the jobs recorded
+// with that status, repository and pool.
+func checkIndexes(fail func(string, ...any), s jobs.Store, recorded map[int64]*jobs.Job) {
+	pools := []string{""}
+	for _, p := range modelPools {
+		pools = append(pools, p.Name)
+	}
+	for _, status := range []jobs.Status{jobs.StatusWaiting, jobs.StatusQueued, jobs.StatusInProgress, jobs.StatusCompleted, jobs.StatusPending} {
+		for _, f := range []jobs.JobFilter{{Repository: "octo/repo"}, {}} {
+			for _, pool := range pools {
+				f.Status, f.Pool = status, pool
+				if status == jobs.StatusPending && pool == "" {
+					continue
+				}
+				var want []int64
+				for id, j := range recorded {
+					if status == jobs.StatusPending && j.Allocation == jobs.AllocationPending && j.Pool == pool ||
+						status == j.Status && (pool == "" || j.Pool == pool) {
+						want = append(want, id)
+					}
+				}
+				got := listAll(fail, s, f)
+				slices.Sort(got)
+				slices.Sort(want)
+				if !slices.Equal(got, want) {
+					fail("ListJobs %+v lists %v, want %v", f, got, want)
+				}
+			}
+		}
+	}
+}
+
+func listAll(fail func(string, ...any), s jobs.Store, f jobs.JobFilter) []int64 {
+	var ids []int64
+	f.Limit = jobs.MaxListLimit
+	for {
+		page, next, err := s.ListJobs(context.Background(), f)
+		if err != nil {
+			fail("ListJobs %+v: %v", f, err)
+		}
+		for _, j := range page {
+			ids = append(ids, j.ID)
+		}
+		if f.Cursor = next; next == "" {
+			return ids
+		}
+	}
+}
+
+// checkProfile holds the repository's profile to the jobs that settled: each counts once
+// in the pool it settled in, whatever order its events came in.
+func checkProfile(fail func(string, ...any), s jobs.Store, h *history) {
+	want := map[string]int{}
+	for _, exp := range h.expected {
+		if pool := exp.pools()[0]; exp.settled() && pool != "" {
+			want[pool]++
+		}
+	}
+	prof, err := s.Profile(context.Background(), "octo/repo")
+	if errors.Is(err, jobs.ErrNotFound) {
+		prof, err = &jobs.Profile{}, nil
+	}
+	if err != nil {
+		fail("profile: %v", err)
+	}
+	if !maps.Equal(prof.PoolUses, want) && (len(prof.PoolUses) != 0 || len(want) != 0) {
+		fail("profile of octo/repo counts %v, want %v", prof.PoolUses, want)
 	}
 }
 

@@ -1,0 +1,73 @@
+package jobs_test
+
+import (
+	"fmt"
+	"maps"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+// deliver plans and commits one workflow_job delivery of job id.
+func deliver(t *testing.T, e *jobs.Engine, deliveryID string, j testenv.Job, at time.Time) *jobs.Plan {
+	t.Helper()
+	j.At = at
+	rec := &delivery.Record{
+		Key: delivery.Key{HookID: "1", DeliveryID: deliveryID}, Event: "workflow_job", Action: j.Status,
+		ReceivedAt: at, State: delivery.Received, Payload: testenv.JobPayload(t, j),
+	}
+	plan, err := e.Plan(t.Context(), rec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	commit(t, e, &plan.Change)
+	return plan
+}
+
+// Issue 15: a job's pool, allocation and profile count end the same whatever order its
+// deliveries arrive in, repeats included. Before, a completed arriving before its queued
+// left the pool empty and the repository's profile without the job.
+func TestJobFactsDoNotDependOnDeliveryOrder(t *testing.T) {
+	small := jobs.Pool{Name: "linux-small", Labels: []string{"linux", "small"}, MaxRunners: 2}
+	labels := []string{"self-hosted", "linux", "small"}
+	orders := [][]string{
+		{"queued", "in_progress", "completed"},
+		{"completed", "queued", "in_progress"},
+		{"in_progress", "completed", "queued"},
+		{"completed", "in_progress", "queued", "completed"},
+		{"queued", "completed", "queued", "in_progress"},
+	}
+	for _, ranOn := range []string{"small-1", "GitHub Actions 2"} {
+		for _, order := range orders {
+			t.Run(fmt.Sprint(ranOn, order), func(t *testing.T) {
+				e := newEngine(t)
+				e.Pools = []jobs.Pool{small}
+				commit(t, e, &jobs.Change{Runners: []*jobs.Runner{{Name: "small-1", Pool: "linux-small", State: jobs.RunnerIdle, LastSeen: t0}}})
+				for i, status := range order {
+					j := testenv.Job{ID: 1, Labels: labels, Status: status, Repository: "octo/repo", Created: t0, Started: t0.Add(time.Minute)}
+					if status != "queued" {
+						j.Runner = ranOn
+					}
+					if status == "completed" {
+						j.Conclusion = "success"
+					}
+					deliver(t, e, status, j, t0.Add(time.Duration(i+1)*time.Minute))
+				}
+				got := job(t, e, 1)
+				if got.Pool != "linux-small" || got.Allocation != jobs.AllocationAssigned || got.Status != jobs.StatusCompleted {
+					t.Errorf("job: pool %q allocation %s status %s, want linux-small, assigned, completed", got.Pool, got.Allocation, got.Status)
+				}
+				prof, err := e.Store.Profile(t.Context(), "octo/repo")
+				if err != nil || !maps.Equal(prof.PoolUses, map[string]int{"linux-small": 1}) {
+					t.Errorf("profile %+v (%v), want linux-small counted once", prof, err)
+				}
+				if r := runner(t, e, "small-1"); r.State != jobs.RunnerIdle || r.JobID != 0 {
+					t.Errorf("runner small-1 %+v, want idle", r)
+				}
+			})
+		}
+	}
+}

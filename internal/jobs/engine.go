@@ -380,7 +380,7 @@ func (p *planner) fitting(job *Job) ([]Pool, error) {
 // belongs to that runner's pool (allocation assigned). Any other job belongs to the first
 // pool by name that fits it (assigned if GitHub named a runner, abandoned if it ended
 // without one, cancelled while queued), or to none (unmatched). The pool is counted in
-// the repository's profile. from is the job's status before this event: a job already
+// the repository's profile (once per day of use). from is the job's status before this event: a job already
 // settled by an earlier event keeps what it was given.
 func (p *planner) settle(job *Job, from Status) error {
 	if from.Rank() >= StatusInProgress.Rank() {
@@ -407,7 +407,7 @@ func (p *planner) settle(job *Job, from Status) error {
 	if job.Pool == "" {
 		return nil
 	}
-	return p.recordUse(job.Repository, job.Pool)
+	return p.recordUse(job.Repository, job.Pool, job.CreatedAt)
 }
 
 // idleRunner finds an idle runner of pool that can run job.
@@ -683,8 +683,11 @@ func (p *planner) seen(r *Runner) {
 	}
 }
 
-// recordUse counts a pool use in the repository's profile.
-func (p *planner) recordUse(repo, pool string) error {
+// recordUse notes in the repository's profile that a job created at created used pool.
+// The profile keeps, per pool, the day of the latest such job (see Profile), so it is
+// written only when a pool joins it or a new day begins: the jobs of a busy repository
+// mostly leave it as it is, and a write that would change nothing is not made.
+func (p *planner) recordUse(repo, pool string, created time.Time) error {
 	if repo == "" {
 		return nil
 	}
@@ -695,17 +698,33 @@ func (p *planner) recordUse(repo, pool string) error {
 	if err != nil {
 		return err
 	}
-	if prof.PoolUses == nil {
-		prof.PoolUses = map[string]int{}
+	day := ProfileDay(created)
+	if last, ok := prof.PoolUses[pool]; ok && last >= day {
+		return nil
 	}
-	prof.PoolUses[pool]++
-	for len(prof.PoolUses) > maxProfilePools {
-		delete(prof.PoolUses, leastUsed(prof.PoolUses))
+	uses := maps.Clone(prof.PoolUses)
+	if uses == nil {
+		uses = map[string]int{}
 	}
+	uses[pool] = day
+	for len(uses) > maxProfilePools {
+		delete(uses, leastUsed(uses))
+	}
+	if maps.Equal(uses, prof.PoolUses) {
+		return nil // the pool was the least recent of a full profile
+	}
+	prof.PoolUses = uses
 	p.plan.Change.Profiles = append(p.plan.Change.Profiles, prof)
 	return nil
 }
 
+// ProfileDay is the day (since the Unix epoch, UTC) a profile records for a job created
+// at t.
+func ProfileDay(t time.Time) int { return int(t.Unix() / (24 * 60 * 60)) }
+
+// leastUsed is the pool of the profile used least recently (the first by name of those
+// used on that day): which pool a full profile drops does not depend on the order in
+// which jobs are counted.
 func leastUsed(uses map[string]int) string {
 	least := ""
 	for _, name := range slices.Sorted(maps.Keys(uses)) {

@@ -61,13 +61,47 @@ func TestJobFactsDoNotDependOnDeliveryOrder(t *testing.T) {
 					t.Errorf("job: pool %q allocation %s status %s, want linux-small, assigned, completed", got.Pool, got.Allocation, got.Status)
 				}
 				prof, err := e.Store.Profile(t.Context(), "octo/repo")
-				if err != nil || !maps.Equal(prof.PoolUses, map[string]int{"linux-small": 1}) {
-					t.Errorf("profile %+v (%v), want linux-small counted once", prof, err)
+				if err != nil || !maps.Equal(prof.PoolUses, map[string]int{"linux-small": jobs.ProfileDay(t0)}) || prof.Version != 1 {
+					t.Errorf("profile %+v (%v), want linux-small used on t0's day, written once", prof, err)
 				}
 				if r := runner(t, e, "small-1"); r.State != jobs.RunnerIdle || r.JobID != 0 {
 					t.Errorf("runner small-1 %+v, want idle", r)
 				}
 			})
+		}
+	}
+}
+
+// Issue 9: the repository profile, which every job of a repository touches, is written
+// only when it changes: when a pool joins it or a later day begins, not once per job.
+func TestProfileIsWrittenOnlyWhenItChanges(t *testing.T) {
+	e := newEngine(t)
+	x64 := []string{"self-hosted", "linux", "x64"} // linux only
+	start := func(id int64, created time.Time, labels []string) *jobs.Plan {
+		j := testenv.Job{ID: id, Labels: labels, Status: "in_progress", Runner: "GitHub Actions 2", Repository: "octo/repo", Created: created}
+		return deliver(t, e, fmt.Sprint("start-", id), j, created.Add(time.Minute))
+	}
+	day := 24 * time.Hour
+	tests := []struct {
+		id      int64
+		created time.Time
+		labels  []string
+		writes  bool
+		want    map[string]int
+	}{
+		{1, t0, x64, true, map[string]int{"linux": jobs.ProfileDay(t0)}},
+		{2, t0.Add(time.Hour), x64, false, map[string]int{"linux": jobs.ProfileDay(t0)}},
+		{3, t0.Add(-day), x64, false, map[string]int{"linux": jobs.ProfileDay(t0)}}, // an older job: nothing new
+		{4, t0, []string{"gpu"}, true, map[string]int{"linux": jobs.ProfileDay(t0), "gpu": jobs.ProfileDay(t0)}},
+		{5, t0.Add(day), x64, true, map[string]int{"linux": jobs.ProfileDay(t0.Add(day)), "gpu": jobs.ProfileDay(t0)}},
+	}
+	for _, tc := range tests {
+		plan := start(tc.id, tc.created, tc.labels)
+		if wrote := len(plan.Change.Profiles) > 0; wrote != tc.writes {
+			t.Errorf("job %d: profile written %v, want %v", tc.id, wrote, tc.writes)
+		}
+		if prof, err := e.Store.Profile(t.Context(), "octo/repo"); err != nil || !maps.Equal(prof.PoolUses, tc.want) {
+			t.Errorf("after job %d: profile %+v (%v), want %v", tc.id, prof, err, tc.want)
 		}
 	}
 }

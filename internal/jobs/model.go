@@ -152,7 +152,9 @@ type Run struct {
 // Profile remembers which pools a repository's jobs used, so a push can pre-warm them.
 type Profile struct {
 	Repository string
-	// PoolUses counts allocations per pool; only the most used few are kept.
+	// PoolUses maps each pool the repository's jobs ran in (or waited in until they ended)
+	// to the day of the latest of them, by creation (ProfileDay). Only the most recent few
+	// pools are kept. Pre-warming names them, most recent first.
 	PoolUses map[string]int
 	Version  int64
 }

@@ -335,11 +335,13 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 	}
 	job.QueueKey = p.queueKey(job)
 	p.touch(job)
+	offline := 0
 	for _, pl := range fitting[:min(len(fitting), maxPoolsRead)] {
-		r, err := p.idleRunner(pl, job)
+		r, silent, err := p.idleRunner(pl, job)
 		if err != nil {
 			return "", err
 		}
+		offline += silent
 		if r == nil {
 			continue
 		}
@@ -356,6 +358,9 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 	}
 	job.Pool, job.Allocation = fitting[0].Name, AllocationPending
 	p.demand(job)
+	if offline > 0 {
+		return fmt.Sprintf(" in pool %s; %d fitting idle runner(s) offline, demand sent", job.Pool, offline), nil
+	}
 	return fmt.Sprintf(" in pool %s; no idle runner, demand sent", job.Pool), nil
 }
 
@@ -410,40 +415,77 @@ func (p *planner) settle(job *Job, from Status) error {
 	return p.recordUse(job.Repository, job.Pool, job.CreatedAt)
 }
 
-// idleRunner finds an idle runner of pool that can run job.
-func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
+// idleRunner finds an online idle runner of pool pl that can run job, reading the pool's
+// idle runners page by page until one fits or the index ends, and counts the idle runners
+// that would fit but are offline. Offline is decided on read (see Runner.Offline), so
+// silent runners stay in the idle index and a search must be able to read past them.
+func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, int, error) {
 	if err := p.gate(pl.Name); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	stored, err := p.e.Store.IdleRunners(p.ctx, pl.Name, 8)
-	if err != nil {
-		return nil, err
-	}
-	idle := make([]*Runner, 0, len(stored))
-	for _, r := range stored {
-		if cached, ok := p.runners[r.Name]; ok {
-			r = cached // this plan may already have changed it
-		} else {
-			p.runners[r.Name] = r
+	offline := 0
+	// Runners this plan freed are not in the store's index yet; the others are read
+	// from it.
+	fits := func(r *Runner) bool {
+		if r.Pool != pl.Name || r.State != RunnerIdle || !p.runnerFits(r, pl, job) {
+			return false
 		}
-		idle = append(idle, r)
+		if !p.online(r) {
+			offline++
+			return false
+		}
+		return true
 	}
-	// Runners this plan freed are not in the store's index yet.
 	for _, name := range slices.Sorted(maps.Keys(p.runners)) {
-		if r := p.runners[name]; r.Pool == pl.Name && r.State == RunnerIdle && !slices.Contains(idle, r) {
-			idle = append(idle, r)
+		if r := p.runners[name]; p.dirty[r] && fits(r) {
+			return r, 0, nil
 		}
 	}
-	for _, r := range idle {
-		if p.e.OfflineAfter > 0 && r.Offline(p.at, p.e.OfflineAfter) {
-			continue
+	for after, read := "", 0; ; {
+		size := pageSize(read)
+		page, err := p.e.Store.IdleRunners(p.ctx, pl.Name, after, size)
+		if err != nil {
+			return nil, 0, err
 		}
-		if r.State == RunnerIdle && p.runnerFits(r, pl, job) {
-			return r, nil
+		for _, stored := range page {
+			r := p.cachedRunner(stored)
+			if r != nil && !p.dirty[r] && fits(r) {
+				return r, 0, nil
+			}
 		}
+		if len(page) < size {
+			return nil, offline, nil
+		}
+		read, after = read+len(page), page[len(page)-1].Name
 	}
-	return nil, nil
 }
+
+// cachedRunner returns this plan's copy of a runner read from an index (nil if the plan
+// removed it): the plan may already have changed it.
+func (p *planner) cachedRunner(r *Runner) *Runner {
+	if _, gone := p.deleted[r.Name]; gone {
+		return nil
+	}
+	if cached, ok := p.runners[r.Name]; ok {
+		return cached
+	}
+	p.runners[r.Name] = r
+	return r
+}
+
+// online reports whether r may be given a job now (see Engine.OfflineAfter).
+func (p *planner) online(r *Runner) bool {
+	return p.e.OfflineAfter <= 0 || !r.Offline(p.at, p.e.OfflineAfter)
+}
+
+// firstPage is the size of a search's first read of an index (a pool's idle runners or
+// pending queue): the first entries usually decide. Later pages double, up to
+// MaxListLimit, so that a long search costs few requests. No bound is needed beyond the
+// index's end: reads are not part of a plan's transaction.
+const firstPage = 8
+
+// pageSize is the size of a search's next read after it has read `read` entries.
+func pageSize(read int) int { return min(max(firstPage, read), MaxListLimit) }
 
 // gate adds the pool's gate to the Change (once), before the plan reads the pool's idle
 // runners or pending queue to allocate (see Gate).
@@ -522,37 +564,46 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 }
 
 // firstFitting returns the highest-ranked job pending in queue's pool that the idle
-// runner r of pool pl can run, or nil. Reading a queue to allocate takes its gate.
+// runner r of pool pl can run, or nil, reading the queue page by page until a job fits
+// or the queue ends. Reading a queue to allocate takes its gate.
 func (p *planner) firstFitting(r *Runner, pl Pool, queue string) (*Job, error) {
 	if err := p.gate(queue); err != nil {
 		return nil, err
 	}
-	stored, err := p.e.Store.PendingJobs(p.ctx, queue, 16)
-	if err != nil {
-		return nil, err
+	fits := func(j *Job) bool {
+		return j.Allocation == AllocationPending && j.Pool == queue && p.runnerFits(r, pl, j)
 	}
-	var candidates []*Job
-	for _, j := range stored {
-		if cached, ok := p.jobs[j.ID]; ok {
-			j = cached
-		} else {
-			p.jobs[j.ID] = j
-		}
-		candidates = append(candidates, j)
-	}
-	// Jobs this plan made pending are not in the store's index yet.
+	// The jobs this plan has read or changed are judged as the plan sees them (those it
+	// made pending are not in the store's index yet); the rest as the index lists them.
+	var best *Job
 	for _, j := range p.jobs {
-		if j.Allocation == AllocationPending && j.Pool == queue && !slices.Contains(candidates, j) {
-			candidates = append(candidates, j)
+		if fits(j) && (best == nil || j.QueueKey < best.QueueKey) {
+			best = j
 		}
 	}
-	sort.Slice(candidates, func(a, b int) bool { return candidates[a].QueueKey < candidates[b].QueueKey })
-	for _, j := range candidates {
-		if j.Allocation == AllocationPending && j.Pool == queue && p.runnerFits(r, pl, j) {
-			return j, nil
+	for after, read := "", 0; ; {
+		size := pageSize(read)
+		page, err := p.e.Store.PendingJobs(p.ctx, queue, after, size)
+		if err != nil {
+			return nil, err
 		}
+		for _, j := range page {
+			if best != nil && j.QueueKey >= best.QueueKey {
+				return best, nil // the index is in queue order: nothing later ranks higher
+			}
+			if _, seen := p.jobs[j.ID]; seen {
+				continue
+			}
+			p.jobs[j.ID] = j
+			if fits(j) {
+				return j, nil
+			}
+		}
+		if len(page) < size {
+			return best, nil
+		}
+		read, after = read+len(page), page[len(page)-1].QueueKey
 	}
-	return nil, nil
 }
 
 func (p *planner) reserve(j *Job, r *Runner) {

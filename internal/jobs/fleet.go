@@ -471,7 +471,7 @@ func (e *Engine) PoolStatus(ctx context.Context, now time.Time, offlineAfter tim
 				break
 			}
 		}
-		pending, err := e.Store.PendingJobs(ctx, pl.Name, maxStatusPending+1)
+		pending, err := e.Store.PendingJobs(ctx, pl.Name, "", maxStatusPending+1)
 		if err != nil {
 			return nil, fmt.Errorf("pending jobs of pool %s: %w", pl.Name, err)
 		}

@@ -224,10 +224,12 @@ type JobFilter struct {
 type Store interface {
 	Job(ctx context.Context, id int64) (*Job, error)
 	Runner(ctx context.Context, name string) (*Runner, error)
-	// IdleRunners returns up to limit idle runners of a pool, by name.
-	IdleRunners(ctx context.Context, pool string, limit int) ([]*Runner, error)
-	// PendingJobs returns up to limit pending jobs of a pool in queue order (QueueKey).
-	PendingJobs(ctx context.Context, pool string, limit int) ([]*Job, error)
+	// IdleRunners returns up to limit idle runners of a pool, by name, from the first
+	// whose name follows after ("" from the start): the next page is after the last name.
+	IdleRunners(ctx context.Context, pool, after string, limit int) ([]*Runner, error)
+	// PendingJobs returns up to limit pending jobs of a pool in queue order (QueueKey),
+	// from the first whose QueueKey follows after ("" from the start).
+	PendingJobs(ctx context.Context, pool, after string, limit int) ([]*Job, error)
 	Run(ctx context.Context, id int64) (*Run, error)
 	Profile(ctx context.Context, repository string) (*Profile, error)
 	// Pools returns the pools kept in the store (those created through the API), by name.

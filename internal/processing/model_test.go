@@ -41,8 +41,8 @@ type Stores struct {
 }
 
 var modelPools = []jobs.Pool{
-	{Name: "gpu", Labels: []string{"linux", "gpu"}, MinIdle: 0, MaxRunners: 2},
-	{Name: "linux", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 10},
+	{Name: "gpu", Labels: []string{"linux", "gpu"}, MinIdle: 0, MaxRunners: 10},
+	{Name: "linux", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 30},
 }
 
 var labelSets = [][]string{
@@ -58,15 +58,52 @@ type modelRunner struct {
 	ephemeral  bool
 }
 
+// modelRunners are the runners GitHub runs jobs on: registered before the first
+// delivery and online throughout.
 var modelRunners = []modelRunner{
 	{"linux-1", "linux", false}, {"linux-2", "linux", false}, {"linux-3", "linux", true},
 	{"gpu-1", "gpu", false}, {"gpu-2", "gpu", true},
+}
+
+// silentRunners registered long ago and went silent: offline at every delivery, unless a
+// heartbeat brings them back. There are more of them than a search reads at once, and
+// their names sort before the live runners', so a search for an idle runner must read
+// past them.
+var silentRunners = func() []modelRunner {
+	var rs []modelRunner
+	for i := range 16 {
+		rs = append(rs, modelRunner{fmt.Sprintf("a-linux-%02d", i), "linux", false})
+	}
+	return append(rs, modelRunner{"a-gpu-1", "gpu", false}, modelRunner{"a-gpu-2", "gpu", true})
+}()
+
+// extraRunners register while deliveries are processed. GitHub runs no job on them (it
+// picks among modelRunners), so they only ever get reservations.
+var extraRunners = []modelRunner{
+	{"z-linux-1", "linux", false}, {"z-linux-2", "linux", true}, {"z-linux-3", "linux", false}, {"z-gpu-1", "gpu", false},
+}
+
+// modelStart is the first delivery's day; modelNow is after the last delivery: the
+// time of every fleet operation, and the LastSeen of the runners that are online.
+var (
+	modelStart = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	modelNow   = modelStart.Add(time.Hour)
+)
+
+// modelOfflineAfter is the engine's OfflineAfter in the model.
+const modelOfflineAfter = 5 * time.Minute
+
+// fleetOp is a runner registration, heartbeat or removal, interleaved with deliveries.
+type fleetOp struct {
+	kind   string // register, heartbeat, remove
+	runner modelRunner
 }
 
 // history is one generated scenario.
 type history struct {
 	seed       uint64
 	deliveries []*delivery.Record // in the order GitHub sent them
+	ops        []fleetOp
 	expected   map[int64]expectedJob
 }
 
@@ -113,7 +150,7 @@ func (exp expectedJob) settled() bool { return exp.status.Rank() >= jobs.StatusI
 func generate(t testing.TB, seed uint64, nJobs int) *history {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	h := &history{seed: seed, expected: map[int64]expectedJob{}}
-	t0 := time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
+	t0 := modelStart
 	clock := 0
 	// emit sends one event. Now and then a second hook (the organisation's, beside the
 	// repository's) sends it too, received a little later under the same delivery id.
@@ -177,6 +214,19 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 			h.expected[id] = exp
 		}
 	}
+	for _, r := range slices.Concat(modelRunners, silentRunners, extraRunners) {
+		if slices.Contains(extraRunners, r) {
+			h.ops = append(h.ops, fleetOp{"register", r})
+		}
+		// Some silent runners come back, some are removed; most stay silent, more of
+		// them than one read of the idle index returns.
+		if rng.IntN(8) == 0 {
+			h.ops = append(h.ops, fleetOp{"heartbeat", r})
+		}
+		if !slices.Contains(modelRunners, r) && rng.IntN(8) == 0 {
+			h.ops = append(h.ops, fleetOp{"remove", r})
+		}
+	}
 	return h
 }
 
@@ -202,49 +252,71 @@ func pickRunner(rng *rand.Rand, labels []string, free map[string]bool) string {
 }
 
 // runModel processes h against fresh stores: every delivery is recorded then processed,
-// in a random order, some twice, split over two concurrent processors.
+// in a random order, some twice, split over two concurrent processors, with the fleet
+// operations in between.
 func runModel(t *testing.T, s Stores, h *history) {
 	ctx := context.Background()
 	rng := rand.New(rand.NewPCG(h.seed, 1))
+	var fleet []*jobs.Runner
 	for _, r := range modelRunners {
-		err := s.Jobs.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{{
-			Name: r.name, Pool: r.pool, Ephemeral: r.ephemeral, State: jobs.RunnerIdle,
-		}}})
-		if err != nil {
-			t.Fatal(err)
-		}
+		fleet = append(fleet, &jobs.Runner{Name: r.name, Pool: r.pool, Ephemeral: r.ephemeral, State: jobs.RunnerIdle, LastSeen: modelNow})
 	}
-	order := slices.Clone(h.deliveries)
+	for _, r := range silentRunners {
+		fleet = append(fleet, &jobs.Runner{Name: r.name, Pool: r.pool, Ephemeral: r.ephemeral, State: jobs.RunnerIdle, LastSeen: modelStart.Add(-time.Hour)})
+	}
+	if err := s.Jobs.Commit(ctx, &jobs.Change{Runners: fleet}); err != nil {
+		t.Fatal(err)
+	}
+	// An action is a delivery or a fleet operation.
+	type action struct {
+		rec *delivery.Record
+		op  *fleetOp
+	}
+	var order []action
+	for _, d := range h.deliveries {
+		order = append(order, action{rec: d})
+	}
+	for i := range h.ops {
+		order = append(order, action{op: &h.ops[i]})
+	}
 	rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	for _, d := range h.deliveries {
 		if rng.IntN(4) == 0 { // SQS or GitHub delivering twice
-			order = slices.Insert(order, rng.IntN(len(order)+1), d)
+			order = slices.Insert(order, rng.IntN(len(order)+1), action{rec: d})
 		}
 	}
+	engine := &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute, OfflineAfter: modelOfflineAfter}
 	proc := &processing.Processor{
-		Deliveries: s.Deliveries, Counters: s.Counters,
-		Engine:  &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute},
+		Deliveries: s.Deliveries, Counters: s.Counters, Engine: engine,
 		Signals: discardSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
+	}
+	apply := func(a action) error {
+		if a.op != nil {
+			return applyOp(ctx, engine, a.op)
+		}
+		return proc.Process(ctx, delivery.Message{Key: a.rec.Key, Event: a.rec.Event})
 	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(order))
 	for worker := range 2 {
 		wg.Go(func() {
 			for i := worker; i < len(order); i += 2 {
-				rec := *order[i]
-				if _, err := s.Deliveries.Create(ctx, &rec); err != nil {
-					errs <- err
-					return
+				a := order[i]
+				if a.rec != nil {
+					rec := *a.rec
+					if _, err := s.Deliveries.Create(ctx, &rec); err != nil {
+						errs <- err
+						return
+					}
 				}
-				msg := delivery.Message{Key: rec.Key, Event: rec.Event}
 				for attempt := 0; ; attempt++ { // the queue retries failures
-					err := proc.Process(ctx, msg)
+					err := apply(a)
 					if err == nil {
 						break
 					}
 					if attempt == 20 {
-						errs <- fmt.Errorf("delivery %s kept failing: %w", rec.DeliveryID, err)
+						errs <- fmt.Errorf("%+v kept failing: %w", a, err)
 						return
 					}
 				}
@@ -257,6 +329,25 @@ func runModel(t *testing.T, s Stores, h *history) {
 		t.Fatalf("seed %d: %v", h.seed, err)
 	}
 	checkModel(t, s, h)
+}
+
+// applyOp runs one fleet operation at modelNow. Operations on a runner removed already,
+// or registrations in a full pool, fail as they should and change nothing.
+func applyOp(ctx context.Context, e *jobs.Engine, op *fleetOp) error {
+	var err error
+	switch op.kind {
+	case "register":
+		spec := jobs.RunnerSpec{Name: op.runner.name, Pool: op.runner.pool, Ephemeral: op.runner.ephemeral}
+		_, _, err = e.RegisterRunner(ctx, spec, modelNow)
+	case "heartbeat":
+		_, _, err = e.Heartbeat(ctx, op.runner.name, modelNow)
+	case "remove":
+		_, _, err = e.RemoveRunner(ctx, op.runner.name, modelNow)
+	}
+	if errors.Is(err, jobs.ErrNotFound) || errors.Is(err, jobs.ErrPoolFull) {
+		return nil
+	}
+	return err
 }
 
 type discardSignals struct{}
@@ -292,10 +383,13 @@ func checkModel(t *testing.T, s Stores, h *history) {
 
 	holders := map[int64]string{}
 	runners := map[string]*jobs.Runner{}
-	for _, mr := range modelRunners {
+	for _, mr := range slices.Concat(modelRunners, silentRunners, extraRunners) {
 		r, err := s.Jobs.Runner(ctx, mr.name)
+		if errors.Is(err, jobs.ErrNotFound) {
+			continue // removed, or an ephemeral runner retired after its job
+		}
 		if err != nil {
-			continue // an ephemeral runner removed after its job
+			fail("runner %s: %v", mr.name, err)
 		}
 		runners[r.Name] = r
 		if r.JobID != 0 {
@@ -324,31 +418,48 @@ func checkModel(t *testing.T, s Stores, h *history) {
 			fail("job %d (%s, labels %v, runner %q) is in pool %q, want one of %q", id, job.Status, job.Labels, job.RunnerName, job.Pool, exp.pools())
 		}
 		recorded[id] = job
+		if _, kept := runners[exp.runner]; kept && exp.status == jobs.StatusCompleted && isEphemeral(exp.runner) {
+			fail("ephemeral runner %s is kept after its job %d completed", exp.runner, id)
+		}
 		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return jobs.Fits(exp.labels, p.Labels) })
 		checkAllocation(fail, job, fits, runners, holders)
 	}
 	checkIndexes(fail, s.Jobs, recorded)
 	checkProfile(fail, s.Jobs, h)
-	// Nothing waits while a runner that could take it sits idle, in its own pool or in
-	// another one the job fits, whatever the races.
+	// Nothing waits while an online runner that could take it sits idle, in its own pool
+	// or in another one the job fits, whatever the races.
 	for _, queue := range modelPools {
-		pending, err := s.Jobs.PendingJobs(ctx, queue.Name, 100)
-		if err != nil {
-			fail("pending jobs of %s: %v", queue.Name, err)
-		}
+		pending := readAll(fail, func(after string) ([]*jobs.Job, error) {
+			return s.Jobs.PendingJobs(ctx, queue.Name, after, 10)
+		}, func(j *jobs.Job) string { return j.QueueKey })
 		for _, pool := range modelPools {
-			idle, err := s.Jobs.IdleRunners(ctx, pool.Name, 100)
-			if err != nil {
-				fail("idle runners of %s: %v", pool.Name, err)
-			}
+			idle := readAll(fail, func(after string) ([]*jobs.Runner, error) {
+				return s.Jobs.IdleRunners(ctx, pool.Name, after, 10)
+			}, func(r *jobs.Runner) string { return r.Name })
 			for _, j := range pending {
 				for _, r := range idle {
-					if jobs.Fits(j.Labels, append(slices.Clip(pool.Labels), r.Labels...)) {
+					if !r.Offline(modelNow, modelOfflineAfter) && jobs.Fits(j.Labels, append(slices.Clip(pool.Labels), r.Labels...)) {
 						fail("job %d waits in pool %s while runner %s of pool %s is idle", j.ID, queue.Name, r.Name, pool.Name)
 					}
 				}
 			}
 		}
+	}
+}
+
+// readAll reads an index page by page to its end.
+func readAll[T any](fail func(string, ...any), read func(after string) ([]T, error), key func(T) string) []T {
+	var all []T
+	for after := ""; ; {
+		page, err := read(after)
+		if err != nil {
+			fail("read index: %v", err)
+		}
+		all = append(all, page...)
+		if len(page) == 0 {
+			return all
+		}
+		after = key(page[len(page)-1])
 	}
 }
 

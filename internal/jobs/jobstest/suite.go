@@ -463,6 +463,8 @@ func testIdleRunners(t *testing.T, s Stores) {
 	}})
 	checkNames(t, "IdleRunners", runnerNames(mustIdle(t, s.Jobs, pool, 10)), base+"-a", base+"-b", base+"-c")
 	checkNames(t, "IdleRunners limit 2", runnerNames(mustIdle(t, s.Jobs, pool, 2)), base+"-a", base+"-b")
+	checkNames(t, "IdleRunners after the first page", runnerNames(mustIdleAfter(t, s.Jobs, pool, base+"-b", 2)), base+"-c")
+	checkNames(t, "IdleRunners after a name not listed", runnerNames(mustIdleAfter(t, s.Jobs, pool, base+"-a0", 10)), base+"-b", base+"-c")
 	checkNames(t, "IdleRunners of the other pool", runnerNames(mustIdle(t, s.Jobs, other, 10)), base+"-e")
 	checkNames(t, "IdleRunners of an unknown pool", runnerNames(mustIdle(t, s.Jobs, newName("pool"), 10)))
 	if got := mustIdle(t, s.Jobs, pool, 10); len(got) > 0 {
@@ -501,6 +503,7 @@ func testPendingJobs(t *testing.T, s Stores) {
 
 	checkIDs(t, "PendingJobs", jobIDs(mustPending(t, s.Jobs, pool, 10)), b.ID, c.ID, a.ID, d.ID)
 	checkIDs(t, "PendingJobs limit 2", jobIDs(mustPending(t, s.Jobs, pool, 2)), b.ID, c.ID)
+	checkIDs(t, "PendingJobs after the first page", jobIDs(mustPendingAfter(t, s.Jobs, pool, c.QueueKey, 2)), a.ID, d.ID)
 	checkIDs(t, "PendingJobs of the other pool", jobIDs(mustPending(t, s.Jobs, other, 10)), elsewhere.ID)
 	checkIDs(t, "PendingJobs of an unknown pool", jobIDs(mustPending(t, s.Jobs, newName("pool"), 10)))
 	if got := mustPending(t, s.Jobs, pool, 1); len(got) == 1 {

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
@@ -67,7 +68,10 @@ type planner struct {
 	deleted map[string]*Runner
 	dirty   map[any]bool
 	pools   []Pool
-	plan    *Plan
+	// labelled holds, per pool, the runners with labels of their own (by name), read
+	// once per plan when a pool's labels alone do not fit a job (see fitting).
+	labelled map[string]map[string]*Runner
+	plan     *Plan
 }
 
 // Plan reads the state rec touches and computes its effects. An error wrapping
@@ -364,7 +368,10 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 	return fmt.Sprintf(" in pool %s; no idle runner, demand sent", job.Pool), nil
 }
 
-// fitting returns the pools whose labels fit job, by name.
+// fitting returns the pools that fit job, by name. A pool fits a job when one of its
+// runners could run it, as GitHub matches: every job label is among the pool's labels or
+// among the runner's own (see runnerFits). A pool whose labels fit needs no runner read; for
+// the others the plan reads the runners once.
 func (p *planner) fitting(job *Job) ([]Pool, error) {
 	pools, err := p.allPools()
 	if err != nil {
@@ -372,11 +379,58 @@ func (p *planner) fitting(job *Job) ([]Pool, error) {
 	}
 	var fitting []Pool
 	for _, pl := range pools {
-		if Fits(job.Labels, pl.Labels) {
+		fits := Fits(job.Labels, pl.Labels)
+		if !fits {
+			labelled, err := p.labelledRunners(pl.Name)
+			if err != nil {
+				return nil, err
+			}
+			fits = slices.ContainsFunc(labelled, func(r *Runner) bool { return p.runnerFits(r, pl, job) })
+		}
+		if fits {
 			fitting = append(fitting, pl)
 		}
 	}
 	return fitting, nil
+}
+
+// labelledRunners returns the runners of pool that have labels of their own, as this plan
+// sees them. The first call reads every runner (a page per MaxListLimit): one read of the
+// runners index serves every pool, where reading pool by pool would cost a read per pool.
+func (p *planner) labelledRunners(pool string) ([]*Runner, error) {
+	if p.labelled == nil {
+		p.labelled = map[string]map[string]*Runner{}
+		for cursor := ""; ; {
+			page, next, err := p.e.Store.ListRunners(p.ctx, "", cursor, MaxListLimit)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range page {
+				p.addLabelled(r) // only its labels matter, which do not change
+			}
+			if cursor = next; cursor == "" {
+				break
+			}
+		}
+	}
+	// Runners this plan registered or removed are not in the store's index yet.
+	for _, r := range p.runners {
+		p.addLabelled(r)
+	}
+	for name, r := range p.deleted {
+		delete(p.labelled[r.Pool], name)
+	}
+	return slices.SortedFunc(maps.Values(p.labelled[pool]), func(a, b *Runner) int { return strings.Compare(a.Name, b.Name) }), nil
+}
+
+func (p *planner) addLabelled(r *Runner) {
+	if len(r.Labels) == 0 {
+		return
+	}
+	if p.labelled[r.Pool] == nil {
+		p.labelled[r.Pool] = map[string]*Runner{}
+	}
+	p.labelled[r.Pool][r.Name] = r
 }
 
 // settle records, once, where a job that has started or finished ran: the same facts
@@ -503,6 +557,8 @@ func (p *planner) gate(pool string) error {
 	return nil
 }
 
+// runnerFits reports whether the runner r of pool pl can run job: GitHub's rule, every job
+// label among the runner's labels, which are its pool's and its own.
 func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
 	return Fits(job.Labels, append(slices.Clip(pl.Labels), r.Labels...))
 }

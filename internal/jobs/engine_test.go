@@ -105,3 +105,74 @@ func TestProfileIsWrittenOnlyWhenItChanges(t *testing.T) {
 		}
 	}
 }
+
+// Issue 9, item 8: a job runs where a runner's labels, its pool's and its own, include
+// every job label (case-insensitively, self-hosted implied), as GitHub matches. A pool fits
+// a job when one of its runners could run it.
+func TestRunnerLabelsTakePartInMatching(t *testing.T) {
+	x64 := jobs.Pool{Name: "linux-x64", Labels: []string{"linux", "x64"}, MaxRunners: 5}
+	tests := []struct {
+		name    string
+		runners []*jobs.Runner
+		labels  []string
+		want    jobs.Allocation
+		runner  string // the runner reserved, if any
+	}{
+		{"runner carries the extra label", []*jobs.Runner{
+			{Name: "plain-1", Pool: "linux-x64", State: jobs.RunnerIdle, LastSeen: t0},
+			{Name: "z-big-1", Pool: "linux-x64", Labels: []string{"big"}, State: jobs.RunnerIdle, LastSeen: t0},
+		}, []string{"self-hosted", "linux", "x64", "big"}, jobs.AllocationReserved, "z-big-1"},
+		{"compared case-insensitively", []*jobs.Runner{
+			{Name: "z-big-1", Pool: "linux-x64", Labels: []string{"Big"}, State: jobs.RunnerIdle, LastSeen: t0},
+		}, []string{"self-hosted", "Linux", "X64", "BIG"}, jobs.AllocationReserved, "z-big-1"},
+		{"the runner that carries it is busy: the job waits in its pool", []*jobs.Runner{
+			{Name: "plain-1", Pool: "linux-x64", State: jobs.RunnerIdle, LastSeen: t0},
+			{Name: "z-big-1", Pool: "linux-x64", Labels: []string{"big"}, State: jobs.RunnerBusy, JobID: 99, LastSeen: t0},
+		}, []string{"self-hosted", "linux", "x64", "big"}, jobs.AllocationPending, ""},
+		{"no runner carries it", []*jobs.Runner{
+			{Name: "plain-1", Pool: "linux-x64", State: jobs.RunnerIdle, LastSeen: t0},
+		}, []string{"self-hosted", "linux", "x64", "big"}, jobs.AllocationUnmatched, ""},
+		{"a priority label counts only where runners carry it", []*jobs.Runner{
+			{Name: "plain-1", Pool: "linux-x64", State: jobs.RunnerIdle, LastSeen: t0},
+		}, []string{"self-hosted", "linux", "deploy"}, jobs.AllocationUnmatched, ""},
+		{"a runner's labels do not lend themselves to another runner", []*jobs.Runner{
+			{Name: "a-big", Pool: "linux-x64", Labels: []string{"big"}, State: jobs.RunnerBusy, JobID: 99, LastSeen: t0},
+			{Name: "b-fast", Pool: "linux-x64", Labels: []string{"fast"}, State: jobs.RunnerIdle, LastSeen: t0},
+		}, []string{"linux", "big", "fast"}, jobs.AllocationUnmatched, ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t)
+			e.Pools = []jobs.Pool{x64}
+			commit(t, e, &jobs.Change{Runners: tc.runners})
+			plan := queue(t, e, 1, tc.labels, t0)
+			j := job(t, e, 1)
+			if j.Allocation != tc.want || j.ReservedRunner != tc.runner {
+				t.Fatalf("job %v: %s on %q (outcome %q), want %s on %q", tc.labels, j.Allocation, j.ReservedRunner, plan.Outcome, tc.want, tc.runner)
+			}
+			if tc.want == jobs.AllocationPending && (j.Pool != "linux-x64" || len(plan.Demands) != 1) {
+				t.Fatalf("pending job in pool %q with demands %+v, want linux-x64 with one", j.Pool, plan.Demands)
+			}
+		})
+	}
+}
+
+// A runner freed or registered takes only the jobs its own labels allow.
+func TestFreedRunnerTakesOnlyJobsItsLabelsFit(t *testing.T) {
+	e := newEngine(t)
+	e.Pools = []jobs.Pool{{Name: "linux-x64", Labels: []string{"linux", "x64"}, MaxRunners: 5}}
+	commit(t, e, &jobs.Change{Runners: []*jobs.Runner{
+		{Name: "z-big-1", Pool: "linux-x64", Labels: []string{"big"}, State: jobs.RunnerBusy, JobID: 99, LastSeen: t0},
+	}})
+	queue(t, e, 1, []string{"linux", "x64", "big"}, t0)           // first in the queue, needs big
+	queue(t, e, 2, []string{"linux", "x64"}, t0.Add(time.Minute)) // any runner
+	if _, _, err := e.RegisterRunner(t.Context(), jobs.RunnerSpec{Name: "plain-1", Pool: "linux-x64"}, t0); err != nil {
+		t.Fatal(err)
+	}
+	if j := job(t, e, 2); j.ReservedRunner != "plain-1" {
+		t.Fatalf("job 2 %s on %q, want plain-1, which cannot run job 1", j.Allocation, j.ReservedRunner)
+	}
+	if j := job(t, e, 1); j.Allocation != jobs.AllocationPending {
+		t.Fatalf("job 1 %s on %q, want still pending", j.Allocation, j.ReservedRunner)
+	}
+}

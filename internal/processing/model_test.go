@@ -48,7 +48,8 @@ var modelPools = []jobs.Pool{
 var labelSets = [][]string{
 	{"self-hosted", "linux"},                  // fits both pools
 	{"self-hosted", "linux", "x64", "small"},  // linux only, priority 10
-	{"self-hosted", "Linux", "GPU", "deploy"}, // gpu only (case-insensitive), priority 100
+	{"self-hosted", "Linux", "GPU", "deploy"}, // gpu only, on gpu-1 (case-insensitive), priority 100
+	{"self-hosted", "linux", "x64", "big"},    // linux only, on linux-2 or z-linux-3
 	{"self-hosted", "windows"},                // no pool
 	{"ubuntu-latest"},                         // GitHub-hosted
 }
@@ -56,13 +57,29 @@ var labelSets = [][]string{
 type modelRunner struct {
 	name, pool string
 	ephemeral  bool
+	labels     []string // its own, beside its pool's
 }
 
 // modelRunners are the runners GitHub runs jobs on: registered before the first
-// delivery and online throughout.
+// delivery and online throughout. Two carry labels of their own, which make the jobs
+// that need them fit their pools.
 var modelRunners = []modelRunner{
-	{"linux-1", "linux", false}, {"linux-2", "linux", false}, {"linux-3", "linux", true},
-	{"gpu-1", "gpu", false}, {"gpu-2", "gpu", true},
+	{"linux-1", "linux", false, nil}, {"linux-2", "linux", false, []string{"big"}}, {"linux-3", "linux", true, nil},
+	{"gpu-1", "gpu", false, []string{"deploy"}}, {"gpu-2", "gpu", true, nil},
+}
+
+// fits is GitHub's rule: every job label is among the runner's labels, its pool's and its
+// own (jobs.Fits: case-insensitive, self-hosted implied).
+func (r modelRunner) fits(labels []string) bool {
+	i := slices.IndexFunc(modelPools, func(p jobs.Pool) bool { return p.Name == r.pool })
+	return jobs.Fits(labels, append(slices.Clip(modelPools[i].Labels), r.labels...))
+}
+
+// poolFits reports whether one of the runners that are in pool throughout could run a
+// job with labels.
+func poolFits(labels []string, pool jobs.Pool) bool {
+	return jobs.Fits(labels, pool.Labels) ||
+		slices.ContainsFunc(modelRunners, func(r modelRunner) bool { return r.pool == pool.Name && r.fits(labels) })
 }
 
 // silentRunners registered long ago and went silent: offline at every delivery, unless a
@@ -72,15 +89,16 @@ var modelRunners = []modelRunner{
 var silentRunners = func() []modelRunner {
 	var rs []modelRunner
 	for i := range 16 {
-		rs = append(rs, modelRunner{fmt.Sprintf("a-linux-%02d", i), "linux", false})
+		rs = append(rs, modelRunner{fmt.Sprintf("a-linux-%02d", i), "linux", false, nil})
 	}
-	return append(rs, modelRunner{"a-gpu-1", "gpu", false}, modelRunner{"a-gpu-2", "gpu", true})
+	return append(rs, modelRunner{"a-gpu-1", "gpu", false, nil}, modelRunner{"a-gpu-2", "gpu", true, nil})
 }()
 
 // extraRunners register while deliveries are processed. GitHub runs no job on them (it
 // picks among modelRunners), so they only ever get reservations.
 var extraRunners = []modelRunner{
-	{"z-linux-1", "linux", false}, {"z-linux-2", "linux", true}, {"z-linux-3", "linux", false}, {"z-gpu-1", "gpu", false},
+	{"z-linux-1", "linux", false, nil}, {"z-linux-2", "linux", true, nil}, {"z-linux-3", "linux", false, []string{"big"}},
+	{"z-gpu-1", "gpu", false, nil},
 }
 
 // modelStart is the first delivery's day; modelNow is after the last delivery: the
@@ -124,7 +142,7 @@ type expectedJob struct {
 func (exp expectedJob) pools() []string {
 	var fitting []string
 	for _, p := range modelPools { // by name
-		if jobs.Fits(exp.labels, p.Labels) {
+		if poolFits(exp.labels, p) {
 			fitting = append(fitting, p.Name)
 		}
 	}
@@ -214,8 +232,8 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 			h.expected[id] = exp
 		}
 	}
-	for _, r := range slices.Concat(modelRunners, silentRunners, extraRunners) {
-		if slices.Contains(extraRunners, r) {
+	for i, r := range slices.Concat(modelRunners, silentRunners, extraRunners) {
+		if i >= len(modelRunners)+len(silentRunners) {
 			h.ops = append(h.ops, fleetOp{"register", r})
 		}
 		// Some silent runners come back, some are removed; most stay silent, more of
@@ -223,7 +241,7 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 		if rng.IntN(8) == 0 {
 			h.ops = append(h.ops, fleetOp{"heartbeat", r})
 		}
-		if !slices.Contains(modelRunners, r) && rng.IntN(8) == 0 {
+		if i >= len(modelRunners) && rng.IntN(8) == 0 {
 			h.ops = append(h.ops, fleetOp{"remove", r})
 		}
 	}
@@ -239,10 +257,8 @@ func isEphemeral(name string) bool {
 func pickRunner(rng *rand.Rand, labels []string, free map[string]bool) string {
 	var fit []string
 	for _, r := range modelRunners {
-		for _, p := range modelPools {
-			if p.Name == r.pool && free[r.name] && jobs.Fits(labels, p.Labels) {
-				fit = append(fit, r.name)
-			}
+		if free[r.name] && r.fits(labels) {
+			fit = append(fit, r.name)
 		}
 	}
 	if len(fit) == 0 || rng.IntN(6) == 0 {
@@ -259,7 +275,7 @@ func runModel(t *testing.T, s Stores, h *history) {
 	rng := rand.New(rand.NewPCG(h.seed, 1))
 	var fleet []*jobs.Runner
 	for _, r := range modelRunners {
-		fleet = append(fleet, &jobs.Runner{Name: r.name, Pool: r.pool, Ephemeral: r.ephemeral, State: jobs.RunnerIdle, LastSeen: modelNow})
+		fleet = append(fleet, &jobs.Runner{Name: r.name, Pool: r.pool, Labels: r.labels, Ephemeral: r.ephemeral, State: jobs.RunnerIdle, LastSeen: modelNow})
 	}
 	for _, r := range silentRunners {
 		fleet = append(fleet, &jobs.Runner{Name: r.name, Pool: r.pool, Ephemeral: r.ephemeral, State: jobs.RunnerIdle, LastSeen: modelStart.Add(-time.Hour)})
@@ -337,7 +353,7 @@ func applyOp(ctx context.Context, e *jobs.Engine, op *fleetOp) error {
 	var err error
 	switch op.kind {
 	case "register":
-		spec := jobs.RunnerSpec{Name: op.runner.name, Pool: op.runner.pool, Ephemeral: op.runner.ephemeral}
+		spec := jobs.RunnerSpec{Name: op.runner.name, Pool: op.runner.pool, Labels: op.runner.labels, Ephemeral: op.runner.ephemeral}
 		_, _, err = e.RegisterRunner(ctx, spec, modelNow)
 	case "heartbeat":
 		_, _, err = e.Heartbeat(ctx, op.runner.name, modelNow)
@@ -421,7 +437,7 @@ func checkModel(t *testing.T, s Stores, h *history) {
 		if _, kept := runners[exp.runner]; kept && exp.status == jobs.StatusCompleted && isEphemeral(exp.runner) {
 			fail("ephemeral runner %s is kept after its job %d completed", exp.runner, id)
 		}
-		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return jobs.Fits(exp.labels, p.Labels) })
+		fits := slices.ContainsFunc(modelPools, func(p jobs.Pool) bool { return poolFits(exp.labels, p) })
 		checkAllocation(fail, job, fits, runners, holders)
 	}
 	checkIndexes(fail, s.Jobs, recorded)

@@ -415,11 +415,11 @@ func (e *Engine) ListJobs(ctx context.Context, f JobFilter) ([]*Job, string, err
 // (RUNNERHUB_RUNNER_OFFLINE_AFTER).
 const DefaultOfflineAfter = 5 * time.Minute
 
-// Offline reports whether the runner counts as offline at now: in state offline, or not
-// seen (registered or heartbeat) for longer than after. Offline is decided on read, so no
-// write is needed when a runner goes silent.
+// Offline reports whether the runner counts as offline at now: not seen (registered,
+// heartbeat, or named by a job event) for longer than after. Offline is decided on read,
+// so no write is needed when a runner goes silent.
 func (r *Runner) Offline(now time.Time, after time.Duration) bool {
-	return r.State == RunnerOffline || r.LastSeen.IsZero() || now.Sub(r.LastSeen) > after
+	return r.LastSeen.IsZero() || now.Sub(r.LastSeen) > after
 }
 
 // maxStatusPending bounds how much of a pending queue PoolStatus reads.
@@ -463,7 +463,7 @@ func (e *Engine) PoolStatus(ctx context.Context, now time.Time, offlineAfter tim
 					st.Idle++
 				case r.State == RunnerReserved:
 					st.Reserved++
-				default: // busy, or draining: finishing a job
+				default:
 					st.Busy++
 				}
 			}

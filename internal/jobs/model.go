@@ -99,15 +99,14 @@ func between(a, b time.Time) float64 {
 	return b.Sub(a).Seconds()
 }
 
-// RunnerState is the state of a runner RunnerHub manages.
+// RunnerState is the state of a runner RunnerHub manages. Whether it is offline is not a
+// state but decided on read, from when it was last seen (Runner.Offline).
 type RunnerState string
 
 const (
 	RunnerIdle     RunnerState = "idle"
 	RunnerReserved RunnerState = "reserved"
 	RunnerBusy     RunnerState = "busy"
-	RunnerOffline  RunnerState = "offline"
-	RunnerDraining RunnerState = "draining"
 )
 
 // Runner is a self-hosted runner RunnerHub manages. Name is the runner name GitHub

@@ -827,7 +827,7 @@ func (p *planner) recordUse(repo, pool string, created time.Time) error {
 
 // ProfileDay is the day (since the Unix epoch, UTC) a profile records for a job created
 // at t.
-func ProfileDay(t time.Time) int { return int(t.Unix() / (24 * 60 * 60)) }
+func ProfileDay(t time.Time) int { return int(t.Unix() / int64(24*time.Hour/time.Second)) }
 
 // leastUsed is the pool of the profile used least recently (the first by name of those
 // used on that day): which pool a full profile drops does not depend on the order in

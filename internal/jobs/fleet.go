@@ -171,13 +171,16 @@ func ValidateRepository(repo string) error {
 // maxRunnerLabels bounds a runner's labels.
 const maxRunnerLabels = 50
 
+// maxLabelLength bounds a pool's or runner's label, in bytes.
+const maxLabelLength = 100
+
 func validateRunnerLabels(labels []string) error {
 	if len(labels) > maxRunnerLabels {
 		return invalid("a runner has at most %d labels, not %d", maxRunnerLabels, len(labels))
 	}
 	for i, l := range labels {
-		if l == "" || len(l) > 100 || !utf8.ValidString(l) {
-			return invalid("label %d must be 1-100 characters", i)
+		if l == "" || len(l) > maxLabelLength || !utf8.ValidString(l) {
+			return invalid("label %d must be 1-%d characters", i, maxLabelLength)
 		}
 	}
 	return nil
@@ -219,12 +222,16 @@ func (f JobFilter) Validate() error {
 // and the same in every store, so that pages of several partitions merge on it.
 func encodeCursor(key string) string { return base64.RawURLEncoding.EncodeToString([]byte(key)) }
 
+// maxCursorKey bounds the key a cursor may carry: more than any key a listing makes (a
+// runner's is at most 164 bytes), so a larger one was not made by a listing.
+const maxCursorKey = 512
+
 func decodeCursor(cursor string, valid func(string) bool) (string, error) {
 	if cursor == "" {
 		return "", nil
 	}
 	b, err := base64.RawURLEncoding.DecodeString(cursor)
-	if err != nil || len(b) > 512 || !utf8.Valid(b) || !valid(string(b)) {
+	if err != nil || len(b) > maxCursorKey || !utf8.Valid(b) || !valid(string(b)) {
 		return "", invalid("cursor %q is not one this listing returned", cursor)
 	}
 	return string(b), nil

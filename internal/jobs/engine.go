@@ -66,8 +66,11 @@ type planner struct {
 	jobs    map[int64]*Job
 	runners map[string]*Runner
 	deleted map[string]*Runner
-	dirty   map[any]bool
-	pools   []Pool
+	// unmanaged are the runner names read and not found (GitHub's hosted runners, most
+	// often), so each is read once per plan.
+	unmanaged map[string]bool
+	dirty     map[any]bool
+	pools     []Pool
 	// labelled holds, per pool, the runners with labels of their own (by name), read
 	// once per plan when a pool's labels alone do not fit a job (see fitting).
 	labelled map[string]map[string]*Runner
@@ -109,7 +112,7 @@ func (e *Engine) Plan(ctx context.Context, rec *delivery.Record) (*Plan, error) 
 func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 	return &planner{
 		ctx: ctx, e: e, at: at.UTC(),
-		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{},
+		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{}, unmanaged: map[string]bool{},
 		dirty: map[any]bool{}, plan: &Plan{State: delivery.Processed},
 	}
 }
@@ -160,11 +163,12 @@ func (p *planner) runner(name string) (*Runner, error) {
 	if r, ok := p.runners[name]; ok {
 		return r, nil
 	}
-	if _, gone := p.deleted[name]; gone {
+	if _, gone := p.deleted[name]; gone || p.unmanaged[name] {
 		return nil, nil
 	}
 	r, err := p.e.Store.Runner(p.ctx, name)
 	if errors.Is(err, ErrNotFound) {
+		p.unmanaged[name] = true
 		return nil, nil
 	}
 	if err != nil {

@@ -419,17 +419,7 @@ func TestReturningRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
 // queue plans and commits a workflow_job "queued" delivery for job id.
 func queue(t *testing.T, e *jobs.Engine, id int64, labels []string, at time.Time) *jobs.Plan {
 	t.Helper()
-	rec := &delivery.Record{
-		Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprint("q-", id)}, Event: "workflow_job", Action: "queued",
-		ReceivedAt: at, State: delivery.Received,
-		Payload: testenv.JobPayload(t, testenv.Job{ID: id, Labels: labels, Status: "queued", Created: at, At: at}),
-	}
-	plan, err := e.Plan(t.Context(), rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit(t, e, &plan.Change)
-	return plan
+	return deliver(t, e, fmt.Sprint("q-", id), testenv.Job{ID: id, Labels: labels, Status: "queued", Created: at}, at)
 }
 
 // When GitHub runs a job on another job's reserved runner, the displaced job is placed

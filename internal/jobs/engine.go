@@ -442,9 +442,9 @@ func (p *planner) addLabelled(r *Runner) {
 // not from where the job happened to wait. A job that ran on a runner RunnerHub manages
 // belongs to that runner's pool (allocation assigned). Any other job belongs to the first
 // pool by name that fits it (assigned if GitHub named a runner, abandoned if it ended
-// without one, cancelled while queued), or to none (unmatched). The pool is counted in
-// the repository's profile (once per day of use). from is the job's status before this event: a job already
-// settled by an earlier event keeps what it was given.
+// without one, cancelled while queued), or to none (unmatched). The pool is noted in the
+// repository's profile. from is the job's status before this event: a job settled by an
+// earlier event keeps what it was given.
 func (p *planner) settle(job *Job, from Status) error {
 	if from.Rank() >= StatusInProgress.Rank() {
 		return nil
@@ -755,8 +755,9 @@ func (p *planner) complete(job *Job, from Status) (string, error) {
 }
 
 // release frees a managed runner held by job (an ephemeral one that ran it is retired
-// already): it becomes idle and is matched with the next pending job. A runner already given to
-// another job is left alone (events about the same runner can arrive out of order).
+// already): it becomes idle and is matched with the next pending job. A runner already
+// given to another job is left alone (events about the same runner can arrive out of
+// order).
 func (p *planner) release(name string, jobID int64) error {
 	r, err := p.runner(name)
 	if err != nil || r == nil || r.JobID != jobID {

@@ -30,7 +30,7 @@ import (
 // (-model.seed 0 picks a fresh seed per run; a failure prints the seed to replay.)
 var (
 	modelRuns = flag.Int("model.runs", 3, "random histories per store")
-	modelSeed = flag.Uint64("model.seed", 20261130, "seed of the first history (0: random)")
+	modelSeed = flag.Uint64("model.seed", 20261136, "seed of the first history (0: random)")
 )
 
 // Stores is one store implementation under test.
@@ -111,10 +111,12 @@ var (
 // modelOfflineAfter is the engine's OfflineAfter in the model.
 const modelOfflineAfter = 5 * time.Minute
 
-// fleetOp is a runner registration, heartbeat or removal, interleaved with deliveries.
+// fleetOp is a runner registration, heartbeat or removal, interleaved with deliveries
+// (or, for the one marked first, before any of them).
 type fleetOp struct {
 	kind   string // register, heartbeat, remove
 	runner modelRunner
+	first  bool
 }
 
 // history is one generated scenario.
@@ -233,16 +235,18 @@ func generate(t testing.TB, seed uint64, nJobs int) *history {
 		}
 	}
 	for i, r := range slices.Concat(modelRunners, silentRunners, extraRunners) {
-		if i >= len(modelRunners)+len(silentRunners) {
-			h.ops = append(h.ops, fleetOp{"register", r})
+		if extra := i - len(modelRunners) - len(silentRunners); extra >= 0 {
+			// The first extra runner is there before the first delivery, idle behind the
+			// silent runners until a job finds it.
+			h.ops = append(h.ops, fleetOp{"register", r, extra == 0})
 		}
 		// Some silent runners come back, some are removed; most stay silent, more of
 		// them than one read of the idle index returns.
 		if rng.IntN(8) == 0 {
-			h.ops = append(h.ops, fleetOp{"heartbeat", r})
+			h.ops = append(h.ops, fleetOp{"heartbeat", r, false})
 		}
 		if i >= len(modelRunners) && rng.IntN(8) == 0 {
-			h.ops = append(h.ops, fleetOp{"remove", r})
+			h.ops = append(h.ops, fleetOp{"remove", r, false})
 		}
 	}
 	return h
@@ -300,6 +304,9 @@ func runModel(t *testing.T, s Stores, h *history) {
 		if rng.IntN(4) == 0 { // SQS or GitHub delivering twice
 			order = slices.Insert(order, rng.IntN(len(order)+1), action{rec: d})
 		}
+	}
+	if i := slices.IndexFunc(order, func(a action) bool { return a.op != nil && a.op.first }); i >= 0 {
+		order = append([]action{order[i]}, slices.Delete(order, i, i+1)...)
 	}
 	engine := &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute, OfflineAfter: modelOfflineAfter}
 	proc := &processing.Processor{

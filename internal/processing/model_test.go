@@ -21,9 +21,11 @@ import (
 )
 
 // The model-based test: random sequences of workflow_job deliveries for many jobs and
-// runners, duplicated, reordered and processed by two concurrent processors, must end in
-// the state a simple sequential reference model predicts, with the allocation
-// invariants intact. A fixed seed runs in make test; more with
+// runners, duplicated (also by a second hook), reordered and processed by two concurrent
+// processors, with runner registrations, heartbeats and removals in between, must end in
+// the state a simple sequential reference model predicts (each job's facts, its pool, the
+// repository profile, the listings), with the allocation invariants intact. Fixed seeds
+// run in make test; more with
 //
 //	go test ./internal/processing -run Model -model.runs 200 -model.seed 0
 //
@@ -101,8 +103,8 @@ var extraRunners = []modelRunner{
 	{"z-gpu-1", "gpu", false, nil},
 }
 
-// modelStart is the first delivery's day; modelNow is after the last delivery: the
-// time of every fleet operation, and the LastSeen of the runners that are online.
+// modelStart is when the history starts; modelNow is after the last delivery: the time of
+// every fleet operation, and the LastSeen of the runners that are online.
 var (
 	modelStart = time.Date(2026, 11, 30, 9, 0, 0, 0, time.UTC)
 	modelNow   = modelStart.Add(time.Hour)

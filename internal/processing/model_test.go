@@ -308,7 +308,8 @@ func runModel(t *testing.T, s Stores, h *history) {
 		}
 	}
 	if i := slices.IndexFunc(order, func(a action) bool { return a.op != nil && a.op.first }); i >= 0 {
-		order = append([]action{order[i]}, slices.Delete(order, i, i+1)...)
+		first := order[i]
+		order = slices.Insert(slices.Delete(order, i, i+1), 0, first)
 	}
 	engine := &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute, OfflineAfter: modelOfflineAfter}
 	proc := &processing.Processor{

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
@@ -65,9 +66,15 @@ type planner struct {
 	jobs    map[int64]*Job
 	runners map[string]*Runner
 	deleted map[string]*Runner
-	dirty   map[any]bool
-	pools   []Pool
-	plan    *Plan
+	// unmanaged are the runner names read and not found (GitHub's hosted runners, most
+	// often), so each is read once per plan.
+	unmanaged map[string]bool
+	dirty     map[any]bool
+	pools     []Pool
+	// labelled holds, per pool, the runners with labels of their own (by name), read
+	// once per plan when a pool's labels alone do not fit a job (see fitting).
+	labelled map[string]map[string]*Runner
+	plan     *Plan
 }
 
 // Plan reads the state rec touches and computes its effects. An error wrapping
@@ -105,7 +112,7 @@ func (e *Engine) Plan(ctx context.Context, rec *delivery.Record) (*Plan, error) 
 func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 	return &planner{
 		ctx: ctx, e: e, at: at.UTC(),
-		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{},
+		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{}, unmanaged: map[string]bool{},
 		dirty: map[any]bool{}, plan: &Plan{State: delivery.Processed},
 	}
 }
@@ -156,11 +163,12 @@ func (p *planner) runner(name string) (*Runner, error) {
 	if r, ok := p.runners[name]; ok {
 		return r, nil
 	}
-	if _, gone := p.deleted[name]; gone {
+	if _, gone := p.deleted[name]; gone || p.unmanaged[name] {
 		return nil, nil
 	}
 	r, err := p.e.Store.Runner(p.ctx, name)
 	if errors.Is(err, ErrNotFound) {
+		p.unmanaged[name] = true
 		return nil, nil
 	}
 	if err != nil {
@@ -221,6 +229,10 @@ func (p *planner) workflowJob() error {
 	}
 	from := job.Status
 	merge(job, ev, p.rec)
+	if job.Allocation == AllocationPending {
+		// An earlier queued delivery (another hook's) may have moved QueuedAt back.
+		job.QueueKey = p.queueKey(job)
+	}
 	p.touch(job)
 	advanced := job.Status.Rank() > from.Rank()
 	if advanced {
@@ -236,9 +248,9 @@ func (p *planner) workflowJob() error {
 	case job.Status == StatusQueued:
 		what, err = p.enqueue(job)
 	case job.Status == StatusInProgress:
-		what, err = p.start(job)
+		what, err = p.start(job, from)
 	case job.Status == StatusCompleted:
-		what, err = p.complete(job)
+		what, err = p.complete(job, from)
 	}
 	p.plan.Outcome = what
 	return err
@@ -267,7 +279,9 @@ func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
 	if job.CreatedAt.IsZero() {
 		job.CreatedAt = w.CreatedAt.UTC()
 	}
-	if w.Status == StatusQueued && job.QueuedAt.IsZero() {
+	// Every hook that watches the job sends its own queued delivery: the job was queued
+	// when the first of them was received, whichever is processed first.
+	if w.Status == StatusQueued && (job.QueuedAt.IsZero() || rec.ReceivedAt.Before(job.QueuedAt)) {
 		job.QueuedAt = rec.ReceivedAt.UTC()
 	}
 	if w.Status.Rank() >= StatusInProgress.Rank() {
@@ -300,17 +314,15 @@ func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
 	}
 }
 
-// enqueue places a newly queued job (see place) and counts its pool in the repository's
-// profile.
+// enqueue places a newly queued job (see place).
 func (p *planner) enqueue(job *Job) (string, error) {
-	if job.QueuedAt.IsZero() {
-		job.QueuedAt = p.at
-	}
 	what, err := p.place(job, "")
-	if err != nil || job.Pool == "" {
-		return "job " + fmt.Sprint(job.ID) + " queued" + what, err
-	}
-	return "job " + fmt.Sprint(job.ID) + " queued" + what, p.recordUse(job.Repository, job.Pool)
+	return "job " + fmt.Sprint(job.ID) + " queued" + what, err
+}
+
+// queueKey is the job's place in a pending queue (see Rank).
+func (p *planner) queueKey(job *Job) string {
+	return RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
 }
 
 // place puts a queued job where it belongs: with an idle runner of a fitting pool if
@@ -329,13 +341,15 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 		job.Allocation = AllocationUnmatched
 		return fmt.Sprintf("; no pool fits labels %v", job.Labels), nil
 	}
-	job.QueueKey = RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
+	job.QueueKey = p.queueKey(job)
 	p.touch(job)
+	offline := 0
 	for _, pl := range fitting[:min(len(fitting), maxPoolsRead)] {
-		r, err := p.idleRunner(pl, job)
+		r, silent, err := p.idleRunner(pl, job)
 		if err != nil {
 			return "", err
 		}
+		offline += silent
 		if r == nil {
 			continue
 		}
@@ -352,10 +366,16 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 	}
 	job.Pool, job.Allocation = fitting[0].Name, AllocationPending
 	p.demand(job)
+	if offline > 0 {
+		return fmt.Sprintf(" in pool %s; %d fitting idle runner(s) offline, demand sent", job.Pool, offline), nil
+	}
 	return fmt.Sprintf(" in pool %s; no idle runner, demand sent", job.Pool), nil
 }
 
-// fitting returns the pools whose labels fit job, by name.
+// fitting returns the pools that fit job, by name. A pool fits a job when one of its
+// runners could run it, as GitHub matches: every job label is among the pool's labels or
+// among the runner's own (see runnerFits). A pool whose labels fit needs no runner read; for
+// the others the plan reads the runners once.
 func (p *planner) fitting(job *Job) ([]Pool, error) {
 	pools, err := p.allPools()
 	if err != nil {
@@ -363,63 +383,167 @@ func (p *planner) fitting(job *Job) ([]Pool, error) {
 	}
 	var fitting []Pool
 	for _, pl := range pools {
-		if Fits(job.Labels, pl.Labels) {
+		fits := Fits(job.Labels, pl.Labels)
+		if !fits {
+			labelled, err := p.labelledRunners(pl.Name)
+			if err != nil {
+				return nil, err
+			}
+			fits = slices.ContainsFunc(labelled, func(r *Runner) bool { return p.runnerFits(r, pl, job) })
+		}
+		if fits {
 			fitting = append(fitting, pl)
 		}
 	}
 	return fitting, nil
 }
 
-// finalAllocation is the allocation of a job that has started or finished, the same
-// whatever order its events arrived in: unmatched if no pool fits it, assigned if a
-// runner took it, abandoned if it ended without one (cancelled while queued).
-func (p *planner) finalAllocation(job *Job) (Allocation, error) {
+// labelledRunners returns the runners of pool that have labels of their own, as this plan
+// sees them. The first call reads every runner (a page per MaxListLimit): one read of the
+// runners index serves every pool, where reading pool by pool would cost a read per pool.
+func (p *planner) labelledRunners(pool string) ([]*Runner, error) {
+	if p.labelled == nil {
+		p.labelled = map[string]map[string]*Runner{}
+		for cursor := ""; ; {
+			page, next, err := p.e.Store.ListRunners(p.ctx, "", cursor, MaxListLimit)
+			if err != nil {
+				return nil, err
+			}
+			for _, r := range page {
+				p.addLabelled(r) // only its labels matter, which do not change
+			}
+			if cursor = next; cursor == "" {
+				break
+			}
+		}
+	}
+	// Runners this plan registered or removed are not in the store's index yet.
+	for _, r := range p.runners {
+		p.addLabelled(r)
+	}
+	for name, r := range p.deleted {
+		delete(p.labelled[r.Pool], name)
+	}
+	return slices.SortedFunc(maps.Values(p.labelled[pool]), func(a, b *Runner) int { return strings.Compare(a.Name, b.Name) }), nil
+}
+
+func (p *planner) addLabelled(r *Runner) {
+	if len(r.Labels) == 0 {
+		return
+	}
+	if p.labelled[r.Pool] == nil {
+		p.labelled[r.Pool] = map[string]*Runner{}
+	}
+	p.labelled[r.Pool][r.Name] = r
+}
+
+// settle records, once, where a job that has started or finished ran: the same facts
+// whatever order its events arrive in, because they follow from what GitHub reported and
+// not from where the job happened to wait. A job that ran on a runner RunnerHub manages
+// belongs to that runner's pool (allocation assigned). Any other job belongs to the first
+// pool by name that fits it (assigned if GitHub named a runner, abandoned if it ended
+// without one, cancelled while queued), or to none (unmatched). The pool is noted in the
+// repository's profile. from is the job's status before this event: a job settled by an
+// earlier event keeps what it was given.
+func (p *planner) settle(job *Job, from Status) error {
+	if from.Rank() >= StatusInProgress.Rank() {
+		return nil
+	}
+	job.QueueKey = ""
+	ran, err := p.runner(job.RunnerName)
+	if err != nil {
+		return err
+	}
 	fitting, err := p.fitting(job)
 	switch {
 	case err != nil:
-		return "", err
+		return err
+	case ran != nil:
+		job.Pool, job.Allocation = ran.Pool, AllocationAssigned
 	case len(fitting) == 0:
-		return AllocationUnmatched, nil
+		job.Pool, job.Allocation = "", AllocationUnmatched
 	case job.RunnerName != "":
-		return AllocationAssigned, nil
+		job.Pool, job.Allocation = fitting[0].Name, AllocationAssigned
+	default:
+		job.Pool, job.Allocation = fitting[0].Name, AllocationAbandoned
 	}
-	return AllocationAbandoned, nil
+	if job.Pool == "" {
+		return nil
+	}
+	return p.recordUse(job.Repository, job.Pool, job.CreatedAt)
 }
 
-// idleRunner finds an idle runner of pool that can run job.
-func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, error) {
+// idleRunner finds an online idle runner of pool pl that can run job, reading the pool's
+// idle runners page by page until one fits or the index ends, and counts the idle runners
+// that would fit but are offline. Offline is decided on read (see Runner.Offline), so
+// silent runners stay in the idle index and a search must be able to read past them.
+func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, int, error) {
 	if err := p.gate(pl.Name); err != nil {
-		return nil, err
+		return nil, 0, err
 	}
-	stored, err := p.e.Store.IdleRunners(p.ctx, pl.Name, 8)
-	if err != nil {
-		return nil, err
-	}
-	idle := make([]*Runner, 0, len(stored))
-	for _, r := range stored {
-		if cached, ok := p.runners[r.Name]; ok {
-			r = cached // this plan may already have changed it
-		} else {
-			p.runners[r.Name] = r
+	offline := 0
+	// Runners this plan freed are not in the store's index yet; the others are read
+	// from it.
+	fits := func(r *Runner) bool {
+		if r.Pool != pl.Name || r.State != RunnerIdle || !p.runnerFits(r, pl, job) {
+			return false
 		}
-		idle = append(idle, r)
+		if !p.online(r) {
+			offline++
+			return false
+		}
+		return true
 	}
-	// Runners this plan freed are not in the store's index yet.
 	for _, name := range slices.Sorted(maps.Keys(p.runners)) {
-		if r := p.runners[name]; r.Pool == pl.Name && r.State == RunnerIdle && !slices.Contains(idle, r) {
-			idle = append(idle, r)
+		if r := p.runners[name]; p.dirty[r] && fits(r) {
+			return r, 0, nil
 		}
 	}
-	for _, r := range idle {
-		if p.e.OfflineAfter > 0 && r.Offline(p.at, p.e.OfflineAfter) {
-			continue
+	for after, read := "", 0; ; {
+		size := pageSize(read)
+		page, err := p.e.Store.IdleRunners(p.ctx, pl.Name, after, size)
+		if err != nil {
+			return nil, 0, err
 		}
-		if r.State == RunnerIdle && p.runnerFits(r, pl, job) {
-			return r, nil
+		for _, stored := range page {
+			r := p.cachedRunner(stored)
+			if r != nil && !p.dirty[r] && fits(r) {
+				return r, 0, nil
+			}
 		}
+		if len(page) < size {
+			return nil, offline, nil
+		}
+		read, after = read+len(page), page[len(page)-1].Name
 	}
-	return nil, nil
 }
+
+// cachedRunner returns this plan's copy of a runner read from an index (nil if the plan
+// removed it): the plan may already have changed it.
+func (p *planner) cachedRunner(r *Runner) *Runner {
+	if _, gone := p.deleted[r.Name]; gone {
+		return nil
+	}
+	if cached, ok := p.runners[r.Name]; ok {
+		return cached
+	}
+	p.runners[r.Name] = r
+	return r
+}
+
+// online reports whether r may be given a job now (see Engine.OfflineAfter).
+func (p *planner) online(r *Runner) bool {
+	return p.e.OfflineAfter <= 0 || !r.Offline(p.at, p.e.OfflineAfter)
+}
+
+// firstPage is the size of a search's first read of an index (a pool's idle runners or
+// pending queue): the first entries usually decide. Later pages double, up to
+// MaxListLimit, so that a long search costs few requests. No bound is needed beyond the
+// index's end: reads are not part of a plan's transaction.
+const firstPage = 8
+
+// pageSize is the size of a search's next read after it has read `read` entries.
+func pageSize(read int) int { return min(max(firstPage, read), MaxListLimit) }
 
 // gate adds the pool's gate to the Change (once), before the plan reads the pool's idle
 // runners or pending queue to allocate (see Gate).
@@ -437,6 +561,8 @@ func (p *planner) gate(pool string) error {
 	return nil
 }
 
+// runnerFits reports whether the runner r of pool pl can run job: GitHub's rule, every job
+// label among the runner's labels, which are its pool's and its own.
 func (p *planner) runnerFits(r *Runner, pl Pool, job *Job) bool {
 	return Fits(job.Labels, append(slices.Clip(pl.Labels), r.Labels...))
 }
@@ -498,37 +624,46 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 }
 
 // firstFitting returns the highest-ranked job pending in queue's pool that the idle
-// runner r of pool pl can run, or nil. Reading a queue to allocate takes its gate.
+// runner r of pool pl can run, or nil, reading the queue page by page until a job fits
+// or the queue ends. Reading a queue to allocate takes its gate.
 func (p *planner) firstFitting(r *Runner, pl Pool, queue string) (*Job, error) {
 	if err := p.gate(queue); err != nil {
 		return nil, err
 	}
-	stored, err := p.e.Store.PendingJobs(p.ctx, queue, 16)
-	if err != nil {
-		return nil, err
+	fits := func(j *Job) bool {
+		return j.Allocation == AllocationPending && j.Pool == queue && p.runnerFits(r, pl, j)
 	}
-	var candidates []*Job
-	for _, j := range stored {
-		if cached, ok := p.jobs[j.ID]; ok {
-			j = cached
-		} else {
-			p.jobs[j.ID] = j
-		}
-		candidates = append(candidates, j)
-	}
-	// Jobs this plan made pending are not in the store's index yet.
+	// The jobs this plan has read or changed are judged as the plan sees them (those it
+	// made pending are not in the store's index yet); the rest as the index lists them.
+	var best *Job
 	for _, j := range p.jobs {
-		if j.Allocation == AllocationPending && j.Pool == queue && !slices.Contains(candidates, j) {
-			candidates = append(candidates, j)
+		if fits(j) && (best == nil || j.QueueKey < best.QueueKey) {
+			best = j
 		}
 	}
-	sort.Slice(candidates, func(a, b int) bool { return candidates[a].QueueKey < candidates[b].QueueKey })
-	for _, j := range candidates {
-		if j.Allocation == AllocationPending && j.Pool == queue && p.runnerFits(r, pl, j) {
-			return j, nil
+	for after, read := "", 0; ; {
+		size := pageSize(read)
+		page, err := p.e.Store.PendingJobs(p.ctx, queue, after, size)
+		if err != nil {
+			return nil, err
 		}
+		for _, j := range page {
+			if best != nil && j.QueueKey >= best.QueueKey {
+				return best, nil // the index is in queue order: nothing later ranks higher
+			}
+			if _, seen := p.jobs[j.ID]; seen {
+				continue
+			}
+			p.jobs[j.ID] = j
+			if fits(j) {
+				return j, nil
+			}
+		}
+		if len(page) < size {
+			return best, nil
+		}
+		read, after = read+len(page), page[len(page)-1].QueueKey
 	}
-	return nil, nil
 }
 
 func (p *planner) reserve(j *Job, r *Runner) {
@@ -543,19 +678,17 @@ func (p *planner) demand(j *Job) {
 }
 
 // start applies in_progress: the job runs on the runner GitHub names.
-func (p *planner) start(job *Job) (string, error) {
+func (p *planner) start(job *Job, from Status) (string, error) {
 	if job.ReservedRunner != "" && job.ReservedRunner != job.RunnerName {
 		// GitHub picked another runner: the reserved one goes to the next job.
 		if err := p.release(job.ReservedRunner, job.ID); err != nil {
 			return "", err
 		}
 	}
-	job.ReservedRunner, job.QueueKey = "", ""
-	alloc, err := p.finalAllocation(job)
-	if err != nil {
+	job.ReservedRunner = ""
+	if err := p.settle(job, from); err != nil {
 		return "", err
 	}
-	job.Allocation = alloc
 	r, err := p.runner(job.RunnerName)
 	if err != nil || r == nil {
 		return fmt.Sprintf("job %d in progress on unmanaged runner %q", job.ID, job.RunnerName), err
@@ -579,9 +712,6 @@ func (p *planner) start(job *Job) (string, error) {
 	}
 	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.at
 	p.seen(r)
-	if job.Pool == "" {
-		job.Pool = r.Pool
-	}
 	p.touch(r)
 	return fmt.Sprintf("job %d in progress on runner %s", job.ID, r.Name), nil
 }
@@ -608,12 +738,13 @@ func (p *planner) requeueReserved(r *Runner) error {
 }
 
 // complete applies completed: record the end and free the runner for the next job.
-func (p *planner) complete(job *Job) (string, error) {
-	alloc, err := p.finalAllocation(job)
-	if err != nil {
+func (p *planner) complete(job *Job, from Status) (string, error) {
+	if err := p.settle(job, from); err != nil {
 		return "", err
 	}
-	job.Allocation, job.QueueKey = alloc, ""
+	if err := p.retireEphemeral(job); err != nil {
+		return "", err
+	}
 	for _, name := range []string{job.ReservedRunner, job.RunnerName} {
 		if err := p.release(name, job.ID); err != nil {
 			return "", err
@@ -623,24 +754,37 @@ func (p *planner) complete(job *Job) (string, error) {
 	return fmt.Sprintf("job %d completed (%s) after %.0fs", job.ID, job.Conclusion, job.RunSeconds()), nil
 }
 
-// release frees a managed runner held by job: an ephemeral runner is removed, any other
-// becomes idle and is matched with the next pending job. A runner already given to
-// another job is left alone (events about the same runner can arrive out of order).
+// release frees a managed runner held by job (an ephemeral one that ran it is retired
+// already): it becomes idle and is matched with the next pending job. A runner already
+// given to another job is left alone (events about the same runner can arrive out of
+// order).
 func (p *planner) release(name string, jobID int64) error {
 	r, err := p.runner(name)
 	if err != nil || r == nil || r.JobID != jobID {
 		return err
-	}
-	if r.Ephemeral && r.State == RunnerBusy {
-		delete(p.runners, r.Name)
-		p.deleted[r.Name] = r
-		return nil
 	}
 	r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.at
 	p.seen(r)
 	p.touch(r)
 	_, err = p.match(r, anyQueues)
 	return err
+}
+
+// retireEphemeral removes the ephemeral runner that GitHub reports the completed job ran
+// on. Such a runner runs one job, so it is gone even when the job's in_progress has not
+// been processed yet and the runner is still listed idle or reserved for another job
+// (which is then placed again): it must not be given a job it will never run.
+func (p *planner) retireEphemeral(job *Job) error {
+	r, err := p.runner(job.RunnerName)
+	if err != nil || r == nil || !r.Ephemeral || (r.State == RunnerBusy && r.JobID != job.ID) {
+		return err
+	}
+	if err := p.requeueReserved(r); err != nil {
+		return err
+	}
+	delete(p.runners, r.Name)
+	p.deleted[r.Name] = r
+	return nil
 }
 
 // seen records that GitHub reported r at work at the plan's time: a runner that runs
@@ -651,8 +795,11 @@ func (p *planner) seen(r *Runner) {
 	}
 }
 
-// recordUse counts a pool use in the repository's profile.
-func (p *planner) recordUse(repo, pool string) error {
+// recordUse notes in the repository's profile that a job created at created used pool.
+// The profile keeps, per pool, the day of the latest such job (see Profile), so it is
+// written only when a pool joins it or a new day begins: the jobs of a busy repository
+// mostly leave it as it is, and a write that would change nothing is not made.
+func (p *planner) recordUse(repo, pool string, created time.Time) error {
 	if repo == "" {
 		return nil
 	}
@@ -663,17 +810,33 @@ func (p *planner) recordUse(repo, pool string) error {
 	if err != nil {
 		return err
 	}
-	if prof.PoolUses == nil {
-		prof.PoolUses = map[string]int{}
+	day := ProfileDay(created)
+	if last, ok := prof.PoolUses[pool]; ok && last >= day {
+		return nil
 	}
-	prof.PoolUses[pool]++
-	for len(prof.PoolUses) > maxProfilePools {
-		delete(prof.PoolUses, leastUsed(prof.PoolUses))
+	uses := maps.Clone(prof.PoolUses)
+	if uses == nil {
+		uses = map[string]int{}
 	}
+	uses[pool] = day
+	for len(uses) > maxProfilePools {
+		delete(uses, leastUsed(uses))
+	}
+	if maps.Equal(uses, prof.PoolUses) {
+		return nil // the pool was the least recent of a full profile
+	}
+	prof.PoolUses = uses
 	p.plan.Change.Profiles = append(p.plan.Change.Profiles, prof)
 	return nil
 }
 
+// ProfileDay is the day (since the Unix epoch, UTC) a profile records for a job created
+// at t.
+func ProfileDay(t time.Time) int { return int(t.Unix() / int64(24*time.Hour/time.Second)) }
+
+// leastUsed is the pool of the profile used least recently (the first by name of those
+// used on that day): which pool a full profile drops does not depend on the order in
+// which jobs are counted.
 func leastUsed(uses map[string]int) string {
 	least := ""
 	for _, name := range slices.Sorted(maps.Keys(uses)) {

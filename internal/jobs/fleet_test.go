@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -286,7 +287,6 @@ func TestRunnerOffline(t *testing.T) {
 		{jobs.RunnerIdle, t0.Add(-after), false},
 		{jobs.RunnerBusy, t0.Add(-after - time.Second), true},
 		{jobs.RunnerIdle, time.Time{}, true},
-		{jobs.RunnerOffline, t0, true},
 	}
 	for _, c := range cases {
 		r := &jobs.Runner{State: c.state, LastSeen: c.lastSeen}
@@ -419,17 +419,7 @@ func TestReturningRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
 // queue plans and commits a workflow_job "queued" delivery for job id.
 func queue(t *testing.T, e *jobs.Engine, id int64, labels []string, at time.Time) *jobs.Plan {
 	t.Helper()
-	rec := &delivery.Record{
-		Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprint("q-", id)}, Event: "workflow_job", Action: "queued",
-		ReceivedAt: at, State: delivery.Received,
-		Payload: testenv.JobPayload(t, testenv.Job{ID: id, Labels: labels, Status: "queued", Created: at, At: at}),
-	}
-	plan, err := e.Plan(t.Context(), rec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	commit(t, e, &plan.Change)
-	return plan
+	return deliver(t, e, fmt.Sprint("q-", id), testenv.Job{ID: id, Labels: labels, Status: "queued", Created: at}, at)
 }
 
 // When GitHub runs a job on another job's reserved runner, the displaced job is placed
@@ -490,5 +480,70 @@ func TestPlansReadABoundedNumberOfPools(t *testing.T) {
 	}
 	if n := len(plan.Change.Gates); n == 0 || n > 32 {
 		t.Fatalf("registering read %d pools' gates, want 1 to 32", n)
+	}
+}
+
+// Issue 9, item 7: silent runners stay in the idle index (offline is decided on read), so
+// a search for an idle runner reads past however many of them come first, and says so when
+// they are all it found.
+func TestSilentIdleRunnersDoNotHideALiveOne(t *testing.T) {
+	tests := []struct {
+		name        string
+		silent      int
+		live        bool
+		wantOutcome string
+	}{
+		{"eight silent, one live", 8, true, "reserved runner z-live"},
+		{"more silent than a page of the largest size", 130, true, "reserved runner z-live"},
+		{"only silent", 3, false, "3 fitting idle runner(s) offline, demand sent"},
+		{"none", 0, false, "no idle runner, demand sent"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEngine(t)
+			e.OfflineAfter = 5 * time.Minute
+			var fleet []*jobs.Runner
+			for i := range tc.silent {
+				fleet = append(fleet, &jobs.Runner{Name: fmt.Sprintf("a-%03d", i), Pool: "linux", State: jobs.RunnerIdle, LastSeen: t0.Add(-time.Hour)})
+			}
+			if tc.live {
+				fleet = append(fleet, &jobs.Runner{Name: "z-live", Pool: "linux", State: jobs.RunnerIdle, LastSeen: t0})
+			}
+			if len(fleet) > 0 {
+				commit(t, e, &jobs.Change{Runners: fleet})
+			}
+			plan := queue(t, e, 1, []string{"self-hosted", "linux", "x64"}, t0.Add(time.Minute))
+			if !strings.Contains(plan.Outcome, tc.wantOutcome) {
+				t.Errorf("outcome %q, want it to say %q", plan.Outcome, tc.wantOutcome)
+			}
+			j := job(t, e, 1)
+			if tc.live && (j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "z-live" || len(plan.Demands) != 0) {
+				t.Errorf("job %+v, demands %+v: want reserved for z-live, no demand", j, plan.Demands)
+			}
+			if !tc.live && (j.Allocation != jobs.AllocationPending || len(plan.Demands) != 1) {
+				t.Errorf("job %+v, demands %+v: want pending with a demand", j, plan.Demands)
+			}
+		})
+	}
+}
+
+// Issue 9, item 7: a runner looking for a job in another pool's queue reads past the jobs
+// it cannot run, however many rank ahead.
+func TestRunnerFindsAFittingJobDeepInAnotherQueue(t *testing.T) {
+	for _, ahead := range []int{0, 16, 120} {
+		t.Run(fmt.Sprint(ahead, " ahead"), func(t *testing.T) {
+			e := newEngine(t)
+			for i := range ahead { // gpu only, and ranked first
+				pending(t, e, int64(100+i), "gpu", t0, 100, "linux", "gpu")
+			}
+			pending(t, e, 1, "gpu", t0, 0, "linux") // fits gpu and linux
+			_, plan, err := e.RegisterRunner(t.Context(), jobs.RunnerSpec{Name: "linux-1", Pool: "linux"}, t0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if j := job(t, e, 1); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "linux-1" {
+				t.Fatalf("job 1 %+v (outcome %q): want reserved for linux-1", j, plan.Outcome)
+			}
+		})
 	}
 }

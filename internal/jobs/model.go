@@ -99,15 +99,14 @@ func between(a, b time.Time) float64 {
 	return b.Sub(a).Seconds()
 }
 
-// RunnerState is the state of a runner RunnerHub manages.
+// RunnerState is the state of a runner RunnerHub manages. Whether it is offline is not a
+// state but decided on read, from when it was last seen (Runner.Offline).
 type RunnerState string
 
 const (
 	RunnerIdle     RunnerState = "idle"
 	RunnerReserved RunnerState = "reserved"
 	RunnerBusy     RunnerState = "busy"
-	RunnerOffline  RunnerState = "offline"
-	RunnerDraining RunnerState = "draining"
 )
 
 // Runner is a self-hosted runner RunnerHub manages. Name is the runner name GitHub
@@ -152,7 +151,9 @@ type Run struct {
 // Profile remembers which pools a repository's jobs used, so a push can pre-warm them.
 type Profile struct {
 	Repository string
-	// PoolUses counts allocations per pool; only the most used few are kept.
+	// PoolUses maps each pool the repository's jobs ran in (or waited in until they ended)
+	// to the day of the latest of them, by creation (ProfileDay). Only the most recent few
+	// pools are kept. Pre-warming names them, most recent first.
 	PoolUses map[string]int
 	Version  int64
 }
@@ -222,10 +223,12 @@ type JobFilter struct {
 type Store interface {
 	Job(ctx context.Context, id int64) (*Job, error)
 	Runner(ctx context.Context, name string) (*Runner, error)
-	// IdleRunners returns up to limit idle runners of a pool, by name.
-	IdleRunners(ctx context.Context, pool string, limit int) ([]*Runner, error)
-	// PendingJobs returns up to limit pending jobs of a pool in queue order (QueueKey).
-	PendingJobs(ctx context.Context, pool string, limit int) ([]*Job, error)
+	// IdleRunners returns up to limit idle runners of a pool, by name, from the first
+	// whose name follows after ("" from the start): the next page is after the last name.
+	IdleRunners(ctx context.Context, pool, after string, limit int) ([]*Runner, error)
+	// PendingJobs returns up to limit pending jobs of a pool in queue order (QueueKey),
+	// from the first whose QueueKey follows after ("" from the start).
+	PendingJobs(ctx context.Context, pool, after string, limit int) ([]*Job, error)
 	Run(ctx context.Context, id int64) (*Run, error)
 	Profile(ctx context.Context, repository string) (*Profile, error)
 	// Pools returns the pools kept in the store (those created through the API), by name.

@@ -25,8 +25,8 @@ func (p Pool) Validate() error {
 		fail("labels must not be empty")
 	}
 	for i, l := range p.Labels {
-		if l == "" || len(l) > 100 {
-			fail("label %d must be 1-100 characters", i)
+		if l == "" || len(l) > maxLabelLength {
+			fail("label %d must be 1-%d characters", i, maxLabelLength)
 		}
 	}
 	if p.MinIdle < 0 {

@@ -61,15 +61,15 @@ func RankKey(rank time.Time, jobID int64) string {
 	return fmt.Sprintf("%020d#%020d", rank.UnixMicro()+rankOffset, jobID)
 }
 
-// Fits reports whether a job with jobLabels can run in a pool with poolLabels: every job
-// label must be among the pool's labels, compared case-insensitively, "self-hosted"
-// being implied for every pool.
-func Fits(jobLabels, poolLabels []string) bool {
+// Fits reports whether a job with jobLabels can run on a runner with runnerLabels (its
+// pool's and its own): every job label must be among them, compared case-insensitively,
+// "self-hosted" being implied for every runner.
+func Fits(jobLabels, runnerLabels []string) bool {
 	for _, l := range jobLabels {
 		if strings.EqualFold(l, "self-hosted") {
 			continue
 		}
-		if !slices.ContainsFunc(poolLabels, func(p string) bool { return strings.EqualFold(p, l) }) {
+		if !slices.ContainsFunc(runnerLabels, func(p string) bool { return strings.EqualFold(p, l) }) {
 			return false
 		}
 	}

@@ -29,7 +29,7 @@ func (e *Engine) StaleDemands(ctx context.Context, now time.Time, after time.Dur
 	}
 	var out []Demand
 	for _, pl := range pools {
-		pending, err := e.Store.PendingJobs(ctx, pl.Name, MaxResentPerPool)
+		pending, err := e.Store.PendingJobs(ctx, pl.Name, "", MaxResentPerPool)
 		if err != nil {
 			return nil, fmt.Errorf("pending jobs of pool %s: %w", pl.Name, err)
 		}

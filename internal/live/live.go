@@ -207,6 +207,6 @@ type Publisher interface {
 
 // PoolReader is the part of jobs.Store that pool-status messages read their counts from.
 type PoolReader interface {
-	PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error)
-	IdleRunners(ctx context.Context, pool string, limit int) ([]*jobs.Runner, error)
+	PendingJobs(ctx context.Context, pool, after string, limit int) ([]*jobs.Job, error)
+	IdleRunners(ctx context.Context, pool, after string, limit int) ([]*jobs.Runner, error)
 }

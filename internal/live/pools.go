@@ -106,11 +106,11 @@ func (h *Hub) poolStatuses(ctx context.Context, rec *delivery.Record, plan *jobs
 
 func (h *Hub) poolStatus(ctx context.Context, pool string, plan *jobs.Plan) (poolStatusData, error) {
 	d := poolStatusData{Pool: pool}
-	listed, err := h.Pools.PendingJobs(ctx, pool, poolCountCap)
+	listed, err := h.Pools.PendingJobs(ctx, pool, "", poolCountCap)
 	if err != nil {
 		return d, err
 	}
-	idle, err := h.Pools.IdleRunners(ctx, pool, poolCountCap)
+	idle, err := h.Pools.IdleRunners(ctx, pool, "", poolCountCap)
 	if err != nil {
 		return d, err
 	}

@@ -64,11 +64,11 @@ type countingReader struct {
 	reads int
 }
 
-func (c *countingReader) PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error) {
+func (c *countingReader) PendingJobs(ctx context.Context, pool, after string, limit int) ([]*jobs.Job, error) {
 	c.mu.Lock()
 	c.reads++
 	c.mu.Unlock()
-	return c.PoolReader.PendingJobs(ctx, pool, limit)
+	return c.PoolReader.PendingJobs(ctx, pool, after, limit)
 }
 
 type noSignals struct{}

@@ -1,6 +1,7 @@
 package testenv
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -19,6 +20,9 @@ type Job struct {
 	Repository string // repository.full_name; the fixture's when empty
 	Created    time.Time
 	At         time.Time // when this event happened (started_at / completed_at)
+	// Started is started_at once a runner has started the job (At when zero): GitHub's
+	// completed repeats the in_progress's started_at.
+	Started time.Time
 }
 
 // JobPayload returns testdata/workflow_job.queued.json rewritten into j: a realistic
@@ -42,7 +46,7 @@ func JobPayload(t testing.TB, j Job) []byte {
 	wj["started_at"] = j.Created.UTC().Format(time.RFC3339) // GitHub's value until a runner starts it
 	if j.Runner != "" {
 		wj["runner_name"], wj["runner_id"] = j.Runner, 7
-		wj["started_at"] = j.At.UTC().Format(time.RFC3339)
+		wj["started_at"] = cmp.Or(j.Started, j.At).UTC().Format(time.RFC3339)
 	}
 	if j.Conclusion != "" {
 		wj["conclusion"], wj["completed_at"] = j.Conclusion, j.At.UTC().Format(time.RFC3339)

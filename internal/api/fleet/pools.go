@@ -172,7 +172,7 @@ func (h *handlers) checkUnused(r *http.Request, name string) error {
 	if err != nil {
 		return err
 	}
-	pending, err := h.Engine.Store.PendingJobs(r.Context(), name, 1)
+	pending, err := h.Engine.Store.PendingJobs(r.Context(), name, "", 1)
 	if err != nil {
 		return err
 	}

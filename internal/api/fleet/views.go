@@ -56,8 +56,8 @@ type runnerView struct {
 	Pool      string   `json:"pool"`
 	Labels    []string `json:"labels"`
 	Ephemeral bool     `json:"ephemeral"`
-	// State is idle, reserved, busy, offline or draining, as last written; Offline says
-	// whether the runner counts as offline now (not seen for OfflineAfter).
+	// State is idle, reserved or busy, as last written; Offline says whether the runner
+	// counts as offline now (not seen for OfflineAfter).
 	State     string     `json:"state"`
 	Offline   bool       `json:"offline"`
 	JobID     *int64     `json:"jobId"`

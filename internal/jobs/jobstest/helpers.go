@@ -164,13 +164,23 @@ func mustProfile(t *testing.T, s jobs.Store, repo string) *jobs.Profile {
 
 func mustIdle(t *testing.T, s jobs.Store, pool string, limit int) []*jobs.Runner {
 	t.Helper()
-	rs, err := s.IdleRunners(t.Context(), pool, limit)
+	return mustIdleAfter(t, s, pool, "", limit)
+}
+
+func mustIdleAfter(t *testing.T, s jobs.Store, pool, after string, limit int) []*jobs.Runner {
+	t.Helper()
+	rs, err := s.IdleRunners(t.Context(), pool, after, limit)
 	return must(t, "IdleRunners "+pool, rs, err)
 }
 
 func mustPending(t *testing.T, s jobs.Store, pool string, limit int) []*jobs.Job {
 	t.Helper()
-	js, err := s.PendingJobs(t.Context(), pool, limit)
+	return mustPendingAfter(t, s, pool, "", limit)
+}
+
+func mustPendingAfter(t *testing.T, s jobs.Store, pool, after string, limit int) []*jobs.Job {
+	t.Helper()
+	js, err := s.PendingJobs(t.Context(), pool, after, limit)
 	return must(t, "PendingJobs "+pool, js, err)
 }
 

@@ -161,7 +161,7 @@ func versionedEntities(s jobs.Store) []versioned {
 		{
 			kind: "Runner",
 			write: func(v int64, note string) *jobs.Change {
-				return &jobs.Change{Runners: []*jobs.Runner{{Name: runnerName, Labels: []string{note}, State: jobs.RunnerOffline, Version: v}}}
+				return &jobs.Change{Runners: []*jobs.Runner{{Name: runnerName, Labels: []string{note}, State: jobs.RunnerBusy, Version: v}}}
 			},
 			read: func(ctx context.Context) (int64, string, error) {
 				r, err := s.Runner(ctx, runnerName)
@@ -286,7 +286,7 @@ func newAtomicFixture(t *testing.T, s Stores) *atomicFixture {
 	f := &atomicFixture{pool: newName("pool"), updatedAt: time.Now()}
 	f.pending = pendingJob(f.pool, time.Now(), 0)
 	f.idle = newRunner(f.pool, jobs.RunnerIdle)
-	f.doomed = newRunner(f.pool, jobs.RunnerOffline)
+	f.doomed = newRunner(f.pool, jobs.RunnerBusy)
 	f.run, f.profile = newRun(), newProfile()
 	mustCommit(t, s.Jobs, &jobs.Change{Jobs: []*jobs.Job{f.pending}, Runners: []*jobs.Runner{f.idle, f.doomed},
 		Runs: []*jobs.Run{f.run}, Profiles: []*jobs.Profile{f.profile}})
@@ -408,7 +408,7 @@ func testConflictWritesNothing(t *testing.T, s Stores) {
 		}},
 		{"StaleDeletedRunner", func(t *testing.T, s Stores, f *atomicFixture) {
 			r := mustRunner(t, s.Jobs, f.doomed.Name)
-			r.State = jobs.RunnerDraining
+			r.State = jobs.RunnerReserved
 			mustCommit(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{r}})
 		}},
 		{"StaleRun", func(t *testing.T, s Stores, f *atomicFixture) {
@@ -425,7 +425,7 @@ func testConflictWritesNothing(t *testing.T, s Stores) {
 			mustCommit(t, s.Jobs, &jobs.Change{Jobs: []*jobs.Job{{ID: f.newJob.ID, Status: jobs.StatusWaiting}}})
 		}},
 		{"NewRunnerExists", func(t *testing.T, s Stores, f *atomicFixture) {
-			mustCommit(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{{Name: f.newRunner.Name, State: jobs.RunnerOffline}}})
+			mustCommit(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{{Name: f.newRunner.Name, State: jobs.RunnerBusy}}})
 		}},
 		{"DeliveryFinished", func(t *testing.T, s Stores, f *atomicFixture) {
 			mustCommit(t, s.Jobs, &jobs.Change{Finish: finishOf(f.rec, delivery.Ignored, "ignored: finished elsewhere")})
@@ -459,10 +459,12 @@ func testIdleRunners(t *testing.T, s Stores) {
 		runner("-d", pool, jobs.RunnerBusy),
 		runner("-b", pool, jobs.RunnerIdle),
 		runner("-e", other, jobs.RunnerIdle),
-		runner("-f", pool, jobs.RunnerOffline),
+		runner("-f", pool, jobs.RunnerReserved),
 	}})
 	checkNames(t, "IdleRunners", runnerNames(mustIdle(t, s.Jobs, pool, 10)), base+"-a", base+"-b", base+"-c")
 	checkNames(t, "IdleRunners limit 2", runnerNames(mustIdle(t, s.Jobs, pool, 2)), base+"-a", base+"-b")
+	checkNames(t, "IdleRunners after the first page", runnerNames(mustIdleAfter(t, s.Jobs, pool, base+"-b", 2)), base+"-c")
+	checkNames(t, "IdleRunners after a name not listed", runnerNames(mustIdleAfter(t, s.Jobs, pool, base+"-a0", 10)), base+"-b", base+"-c")
 	checkNames(t, "IdleRunners of the other pool", runnerNames(mustIdle(t, s.Jobs, other, 10)), base+"-e")
 	checkNames(t, "IdleRunners of an unknown pool", runnerNames(mustIdle(t, s.Jobs, newName("pool"), 10)))
 	if got := mustIdle(t, s.Jobs, pool, 10); len(got) > 0 {
@@ -501,6 +503,7 @@ func testPendingJobs(t *testing.T, s Stores) {
 
 	checkIDs(t, "PendingJobs", jobIDs(mustPending(t, s.Jobs, pool, 10)), b.ID, c.ID, a.ID, d.ID)
 	checkIDs(t, "PendingJobs limit 2", jobIDs(mustPending(t, s.Jobs, pool, 2)), b.ID, c.ID)
+	checkIDs(t, "PendingJobs after the first page", jobIDs(mustPendingAfter(t, s.Jobs, pool, c.QueueKey, 2)), a.ID, d.ID)
 	checkIDs(t, "PendingJobs of the other pool", jobIDs(mustPending(t, s.Jobs, other, 10)), elsewhere.ID)
 	checkIDs(t, "PendingJobs of an unknown pool", jobIDs(mustPending(t, s.Jobs, newName("pool"), 10)))
 	if got := mustPending(t, s.Jobs, pool, 1); len(got) == 1 {

@@ -214,14 +214,16 @@ func list[K comparable, V any](m *mem, entities map[K]V, match func(V) bool, ord
 	return out[:min(limit, len(out))]
 }
 
-func (m *mem) IdleRunners(_ context.Context, pool string, limit int) ([]*jobs.Runner, error) {
-	idle := func(r jobs.Runner) bool { return r.Pool == pool && r.State == jobs.RunnerIdle }
+func (m *mem) IdleRunners(_ context.Context, pool, after string, limit int) ([]*jobs.Runner, error) {
+	idle := func(r jobs.Runner) bool { return r.Pool == pool && r.State == jobs.RunnerIdle && r.Name > after }
 	byName := func(a, b jobs.Runner) int { return strings.Compare(a.Name, b.Name) }
 	return list(m, m.runners, idle, byName, limit, cloneRunner), nil
 }
 
-func (m *mem) PendingJobs(_ context.Context, pool string, limit int) ([]*jobs.Job, error) {
-	pending := func(j jobs.Job) bool { return j.Pool == pool && j.Allocation == jobs.AllocationPending }
+func (m *mem) PendingJobs(_ context.Context, pool, after string, limit int) ([]*jobs.Job, error) {
+	pending := func(j jobs.Job) bool {
+		return j.Pool == pool && j.Allocation == jobs.AllocationPending && j.QueueKey > after
+	}
 	byQueueKey := func(a, b jobs.Job) int { return strings.Compare(a.QueueKey, b.QueueKey) }
 	return list(m, m.jobs, pending, byQueueKey, limit, cloneJob), nil
 }

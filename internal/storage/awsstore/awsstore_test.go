@@ -124,8 +124,8 @@ func TestRequestsPerCall(t *testing.T) {
 		{"Runner", func(ctx context.Context) error { return ignore(store.Runner(ctx, f.runner.Name)) }, []string{"GetItem"}},
 		{"Run", func(ctx context.Context) error { return ignore(store.Run(ctx, f.run.ID)) }, []string{"GetItem"}},
 		{"Profile", func(ctx context.Context) error { return ignore(store.Profile(ctx, f.profile.Repository)) }, []string{"GetItem"}},
-		{"IdleRunners", func(ctx context.Context) error { return ignore(store.IdleRunners(ctx, f.pool, 10)) }, []string{"Query"}},
-		{"PendingJobs", func(ctx context.Context) error { return ignore(store.PendingJobs(ctx, f.pool, 10)) }, []string{"Query"}},
+		{"IdleRunners", func(ctx context.Context) error { return ignore(store.IdleRunners(ctx, f.pool, "", 10)) }, []string{"Query"}},
+		{"PendingJobs", func(ctx context.Context) error { return ignore(store.PendingJobs(ctx, f.pool, "", 10)) }, []string{"Query"}},
 		{"Commit reservation and finish", f.commit(store), []string{"TransactWriteItems"}},
 		{"Commit again (conflict)", f.commitConflict(store), []string{"TransactWriteItems"}},
 		// Management and statistics.

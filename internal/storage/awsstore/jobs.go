@@ -102,14 +102,14 @@ func (s *Store) Profile(ctx context.Context, repository string) (*jobs.Profile, 
 // IdleRunners queries the byTime index for the pool's idle runners, by name. The index is
 // eventually consistent: a runner it lists may have just been taken, which the version
 // check of the Commit that reserves it catches.
-func (s *Store) IdleRunners(ctx context.Context, pool string, limit int) ([]*jobs.Runner, error) {
-	return queryIndex(ctx, s, idlePrefix+pool, limit, "idle runners of pool "+pool, decodeRunner)
+func (s *Store) IdleRunners(ctx context.Context, pool, after string, limit int) ([]*jobs.Runner, error) {
+	return queryIndex(ctx, s, idlePrefix+pool, after, limit, "idle runners of pool "+pool, decodeRunner)
 }
 
 // PendingJobs queries the byTime index for the pool's pending jobs in queue order
 // (eventually consistent, as IdleRunners).
-func (s *Store) PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error) {
-	return queryIndex(ctx, s, pendingPrefix+pool, limit, "pending jobs of pool "+pool, decodeJob)
+func (s *Store) PendingJobs(ctx context.Context, pool, after string, limit int) ([]*jobs.Job, error) {
+	return queryIndex(ctx, s, pendingPrefix+pool, after, limit, "pending jobs of pool "+pool, decodeJob)
 }
 
 // Pools queries the pools partition (strongly consistent), by name.
@@ -153,9 +153,10 @@ func getEntity[T any](ctx context.Context, s *Store, key map[string]types.Attrib
 	return v, nil
 }
 
-// queryIndex reads up to limit items of one byTime partition in sort key order.
-func queryIndex[T any](ctx context.Context, s *Store, partition string, limit int, what string, decode func(map[string]types.AttributeValue) (T, error)) ([]T, error) {
-	return queryRange(ctx, s, gsi{name: indexByTime, pk: attrGSI1PK, sk: attrGSI1SK}, partition, "", false, limit, what, decode)
+// queryIndex reads up to limit items of one byTime partition in sort key order, from the
+// first whose sort key follows after.
+func queryIndex[T any](ctx context.Context, s *Store, partition, after string, limit int, what string, decode func(map[string]types.AttributeValue) (T, error)) ([]T, error) {
+	return queryRange(ctx, s, gsi{name: indexByTime, pk: attrGSI1PK, sk: attrGSI1SK}, partition, after, false, limit, what, decode)
 }
 
 // query runs in page by page, handing each item to each, until limit items (0: all) have

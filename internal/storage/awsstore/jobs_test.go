@@ -66,7 +66,7 @@ func TestConcurrentReserveOneWinner(t *testing.T) {
 		for i := range racers {
 			wg.Go(func() {
 				// Each racer reads the idle runner and its job, as a processor would.
-				idle, err := store.IdleRunners(t.Context(), pool, 1)
+				idle, err := store.IdleRunners(t.Context(), pool, "", 1)
 				if err != nil || len(idle) != 1 {
 					errs[i] = fmt.Errorf("IdleRunners: %v, %v", idle, err)
 					return
@@ -106,7 +106,7 @@ func TestConcurrentReserveOneWinner(t *testing.T) {
 			t.Fatalf("round %d: runner %s for job %d at version %d, want reserved for job %d at version 2",
 				round, got.State, got.JobID, got.Version, want)
 		}
-		left, err := store.PendingJobs(t.Context(), pool, racers)
+		left, err := store.PendingJobs(t.Context(), pool, "", racers)
 		if err != nil || len(left) != racers-1 {
 			t.Fatalf("round %d: %d jobs still pending (%v), want %d", round, len(left), err, racers-1)
 		}

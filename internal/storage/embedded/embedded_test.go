@@ -215,10 +215,10 @@ func TestJobStateSurvivesRestart(t *testing.T) {
 	}
 	defer db.Close()
 	s := db.Store()
-	if pending, err := s.PendingJobs(ctx, "linux", 10); err != nil || len(pending) != 1 || pending[0].ID != 42 {
+	if pending, err := s.PendingJobs(ctx, "linux", "", 10); err != nil || len(pending) != 1 || pending[0].ID != 42 {
 		t.Fatalf("pending after restart: %+v %v", pending, err)
 	}
-	if idle, err := s.IdleRunners(ctx, "linux", 10); err != nil || len(idle) != 1 || idle[0].Name != "runner-1" {
+	if idle, err := s.IdleRunners(ctx, "linux", "", 10); err != nil || len(idle) != 1 || idle[0].Name != "runner-1" {
 		t.Fatalf("idle after restart: %+v %v", idle, err)
 	}
 	hour := delivery.Hour(rec.ReceivedAt)

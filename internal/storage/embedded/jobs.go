@@ -54,12 +54,12 @@ func (s *Store) Profile(ctx context.Context, repository string) (*jobs.Profile, 
 	return lookup[jobs.Profile](s.db, bucketProfiles, []byte(repository), "profile of "+repository)
 }
 
-func (s *Store) IdleRunners(ctx context.Context, pool string, limit int) ([]*jobs.Runner, error) {
-	return listRange[jobs.Runner](s.db, bucketIdleRunners, bucketRunners, pool, "", false, limit)
+func (s *Store) IdleRunners(ctx context.Context, pool, after string, limit int) ([]*jobs.Runner, error) {
+	return listRange[jobs.Runner](s.db, bucketIdleRunners, bucketRunners, pool, after, false, limit)
 }
 
-func (s *Store) PendingJobs(ctx context.Context, pool string, limit int) ([]*jobs.Job, error) {
-	return listRange[jobs.Job](s.db, bucketPendingJobs, bucketJobs, pool, "", false, limit)
+func (s *Store) PendingJobs(ctx context.Context, pool, after string, limit int) ([]*jobs.Job, error) {
+	return listRange[jobs.Job](s.db, bucketPendingJobs, bucketJobs, pool, after, false, limit)
 }
 
 // lookup reads the entity stored under key; an absent one is jobs.ErrNotFound.

@@ -33,7 +33,7 @@ func main() {
 	ing := app.Ingest()
 	deadLetters := app.Queue.DeadLetters(cfg.EventsDLQURL)
 	webhooks := deliveries.Routes(deliveries.Deps{
-		Store: app.Store, Lister: app.Store, Counters: app.Store,
+		Store: app.Store, Lister: app.Store, Counters: app.Store, JobCounters: app.Store,
 		Queue: app.Queue, DeadLetters: deadLetters,
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
 	})

@@ -220,6 +220,7 @@ func (p *planner) workflowJob() error {
 		return err
 	}
 	from := job.Status
+	wasQueued := !job.QueuedAt.IsZero() && job.StartedAt.IsZero()
 	merge(job, ev, p.rec)
 	p.touch(job)
 	advanced := job.Status.Rank() > from.Rank()
@@ -241,6 +242,7 @@ func (p *planner) workflowJob() error {
 		what, err = p.complete(job)
 	}
 	p.plan.Outcome = what
+	p.countJob(job, wasQueued, advanced && job.Status == StatusCompleted)
 	return err
 }
 

@@ -122,7 +122,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	routes := slices.Concat(ing.Routes(), m.Routes(), dashboard.Routes(),
 		hub.Routes(), live.TicketRoutes(tickets, "", time.Now),
 		deliveries.Routes(deliveries.Deps{
-			Store: store, Lister: store, Counters: store, Queue: queue, DeadLetters: queue,
+			Store: store, Lister: store, Counters: store, JobCounters: store, Queue: queue, DeadLetters: queue,
 			// POST /api/webhooks/test goes through the webhook endpoint itself.
 			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log,
 		}),

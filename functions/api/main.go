@@ -38,14 +38,15 @@ func main() {
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
 	})
 	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
-	if cfg.WSEndpoint != "" { // runner changes made here are announced like the processor's
-		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
-		awsapp.Must(app, err)
-		engine.Committed = hub.AnnounceFleetChanges()
-	}
 	runners := fleet.Deps{
 		Engine:  engine,
 		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log,
+	}
+	if cfg.WSEndpoint != "" { // runner and pool changes made here are announced like the processor's
+		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
+		awsapp.Must(app, err)
+		engine.Committed = hub.AnnounceFleetChanges()
+		runners.PoolChanged = hub.AnnouncePoolChanges()
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures
 	// are the processor function's EMF lines (its registry would not outlive it).

@@ -11,8 +11,9 @@ import (
 // fixed handful of numbers that concurrent commits can add to, whatever the number of
 // jobs; the price is that a quantile is known to within its bucket.
 var QueueTimeBounds = [...]time.Duration{
-	5 * time.Second, 15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 5 * time.Minute,
-	10 * time.Minute, 20 * time.Minute, 30 * time.Minute, time.Hour, 2 * time.Hour, 6 * time.Hour,
+	time.Second, 2 * time.Second, 5 * time.Second, 10 * time.Second, 20 * time.Second, 30 * time.Second,
+	time.Minute, 2 * time.Minute, 5 * time.Minute, 10 * time.Minute, 20 * time.Minute, 30 * time.Minute,
+	time.Hour, 2 * time.Hour, 6 * time.Hour,
 }
 
 // QueueTimeBuckets is the number of buckets of the queue-time histogram.
@@ -99,11 +100,13 @@ type Counters interface {
 }
 
 // countJob adds the counts a job's move earns to the plan's Change: its queue time when
-// it starts after RunnerHub saw it queued (wasQueued: a queued time and no started time
-// before this event; a queued event that arrives after the start tells no wait), its
-// conclusion when it completes.
+// a runner starts it after RunnerHub saw it queued (wasQueued: a queued time and no
+// started time before this event; a queued event that arrives after the start tells no
+// wait), its conclusion when it completes. A job cancelled before any runner took it
+// has a started_at too (GitHub's creation time): it never waited its turn out, so it
+// counts no queue time.
 func (p *planner) countJob(job *Job, wasQueued, completed bool) {
-	if wasQueued && !job.StartedAt.IsZero() {
+	if wasQueued && !job.StartedAt.IsZero() && job.RunnerName != "" {
 		wait := max(0, job.StartedAt.Sub(job.QueuedAt))
 		p.plan.Change.QueueTimes = append(p.plan.Change.QueueTimes, QueueTime{JobID: job.ID, StartedAt: job.StartedAt, Wait: wait})
 	}

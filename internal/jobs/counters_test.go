@@ -20,16 +20,19 @@ func TestPlanCountsQueueTimeAndConclusion(t *testing.T) {
 	}
 	queued, started, completed := event{"queued", 0}, event{"in_progress", 90 * time.Second}, event{"completed", 5 * time.Minute}
 	tests := []struct {
-		name        string
-		events      []event
+		name   string
+		events []event
+		// cancelled: no runner ever takes the job (GitHub's started_at stays its creation time).
+		cancelled   bool
 		queueTimes  string
 		conclusions string
 	}{
-		{"in order", []event{queued, started, completed}, "[{1 2026-03-01 12:01:30 +0000 UTC 1m30s}]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
-		{"repeated", []event{queued, queued, started, started, completed, completed}, "[{1 2026-03-01 12:01:30 +0000 UTC 1m30s}]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
-		{"no in_progress", []event{queued, completed}, "[{1 2026-03-01 12:05:00 +0000 UTC 5m0s}]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
-		{"queued late", []event{started, {"queued", 2 * time.Minute}, completed}, "[]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
-		{"completed first", []event{completed, queued, started}, "[]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
+		{"in order", []event{queued, started, completed}, false, "[{1 2026-03-01 12:01:30 +0000 UTC 1m30s}]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
+		{"repeated", []event{queued, queued, started, started, completed, completed}, false, "[{1 2026-03-01 12:01:30 +0000 UTC 1m30s}]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
+		{"no in_progress", []event{queued, completed}, false, "[{1 2026-03-01 12:05:00 +0000 UTC 5m0s}]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
+		{"queued late", []event{started, {"queued", 2 * time.Minute}, completed}, false, "[]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
+		{"completed first", []event{completed, queued, started}, false, "[]", "[{1 2026-03-01 12:05:00 +0000 UTC failure}]"},
+		{"cancelled while queued", []event{queued, {"completed", 5 * time.Minute}}, true, "[]", "[{1 2026-03-01 12:05:00 +0000 UTC cancelled}]"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -38,8 +41,11 @@ func TestPlanCountsQueueTimeAndConclusion(t *testing.T) {
 			var conclusions []jobs.Concluded
 			for i, ev := range tc.events {
 				at := t0.Add(ev.at)
-				body := testenv.JobPayload(t, testenv.Job{ID: 1, Labels: []string{"linux"}, Status: ev.status,
-					Runner: "r1", Conclusion: "failure", Created: t0, At: at})
+				job := testenv.Job{ID: 1, Labels: []string{"linux"}, Status: ev.status, Runner: "r1", Conclusion: "failure", Created: t0, At: at}
+				if tc.cancelled {
+					job.Runner, job.Conclusion = "", "cancelled"
+				}
+				body := testenv.JobPayload(t, job)
 				rec := &delivery.Record{Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprint(i)}, Event: "workflow_job",
 					Action: ev.status, Payload: body, ReceivedAt: at}
 				plan, err := e.Plan(t.Context(), rec)
@@ -77,7 +83,7 @@ func TestQueueTimeQuantile(t *testing.T) {
 		// One job in (30s, 1m]: the median is halfway through the bucket.
 		{"one job", hour(map[time.Duration]int64{40 * time.Second: 1}), 45 * time.Second, 57 * time.Second},
 		// Nine quick jobs and one slow one: p50 among the quick, p90 at the end of them.
-		{"a slow tail", hour(map[time.Duration]int64{time.Second: 9, 40 * time.Minute: 1}), 2777777777, 5 * time.Second},
+		{"a slow tail", hour(map[time.Duration]int64{time.Second: 9, 40 * time.Minute: 1}), 555555555, time.Second},
 		// Past the last bound the estimate stops at that bound.
 		{"open-ended bucket", hour(map[time.Duration]int64{24 * time.Hour: 2}), 6 * time.Hour, 6 * time.Hour},
 	}

@@ -173,7 +173,7 @@ func TestStatisticsJobFigures(t *testing.T) {
 			if q := h.QueueTime; q != nil {
 				got = fmt.Sprintf("%d jobs, p50 %.2fs, p90 %.2fs", q.Jobs, q.P50Seconds, q.P90Seconds)
 			}
-			want := map[int]string{23: "10 jobs, p50 2.78s, p90 5.00s", 21: "1 jobs, p50 45.00s, p90 57.00s"}[i]
+			want := map[int]string{23: "10 jobs, p50 0.56s, p90 1.00s", 21: "1 jobs, p50 45.00s, p90 57.00s"}[i]
 			if got != want {
 				t.Errorf("hour %d queueTime %q, want %q", i, got, want)
 			}

@@ -238,13 +238,14 @@ func testJobCounts(t *testing.T, s Stores, c *counting) {
 		QueueTimes:  []jobs.QueueTime{{JobID: job, StartedAt: c.at(1, time.Minute), Wait: 5 * time.Second}},
 		Conclusions: []jobs.Concluded{{JobID: job, CompletedAt: c.at(1, 2*time.Minute), Conclusion: "success"}},
 	})
-	fiveMinutes := jobs.QueueTimeBucket(3 * time.Minute)
+	// 3 s and 5 s share a bucket (up to 5 s).
+	seconds, minutes := jobs.QueueTimeBucket(3*time.Second), jobs.QueueTimeBucket(3*time.Minute)
 	c.checkJobs(t, s.JobCounters, "hours [0, 4)", 0, 4,
 		c.jobCount(0, nil, map[string]int64{"failure": 1}),
-		c.jobCount(1, map[int]int64{0: 2, fiveMinutes: 1}, map[string]int64{"success": 2}),
+		c.jobCount(1, map[int]int64{seconds: 2, minutes: 1}, map[string]int64{"success": 2}),
 		c.jobCount(3, map[int]int64{jobs.QueueTimeBuckets - 1: 1}, nil))
 	c.checkJobs(t, s.JobCounters, "hours [1, 3)", 1, 2,
-		c.jobCount(1, map[int]int64{0: 2, fiveMinutes: 1}, map[string]int64{"success": 2}))
+		c.jobCount(1, map[int]int64{seconds: 2, minutes: 1}, map[string]int64{"success": 2}))
 	c.checkJobs(t, s.JobCounters, "hour [2, 3), nothing counted", 2, 1)
 }
 

@@ -225,6 +225,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		// Within the live path's time: the page polls only every 5 s, and only without a socket.
 		holds("the card shows the new settings", 1500*time.Millisecond,
 			`document.querySelector("#conn").dataset.state === "live" && t.card("k8s", "minIdle") === "1" && t.card("k8s", "maxRunners") === "7"`)
+		// A new pool, with long names for the phone layout to fit.
+		call(http.MethodPut, "/api/pools/gpu-large-instances", `{"labels":["gpu"],"maxRunners":2}`)
+		holds("the new pool's card appears", 1500*time.Millisecond, `t.card("gpu-large-instances", "maxRunners") === "2"`)
+		call(http.MethodPost, "/api/runners", `{"name":"gpu-large-instances-runner-0042","pool":"gpu-large-instances","labels":["gpu"]}`)
+		holds("its runner is listed", 1500*time.Millisecond, `!!t.runner("gpu-large-instances-runner-0042")`)
 	}
 
 	{ // a dropped socket
@@ -255,10 +260,16 @@ func TestDashboardInBrowser(t *testing.T) {
 			}
 			return out;
 		})()`)
-		noneOf(t, browser, "names broken or cut mid-word", 0, `[...document.querySelectorAll(".name .word")].filter(w => {
-			const range = document.createRange(); range.selectNodeContents(w);
-			return range.getClientRects().length !== 1 || w.scrollWidth > w.clientWidth;
-		}).map(w => w.textContent)`)
+		// Names are runners', pools', jobs' and repositories' names: each word must sit whole
+		// on one line.
+		noneOf(t, browser, "names broken or cut mid-word", 0, `(() => {
+			const words = [...document.querySelectorAll(".name .word")];
+			const broken = words.filter(w => {
+				const range = document.createRange(); range.selectNodeContents(w);
+				return range.getClientRects().length !== 1 || w.scrollWidth > w.clientWidth;
+			}).map(w => w.textContent);
+			return words.length < 50 ? ["only " + words.length + " words of names on the page"] : broken;
+		})()`)
 		screenshot(t, browser, "dashboard-phone.png")
 		if _, err := chromedp.Run(browser, chromedp.EmulateViewport(1280, 800)); err != nil {
 			t.Fatal(err)
@@ -285,6 +296,11 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		holds("signed in again, the data is back", 5*time.Second,
 			`document.querySelector("#conn").dataset.state === "live" && t.card("k8s", "maxRunners") === "7" && !!t.runner("spare")`)
+		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS("#sign-out"))); err != nil {
+			t.Fatal(err)
+		}
+		holds("signing out forgets the token and the figures", time.Second,
+			`!sessionStorage.getItem("runnerhub-token") && !document.querySelector("#login-section").hidden && document.querySelectorAll("tbody tr, #pools > *").length === 0`)
 	}
 }
 

@@ -38,24 +38,20 @@ const (
 // the pool cards and the runners list, each job's reserved runner and coloured
 // conclusion, a wait that ticks by itself, coloured delivery outcomes with short ids,
 // the three charts with their axes, a pool changed through the API, recovery from a
-// dropped socket, the phone layout at 390 px, and the signed-out state once the token
-// is no longer valid. Screenshots go to build/artifacts/.
+// dropped socket, the phone layout at 390 px, the signed-out state once the token is no
+// longer valid, and the page with a read-only token. Screenshots go to build/artifacts/.
 func TestDashboardInBrowser(t *testing.T) {
 	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
 	pools := `[{"name":"k8s","labels":["k8s","linux"],"minIdle":0,"maxRunners":3}]`
 	stack := startRestartable(t, map[string]string{"RUNNERHUB_API_TOKENS": browserToken, "RUNNERHUB_POOLS": pools})
 	base := stack.base
 	ctx := context.Background()
+	adminToken := browserToken // until the restart below
 	call := func(method, path, body string) {
 		t.Helper()
-		req, _ := http.NewRequest(method, base+path, strings.NewReader(body))
-		req.Header.Set("Authorization", "Bearer "+browserToken)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode/100 != 2 {
-			t.Fatalf("%s %s: %v %v", method, path, resp, err)
+		if code, answer := apiCall(t, base, adminToken, method, path, body); code/100 != 2 {
+			t.Fatalf("%s %s: %d %s", method, path, code, answer)
 		}
-		resp.Body.Close()
 	}
 	// The runner registers the way whatever starts runners does.
 	call(http.MethodPost, "/api/runners", `{"name":"spare","pool":"k8s","labels":["k8s","linux"]}`)
@@ -282,8 +278,9 @@ func TestDashboardInBrowser(t *testing.T) {
 	}
 
 	{ // signed out when the token is no longer valid
-		const next = "browser-test-next-token-0123456789"
-		stack.restart(map[string]string{"RUNNERHUB_API_TOKENS": next, "RUNNERHUB_POOLS": pools})
+		const next, readOnly = "browser-test-next-token-0123456789", "browser-test-read-token-0123456789"
+		stack.restart(map[string]string{"RUNNERHUB_API_TOKENS": next, "RUNNERHUB_API_READ_TOKENS": readOnly, "RUNNERHUB_POOLS": pools})
+		adminToken = next
 		holds("the page signs out and clears what it showed", 15*time.Second, `(() => {
 			const shown = document.querySelector("main").innerText;
 			return document.querySelector("#conn").dataset.state === "unauthorized" && !document.querySelector("#login-section").hidden &&
@@ -293,14 +290,29 @@ func TestDashboardInBrowser(t *testing.T) {
 		})()`)
 		screenshot(t, browser, "dashboard-signed-out.png")
 
-		if _, err := chromedp.Run(browser, chromedp.SendKeys(chromedp.CSS("#token-input"), next)); err != nil {
+		// Signing in again with a read-only token (RUNNERHUB_API_READ_TOKENS): the page
+		// reads everything, live, and asks for nothing it may not do.
+		eval(`window.signInAt = performance.now()`)
+		if _, err := chromedp.Run(browser, chromedp.SendKeys(chromedp.CSS("#token-input"), readOnly)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS(`#login button[type="submit"]`))); err != nil {
 			t.Fatal(err)
 		}
-		holds("signed in again, the data is back", 5*time.Second,
-			`document.querySelector("#conn").dataset.state === "live" && t.card("k8s", "maxRunners") === "7" && !!t.runner("spare")`)
+		holds("signed in with a read-only token, the data is back", 5*time.Second,
+			`document.querySelector("#conn").dataset.state === "live" && t.card("k8s", "maxRunners") === "7" && !!t.runner("spare") &&
+			!!document.querySelector("#queue-chart svg") && !!t.job(4242)`)
+		send("queued", "", "", 4400)
+		call(http.MethodPut, "/api/pools/k8s", `{"labels":["k8s","linux"],"minIdle":1,"maxRunners":9}`)
+		holds("the read-only page is live: a delivery and a pool change show", liveWithin,
+			`!!t.job(4400) && t.card("k8s", "maxRunners") === "9"`)
+		// Requests made with the old token may still be answering (401): only those made since count.
+		noneOf(t, browser, "requests of the read-only page refused", 0, `(() => {
+			const made = performance.getEntriesByType("resource").filter(e => e.startTime >= window.signInAt && e.name.includes("/api/"));
+			const refused = made.filter(e => e.responseStatus !== 200).map(e => e.name + " " + e.responseStatus);
+			return made.some(e => e.name.endsWith("/api/ws/ticket")) && made.length >= 7 ? refused : ["only " + made.length + " API requests seen"];
+		})()`)
+		screenshot(t, browser, "dashboard-read-only.png")
 		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS("#sign-out"))); err != nil {
 			t.Fatal(err)
 		}

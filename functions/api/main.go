@@ -35,21 +35,22 @@ func main() {
 	ing := app.Ingest()
 	deadLetters := app.Queue.DeadLetters(cfg.EventsDLQURL)
 	webhooks := deliveries.Routes(deliveries.Deps{
-		Store: app.Store, Lister: app.Store, Counters: app.Store,
+		Store: app.Store, Lister: app.Store, Counters: app.Store, JobCounters: app.Store,
 		Queue: app.Queue, DeadLetters: deadLetters,
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
 		// The ReconcilerFunction's given-up deliveries, from its checkpoint.
 		GivenUp: reconcile.GivenUpCount(app.Store, time.Now),
 	})
 	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
-	if cfg.WSEndpoint != "" { // runner changes made here are announced like the processor's
-		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
-		awsapp.Must(app, err)
-		engine.Committed = hub.AnnounceFleetChanges()
-	}
 	runners := fleet.Deps{
 		Engine:  engine,
 		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log,
+	}
+	if cfg.WSEndpoint != "" { // runner and pool changes made here are announced like the processor's
+		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
+		awsapp.Must(app, err)
+		engine.Committed = hub.AnnounceFleetChanges()
+		runners.PoolChanged = hub.AnnouncePoolChanges()
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures
 	// are the processor function's EMF lines (its registry would not outlive it).

@@ -228,6 +228,7 @@ func (p *planner) workflowJob() error {
 		return err
 	}
 	from := job.Status
+	wasQueued := !job.QueuedAt.IsZero() && job.StartedAt.IsZero()
 	merge(job, ev, p.rec)
 	if job.Allocation == AllocationPending {
 		// An earlier queued delivery (another hook's) may have moved QueuedAt back.
@@ -253,6 +254,7 @@ func (p *planner) workflowJob() error {
 		what, err = p.complete(job, from)
 	}
 	p.plan.Outcome = what
+	p.countJob(job, wasQueued, advanced && job.Status == StatusCompleted)
 	return err
 }
 

@@ -193,6 +193,10 @@ type Change struct {
 	Profiles      []*Profile
 	Gates         []*Gate
 	Finish        *Finish
+	// QueueTimes and Conclusions are added to the hourly job counters (Counters) in the
+	// same write, so that a count is neither lost nor doubled.
+	QueueTimes  []QueueTime
+	Conclusions []Concluded
 }
 
 // ErrConflict means a Change was not written because something it read has changed

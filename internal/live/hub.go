@@ -193,6 +193,34 @@ func (h *Hub) AnnounceFleetChanges() func(ctx context.Context, plan *jobs.Plan) 
 	}
 }
 
+// AnnouncePoolChanges returns a fleet.Deps.PoolChanged hook: a pool created, replaced or
+// deleted through the API is announced as a pool-status message with the pool's counts
+// now (no delivery stands behind it), so that pages showing the pool's settings read
+// them again. Like AnnounceFleetChanges, it waits a bounded time and logs failures.
+func (h *Hub) AnnouncePoolChanges() func(ctx context.Context, pool string) {
+	return func(ctx context.Context, pool string) {
+		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		defer cancel()
+		if err := h.publishPoolChange(ctx, pool); err != nil {
+			h.log().WarnContext(ctx, "live update of a pool change failed", "pool", pool, "error", err)
+		}
+	}
+}
+
+func (h *Hub) publishPoolChange(ctx context.Context, pool string) error {
+	conns, err := h.Registry.List(ctx, h.now())
+	if err != nil || len(conns) == 0 {
+		return err
+	}
+	d := poolStatusData{Pool: pool}
+	if h.Pools != nil {
+		if d, err = h.poolStatus(ctx, pool, &jobs.Plan{}); err != nil {
+			return fmt.Errorf("pool-status of %s: %w", pool, err)
+		}
+	}
+	return h.fanOut(ctx, conns, []Message{{Event: EventPoolStatus, At: h.now(), Data: d}})
+}
+
 type frame struct {
 	room string
 	data []byte

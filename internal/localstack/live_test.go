@@ -129,6 +129,24 @@ func TestLiveUpdates(t *testing.T) {
 	if ev, _, data := next(); ev != live.EventPoolStatus || data["pool"] != "ubuntu" || data["pending"] != float64(0) {
 		t.Fatalf("after registration: %s %v, want pool-status with nothing pending", ev, data)
 	}
+
+	// So is a pool created, replaced or deleted through the API, with the pool's counts.
+	for _, change := range []struct{ method, body string }{
+		{http.MethodPut, `{"labels":["ubuntu-latest"],"minIdle":1,"maxRunners":5}`},
+		{http.MethodDelete, ""},
+	} {
+		req, _ := http.NewRequest(change.method, base+"/api/pools/ubuntu", strings.NewReader(change.body))
+		req.Header.Set("Authorization", "Bearer "+token)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err = http.DefaultClient.Do(req)
+		if err != nil || resp.StatusCode/100 != 2 {
+			t.Fatalf("%s pool: %v %v", change.method, resp, err)
+		}
+		resp.Body.Close()
+		if ev, _, data := next(); ev != live.EventPoolStatus || data["pool"] != "ubuntu" || data["idle"] != float64(0) {
+			t.Fatalf("after %s /api/pools/ubuntu: %s %v, want pool-status of ubuntu", change.method, ev, data)
+		}
+	}
 }
 
 func toStrings(v any) []string {

@@ -128,10 +128,11 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated), cfg.APIReadTokens)
 	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
 	engine.Committed = hub.Hub().AnnounceFleetChanges()
+	runners.PoolChanged = hub.Hub().AnnouncePoolChanges()
 	routes := slices.Concat(ing.Routes(), m.Routes(), dashboard.Routes(),
 		hub.Routes(), live.TicketRoutes(tickets, "", time.Now),
 		deliveries.Routes(deliveries.Deps{
-			Store: store, Lister: store, Counters: store, Queue: queue, DeadLetters: queue,
+			Store: store, Lister: store, Counters: store, JobCounters: store, Queue: queue, DeadLetters: queue,
 			// POST /api/webhooks/test goes through the webhook endpoint itself.
 			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log, GivenUp: reconcile.GivenUpCount(store, time.Now),
 		}),

@@ -4,7 +4,7 @@
 //	GET  /api/webhooks/events/{id}         one delivery with its payload
 //	POST /api/webhooks/events/{id}/replay  queue a delivery for processing again
 //	POST /api/webhooks/dlq/replay          move the dead-letter queue back to the queue
-//	GET  /api/webhooks/statistics          per-event counts of the last hours, from counters
+//	GET  /api/webhooks/statistics          per-event counts and job queue times of the last hours, from counters
 //	GET  /api/webhooks/health              public: healthy or degraded, and why
 //	POST /api/webhooks/test                send a signed sample delivery through ingest
 //
@@ -23,13 +23,16 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/httpjson"
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 // Deps are the ports the endpoints use.
 type Deps struct {
-	Store       delivery.Store // one delivery, with its payload
-	Lister      delivery.Lister
-	Counters    delivery.Counters
+	Store    delivery.Store // one delivery, with its payload
+	Lister   delivery.Lister
+	Counters delivery.Counters
+	// JobCounters, when set, add the jobs' queue times and conclusions to the statistics.
+	JobCounters jobs.Counters
 	Queue       delivery.Queue // replays
 	DeadLetters delivery.DeadLetters
 	// Ingest is the webhook endpoint's handler: POST /api/webhooks/test sends its

@@ -22,6 +22,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 	"github.com/runnerhub/webhooks/internal/webhook"
@@ -39,6 +40,8 @@ type store interface {
 	delivery.Store
 	delivery.Lister
 	delivery.Counters
+	jobs.Store
+	jobs.Counters
 }
 
 // env is the API on one set of adapters, with a fixed "now".
@@ -155,7 +158,7 @@ func (e *env) build(t *testing.T, q delivery.Queue, dl delivery.DeadLetters) {
 		Now:          time.Now,
 	}
 	e.deps = deliveries.Deps{
-		Store: e.store, Lister: e.store, Counters: e.store, Queue: q, DeadLetters: dl,
+		Store: e.store, Lister: e.store, Counters: e.store, JobCounters: e.store, Queue: q, DeadLetters: dl,
 		Ingest: ing, Secret: secret, Retention: retention, Log: log,
 		Now: func() time.Time { return e.now },
 	}

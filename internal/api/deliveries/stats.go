@@ -41,6 +41,17 @@ type eventCount struct {
 type hourCount struct {
 	Hour time.Time `json:"hour"`
 	count
+	// QueueTime is the queue times of the jobs that started in the hour; null when none
+	// did (or no job counters are kept).
+	QueueTime *queueTime `json:"queueTime"`
+}
+
+// queueTime is an hour's queue-time quantiles, estimated from its fixed-bucket histogram
+// (jobs.QueueTimeBounds): each is known to within its bucket.
+type queueTime struct {
+	Jobs       int64   `json:"jobs"`
+	P50Seconds float64 `json:"p50Seconds"`
+	P90Seconds float64 `json:"p90Seconds"`
 }
 
 type summary struct {
@@ -59,6 +70,9 @@ type statistics struct {
 	Summary    summary      `json:"summary"`
 	ByEvent    []eventCount `json:"byEvent"`
 	ByHour     []hourCount  `json:"byHour"`
+	// JobConclusions counts the jobs completed in the window by conclusion (success,
+	// failure, cancelled...).
+	JobConclusions map[string]int64 `json:"jobConclusions"`
 }
 
 // window is the hours counted for "the last n hours": n whole UTC hours ending with
@@ -101,7 +115,33 @@ func (h *handlers) statistics(r *http.Request) (int, any, error) {
 		st.Summary.ProcessingErrors += e.Errors
 	}
 	st.Summary.PendingEvents = max(0, st.Summary.TotalEvents-st.Summary.ProcessedEvents)
+	if err := h.addJobCounts(r, &st); err != nil {
+		return 0, nil, err
+	}
 	return http.StatusOK, st, nil
+}
+
+// addJobCounts adds the hourly job counters of the window (one more bounded read).
+func (h *handlers) addJobCounts(r *http.Request, st *statistics) error {
+	st.JobConclusions = map[string]int64{}
+	if h.JobCounters == nil {
+		return nil
+	}
+	counts, err := h.JobCounters.HourlyJobCounts(r.Context(), st.From, st.To)
+	if err != nil {
+		return h.unavailable(r, "store_unavailable", "the statistics store", err)
+	}
+	for _, c := range counts {
+		for conclusion, n := range c.Conclusions {
+			st.JobConclusions[conclusion] += n
+		}
+		i := int(c.Hour.Sub(st.From) / time.Hour)
+		if n := c.Started(); n > 0 && i >= 0 && i < len(st.ByHour) {
+			st.ByHour[i].QueueTime = &queueTime{Jobs: n,
+				P50Seconds: c.QueueTimeQuantile(0.5).Seconds(), P90Seconds: c.QueueTimeQuantile(0.9).Seconds()}
+		}
+	}
+	return nil
 }
 
 // byEvent sums counters per event, busiest first.

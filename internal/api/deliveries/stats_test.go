@@ -3,6 +3,7 @@ package deliveries_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -12,6 +13,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/api/deliveries"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 type counts struct {
@@ -40,7 +42,13 @@ type statistics struct {
 	ByHour  []struct {
 		Hour time.Time `json:"hour"`
 		counts
+		QueueTime *struct {
+			Jobs       int64   `json:"jobs"`
+			P50Seconds float64 `json:"p50Seconds"`
+			P90Seconds float64 `json:"p90Seconds"`
+		} `json:"queueTime"`
 	} `json:"byHour"`
+	JobConclusions map[string]int64 `json:"jobConclusions"`
 }
 
 var recorded atomic.Int64
@@ -125,6 +133,51 @@ func TestStatistics(t *testing.T) {
 		}
 		e.call(t, "GET", "/api/webhooks/statistics?hours=0", "").failed(t, http.StatusBadRequest, "invalid_parameter", "1 to 720")
 		e.send(t, "GET", "/api/webhooks/statistics", "", false).failed(t, http.StatusUnauthorized, "unauthorized")
+	})
+}
+
+// The statistics show each hour's queue-time p50 and p90 and the window's jobs by
+// conclusion from the job counters that commits keep, not from the jobs.
+func TestStatisticsJobFigures(t *testing.T) {
+	forEachStore(t, func(t *testing.T, e *env) {
+		hour := e.now.Truncate(time.Hour)
+		var queueTimes []jobs.QueueTime
+		// This hour: nine jobs that waited a second, one that waited 40 minutes.
+		for i := range 10 {
+			wait := time.Second
+			if i == 9 {
+				wait = 40 * time.Minute
+			}
+			queueTimes = append(queueTimes, jobs.QueueTime{JobID: int64(i + 1), StartedAt: hour.Add(time.Minute), Wait: wait})
+		}
+		// Two hours ago: one job in (30s, 1m]; 30 hours ago, outside the window: one more.
+		queueTimes = append(queueTimes, jobs.QueueTime{JobID: 11, StartedAt: hour.Add(-2 * time.Hour), Wait: 40 * time.Second},
+			jobs.QueueTime{JobID: 12, StartedAt: hour.Add(-30 * time.Hour), Wait: time.Second})
+		conclusions := []jobs.Concluded{
+			{JobID: 1, CompletedAt: hour.Add(2 * time.Minute), Conclusion: "success"},
+			{JobID: 2, CompletedAt: hour.Add(-time.Hour), Conclusion: "success"},
+			{JobID: 3, CompletedAt: hour.Add(-3 * time.Hour), Conclusion: "failure"},
+			{JobID: 4, CompletedAt: hour.Add(-30 * time.Hour), Conclusion: "cancelled"},
+		}
+		if err := e.store.Commit(t.Context(), &jobs.Change{QueueTimes: queueTimes, Conclusions: conclusions}); err != nil {
+			t.Fatal(err)
+		}
+
+		var st statistics
+		e.call(t, "GET", "/api/webhooks/statistics", "").ok(t, http.StatusOK, &st)
+		if got := fmt.Sprint(st.JobConclusions); got != "map[failure:1 success:2]" {
+			t.Errorf("jobConclusions %s, want 2 success and 1 failure (the cancelled job is outside the window)", got)
+		}
+		for i, h := range st.ByHour {
+			var got string
+			if q := h.QueueTime; q != nil {
+				got = fmt.Sprintf("%d jobs, p50 %.2fs, p90 %.2fs", q.Jobs, q.P50Seconds, q.P90Seconds)
+			}
+			want := map[int]string{23: "10 jobs, p50 0.56s, p90 1.00s", 21: "1 jobs, p50 45.00s, p90 57.00s"}[i]
+			if got != want {
+				t.Errorf("hour %d queueTime %q, want %q", i, got, want)
+			}
+		}
 	})
 }
 

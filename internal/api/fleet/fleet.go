@@ -47,6 +47,9 @@ type Deps struct {
 	// PoolsSource: RUNNERHUB_POOLS or RUNNERHUB_POOLS_FILE <path>), for the messages that
 	// send the caller there; RUNNERHUB_POOLS when empty.
 	PoolsSource string
+	// PoolChanged, when set, hears of every pool created, replaced or deleted here, once
+	// stored, so that live views can announce it (live.Hub.AnnouncePoolChanges).
+	PoolChanged func(ctx context.Context, pool string)
 	Log         *slog.Logger
 	Now         func() time.Time // time.Now when nil
 }

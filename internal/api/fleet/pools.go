@@ -130,6 +130,7 @@ func (h *handlers) putPool(r *http.Request) (int, any, error) {
 	if err := h.Engine.Store.PutPool(r.Context(), p); err != nil {
 		return 0, nil, err
 	}
+	h.poolChanged(r, name)
 	_, configured := findPool(set.configured, name)
 	status := http.StatusCreated
 	if _, existed := findPool(set.stored, name); existed {
@@ -163,7 +164,14 @@ func (h *handlers) deletePool(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	h.poolChanged(r, name)
 	return http.StatusOK, v, nil
+}
+
+func (h *handlers) poolChanged(r *http.Request, name string) {
+	if h.PoolChanged != nil {
+		h.PoolChanged(r.Context(), name)
+	}
 }
 
 // checkUnused refuses to delete a pool that runners or pending jobs still name.

@@ -11,8 +11,8 @@ import (
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
-// CountersSuite runs every behaviour delivery.Counters promises, and the counting that
-// delivery.Store and jobs.Store do on write, against fresh stores from newStores. Every
+// CountersSuite runs every behaviour delivery.Counters and jobs.Counters promise, and
+// the counting that delivery.Store and jobs.Store do on write, against fresh stores from newStores. Every
 // subtest counts events of its own (made-up event names in hours long past), so
 // newStores may hand out the same stores each time.
 func CountersSuite(t *testing.T, newStores func(t *testing.T) Stores) {
@@ -26,6 +26,8 @@ func CountersSuite(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"ConflictCountsNothing", testConflictCountsNothing},
 		{"CountError", testCountError},
 		{"HourlyCountsRange", testHourlyCountsRange},
+		{"JobCounts", testJobCounts},
+		{"JobCountsConflictCountsNothing", testJobCountsConflict},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStores(t), newCounting()) })
@@ -186,4 +188,71 @@ func testHourlyCountsRange(t *testing.T, s Stores, c *counting) {
 	// hour 1 out and take hour 3 in.
 	from, to := c.hour.Add(time.Hour+30*time.Minute), c.hour.Add(3*time.Hour+30*time.Minute)
 	checkCounts(t, "hours starting in [1:30, 3:30)", eventCounts(t, s.Counters, c.event, from, to), c.count(3, 1, 0, 0))
+}
+
+// jobCount is the job counters of c's nth hour: queue-time buckets and conclusions.
+func (c *counting) jobCount(n int, buckets map[int]int64, conclusions map[string]int64) jobs.HourlyJobCount {
+	hc := jobs.HourlyJobCount{Hour: c.hour.Add(time.Duration(n) * time.Hour), Conclusions: conclusions}
+	for b, count := range buckets {
+		hc.QueueTimes[b] = count
+	}
+	return hc
+}
+
+// checkJobs compares the job counters of hours [first, first+hours) of c with want.
+func (c *counting) checkJobs(t *testing.T, s jobs.Counters, what string, first, hours int, want ...jobs.HourlyJobCount) {
+	t.Helper()
+	from := c.hour.Add(time.Duration(first) * time.Hour)
+	got, err := s.HourlyJobCounts(t.Context(), from, from.Add(time.Duration(hours)*time.Hour))
+	if err != nil {
+		t.Fatalf("HourlyJobCounts: %v", err)
+	}
+	for i := range got {
+		if got[i].Hour.Location() != time.UTC {
+			t.Errorf("%s: hour %v is not UTC", what, got[i].Hour)
+		}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("%s: job counters\n %v\nwant\n %v", what, got, want)
+	}
+}
+
+// A Change's queue times count in the hour the job started, by bucket, and its
+// conclusions in the hour the job completed; two of them for one job in one hour (a
+// transaction touches a counter item once) count twice. Hours are UTC hours and a read
+// returns only the hours in range, oldest first.
+func testJobCounts(t *testing.T, s Stores, c *counting) {
+	job := newID()
+	mustCommit(t, s.Jobs, &jobs.Change{
+		QueueTimes: []jobs.QueueTime{
+			{JobID: job, StartedAt: c.at(1, time.Hour-time.Millisecond), Wait: 3 * time.Second},
+			{JobID: newID(), StartedAt: c.at(1, 0), Wait: 3 * time.Minute},
+			{JobID: newID(), StartedAt: c.at(3, 0), Wait: 24 * time.Hour},
+		},
+		Conclusions: []jobs.Concluded{
+			{JobID: job, CompletedAt: c.at(1, time.Hour-time.Millisecond), Conclusion: "success"},
+			{JobID: newID(), CompletedAt: c.at(0, 0), Conclusion: "failure"},
+		},
+	})
+	mustCommit(t, s.Jobs, &jobs.Change{
+		QueueTimes:  []jobs.QueueTime{{JobID: job, StartedAt: c.at(1, time.Minute), Wait: 5 * time.Second}},
+		Conclusions: []jobs.Concluded{{JobID: job, CompletedAt: c.at(1, 2*time.Minute), Conclusion: "success"}},
+	})
+	// 3 s and 5 s share a bucket (up to 5 s).
+	seconds, minutes := jobs.QueueTimeBucket(3*time.Second), jobs.QueueTimeBucket(3*time.Minute)
+	c.checkJobs(t, s.JobCounters, "hours [0, 4)", 0, 4,
+		c.jobCount(0, nil, map[string]int64{"failure": 1}),
+		c.jobCount(1, map[int]int64{seconds: 2, minutes: 1}, map[string]int64{"success": 2}),
+		c.jobCount(3, map[int]int64{jobs.QueueTimeBuckets - 1: 1}, nil))
+	c.checkJobs(t, s.JobCounters, "hours [1, 3)", 1, 2,
+		c.jobCount(1, map[int]int64{seconds: 2, minutes: 1}, map[string]int64{"success": 2}))
+	c.checkJobs(t, s.JobCounters, "hour [2, 3), nothing counted", 2, 1)
+}
+
+func testJobCountsConflict(t *testing.T, s Stores, c *counting) {
+	stale := &jobs.Runner{Name: newName("runner"), State: jobs.RunnerIdle, Version: 1} // never stored
+	commitConflict(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{stale},
+		QueueTimes:  []jobs.QueueTime{{JobID: newID(), StartedAt: c.at(0, 0), Wait: time.Second}},
+		Conclusions: []jobs.Concluded{{JobID: newID(), CompletedAt: c.at(0, 0), Conclusion: "cancelled"}}})
+	c.checkJobs(t, s.JobCounters, "after a conflicting Commit", 0, 1)
 }

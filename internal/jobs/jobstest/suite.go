@@ -42,9 +42,10 @@ import (
 // Stores are the ports of one storage adapter that the suites need together: a Change's
 // Finish acts on the delivery store's records and on the counters.
 type Stores struct {
-	Jobs       jobs.Store
-	Deliveries delivery.Store
-	Counters   delivery.Counters
+	Jobs        jobs.Store
+	Deliveries  delivery.Store
+	Counters    delivery.Counters
+	JobCounters jobs.Counters
 }
 
 // StoreSuite runs every behaviour jobs.Store promises against fresh stores from newStore

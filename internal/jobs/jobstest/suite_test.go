@@ -45,6 +45,7 @@ type mem struct {
 	mu         sync.Mutex
 	deliveries map[delivery.Key]delivery.Record
 	counters   map[counterKey]delivery.HourlyCount
+	jobCounts  map[time.Time]jobs.HourlyJobCount
 	jobs       map[int64]jobs.Job
 	runners    map[string]jobs.Runner
 	runs       map[int64]jobs.Run
@@ -62,6 +63,7 @@ func newMem() *mem {
 	return &mem{
 		deliveries: map[delivery.Key]delivery.Record{},
 		counters:   map[counterKey]delivery.HourlyCount{},
+		jobCounts:  map[time.Time]jobs.HourlyJobCount{},
 		jobs:       map[int64]jobs.Job{},
 		runners:    map[string]jobs.Runner{},
 		runs:       map[int64]jobs.Run{},
@@ -71,7 +73,9 @@ func newMem() *mem {
 	}
 }
 
-func (m *mem) stores() jobstest.Stores { return jobstest.Stores{Jobs: m, Deliveries: m, Counters: m} }
+func (m *mem) stores() jobstest.Stores {
+	return jobstest.Stores{Jobs: m, Deliveries: m, Counters: m, JobCounters: m}
+}
 
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
@@ -299,7 +303,38 @@ func (m *mem) Commit(_ context.Context, c *jobs.Change) error {
 	for _, g := range c.Gates {
 		m.gates[g.Pool] = g.Version + 1
 	}
+	for _, q := range c.QueueTimes {
+		m.countJob(q.StartedAt, func(hc *jobs.HourlyJobCount) { hc.QueueTimes[jobs.QueueTimeBucket(q.Wait)]++ })
+	}
+	for _, d := range c.Conclusions {
+		m.countJob(d.CompletedAt, func(hc *jobs.HourlyJobCount) { hc.Conclusions[d.Conclusion]++ })
+	}
 	return nil
+}
+
+// countJob changes the job counters of at's hour; the caller holds the lock.
+func (m *mem) countJob(at time.Time, add func(*jobs.HourlyJobCount)) {
+	hour := delivery.Hour(at)
+	hc, ok := m.jobCounts[hour]
+	if !ok {
+		hc = jobs.HourlyJobCount{Hour: hour, Conclusions: map[string]int64{}}
+	}
+	add(&hc)
+	m.jobCounts[hour] = hc
+}
+
+func (m *mem) HourlyJobCounts(_ context.Context, from, to time.Time) ([]jobs.HourlyJobCount, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []jobs.HourlyJobCount
+	for hour, hc := range m.jobCounts {
+		if !hour.Before(from) && hour.Before(to) {
+			hc.Conclusions = maps.Clone(hc.Conclusions)
+			out = append(out, hc)
+		}
+	}
+	slices.SortFunc(out, func(a, b jobs.HourlyJobCount) int { return a.Hour.Compare(b.Hour) })
+	return out, nil
 }
 
 func (m *mem) check(c *jobs.Change) error {

@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"hash/fnv"
+	"maps"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 var _ delivery.Counters = (*Store)(nil)
@@ -191,4 +194,151 @@ func minTime(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// ---------------------------------------------------------------------------- job counters
+
+var _ jobs.Counters = (*Store)(nil)
+
+// Job counter items are "JOBCOUNTS#<day>" / "<hh>#<shard>", sharded by job id as the
+// delivery counters are by delivery, with one number attribute per queue-time bucket
+// ("q00"…) and per conclusion ("c_success"…).
+const (
+	queueTimePrefix  = "q"
+	conclusionPrefix = "c_"
+)
+
+func jobCountsPK(t time.Time) string { return "JOBCOUNTS#" + t.UTC().Format(dayLayout) }
+
+func jobCountKey(hour time.Time, shard int) map[string]types.AttributeValue {
+	return map[string]types.AttributeValue{
+		attrPK: stringValue(jobCountsPK(hour)),
+		attrSK: stringValue(fmt.Sprintf("%02d#%02d", hour.Hour(), shard)),
+	}
+}
+
+// jobCountItems turns a Change's queue times and conclusions into one ADD per counter
+// item: a transaction may not touch an item twice, and a job that started and completed
+// in the same hour counts twice in the same item.
+func (s *Store) jobCountItems(c *jobs.Change) []types.TransactWriteItem {
+	type itemKey struct {
+		hour  time.Time
+		shard int
+	}
+	adds := map[itemKey][]string{}
+	var order []itemKey
+	add := func(jobID int64, at time.Time, attr string) {
+		k := itemKey{delivery.Hour(at), int(uint64(jobID) % counterShards)}
+		if _, ok := adds[k]; !ok {
+			order = append(order, k)
+		}
+		adds[k] = append(adds[k], attr)
+	}
+	for _, q := range c.QueueTimes {
+		add(q.JobID, q.StartedAt, fmt.Sprintf("%s%02d", queueTimePrefix, jobs.QueueTimeBucket(q.Wait)))
+	}
+	for _, d := range c.Conclusions {
+		add(d.JobID, d.CompletedAt, conclusionPrefix+d.Conclusion)
+	}
+	items := make([]types.TransactWriteItem, 0, len(order))
+	for _, k := range order {
+		names := map[string]string{"#expiresAt": attrExpiresAt}
+		values := map[string]types.AttributeValue{":expiresAt": numberValue(k.hour.Add(s.retention).Unix())}
+		counts := map[string]int64{}
+		for _, attr := range adds[k] {
+			counts[attr]++
+		}
+		var exprs []string
+		for i, attr := range slices.Sorted(maps.Keys(counts)) {
+			names[fmt.Sprintf("#a%d", i)] = attr
+			values[fmt.Sprintf(":n%d", i)] = numberValue(counts[attr])
+			exprs = append(exprs, fmt.Sprintf("#a%d :n%d", i, i))
+		}
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:                 &s.table,
+			Key:                       jobCountKey(k.hour, k.shard),
+			UpdateExpression:          aws.String("ADD " + strings.Join(exprs, ", ") + " SET #expiresAt = if_not_exists(#expiresAt, :expiresAt)"),
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+		}})
+	}
+	return items
+}
+
+// HourlyJobCounts reads the job counter items of the hours that start in [from, to):
+// one Query per UTC day, summing each hour's shards.
+func (s *Store) HourlyJobCounts(ctx context.Context, from, to time.Time) ([]jobs.HourlyJobCount, error) {
+	first := delivery.Hour(from)
+	if first.Before(from) {
+		first = first.Add(time.Hour)
+	}
+	var counts []jobs.HourlyJobCount
+	for day := first.Truncate(24 * time.Hour); day.Before(to); day = day.Add(24 * time.Hour) {
+		lo, hi := maxTime(first, day), minTime(to, day.Add(24*time.Hour))
+		if !lo.Before(hi) {
+			continue
+		}
+		in := &dynamodb.QueryInput{
+			TableName:                &s.table,
+			KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
+			ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk": stringValue(jobCountsPK(day)),
+				":lo": stringValue(fmt.Sprintf("%02d#", lo.Hour())),
+				":hi": stringValue(fmt.Sprintf("%02d$", delivery.Hour(hi.Add(-time.Nanosecond)).Hour())),
+			},
+			ConsistentRead: aws.Bool(true),
+		}
+		err := s.query(ctx, in, 0, func(item map[string]types.AttributeValue) error {
+			hh, _, _ := strings.Cut(stringAttr(item, attrSK), "#")
+			h, err := strconv.Atoi(hh)
+			if err != nil {
+				return fmt.Errorf("job counter item with sort key %q", stringAttr(item, attrSK))
+			}
+			hour := day.Add(time.Duration(h) * time.Hour)
+			if n := len(counts); n == 0 || !counts[n-1].Hour.Equal(hour) {
+				counts = append(counts, jobs.HourlyJobCount{Hour: hour})
+			}
+			return addJobCounts(&counts[len(counts)-1], item)
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read job counters of %s: %w", day.Format(dayLayout), err)
+		}
+	}
+	return counts, nil
+}
+
+// addJobCounts adds one job counter item's numbers to c.
+func addJobCounts(c *jobs.HourlyJobCount, item map[string]types.AttributeValue) error {
+	number := func(name string, v types.AttributeValue) (int64, error) {
+		var n int64
+		if err := itemDecoder.Decode(v, &n); err != nil {
+			return 0, fmt.Errorf("job counter attribute %s: %w", name, err)
+		}
+		return n, nil
+	}
+	for name, v := range item {
+		switch {
+		case strings.HasPrefix(name, conclusionPrefix):
+			n, err := number(name, v)
+			if err != nil {
+				return err
+			}
+			if c.Conclusions == nil {
+				c.Conclusions = map[string]int64{}
+			}
+			c.Conclusions[strings.TrimPrefix(name, conclusionPrefix)] += n
+		case strings.HasPrefix(name, queueTimePrefix) && len(name) == len(queueTimePrefix)+2:
+			b, err := strconv.Atoi(name[len(queueTimePrefix):])
+			if err != nil || b >= jobs.QueueTimeBuckets {
+				continue // not a bucket of this histogram
+			}
+			n, err := number(name, v)
+			if err != nil {
+				return err
+			}
+			c.QueueTimes[b] += n
+		}
+	}
+	return nil
 }

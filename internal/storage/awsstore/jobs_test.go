@@ -37,7 +37,7 @@ func TestCountersSuite(t *testing.T) {
 func newStores(t *testing.T) jobstest.Stores {
 	env := testenv.SharedAWS(t)
 	store := newStore(env, newDynamoDB(env))
-	return jobstest.Stores{Jobs: store, Deliveries: store, Counters: store}
+	return jobstest.Stores{Jobs: store, Deliveries: store, Counters: store, JobCounters: store}
 }
 
 // Processors racing to reserve one idle runner, each for a job of its own, on DynamoDB:

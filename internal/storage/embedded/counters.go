@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -92,4 +93,69 @@ func hourlyCount(key, value []byte) (delivery.HourlyCount, error) {
 		return delivery.HourlyCount{}, fmt.Errorf("counter %q: %w", key, err)
 	}
 	return delivery.HourlyCount{Hour: hour.UTC(), Event: string(event), Total: t.Total, Processed: t.Processed, Errors: t.Errors}, nil
+}
+
+// jobTally is the stored form of one hour's job counters.
+type jobTally struct {
+	QueueTimes  [jobs.QueueTimeBuckets]int64 `json:"queueTimes"`
+	Conclusions map[string]int64             `json:"conclusions,omitempty"`
+}
+
+// countJobs adds a Change's queue times and conclusions to the job counters of their
+// hours, in the Change's transaction.
+func countJobs(tx *bolt.Tx, c *jobs.Change) error {
+	counts := tx.Bucket(bucketJobCounts)
+	add := func(at time.Time, f func(t *jobTally)) error {
+		key := []byte(delivery.Hour(at).Format(hourLayout))
+		var t jobTally
+		if _, err := getJSON(counts, key, &t); err != nil {
+			return err
+		}
+		f(&t)
+		return putJSON(counts, key, t)
+	}
+	for _, q := range c.QueueTimes {
+		if err := add(q.StartedAt, func(t *jobTally) { t.QueueTimes[jobs.QueueTimeBucket(q.Wait)]++ }); err != nil {
+			return err
+		}
+	}
+	for _, d := range c.Conclusions {
+		err := add(d.CompletedAt, func(t *jobTally) {
+			if t.Conclusions == nil {
+				t.Conclusions = map[string]int64{}
+			}
+			t.Conclusions[d.Conclusion]++
+		})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// HourlyJobCounts reads the job counter keys of the hours that start in [from, to).
+func (s *Store) HourlyJobCounts(ctx context.Context, from, to time.Time) ([]jobs.HourlyJobCount, error) {
+	var out []jobs.HourlyJobCount
+	err := s.db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucketJobCounts).Cursor()
+		for k, v := c.Seek([]byte(firstHour(from).Format(hourLayout))); k != nil; k, v = c.Next() {
+			hour, err := time.Parse(hourLayout, string(k))
+			if err != nil {
+				return fmt.Errorf("job counter key %q: %w", k, err)
+			}
+			if !hour.Before(to) {
+				return nil
+			}
+			var t jobTally
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("job counter %q: %w", k, err)
+			}
+			out = append(out, jobs.HourlyJobCount{Hour: hour.UTC(), QueueTimes: t.QueueTimes, Conclusions: t.Conclusions})
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read hourly job counts: %w", err)
+	}
+	return out, nil
 }

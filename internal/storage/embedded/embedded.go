@@ -34,6 +34,7 @@ var (
 	bucketPending    = []byte("pending")    // key → queue message, for every delivery not yet finished
 	bucketDLQ        = []byte("dlq")        // key → message that kept failing, with its last error
 	bucketCounters   = []byte("counters")   // <hour RFC 3339>\x00<event> → tally (JSON)
+	bucketJobCounts  = []byte("jobCounts")  // <hour RFC 3339> → jobTally (JSON)
 
 	bucketJobs     = []byte("jobs")     // 8-byte big-endian job id → jobs.Job (JSON)
 	bucketRunners  = []byte("runners")  // runner name → jobs.Runner (JSON)
@@ -46,7 +47,7 @@ var (
 	bucketIdleRunners = []byte("idleRunners") // <pool>\x00<name> → runner key, for runners in state idle
 
 	buckets = [][]byte{
-		bucketDeliveries, bucketPayloads, bucketPending, bucketDLQ, bucketCounters,
+		bucketDeliveries, bucketPayloads, bucketPending, bucketDLQ, bucketCounters, bucketJobCounts,
 		bucketJobs, bucketRunners, bucketRuns, bucketProfiles, bucketPools, bucketGates,
 		bucketPendingJobs, bucketIdleRunners,
 	}

@@ -31,7 +31,7 @@ func TestStoreConformance(t *testing.T) {
 
 func stores(t *testing.T) jobstest.Stores {
 	s := open(t).Store()
-	return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s}
+	return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s, JobCounters: s}
 }
 
 func TestJobStoreConformance(t *testing.T) { jobstest.StoreSuite(t, stores) }

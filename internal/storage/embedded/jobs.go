@@ -196,7 +196,7 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 			return fmt.Errorf("gate of pool %s: %w", g.Pool, err)
 		}
 	}
-	return nil
+	return countJobs(tx, c)
 }
 
 // finishDelivery is the delivery's part of a change: it moves the delivery to its final

@@ -10,7 +10,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 )
 
-// Store is the embedded delivery.Store, jobs.Store and delivery.Counters.
+// Store is the embedded delivery.Store, jobs.Store, delivery.Counters and jobs.Counters.
 type Store struct {
 	db *bolt.DB
 }
@@ -19,6 +19,7 @@ var (
 	_ delivery.Store    = (*Store)(nil)
 	_ delivery.Counters = (*Store)(nil)
 	_ jobs.Store        = (*Store)(nil)
+	_ jobs.Counters     = (*Store)(nil)
 )
 
 // meta is the stored form of a Record without its payload.

@@ -17,7 +17,7 @@ func TestServesPageWithoutData(t *testing.T) {
 		t.Fatalf("GET /: %d %s", w.Code, w.Header().Get("Content-Type"))
 	}
 	body := w.Body.String()
-	for _, want := range []string{"<title>RunnerHub webhooks</title>", `id="queue"`, `id="pools"`, `id="runners"`, `id="events"`, `id="jobs"`, `id="events-chart"`, `id="queue-chart"`, `id="conclusions"`, "sessionStorage"} {
+	for _, want := range []string{"<title>RunnerHub webhooks</title>", `id="queue"`, `id="pools"`, `id="runners"`, `id="events"`, `id="jobs"`, `id="events-chart"`, `id="queue-chart"`, `id="conclusions"`, `id="diagnosis"`, "sessionStorage"} {
 		if !strings.Contains(body, want) {
 			t.Errorf("page lacks %s", want)
 		}

@@ -39,7 +39,8 @@ const (
 // conclusion, a wait that ticks by itself, coloured delivery outcomes with short ids,
 // the three charts with their axes, a pool changed through the API, recovery from a
 // dropped socket, the phone layout at 390 px, the signed-out state once the token is no
-// longer valid, and the page with a read-only token. Screenshots go to build/artifacts/.
+// longer valid, the page with a read-only token, and a waiting job's diagnosis opened from
+// its row (at 390 px too, and read-only). Screenshots go to build/artifacts/.
 func TestDashboardInBrowser(t *testing.T) {
 	chromium := testenv.RequireTool(t, "chromium", "apt-get install -y chromium")
 	pools := `[{"name":"k8s","labels":["k8s","linux"],"minIdle":0,"maxRunners":3}]`
@@ -250,17 +251,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 		// The page, and every box in it, fits the phone's width: nothing scrolls sideways
 		// and nothing sticks out. The check names what does not.
-		noneOf(t, browser, "elements wider than 390 px", 2*time.Second, `(() => {
-			const doc = document.documentElement, out = [];
-			if (doc.clientWidth !== 390 || doc.scrollWidth > doc.clientWidth) out.push("page " + doc.scrollWidth + " > " + doc.clientWidth);
-			for (const e of document.querySelectorAll("main *")) {
-				if (e.closest("svg")) continue;
-				const what = e.tagName + (e.id ? "#" + e.id : "") + "." + e.className + " " + (e.textContent || "").slice(0, 30);
-				if (getComputedStyle(e).display !== "inline" && e.scrollWidth > e.clientWidth + 1) out.push("scrolls: " + what);
-				if (e.getBoundingClientRect().right > doc.clientWidth + 0.5) out.push("sticks out: " + what);
-			}
-			return out;
-		})()`)
+		noneOf(t, browser, "elements wider than 390 px", 2*time.Second, wider(390, "main *"))
 		// Names are runners', pools', jobs' and repositories' names: each word must sit whole
 		// on one line.
 		noneOf(t, browser, "names broken or cut mid-word", 0, `(() => {
@@ -275,6 +266,44 @@ func TestDashboardInBrowser(t *testing.T) {
 		if _, err := chromedp.Run(browser, chromedp.EmulateViewport(1280, 800)); err != nil {
 			t.Fatal(err)
 		}
+	}
+
+	{ // a waiting job's diagnosis, opened from its row
+		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS(`#queue button[data-diagnose="4344"]`))); err != nil {
+			t.Fatal(err)
+		}
+		// 4344 (self-hosted, k8s) waits in k8s behind 4343, which holds spare; the gpu
+		// pool lacks the k8s label.
+		holds("the diagnosis names the pool that fits and why the other does not", liveWithin, `(() => {
+			const d = document.querySelector("#diagnosis"); if (!d.open) return false;
+			const pool = (name) => d.querySelector('.fit[data-pool="' + name + '"]');
+			const k8s = pool("k8s"), gpu = pool("gpu-large-instances"); if (!k8s || !gpu) return false;
+			const spare = [...k8s.querySelectorAll("tbody tr")].find(r => r.cells[0].textContent === "spare");
+			const text = (part) => d.querySelector('[data-part="' + part + '"]').innerText;
+			return k8s.dataset.fits === "true" && k8s.querySelector(".badge").textContent === "fits" &&
+				gpu.dataset.fits === "false" && gpu.querySelector(".badge").textContent === "does not fit" &&
+				/Why not: lacks\s*k8s/.test(gpu.innerText) && gpu.querySelector(".label.missing").textContent === "k8s" &&
+				!!spare && /job 4343/.test(t.cell(spare, "Why").textContent) && t.cell(spare, "Can take it").textContent === "no" &&
+				/queue/.test(d.querySelector(".summary").textContent) && /Sent for pool: k8s at/.test(text("demand")) &&
+				d.querySelectorAll('[data-part="deliveries"] tbody tr').length === 1 && /queued/.test(text("deliveries")) &&
+				/no GitHub credentials/.test(text("github"));
+		})()`)
+		screenshot(t, browser, "dashboard-diagnosis.png")
+		if _, err := chromedp.Run(browser, chromedp.EmulateViewport(390, 844)); err != nil {
+			t.Fatal(err)
+		}
+		noneOf(t, browser, "diagnosis elements wider than 390 px", 2*time.Second, wider(390, "#diagnosis, #diagnosis *"))
+		// What the phone shows, not the whole page behind the dialog: its top, then its end.
+		viewScreenshot(t, browser, "dashboard-diagnosis-phone.png")
+		eval(`document.querySelector("#diagnosis").scrollTop = 1e6`)
+		viewScreenshot(t, browser, "dashboard-diagnosis-phone-end.png")
+		if _, err := chromedp.Run(browser, chromedp.EmulateViewport(1280, 800)); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS("#diagnosis-close"))); err != nil {
+			t.Fatal(err)
+		}
+		holds("the diagnosis closes and keeps nothing", liveWithin, `!document.querySelector("#diagnosis").open && document.querySelector("#diagnosis-body").childElementCount === 0`)
 	}
 
 	{ // signed out when the token is no longer valid
@@ -306,11 +335,19 @@ func TestDashboardInBrowser(t *testing.T) {
 		call(http.MethodPut, "/api/pools/k8s", `{"labels":["k8s","linux"],"minIdle":1,"maxRunners":9}`)
 		holds("the read-only page is live: a delivery and a pool change show", liveWithin,
 			`!!t.job(4400) && t.card("k8s", "maxRunners") === "9"`)
+		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS(`#jobs button[data-diagnose="4400"]`))); err != nil {
+			t.Fatal(err)
+		}
+		holds("the read-only page opens a diagnosis", liveWithin, `!!document.querySelector('#diagnosis[open] .fit[data-pool="k8s"][data-fits="true"]')`)
+		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS("#diagnosis-close"))); err != nil {
+			t.Fatal(err)
+		}
 		// Requests made with the old token may still be answering (401): only those made since count.
 		noneOf(t, browser, "requests of the read-only page refused", 0, `(() => {
 			const made = performance.getEntriesByType("resource").filter(e => e.startTime >= window.signInAt && e.name.includes("/api/"));
 			const refused = made.filter(e => e.responseStatus !== 200).map(e => e.name + " " + e.responseStatus);
-			return made.some(e => e.name.endsWith("/api/ws/ticket")) && made.length >= 7 ? refused : ["only " + made.length + " API requests seen"];
+			const seen = made.some(e => e.name.endsWith("/api/ws/ticket")) && made.some(e => e.name.endsWith("/api/jobs/4400/diagnosis"));
+			return seen && made.length >= 8 ? refused : ["only " + made.length + " API requests seen"];
 		})()`)
 		screenshot(t, browser, "dashboard-read-only.png")
 		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS("#sign-out"))); err != nil {
@@ -319,6 +356,22 @@ func TestDashboardInBrowser(t *testing.T) {
 		holds("signing out forgets the token and the figures", liveWithin,
 			`!sessionStorage.getItem("runnerhub-token") && !document.querySelector("#login-section").hidden && document.querySelectorAll("tbody tr, #pools > *").length === 0`)
 	}
+}
+
+// wider lists the elements matching selector that scroll sideways or stick out of a
+// page width px wide (SVG charts draw their own bounds), and the page itself if it does.
+func wider(width int, selector string) string {
+	return fmt.Sprintf(`(() => {
+		const doc = document.documentElement, out = [];
+		if (doc.clientWidth !== %d || doc.scrollWidth > doc.clientWidth) out.push("page " + doc.scrollWidth + " > " + doc.clientWidth);
+		for (const e of document.querySelectorAll(%q)) {
+			if (e.closest("svg")) continue;
+			const what = e.tagName + (e.id ? "#" + e.id : "") + "." + e.className + " " + (e.textContent || "").slice(0, 30);
+			if (getComputedStyle(e).display !== "inline" && e.scrollWidth > e.clientWidth + 1) out.push("scrolls: " + what);
+			if (e.getBoundingClientRect().right > doc.clientWidth + 0.5) out.push("sticks out: " + what);
+		}
+		return out;
+	})()`, width, selector)
 }
 
 // restartable is a local stack served on one loopback address, which a test can restart
@@ -394,6 +447,21 @@ func screenshot(t *testing.T, browser context.Context, name string) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	artifact(t, name, png)
+}
+
+// viewScreenshot saves what the viewport shows as build/artifacts/<name>.
+func viewScreenshot(t *testing.T, browser context.Context, name string) {
+	t.Helper()
+	png, err := chromedp.Run(browser, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	artifact(t, name, png)
+}
+
+func artifact(t *testing.T, name string, png []byte) {
+	t.Helper()
 	dir := filepath.Join(testenv.RepoRoot(t), "build", "artifacts")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -300,6 +300,13 @@ func TestDashboardInBrowser(t *testing.T) {
 		if _, err := chromedp.Run(browser, chromedp.EmulateViewport(1280, 800)); err != nil {
 			t.Fatal(err)
 		}
+		// The open diagnosis follows the job: 4343 is cancelled, spare is reserved for 4344.
+		send("completed", "", "cancelled", 4343)
+		holds("the open diagnosis shows the reservation", liveWithin, `(() => {
+			const d = document.querySelector("#diagnosis");
+			return d.open && /runner spare is reserved for it/.test(d.querySelector(".summary").textContent) &&
+				/^None/.test(d.querySelector('[data-part="demand"] p').textContent) && d.querySelectorAll('[data-part="deliveries"] tbody tr').length === 1;
+		})()`)
 		if _, err := chromedp.Run(browser, chromedp.Click(chromedp.CSS("#diagnosis-close"))); err != nil {
 			t.Fatal(err)
 		}

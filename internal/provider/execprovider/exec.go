@@ -116,10 +116,14 @@ func (p *Provider) List(ctx context.Context, pool string) ([]provider.Instance, 
 // run runs the command for action with in as stdin and decodes its stdout into out.
 // secret, when set, is replaced in what is logged or returned of stderr.
 func (p *Provider) run(ctx context.Context, action string, in, out any, secret string) error {
+	if len(p.command) == 0 {
+		return fmt.Errorf("exec provider %s: no command configured", action)
+	}
 	stdin, err := json.Marshal(in)
 	if err != nil {
 		return fmt.Errorf("exec provider %s: %w", action, err)
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, p.command[0], append(p.command[1:len(p.command):len(p.command)], action)...)
@@ -135,7 +139,11 @@ func (p *Provider) run(ctx context.Context, action string, in, out any, secret s
 	if errors.Is(err, exec.ErrWaitDelay) {
 		err = nil // the command exited 0; something it started kept the output open
 	}
-	if ctx.Err() != nil && err != nil {
+	switch {
+	case err == nil:
+	case parent.Err() != nil:
+		err = fmt.Errorf("stopped: %w", parent.Err())
+	case ctx.Err() != nil:
 		err = fmt.Errorf("no answer within %v: %w", p.timeout, ctx.Err())
 	}
 	if err == nil {

@@ -38,7 +38,7 @@ type Config struct {
 	LogLevel             slog.Level    // LOG_LEVEL: debug, info, warn, error
 
 	// Pools are the configured runner pools: RUNNERHUB_POOLS (a JSON list of
-	// {"name", "labels", "minIdle", "maxRunners"}) or RUNNERHUB_POOLS_FILE (a file with it).
+	// jobs.PoolDocument) or RUNNERHUB_POOLS_FILE (a file with it).
 	Pools []jobs.Pool
 	// PoolsSource says where Pools came from, for messages: "RUNNERHUB_POOLS", or
 	// "RUNNERHUB_POOLS_FILE <path>".
@@ -49,6 +49,9 @@ type Config struct {
 	// RunnerOfflineAfter is how long a runner may go without a heartbeat before it counts
 	// as offline (RUNNERHUB_RUNNER_OFFLINE_AFTER, a Go duration, default 5m).
 	RunnerOfflineAfter time.Duration
+	// ProvisionerInterval is how often the warm-pool and reaping pass runs
+	// (RUNNERHUB_PROVISIONER_INTERVAL, a Go duration from 1s, default 30s).
+	ProvisionerInterval time.Duration
 
 	// AWS resources (the functions).
 	EventsTable    string // RUNNERHUB_EVENTS_TABLE
@@ -69,6 +72,9 @@ type Config struct {
 	Port    int    // PORT, default 3000
 	DataDir string // RUNNERHUB_DATA_DIR, default .runnerhub
 }
+
+// DefaultProvisionerInterval is RUNNERHUB_PROVISIONER_INTERVAL's default.
+const DefaultProvisionerInterval = 30 * time.Second
 
 // FromEnv reads the configuration through getenv (os.Getenv in production).
 func FromEnv(getenv func(string) string) (Config, error) {
@@ -141,6 +147,14 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		}
 		c.RunnerOfflineAfter = d
 	}
+	c.ProvisionerInterval = DefaultProvisionerInterval
+	if v := getenv("RUNNERHUB_PROVISIONER_INTERVAL"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Second || d > time.Hour {
+			fail("RUNNERHUB_PROVISIONER_INTERVAL", v, "want a duration from 1s to 1h, such as 30s")
+		}
+		c.ProvisionerInterval = d
+	}
 	if err := c.readPools(getenv); err != nil {
 		errs = append(errs, err.Error())
 	}
@@ -149,6 +163,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		errs = append(errs, err.Error())
 	}
 	c.GitHub = gh
+	for _, p := range c.Pools {
+		if p.Provider != nil && p.RunnerScope == "" && len(gh.RunnerScopes) != 1 {
+			errs = append(errs, fmt.Sprintf("pool %q has a provider but no runnerScope, and RUNNERHUB_GITHUB_RUNNER_SCOPE does not name exactly one scope: its runners would have nowhere to register", p.Name))
+		}
+	}
 	c.Port = 3000
 	if v := getenv("PORT"); v != "" {
 		n, err := strconv.Atoi(v)

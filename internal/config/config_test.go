@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"strings"
@@ -16,7 +17,8 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	if c.MaxBodyBytes != 25<<20 || c.MaxBodyBytesInFlight != 100<<20 || c.Retention != 30*24*time.Hour || c.Port != 3000 ||
-		c.DataDir != ".runnerhub" || c.AllowUnsigned || c.LogLevel != slog.LevelInfo {
+		c.DataDir != ".runnerhub" || c.AllowUnsigned || c.LogLevel != slog.LevelInfo ||
+		c.ProvisionerInterval != 30*time.Second {
 		t.Fatalf("defaults: %+v", c)
 	}
 }
@@ -27,12 +29,14 @@ func TestValues(t *testing.T) {
 		"RUNNERHUB_MAX_BODY_BYTES": "10485760", "RUNNERHUB_MAX_BODY_BYTES_IN_FLIGHT": "20971520",
 		"RUNNERHUB_RETENTION_DAYS": "7", "LOG_LEVEL": "debug",
 		"PORT": "8080", "RUNNERHUB_INSECURE_ALLOW_UNSIGNED": "1", "RUNNERHUB_EVENTS_TABLE": "t",
+		"RUNNERHUB_PROVISIONER_INTERVAL": "1s",
 	}))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.WebhookSecret != "a" || c.PreviousWebhookSecret != "b" || c.MaxBodyBytes != 10<<20 || c.MaxBodyBytesInFlight != 20<<20 ||
-		c.Retention != 7*24*time.Hour || c.LogLevel != slog.LevelDebug || c.Port != 8080 || !c.AllowUnsigned || c.EventsTable != "t" {
+		c.Retention != 7*24*time.Hour || c.LogLevel != slog.LevelDebug || c.Port != 8080 || !c.AllowUnsigned || c.EventsTable != "t" ||
+		c.ProvisionerInterval != time.Second {
 		t.Fatalf("values: %+v", c)
 	}
 }
@@ -45,6 +49,7 @@ func TestInvalidValuesNameTheVariable(t *testing.T) {
 		"LOG_LEVEL":                          "loud",
 		"PORT":                               "70000",
 		"RUNNERHUB_INSECURE_ALLOW_UNSIGNED":  "yes please",
+		"RUNNERHUB_PROVISIONER_INTERVAL":     "500ms",
 	} {
 		_, err := FromEnv(env(map[string]string{name: value}))
 		if err == nil || !strings.Contains(err.Error(), name) {
@@ -120,5 +125,32 @@ func TestInvalidPoolsNameTheEntry(t *testing.T) {
 	}
 	if _, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": "[]", "RUNNERHUB_POOLS_FILE": "x"})); err == nil {
 		t.Error("both pool variables accepted")
+	}
+}
+
+// TestPoolsWithAProviderNeedAScope checks that a pool that starts runners is refused
+// when nothing says where they register, and accepted when its own field or the
+// variable does.
+func TestPoolsWithAProviderNeedAScope(t *testing.T) {
+	const started = `{"name":"a","labels":["l"],"maxRunners":1,"provider":{"type":"exec","command":["/p"]}%s}`
+	cases := []struct {
+		name, pool, scope, wantErr string
+	}{
+		{"no scope", fmt.Sprintf(started, ""), "", `pool "a" has a provider but no runnerScope`},
+		{"pool scope", fmt.Sprintf(started, `,"runnerScope":"org/octo-org"`), "", ""},
+		{"variable", fmt.Sprintf(started, ""), "org/octo-org", ""},
+		{"two scopes in the variable", fmt.Sprintf(started, ""), "org/a,org/b", "does not name exactly one scope"},
+		{"no provider", `{"name":"a","labels":["l"],"maxRunners":1}`, "", ""},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := FromEnv(env(map[string]string{"RUNNERHUB_POOLS": "[" + c.pool + "]", "RUNNERHUB_GITHUB_RUNNER_SCOPE": c.scope}))
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("err = %v, want %q", err, c.wantErr)
+			}
+		})
 	}
 }

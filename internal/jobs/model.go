@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/provider"
 )
 
 // Status is GitHub's workflow_job status. It only moves forward.
@@ -125,12 +126,26 @@ type Runner struct {
 	Version  int64
 }
 
-// Pool is a group of interchangeable runners.
+// Pool is a group of interchangeable runners. Its JSON form is PoolDocument's.
 type Pool struct {
-	Name       string   `json:"name"`
-	Labels     []string `json:"labels"`
-	MinIdle    int      `json:"minIdle"`
-	MaxRunners int      `json:"maxRunners"`
+	Name       string
+	Labels     []string
+	MinIdle    int
+	MaxRunners int
+	// Provider starts the pool's runners. Without one the pool behaves as before there
+	// were providers: runners register through the API, and demands are only signals.
+	Provider *provider.Config
+	// BootTimeout is how long a runner may stay starting before it is replaced.
+	BootTimeout time.Duration
+	// IdleTimeout is how long a non-ephemeral runner above MinIdle may stay idle.
+	IdleTimeout time.Duration
+	Ephemeral   bool // runners take one job each, and are then deleted
+	// Prewarm is how many runners a push or pull request may start ahead of its jobs.
+	Prewarm int
+	// RunnerScope is where the pool's runners register (githubconfig.ParseScope); empty
+	// for RUNNERHUB_GITHUB_RUNNER_SCOPE.
+	RunnerScope   string
+	RunnerGroupID int64 // GitHub's runner group; 1 is the default group
 }
 
 // Run is a workflow run (the description's workflow_runs columns).

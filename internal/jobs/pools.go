@@ -37,23 +37,22 @@ func (p Pool) Validate() error {
 	} else if p.MinIdle > p.MaxRunners {
 		fail("minIdle (%d) exceeds maxRunners (%d)", p.MinIdle, p.MaxRunners)
 	}
+	problems = append(problems, p.provisioningProblems()...)
 	if len(problems) > 0 {
 		return fmt.Errorf("pool %q: %s", p.Name, strings.Join(problems, "; "))
 	}
 	return nil
 }
 
-// ParsePools reads the RUNNERHUB_POOLS format: a JSON list of
-// {"name", "labels", "minIdle", "maxRunners"}. Unknown fields, duplicate names and
-// invalid entries are errors that name every problem of every entry.
+// ParsePools reads the RUNNERHUB_POOLS format: a JSON list of pools (PoolDocument).
+// Unknown fields, duplicate names and invalid entries are errors that name every problem
+// of every entry.
 func ParsePools(data []byte) ([]Pool, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var pools []Pool
-	if err := dec.Decode(&pools); err != nil {
+	if err := strictDecode(data, &pools); err != nil {
 		return nil, fmt.Errorf("expected a JSON list of {name, labels, minIdle, maxRunners}: %s", jsonerr.Describe(err))
 	}
 	var problems []string
@@ -72,6 +71,12 @@ func ParsePools(data []byte) ([]Pool, error) {
 	}
 	sort.Slice(pools, func(i, j int) bool { return pools[i].Name < pools[j].Name })
 	return pools, nil
+}
+
+func strictDecode(data []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	return dec.Decode(v)
 }
 
 // mergePools overlays the pools kept in the store (created through the API) on the

@@ -22,11 +22,17 @@ import (
 
 const token = "fleet-test-token-0123456789abcdef"
 
-// configured are the pools the tests' configuration (RUNNERHUB_POOLS) holds.
-var configured = []jobs.Pool{
-	{Name: "gpu", Labels: []string{"linux", "gpu"}, MaxRunners: 2},
-	{Name: "linux", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 3},
-}
+// configured are the pools the tests' configuration (RUNNERHUB_POOLS) holds, read as
+// the configuration is, with defaults for the fields it leaves out.
+var configured = func() []jobs.Pool {
+	pools, err := jobs.ParsePools([]byte(`[
+		{"name": "gpu", "labels": ["linux", "gpu"], "maxRunners": 2},
+		{"name": "linux", "labels": ["linux", "x64"], "minIdle": 1, "maxRunners": 3}]`))
+	if err != nil {
+		panic(err)
+	}
+	return pools
+}()
 
 // env is the fleet API on one store, with a clock the test moves.
 type env struct {

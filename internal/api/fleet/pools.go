@@ -104,22 +104,22 @@ func (h *handlers) namedPool(r *http.Request) (poolView, error) {
 	return v, nil
 }
 
-// putPool answers PUT /api/pools/{name} {"labels", "minIdle", "maxRunners"}: 201 for a
-// new pool, 200 for a replaced one. A pool of the configuration's name overrides it.
+// putPool answers PUT /api/pools/{name} with a pool's fields but its name (a
+// PoolDocument): 201 for a new pool, 200 for a replaced one. A pool of the
+// configuration's name overrides it.
 func (h *handlers) putPool(r *http.Request) (int, any, error) {
 	name, err := poolName(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	var body struct {
-		Labels     []string `json:"labels"`
-		MinIdle    int      `json:"minIdle"`
-		MaxRunners int      `json:"maxRunners"`
-	}
-	if err := decodeBody(r, &body, false); err != nil {
+	var p jobs.Pool
+	if err := decodeBody(r, &p, false); err != nil {
 		return 0, nil, err
 	}
-	p := jobs.Pool{Name: name, Labels: body.Labels, MinIdle: body.MinIdle, MaxRunners: body.MaxRunners}
+	if p.Name != "" {
+		return 0, nil, httpjson.BadRequest("invalid_body", "name is not a field of the body: the path names the pool")
+	}
+	p.Name = name
 	if err := p.Validate(); err != nil {
 		return 0, nil, httpjson.BadRequest("invalid_body", err.Error())
 	}

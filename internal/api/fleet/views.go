@@ -74,10 +74,7 @@ func (h *handlers) runnerView(r *jobs.Runner) runnerView {
 }
 
 type poolView struct {
-	Name       string   `json:"name"`
-	Labels     []string `json:"labels"`
-	MinIdle    int      `json:"minIdle"`
-	MaxRunners int      `json:"maxRunners"`
+	jobs.PoolDocument
 	// Source is "config" for a pool of RUNNERHUB_POOLS, "api" for one created here;
 	// OverridesConfig marks an API pool that replaces a configured one of its name.
 	Source          string `json:"source"`
@@ -85,8 +82,7 @@ type poolView struct {
 }
 
 func newPoolView(p jobs.Pool, source string, overrides bool) poolView {
-	return poolView{Name: p.Name, Labels: list(p.Labels), MinIdle: p.MinIdle, MaxRunners: p.MaxRunners,
-		Source: source, OverridesConfig: overrides}
+	return poolView{PoolDocument: p.Document(), Source: source, OverridesConfig: overrides}
 }
 
 type poolStatusView struct {

@@ -37,6 +37,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provider"
 )
 
 // Stores are the ports of one storage adapter that the suites need together: a Change's
@@ -533,7 +534,9 @@ func testPendingJobs(t *testing.T, s Stores) {
 
 func testPools(t *testing.T, s Stores) {
 	prefix := newName("pool")
-	a := jobs.Pool{Name: prefix + "-a", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 10}
+	a := jobs.Pool{Name: prefix + "-a", Labels: []string{"linux", "x64"}, MinIdle: 1, MaxRunners: 10,
+		Provider:    &provider.Config{Type: provider.TypeExec, Exec: &provider.ExecConfig{Command: []string{"/p", "--x"}, Timeout: time.Minute}},
+		BootTimeout: 90 * time.Second, IdleTimeout: time.Hour, Ephemeral: true, Prewarm: 2, RunnerScope: "org/octo-org", RunnerGroupID: 3}
 	b := jobs.Pool{Name: prefix + "-b", Labels: []string{"gpu"}, MaxRunners: 2}
 	c := jobs.Pool{Name: prefix + "-c"}
 	for _, p := range []jobs.Pool{c, a, b} {

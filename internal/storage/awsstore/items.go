@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provider"
 )
 
 // The job domain's items are mapped by attributevalue over the structs below, one per
@@ -82,11 +83,20 @@ type gateAttrs struct {
 	Version int64  `dynamodbav:"version,omitempty"`
 }
 
+// poolAttrs keeps a pool's provider as a map of its Go fields (Type, and Exec or EC2),
+// and the timeouts as nanoseconds.
 type poolAttrs struct {
-	Name       string   `dynamodbav:"name,omitempty"`
-	Labels     []string `dynamodbav:"labels,omitempty"`
-	MinIdle    int      `dynamodbav:"minIdle,omitempty"`
-	MaxRunners int      `dynamodbav:"maxRunners,omitempty"`
+	Name          string           `dynamodbav:"name,omitempty"`
+	Labels        []string         `dynamodbav:"labels,omitempty"`
+	MinIdle       int              `dynamodbav:"minIdle,omitempty"`
+	MaxRunners    int              `dynamodbav:"maxRunners,omitempty"`
+	Provider      *provider.Config `dynamodbav:"provider,omitempty"`
+	BootTimeout   time.Duration    `dynamodbav:"bootTimeoutNs,omitempty"`
+	IdleTimeout   time.Duration    `dynamodbav:"idleTimeoutNs,omitempty"`
+	Ephemeral     bool             `dynamodbav:"ephemeral,omitempty"`
+	Prewarm       int              `dynamodbav:"prewarm,omitempty"`
+	RunnerScope   string           `dynamodbav:"runnerScope,omitempty"`
+	RunnerGroupID int64            `dynamodbav:"runnerGroupId,omitempty"`
 }
 
 // counterAttrs are the tallies of a counter item.

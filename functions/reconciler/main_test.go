@@ -166,6 +166,9 @@ func TestReconcilerFunction(t *testing.T) {
 		pause time.Duration
 		// redeliveries is what GitHub must have been asked for over the runs.
 		redeliveries int
+		// beforeFirstRun, when set, runs right before the first invocation, after the
+		// function has started: for GitHub state that must not expire during start-up.
+		beforeFirstRun func(h *harness)
 	}{
 		{"dropped delivery redelivered and a lost completed applied, as the App", appAuth, func(h *harness) {
 			h.register("linux-1")
@@ -196,7 +199,7 @@ func TestReconcilerFunction(t *testing.T) {
 			if j, err := h.store.Job(t.Context(), 602); err != nil || j.Status != jobs.StatusQueued {
 				t.Fatalf("redelivered job 602: %+v %v", j, err)
 			}
-		}, 0, 1},
+		}, 0, 1, nil},
 		{"late acknowledgement counted, not redelivered, with a token from SSM", []string{"RUNNERHUB_GITHUB_TOKEN_PARAMETER=" + tokenParam}, func(h *harness) {
 			h.fake.Deliver(hook, "workflow_job", testenv.JobPayload(h.t, testenv.Job{ID: 611, Labels: []string{"linux"}, Status: "queued",
 				Repository: "octo/app", Created: time.Now()}), fakegithub.Late)
@@ -204,7 +207,7 @@ func TestReconcilerFunction(t *testing.T) {
 			if rep.LateAcks != 1 || rep.Redelivered != 0 || h.fake.Redeliveries(hook) != 0 || len(rep.Errors) > 0 {
 				t.Fatalf("report %+v, %d redeliveries; want one late acknowledgement and none", rep, h.fake.Redeliveries(hook))
 			}
-		}, 0, 0},
+		}, 0, 0, nil},
 		{"a job GitHub no longer has is abandoned and frees its runner", appAuth, func(h *harness) {
 			h.register("linux-1")
 			h.job(621, "queued", "", created)
@@ -220,7 +223,7 @@ func TestReconcilerFunction(t *testing.T) {
 			if r, err := h.store.Runner(t.Context(), "linux-1"); err != nil || r.State != jobs.RunnerIdle {
 				t.Fatalf("runner linux-1: %+v %v, want idle", r, err)
 			}
-		}, 0, 0},
+		}, 0, 0, nil},
 		{"runners: import and retire", append([]string{"RUNNERHUB_GITHUB_RUNNER_SCOPE=org/octo", "RUNNERHUB_GITHUB_IMPORT_RUNNERS=1"}, appAuth...), func(h *harness) {
 			h.register("gone-1")
 			h.fake.AddRunner("org/octo", "static-1", []string{"self-hosted", "linux"}, "online", false)
@@ -234,7 +237,7 @@ func TestReconcilerFunction(t *testing.T) {
 			if _, err := h.store.Runner(t.Context(), "gone-1"); err == nil {
 				t.Fatal("gone-1 still held")
 			}
-		}, 0, 0},
+		}, 0, 0, nil},
 		{"GitHub 5xx: the next run redelivers", appAuth, func(h *harness) {
 			h.fake.Deliver(hook, "ping", []byte(`{"zen":"Design for failure.","hook_id":12}`), fakegithub.Dropped)
 			h.fake.FailNext(1, http.StatusServiceUnavailable)
@@ -242,16 +245,19 @@ func TestReconcilerFunction(t *testing.T) {
 			if rep.Redelivered != 0 || len(rep.Errors) == 0 {
 				t.Fatalf("report %+v, want the 503 reported", rep)
 			}
-		}, 0, 1},
+		}, 0, 1, nil},
 		{"rate limit spent: paused, then resumed", appAuth, func(h *harness) {
 			h.fake.Deliver(hook, "ping", []byte(`{"zen":"Design for failure.","hook_id":12}`), fakegithub.Dropped)
-			// The budget runs out within the run (installation lookup, token, listing...).
-			h.fake.SetRateLimit(5000, 2, time.Now().Add(2*time.Second))
 		}, func(t *testing.T, h *harness, rep reconcile.Report) {
 			if rep.Redelivered != 0 || rep.PausedUntil.IsZero() {
 				t.Fatalf("report %+v, want a pause", rep)
 			}
-		}, 2 * time.Second, 1},
+		}, 2 * time.Second, 1, func(h *harness) {
+			// The budget runs out within the run (installation lookup, token, listing...),
+			// and resets before the second run. Set once the function is up, so that a slow
+			// start cannot outlast the reset.
+			h.fake.SetRateLimit(5000, 2, time.Now().Add(2*time.Second))
+		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarness(t)
@@ -260,6 +266,9 @@ func TestReconcilerFunction(t *testing.T) {
 			fn := testenv.StartLambda(t, bootstrap, append(append(h.env.Env(),
 				"RUNNERHUB_GITHUB_API_URL="+h.fake.URL, "RUNNERHUB_GITHUB_HOOKS="+hook,
 				"RUNNERHUB_RECONCILE_AFTER=1s", "RUNNERHUB_POOLS="+pools), tc.env...))
+			if tc.beforeFirstRun != nil {
+				tc.beforeFirstRun(h)
+			}
 			first := invoke(t, fn)
 			tc.check(t, h, first)
 			time.Sleep(tc.pause)

@@ -4,6 +4,7 @@ package main
 
 import (
 	"context"
+	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -41,15 +42,15 @@ func main() {
 		// The ReconcilerFunction's given-up deliveries, from its checkpoint.
 		GivenUp: reconcile.GivenUpCount(app.Store, time.Now),
 	})
-	engine := &jobs.Engine{Store: app.Store, Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
-	runners := fleet.Deps{
-		Engine:  engine,
-		Signals: app.Signals, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log,
-	}
+	// Runner operations go through the same commit pipeline as the processor's deliveries,
+	// with the same subscribers (EMF only counts their conflicts).
+	engine := cfg.Engine(app.Store, app.Store, &jobs.SignalSender{Signals: app.Signals, Log: app.Log},
+		metrics.NewEMF(os.Stdout, "RunnerHub"), jobs.Log{Logger: app.Log})
+	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log}
 	if cfg.WSEndpoint != "" { // runner and pool changes made here are announced like the processor's
 		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
 		awsapp.Must(app, err)
-		engine.Committed = hub.AnnounceFleetChanges()
+		engine.Subscribe(hub)
 		runners.PoolChanged = hub.AnnouncePoolChanges()
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures

@@ -19,22 +19,17 @@ import (
 func main() {
 	app := awsapp.Must(awsapp.New(context.Background(),
 		"RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_PAYLOAD_BUCKET", "RUNNERHUB_DEMAND_QUEUE_URL"))
-	p := &processing.Processor{
-		Deliveries: app.Store,
-		Counters:   app.Store,
-		Engine: &jobs.Engine{Store: app.Store, Pools: app.Config.Pools, Step: app.Config.PriorityStep,
-			OfflineAfter: app.Config.RunnerOfflineAfter},
-		Signals: app.Signals,
-		Log:     app.Log,
-		Now:     time.Now,
-		// The Prometheus figures as EMF lines: CloudWatch metrics without an API call.
-		Observer: metrics.NewEMF(os.Stdout, "RunnerHub"),
-	}
+	signals := &jobs.SignalSender{Signals: app.Signals, Log: app.Log}
+	// The Prometheus figures as EMF lines: CloudWatch metrics without an API call.
+	emf := metrics.NewEMF(os.Stdout, "RunnerHub")
+	engine := app.Config.Engine(app.Store, app.Store, signals, emf, jobs.Log{Logger: app.Log})
 	if app.Config.WSEndpoint != "" { // live updates, posted right after each commit
 		hub, err := awslive.New(app.AWS, app.Config.EventsTable, app.Config.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
 		awsapp.Must(app, err)
-		p.Live = hub
+		engine.Subscribe(hub)
 	}
+	p := &processing.Processor{Deliveries: app.Store, Counters: app.Store, Engine: engine, Signals: app.Signals,
+		Log: app.Log, Now: time.Now, Observer: emf}
 	// SQS batches of deliveries, and the ResendDemands schedule's task.
 	lambda.Start(p.HandleLambda)
 }

@@ -235,3 +235,12 @@ func or(v, fallback string) string {
 	}
 	return v
 }
+
+// Engine builds the job engine from the configuration (RUNNERHUB_POOLS,
+// RUNNERHUB_PRIORITY_STEP_SECONDS, RUNNERHUB_RUNNER_OFFLINE_AFTER) on store, reading
+// delivery records again from deliveries after a conflict, with subscribers hearing of
+// every commit in order: every host builds it here, so they cannot differ.
+func (c Config) Engine(store jobs.Store, deliveries jobs.Deliveries, subscribers ...jobs.Subscriber) *jobs.Engine {
+	return &jobs.Engine{Store: store, Deliveries: deliveries, Pools: c.Pools, Step: c.PriorityStep,
+		OfflineAfter: c.RunnerOfflineAfter, Subscribers: subscribers}
+}

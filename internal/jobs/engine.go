@@ -13,8 +13,9 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 )
 
-// Engine decides what a delivery does to the job state. Plan only reads; the caller
-// commits the returned Change and, once committed, sends its signals.
+// Engine decides what a delivery or a fleet operation does to the job state, and owns
+// the commit pipeline (commit.go): Apply and the fleet operations plan, commit, re-plan
+// on conflict, and announce each commit to the Subscribers. Plan alone only reads.
 type Engine struct {
 	Store Store
 	// Pools are the configured pools (RUNNERHUB_POOLS); pools in the store overlay them.
@@ -25,10 +26,12 @@ type Engine struct {
 	// heartbeat or job event naming them) out of allocation: a job is not reserved for a
 	// runner that has probably gone, and its scale-up demand is sent instead.
 	OfflineAfter time.Duration
-	// Committed, when set, hears of every fleet change once it is committed (a runner
-	// registered, retired, or matched after a heartbeat), so live views can announce
-	// state that no delivery changed. It runs on the request path: it must not block.
-	Committed func(ctx context.Context, plan *Plan)
+	// Deliveries is where Apply reads a delivery's record again after a conflict.
+	Deliveries Deliveries
+	// Subscribers hear of every committed change, in order (see Subscriber, Subscribe).
+	Subscribers []Subscriber
+	// Now stamps a delivery's finish; time.Now when nil.
+	Now func() time.Time
 }
 
 // Plan is the outcome of applying one delivery.
@@ -38,15 +41,23 @@ type Plan struct {
 	Outcome  string
 	Demands  []Demand
 	Prewarms []Prewarm
+	// Job is a workflow_job delivery's own job, as planned (also when the event changed
+	// nothing: a late or repeated event).
+	Job *Job
 	// Advanced is set when a workflow_job delivery moved its job to a later status, for
 	// the metrics that count transitions (queued, completed) once per job.
 	Advanced *Transition
 }
 
-// Transition is a job's move to a later status: Job as planned, From its status before.
+// Transition is what a change did to one job: Job as planned, From its status before.
 type Transition struct {
 	Job  *Job
 	From Status
+	// Own marks the delivery's own job; the other jobs a change writes were moved in
+	// passing (only their allocation changed).
+	Own bool
+	// Applied is false for the own job of a late or repeated event, which did not move it.
+	Applied bool
 }
 
 // maxDeliveriesPerJob bounds the delivery ids kept on a job record.
@@ -61,6 +72,8 @@ type planner struct {
 	ctx context.Context
 	e   *Engine
 	rec *delivery.Record // nil for the fleet operations (fleet.go)
+	// payload is rec's payload, decoded once however often rec is planned.
+	payload *payload
 	// at is when the effects happen: the delivery's receipt, or the API request's time.
 	at      time.Time
 	jobs    map[int64]*Job
@@ -80,8 +93,12 @@ type planner struct {
 // Plan reads the state rec touches and computes its effects. An error wrapping
 // ErrBadPayload means the delivery can never be applied.
 func (e *Engine) Plan(ctx context.Context, rec *delivery.Record) (*Plan, error) {
+	return e.plan(ctx, rec, decode(rec))
+}
+
+func (e *Engine) plan(ctx context.Context, rec *delivery.Record, decoded *payload) (*Plan, error) {
 	p := e.newPlanner(ctx, rec.ReceivedAt)
-	p.rec = rec
+	p.rec, p.payload = rec, decoded
 	var err error
 	switch rec.Event {
 	case "workflow_job":
@@ -215,7 +232,7 @@ func (p *planner) pool(name string) (Pool, bool, error) {
 // only moves forward; a late event only fills what is missing), then act on the
 // transition it caused, if any.
 func (p *planner) workflowJob() error {
-	ev, err := decodeJobEvent(p.rec.Payload)
+	ev, err := p.payload.job, p.payload.err
 	if err != nil {
 		return err
 	}
@@ -235,6 +252,7 @@ func (p *planner) workflowJob() error {
 		job.QueueKey = p.queueKey(job)
 	}
 	p.touch(job)
+	p.plan.Job = job
 	advanced := job.Status.Rank() > from.Rank()
 	if advanced {
 		p.plan.Advanced = &Transition{Job: job, From: from}
@@ -872,7 +890,7 @@ func (p *planner) prewarm(reason string) error {
 
 // workflowRun keeps the run record, changed only by information at least as new.
 func (p *planner) workflowRun() error {
-	ev, err := decodeRunEvent(p.rec.Payload)
+	ev, err := p.payload.run, p.payload.err
 	if err != nil {
 		return err
 	}

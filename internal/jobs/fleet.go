@@ -8,7 +8,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"time"
 )
 
@@ -31,10 +30,6 @@ type RunnerSpec struct {
 	Ephemeral bool
 }
 
-// maxFleetAttempts is how often a fleet operation is planned again after concurrent
-// changes before it gives up with ErrConflict.
-const maxFleetAttempts = 8
-
 // RegisterRunner adds an idle runner to a pool at now and gives it at once the
 // highest-ranked pending job of the pool that it can run, if any (it is then reserved).
 // It returns the runner as committed and the plan (for its outcome).
@@ -48,7 +43,7 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 	if err := validateRunnerLabels(spec.Labels); err != nil {
 		return nil, nil, err
 	}
-	return e.fleetChange(ctx, now, func(p *planner) (*Runner, error) {
+	return e.fleetChange(ctx, OpRegister, now, func(p *planner) (*Runner, error) {
 		pl, ok, err := p.pool(spec.Pool)
 		if err != nil || !ok {
 			return nil, cmp.Or(err, fmt.Errorf("pool %q: %w", spec.Pool, ErrUnknownPool))
@@ -96,7 +91,7 @@ func (p *planner) countRunners(pool string, atLeast int) (int, error) {
 // pending queue (with a scale-up demand); a job running on it keeps its assignment, as
 // GitHub will report how it ends. It returns the runner as it was.
 func (e *Engine) RemoveRunner(ctx context.Context, name string, now time.Time) (*Runner, *Plan, error) {
-	return e.fleetChange(ctx, now, func(p *planner) (*Runner, error) {
+	return e.fleetChange(ctx, OpRemove, now, func(p *planner) (*Runner, error) {
 		r, err := p.managedRunner(name)
 		if err != nil {
 			return nil, err
@@ -117,7 +112,7 @@ func (e *Engine) RemoveRunner(ctx context.Context, name string, now time.Time) (
 // online idle runner has already been offered every job it fits, so looking at the
 // other pools on each heartbeat would only cost reads and contention.)
 func (e *Engine) Heartbeat(ctx context.Context, name string, now time.Time) (*Runner, *Plan, error) {
-	return e.fleetChange(ctx, now, func(p *planner) (*Runner, error) {
+	return e.fleetChange(ctx, OpHeartbeat, now, func(p *planner) (*Runner, error) {
 		r, err := p.managedRunner(name)
 		if err != nil {
 			return nil, err
@@ -154,31 +149,21 @@ func (p *planner) matchIdle(r *Runner, acrossPools bool) error {
 	return err
 }
 
-// fleetChange plans a fleet operation with build and commits it, planning again from
-// fresh reads when something it read changed concurrently (a processor reserving the
-// same runner, another request).
-func (e *Engine) fleetChange(ctx context.Context, now time.Time, build func(p *planner) (*Runner, error)) (*Runner, *Plan, error) {
-	for attempt := 1; ; attempt++ {
+// fleetChange plans a fleet operation with build and runs it through the commit pipeline
+// (commit.go), planning again from fresh reads when something it read changed
+// concurrently (a processor reserving the same runner, another request).
+func (e *Engine) fleetChange(ctx context.Context, op Operation, now time.Time, build func(p *planner) (*Runner, error)) (*Runner, *Plan, error) {
+	c, err := e.commit(ctx, op, func(int) (*Commit, error) {
 		p := e.newPlanner(ctx, now)
 		r, err := build(p)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		p.collect()
-		err = e.Store.Commit(ctx, &p.plan.Change)
-		if err == nil {
-			if e.Committed != nil {
-				e.Committed(ctx, p.plan)
-			}
-			return r, p.plan, nil
-		}
-		if !errors.Is(err, ErrConflict) || attempt == maxFleetAttempts {
-			return nil, nil, err
-		}
-		select {
-		case <-ctx.Done():
-			return nil, nil, ctx.Err()
-		case <-time.After(time.Duration(rand.IntN(1<<attempt)) * time.Millisecond):
-		}
+		return &Commit{Plan: p.plan, Runner: r}, nil
+	})
+	if err != nil {
+		return nil, nil, err
 	}
+	return c.Runner, c.Plan, nil
 }

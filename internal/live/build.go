@@ -12,27 +12,33 @@ import (
 // JobHref is where the management API serves a job.
 func JobHref(id int64) string { return "/api/jobs/" + strconv.FormatInt(id, 10) }
 
-// Messages returns what a committed delivery announces, in order: the event's own
+// Messages returns what a commit announces, in order. For a delivery: its event's own
 // message(s) (workflow-job for every job the delivery changed, push-event, pull-request,
-// ping), then webhook-event, which every delivery gets. at is the commit time. The
-// payload is decoded only for the few fields the messages carry; a payload that does
-// not decode (a delivery ignored as malformed) gets its webhook-event only.
-func Messages(rec *delivery.Record, plan *jobs.Plan, at time.Time) []Message {
-	room := Room(rec.Repository)
+// ping), then webhook-event, which every delivery gets. For a fleet operation: a
+// workflow-job (action "allocation") for every job it moved. Everything comes from the
+// commit's facts; only the repository messages decode the payload (the engine did not),
+// for the few fields they carry, and a payload that does not decode gets its
+// webhook-event only.
+func Messages(c *jobs.Commit) []Message {
+	rec := c.Delivery
+	if rec == nil {
+		return jobMessages(c, "")
+	}
+	room, at := Room(rec.Repository), c.At
 	var msgs []Message
 	switch rec.Event {
 	case "workflow_job":
-		msgs = jobMessages(rec, plan, room, at)
+		msgs = jobMessages(c, rec.Action)
 	case "push":
 		var p pushPayload
 		if json.Unmarshal(rec.Payload, &p) == nil {
-			msgs = append(msgs, Message{Event: EventPush, Room: room, At: at, Data: p.data(rec, plan),
+			msgs = append(msgs, Message{Event: EventPush, Room: room, At: at, Data: p.data(rec, c.Plan),
 				Brief: pushBrief{Trimmed: trimmed(""), Repository: repoRef{rec.Repository}, Ref: p.Ref, After: p.After, DeliveryID: rec.DeliveryID}})
 		}
 	case "pull_request":
 		var p pullRequestPayload
 		if json.Unmarshal(rec.Payload, &p) == nil {
-			msgs = append(msgs, Message{Event: EventPullRequest, Room: room, At: at, Data: p.data(rec, plan),
+			msgs = append(msgs, Message{Event: EventPullRequest, Room: room, At: at, Data: p.data(rec, c.Plan),
 				Brief: pullRequestBrief{Trimmed: trimmed(""), Action: rec.Action, Repository: repoRef{rec.Repository}, Number: p.Number, DeliveryID: rec.DeliveryID}})
 		}
 	case "ping":
@@ -45,37 +51,33 @@ func Messages(rec *delivery.Record, plan *jobs.Plan, at time.Time) []Message {
 	}
 	return append(msgs, Message{Event: EventWebhook, Room: room, At: at, Data: webhookData{
 		DeliveryID: rec.DeliveryID, HookID: rec.HookID, Event: rec.Event, Action: rec.Action, Repository: rec.Repository,
-		Timestamp: rec.ReceivedAt.UTC(), ProcessedAt: at, Processed: true, State: plan.State, Outcome: plan.Outcome,
+		Timestamp: rec.ReceivedAt.UTC(), ProcessedAt: at, Processed: true, State: c.State, Outcome: c.Outcome,
 	}})
 }
 
-// jobMessages announces every job the delivery changed: its own job with GitHub's
-// action, and jobs whose allocation it changed in passing (a runner it freed went to the
-// next job in the queue, a reservation it broke sent a job back to the queue) with the
-// action "allocation".
-func jobMessages(rec *delivery.Record, plan *jobs.Plan, room string, at time.Time) []Message {
-	ownID := ownJobID(rec)
+// jobMessages announces every job the commit changed: a delivery's own job with GitHub's
+// action (ownAction), and jobs whose allocation it changed in passing (a runner it freed
+// went to the next job in the queue, a reservation it broke sent a job back to the queue)
+// with the action "allocation" in its repository's room. "applied" is the plan's:
+// false only for the own job of a late or repeated event.
+func jobMessages(c *jobs.Commit, ownAction string) []Message {
+	var deliveryID string
+	if c.Delivery != nil {
+		deliveryID = c.Delivery.DeliveryID
+	}
 	var msgs []Message
-	for _, j := range plan.Change.Jobs {
-		action, r := "allocation", room
-		own := j.ID == ownID
-		if own {
-			action = rec.Action
-		} else if j.Repository != rec.Repository {
-			r = Room(j.Repository)
+	for _, tr := range c.Transitions {
+		j, action, room := tr.Job, "allocation", Room(tr.Job.Repository)
+		if tr.Own {
+			action, room = ownAction, Room(c.Delivery.Repository)
 		}
-		t := transition{
-			Status: j.Status, Allocation: j.Allocation,
-			// A late or repeated event leaves the status where it was.
-			Applied: !own || string(j.Status) == rec.Action,
-			Outcome: plan.Outcome,
-		}
+		t := transition{Status: j.Status, Allocation: j.Allocation, Applied: tr.Applied, Outcome: c.Outcome}
 		msgs = append(msgs, Message{
-			Event: EventWorkflowJob, Room: r, At: at,
-			Data: jobData{Action: action, Repository: repoRef{j.Repository}, Job: viewJob(j), Transition: t, DeliveryID: rec.DeliveryID},
+			Event: EventWorkflowJob, Room: room, At: c.At,
+			Data: jobData{Action: action, Repository: repoRef{j.Repository}, Job: viewJob(j), Transition: t, DeliveryID: deliveryID},
 			Brief: jobBrief{Trimmed: trimmed(JobHref(j.ID)), Action: action, Repository: repoRef{j.Repository},
 				Job:        jobRef{ID: j.ID, Status: j.Status, Conclusion: j.Conclusion, Allocation: j.Allocation, Pool: j.Pool},
-				Transition: t, DeliveryID: rec.DeliveryID},
+				Transition: t, DeliveryID: deliveryID},
 		})
 	}
 	return msgs

@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/auth"
-	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -24,7 +23,7 @@ const fanOutWorkers = 16
 // its expiry.
 const connectGrace = 10 * time.Second
 
-// Hub is the one Broadcaster and Publisher: the protocol, the subscription rules and
+// Hub is the one Broadcaster, and the commit pipeline's live-update subscriber: the protocol, the subscription rules and
 // the fan-out, on a Registry and a Sender. The AWS and local hosts differ only in those.
 type Hub struct {
 	Registry Registry
@@ -38,8 +37,8 @@ type Hub struct {
 }
 
 var (
-	_ Broadcaster = (*Hub)(nil)
-	_ Publisher   = (*Hub)(nil)
+	_ Broadcaster     = (*Hub)(nil)
+	_ jobs.Subscriber = (*Hub)(nil)
 )
 
 func (h *Hub) now() time.Time {
@@ -147,59 +146,43 @@ func (h *Hub) Broadcast(ctx context.Context, msgs ...Message) error {
 	return h.fanOut(ctx, conns, msgs)
 }
 
-// Publish broadcasts what a committed delivery changed (Messages, then a pool-status
-// for every pool whose counts it changed). With nobody connected it reads nothing more.
-func (h *Hub) Publish(ctx context.Context, rec *delivery.Record, plan *jobs.Plan) error {
-	conns, err := h.Registry.List(ctx, h.now())
-	if err != nil || len(conns) == 0 {
-		return err
-	}
-	at := h.now()
-	if f := plan.Change.Finish; f != nil && !f.At.IsZero() {
-		at = f.At.UTC()
-	}
-	msgs := Messages(rec, plan, at)
-	statuses, statusErr := h.poolStatuses(ctx, rec, plan, at)
-	return errors.Join(statusErr, h.fanOut(ctx, conns, append(msgs, statuses...)))
-}
+// publishTimeout bounds announcing one commit: live updates must never hold up the
+// change behind them (in Lambda, the batch and its visibility timeout).
+const publishTimeout = 2 * time.Second
 
-// PublishFleetChange announces a committed change that no delivery caused — a runner
-// registered, retired, or matched with a job after a heartbeat: workflow-job messages
-// (action "allocation") for the jobs it moved and pool-status for the pools it touched.
-// Like Publish, the change is done whatever happens here; the caller logs the error.
-func (h *Hub) PublishFleetChange(ctx context.Context, plan *jobs.Plan) error {
-	conns, err := h.Registry.List(ctx, h.now())
-	if err != nil || len(conns) == 0 {
-		return err
-	}
-	at := h.now()
-	// No delivery stands behind the change: an empty record owns no job and names no
-	// repository, so every changed job is an "allocation" in its own repository's room.
-	cause := &delivery.Record{}
-	msgs := jobMessages(cause, plan, "", at)
-	statuses, statusErr := h.poolStatuses(ctx, cause, plan, at)
-	return errors.Join(statusErr, h.fanOut(ctx, conns, append(msgs, statuses...)))
-}
-
-// AnnounceFleetChanges returns an Engine.Committed hook that publishes fleet changes
-// with a bounded wait, logging failures.
-func (h *Hub) AnnounceFleetChanges() func(ctx context.Context, plan *jobs.Plan) {
-	return func(ctx context.Context, plan *jobs.Plan) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		defer cancel()
-		if err := h.PublishFleetChange(ctx, plan); err != nil {
-			h.log().WarnContext(ctx, "live update of a fleet change failed", "error", err)
+// Committed implements jobs.Subscriber: it announces the commit (Announce) within
+// publishTimeout and logs a failure. The change is done whatever happens here, and a
+// dashboard that missed an update catches up through the API.
+func (h *Hub) Committed(ctx context.Context, c *jobs.Commit) {
+	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
+	defer cancel()
+	if err := h.Announce(ctx, c); err != nil {
+		attrs := []any{"operation", c.Operation, "error", err}
+		if c.Delivery != nil {
+			attrs = append(attrs, "delivery_id", c.Delivery.DeliveryID)
 		}
+		h.log().WarnContext(ctx, "live update failed", attrs...)
 	}
+}
+
+// Announce broadcasts what a commit changed: Messages, then a pool-status for every
+// pool whose counts it changed. With nobody connected it reads nothing more.
+func (h *Hub) Announce(ctx context.Context, c *jobs.Commit) error {
+	conns, err := h.Registry.List(ctx, h.now())
+	if err != nil || len(conns) == 0 {
+		return err
+	}
+	statuses, statusErr := h.poolStatuses(ctx, c)
+	return errors.Join(statusErr, h.fanOut(ctx, conns, append(Messages(c), statuses...)))
 }
 
 // AnnouncePoolChanges returns a fleet.Deps.PoolChanged hook: a pool created, replaced or
 // deleted through the API is announced as a pool-status message with the pool's counts
 // now (no delivery stands behind it), so that pages showing the pool's settings read
-// them again. Like AnnounceFleetChanges, it waits a bounded time and logs failures.
+// them again. Like Committed, it waits a bounded time and logs failures.
 func (h *Hub) AnnouncePoolChanges() func(ctx context.Context, pool string) {
 	return func(ctx context.Context, pool string) {
-		ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
 		defer cancel()
 		if err := h.publishPoolChange(ctx, pool); err != nil {
 			h.log().WarnContext(ctx, "live update of a pool change failed", "pool", pool, "error", err)

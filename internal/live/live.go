@@ -42,7 +42,6 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/auth"
-	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -196,13 +195,6 @@ type Broadcaster interface {
 	// is gone is forgotten, which is not an error.
 	Broadcast(ctx context.Context, msgs ...Message) error
 	Disconnect(ctx context.Context, id string) error
-}
-
-// Publisher is what the processor calls once a delivery's effects are committed. The
-// processor bounds the call with a short timeout and only logs its error: live updates
-// never block or fail processing.
-type Publisher interface {
-	Publish(ctx context.Context, rec *delivery.Record, plan *jobs.Plan) error
 }
 
 // PoolReader is the part of jobs.Store that pool-status messages read their counts from.

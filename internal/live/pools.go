@@ -2,14 +2,9 @@ package live
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
-	"slices"
-	"time"
 
-	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
@@ -44,57 +39,28 @@ type poolRunner struct {
 
 const runnerRemoved jobs.RunnerState = "removed"
 
-// changedPools returns the pools whose counts a plan changed: the pools of runners it
-// changed or removed, of jobs whose allocation it changed in passing, and of the
-// delivery's own job when the delivery moved it (a late or repeated event changes no
-// count). Only entities whose state changed are in a plan's Change, except the
-// delivery's own job, which is always written.
-func changedPools(rec *delivery.Record, plan *jobs.Plan) []string {
-	own := ownJobID(rec)
-	pools := map[string]bool{}
-	for _, r := range slices.Concat(plan.Change.Runners, plan.Change.DeleteRunners) {
-		pools[r.Pool] = true
-	}
-	for _, j := range plan.Change.Jobs {
-		if j.ID != own || string(j.Status) == rec.Action {
-			pools[j.Pool] = true
-		}
-	}
-	delete(pools, "")
-	return slices.Sorted(maps.Keys(pools))
-}
-
-// ownJobID is the id of a workflow_job delivery's job, 0 for other deliveries.
-func ownJobID(rec *delivery.Record) int64 {
-	if rec.Event != "workflow_job" {
-		return 0
-	}
-	var p struct {
-		WorkflowJob struct {
-			ID int64 `json:"id"`
-		} `json:"workflow_job"`
-	}
-	_ = json.Unmarshal(rec.Payload, &p) // a payload that does not decode changed no job
-	return p.WorkflowJob.ID
-}
-
-// poolStatuses reads the counts of every pool the plan changed. The byTime index behind
-// PendingJobs and IdleRunners is eventually consistent on DynamoDB and may not show the
-// commit yet, so the plan's own entities override what it lists.
-func (h *Hub) poolStatuses(ctx context.Context, rec *delivery.Record, plan *jobs.Plan, at time.Time) ([]Message, error) {
+// poolStatuses reads the counts of every pool the commit changed (jobs.Commit.Pools).
+// The byTime index behind PendingJobs and IdleRunners is eventually consistent on
+// DynamoDB and may not show the commit yet, so the commit's own entities override what it
+// lists.
+func (h *Hub) poolStatuses(ctx context.Context, c *jobs.Commit) ([]Message, error) {
 	if h.Pools == nil {
 		return nil, nil
 	}
+	var deliveryID string
+	if c.Delivery != nil {
+		deliveryID = c.Delivery.DeliveryID
+	}
 	var msgs []Message
 	var errs []error
-	for _, pool := range changedPools(rec, plan) {
-		d, err := h.poolStatus(ctx, pool, plan)
+	for _, pool := range c.Pools {
+		d, err := h.poolStatus(ctx, pool, c.Plan)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("pool-status of %s: %w", pool, err))
 			continue
 		}
-		d.DeliveryID = rec.DeliveryID
-		msgs = append(msgs, Message{Event: EventPoolStatus, At: at, Data: d, Brief: struct {
+		d.DeliveryID = deliveryID
+		msgs = append(msgs, Message{Event: EventPoolStatus, At: c.At, Data: d, Brief: struct {
 			Trimmed
 			Pool    string `json:"pool"`
 			Pending int    `json:"pending"`

@@ -71,11 +71,6 @@ func (c *countingReader) PendingJobs(ctx context.Context, pool, after string, li
 	return c.PoolReader.PendingJobs(ctx, pool, after, limit)
 }
 
-type noSignals struct{}
-
-func (noSignals) Demand(context.Context, jobs.Demand) error   { return nil }
-func (noSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
-
 type publishFixture struct {
 	store   *embedded.Store
 	proc    *processing.Processor
@@ -97,11 +92,11 @@ func newPublishFixture(t *testing.T) *publishFixture {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	f.proc = &processing.Processor{
 		Deliveries: store, Counters: store,
-		Engine: &jobs.Engine{Store: store, Step: time.Minute, Pools: []jobs.Pool{
+		Engine: &jobs.Engine{Store: store, Deliveries: store, Step: time.Minute, Pools: []jobs.Pool{
 			{Name: "ubuntu", Labels: []string{"ubuntu-latest"}, MaxRunners: 5},
 			{Name: "gpu", Labels: []string{"gpu", "db-app", "dc-03"}, MaxRunners: 1},
-		}},
-		Signals: noSignals{}, Live: f.hub, Log: log, Now: time.Now,
+		}, Subscribers: []jobs.Subscriber{f.hub}},
+		Log: log, Now: time.Now,
 	}
 	return f
 }
@@ -113,6 +108,13 @@ func (f *publishFixture) deliver(t *testing.T, fixture string) *delivery.Record 
 	if err != nil {
 		t.Fatal(err)
 	}
+	event, _, _ := strings.Cut(fixture, ".")
+	return f.deliverPayload(t, event, fixture, payload)
+}
+
+// deliverPayload records payload as a new delivery of event and processes it.
+func (f *publishFixture) deliverPayload(t *testing.T, event, name string, payload []byte) *delivery.Record {
+	t.Helper()
 	var routing struct {
 		Action     string `json:"action"`
 		Repository struct {
@@ -123,9 +125,8 @@ func (f *publishFixture) deliver(t *testing.T, fixture string) *delivery.Record 
 		t.Fatal(err)
 	}
 	f.pending++
-	event, _, _ := strings.Cut(fixture, ".")
 	rec := &delivery.Record{
-		Key:   delivery.Key{HookID: "109948940", DeliveryID: fixture + "-" + string(rune('a'+f.pending))},
+		Key:   delivery.Key{HookID: "109948940", DeliveryID: name + "-" + string(rune('a'+f.pending))},
 		Event: event, Action: routing.Action, Repository: routing.Repository.FullName,
 		ReceivedAt: time.Now().UTC(), Payload: payload, State: delivery.Received,
 	}
@@ -325,5 +326,57 @@ func TestPublishReservation(t *testing.T) {
 	}
 	if a := field(t, got[0], "job.allocation"); a != "reserved" {
 		t.Errorf("job allocation %v, want reserved", a)
+	}
+}
+
+// "applied" is the plan's, not a guess from the action: a repeated completed (an
+// organisation's hook and a repository's hook both fire) did not move the job, and a
+// queued whose payload already says in_progress (GitHub's status ran ahead of the
+// action) did.
+func TestPublishAppliedIsThePlans(t *testing.T) {
+	read := func(t *testing.T, fixture string) string {
+		b, err := os.ReadFile(filepath.Join("..", "..", "testdata", fixture))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return string(b)
+	}
+	queuedInProgress := func(t *testing.T) string {
+		return strings.Replace(read(t, "workflow_job.in_progress.json"), `"action":"in_progress"`, `"action":"queued"`, 1)
+	}
+	tests := []struct {
+		name     string
+		payloads []func(t *testing.T) string
+		// the last delivery's workflow-job: action, job.status, transition.applied
+		action, status string
+		applied        bool
+	}{
+		{"completed twice", []func(*testing.T) string{
+			func(t *testing.T) string { return read(t, "workflow_job.completed.json") },
+			func(t *testing.T) string { return read(t, "workflow_job.completed.json") },
+		}, "completed", "completed", false},
+		{"completed once", []func(*testing.T) string{
+			func(t *testing.T) string { return read(t, "workflow_job.completed.json") },
+		}, "completed", "completed", true},
+		{"queued with status in_progress", []func(*testing.T) string{queuedInProgress}, "queued", "in_progress", true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newPublishFixture(t)
+			f.connect(t, "all")
+			for _, payload := range tc.payloads {
+				f.sent.take(t, "all")
+				f.deliverPayload(t, "workflow_job", "applied", []byte(payload(t)))
+			}
+			got := f.sent.take(t, "all")
+			if len(got) == 0 || got[0].Event != live.EventWorkflowJob {
+				t.Fatalf("received %v, want a workflow-job first", events(got))
+			}
+			for path, want := range map[string]any{"action": tc.action, "job.status": tc.status, "transition.applied": tc.applied} {
+				if v := field(t, got[0], path); v != want {
+					t.Errorf("data.%s = %v, want %v", path, v, want)
+				}
+			}
+		})
 	}
 }

@@ -95,15 +95,12 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	store, queue := db.Store(), db.Queue(maxAttempts)
 	// Health shares this process with every writer: the writes that fail are its to see.
 	failures := &deliveries.WriteFailures{}
-	engine := &jobs.Engine{Store: failures.Jobs(store), Pools: cfg.Pools, Step: cfg.PriorityStep, OfflineAfter: cfg.RunnerOfflineAfter}
-	runners := fleet.Deps{Engine: engine, Signals: logSignals{log: log}, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: log}
 	if err := warnOverriddenPools(store, cfg, log); err != nil {
 		db.Close()
 		return nil, err
 	}
 	m := metrics.New()
 	m.Log = log
-	m.WatchPools(runners.PoolStatus)
 	m.WatchQueues(delivery.DepthGauges(queue))
 	ing := &ingest.Handler{
 		Parser:               &webhook.Parser{Verifier: webhook.NewVerifier(secret, cfg.PreviousWebhookSecret), AllowUnsigned: cfg.AllowUnsigned},
@@ -120,15 +117,22 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 		db.Close()
 		return nil, err
 	}
-	reconciler, err := newReconciler(cfg, log, store, queue, engine, logSignals{log: log}, m)
+	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated), cfg.APIReadTokens)
+	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
+	signals := &jobs.SignalSender{Signals: logSignals{log: log}, Log: log}
+	// One engine for the processor and the fleet API: every commit, a delivery's or a
+	// runner operation's, is heard by the same subscribers.
+	engine := cfg.Engine(failures.Jobs(store), failures.Store(store), signals, m, jobs.Log{Logger: log}, hub.Hub())
+	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: log}
+	runners.PoolChanged = hub.Hub().AnnouncePoolChanges()
+	m.WatchPools(runners.PoolStatus)
+	// The reconciler's runner changes go through the engine, whose subscribers send their
+	// demands: it sends none itself.
+	reconciler, err := newReconciler(cfg, log, store, queue, engine, nil, m)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
-	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated), cfg.APIReadTokens)
-	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
-	engine.Committed = hub.Hub().AnnounceFleetChanges()
-	runners.PoolChanged = hub.Hub().AnnouncePoolChanges()
 	routes := slices.Concat(ing.Routes(), m.Routes(), dashboard.Routes(),
 		hub.Routes(), live.TicketRoutes(tickets, "", time.Now),
 		deliveries.Routes(deliveries.Deps{
@@ -148,9 +152,8 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 			Deliveries: failures.Store(store),
 			Counters:   store,
 			Engine:     engine,
-			Signals:    logSignals{log: log},
+			Signals:    signals.Signals,
 			Observer:   m,
-			Live:       hub.Hub(),
 			Log:        log,
 			Now:        time.Now,
 		},

@@ -1,7 +1,8 @@
 // Package metrics holds RunnerHub's Prometheus metrics, named as in the product
 // description (webhook_events_total{event,status}, webhook_processing_duration_seconds{event},
 // github_jobs_queued_total{repository}, github_jobs_completed_total{repository,conclusion},
-// github_job_duration_seconds{repository}), plus queue depth and pool gauges sampled at
+// github_job_duration_seconds{repository}), plus webhook_processing_conflicts_total{event},
+// queue depth and pool gauges sampled at
 // scrape time, and the same figures as CloudWatch Embedded Metric Format lines (EMF) for
 // the Lambda functions.
 package metrics
@@ -29,6 +30,7 @@ type Metrics struct {
 	ingestTime *prometheus.HistogramVec
 
 	processTime   *prometheus.HistogramVec
+	conflicts     *prometheus.CounterVec
 	jobsQueued    *prometheus.CounterVec
 	jobsCompleted *prometheus.CounterVec
 	jobDuration   *prometheus.HistogramVec
@@ -60,6 +62,10 @@ func New() *Metrics {
 			Help:    "Time to apply a queued delivery (read, plan, commit), failed attempts included.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}, []string{"event"}),
+		conflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "webhook_processing_conflicts_total",
+			Help: "Plans that lost an optimistic-concurrency race and were planned again (no error), by delivery event or fleet operation (runner.register, runner.heartbeat, runner.remove).",
+		}, []string{"event"}),
 		jobsQueued: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "github_jobs_queued_total",
 			Help: "Workflow jobs that were queued (counted once per job, when first seen queued or later).",
@@ -85,7 +91,7 @@ func New() *Metrics {
 		}, []string{"pool", "repository"}),
 	}
 	m.Registry.MustRegister(m.events, m.rejections, m.ingestTime,
-		m.processTime, m.jobsQueued, m.jobsCompleted, m.jobDuration, m.jobWait, m.jobQueue,
+		m.processTime, m.conflicts, m.jobsQueued, m.jobsCompleted, m.jobDuration, m.jobWait, m.jobQueue,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

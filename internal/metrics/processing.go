@@ -1,6 +1,8 @@
 package metrics
 
 import (
+	"context"
+	"errors"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
@@ -12,7 +14,11 @@ import (
 // applied ones count under the delivery's final state (processed, ignored).
 const statusError = "error"
 
+// Both sinks hear of commits from the engine (jobs.Subscriber) and of failed attempts
+// from the processor (processing.Observer).
 var (
+	_ jobs.Subscriber     = (*Metrics)(nil)
+	_ jobs.Subscriber     = (*EMF)(nil)
 	_ processing.Observer = (*Metrics)(nil)
 	_ processing.Observer = (*EMF)(nil)
 )
@@ -60,12 +66,38 @@ func figuresOf(plan *jobs.Plan) (jobFigures, bool) {
 	return f, true
 }
 
-// Applied implements processing.Observer.
-func (m *Metrics) Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Duration) {
-	event := or(rec.Event, "unknown")
-	m.events.WithLabelValues(event, string(plan.State)).Inc()
-	m.processTime.WithLabelValues(event).Observe(elapsed.Seconds())
-	f, ok := figuresOf(plan)
+// conflictLabel is webhook_processing_conflicts_total's event: the delivery's event, or
+// the fleet operation.
+func conflictLabel(c *jobs.Commit) string {
+	if c.Delivery != nil {
+		return or(c.Delivery.Event, "unknown")
+	}
+	return string(c.Operation)
+}
+
+// conflictsOf returns how many conflicts a failed attempt met before it gave up (0 when
+// it failed for another reason).
+func conflictsOf(err error) int {
+	var ce *jobs.ConflictError
+	if errors.As(err, &ce) {
+		return ce.Conflicts
+	}
+	return 0
+}
+
+// Committed implements jobs.Subscriber: a delivery's count and processing time, the job
+// figures it adds, and the conflicts any commit met on the way.
+func (m *Metrics) Committed(_ context.Context, c *jobs.Commit) {
+	if c.Conflicts > 0 {
+		m.conflicts.WithLabelValues(conflictLabel(c)).Add(float64(c.Conflicts))
+	}
+	if c.Delivery == nil {
+		return
+	}
+	event := or(c.Delivery.Event, "unknown")
+	m.events.WithLabelValues(event, string(c.State)).Inc()
+	m.processTime.WithLabelValues(event).Observe(c.Elapsed.Seconds())
+	f, ok := figuresOf(c.Plan)
 	if !ok {
 		return
 	}
@@ -86,19 +118,36 @@ func (m *Metrics) Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Du
 	}
 }
 
-// Failed implements processing.Observer.
-func (m *Metrics) Failed(rec *delivery.Record, _ error, elapsed time.Duration) {
+// Failed implements processing.Observer. An attempt that ran out of time re-planning
+// conflicts is counted as conflicts, not as an error.
+func (m *Metrics) Failed(rec *delivery.Record, err error, elapsed time.Duration) {
 	event := or(rec.Event, "unknown")
-	m.events.WithLabelValues(event, statusError).Inc()
+	if n := conflictsOf(err); n > 0 {
+		m.conflicts.WithLabelValues(event).Add(float64(n))
+	} else {
+		m.events.WithLabelValues(event, statusError).Inc()
+	}
 	m.processTime.WithLabelValues(event).Observe(elapsed.Seconds())
 }
 
-// Applied implements processing.Observer with one EMF line: the delivery's count and
-// processing time, and the job figures it adds, each metric with its Prometheus labels
-// as dimensions.
-func (e *EMF) Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Duration) {
-	line := e.processed(rec, string(plan.State), elapsed)
-	f, ok := figuresOf(plan)
+// Committed implements jobs.Subscriber with one EMF line per delivery: its count and
+// processing time, the job figures it adds and its conflicts, each metric with its
+// Prometheus labels as dimensions. A fleet operation writes a line only when it met
+// conflicts.
+func (e *EMF) Committed(_ context.Context, c *jobs.Commit) {
+	if c.Delivery == nil {
+		if c.Conflicts > 0 {
+			line := e.newLine()
+			e.conflicted(line, conflictLabel(c), c.Conflicts)
+			e.write(line)
+		}
+		return
+	}
+	line := e.processed(c.Delivery, string(c.State), c.Elapsed)
+	if c.Conflicts > 0 {
+		e.conflicted(line, conflictLabel(c), c.Conflicts)
+	}
+	f, ok := figuresOf(c.Plan)
 	if !ok {
 		e.write(line)
 		return
@@ -126,9 +175,26 @@ func (e *EMF) Applied(rec *delivery.Record, plan *jobs.Plan, elapsed time.Durati
 	e.write(line)
 }
 
-// Failed implements processing.Observer with one EMF line.
-func (e *EMF) Failed(rec *delivery.Record, _ error, elapsed time.Duration) {
-	e.write(e.processed(rec, statusError, elapsed))
+// Failed implements processing.Observer with one EMF line: an error, or the conflicts of
+// an attempt that ran out of time re-planning them.
+func (e *EMF) Failed(rec *delivery.Record, err error, elapsed time.Duration) {
+	n := conflictsOf(err)
+	if n == 0 {
+		e.write(e.processed(rec, statusError, elapsed))
+		return
+	}
+	line := e.newLine()
+	line.set("deliveryId", rec.DeliveryID)
+	e.conflicted(line, or(rec.Event, "unknown"), n)
+	e.write(line)
+}
+
+// conflicted adds webhook_processing_conflicts_total{event} = n to the line. The line's
+// event property is the same value wherever both are set.
+func (e *EMF) conflicted(line *emfLine, event string, n int) {
+	line.set("event", event)
+	line.fields["webhook_processing_conflicts_total"] = n
+	line.directive([]string{"event"}, emfMetric{Name: "webhook_processing_conflicts_total", Unit: "Count"})
 }
 
 // processed starts a processing line: webhook_events_total{event,status} and

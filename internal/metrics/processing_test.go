@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -25,10 +26,17 @@ var t0 = time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
 // rec is the workflow_job delivery every test applies.
 var rec = &delivery.Record{Event: "workflow_job", Key: delivery.Key{DeliveryID: "d-1"}}
 
+// sink hears of commits and of failed attempts: Metrics and EMF.
+type sink interface {
+	jobs.Subscriber
+	processing.Observer
+}
+
 // apply tells o that rec moved a job of repo from `from` to the job's status.
-func apply(o processing.Observer, repo string, from jobs.Status, job jobs.Job) {
+func apply(o sink, repo string, from jobs.Status, job jobs.Job) {
 	job.Repository = repo
-	o.Applied(rec, &jobs.Plan{State: delivery.Processed, Advanced: &jobs.Transition{Job: &job, From: from}}, 10*time.Millisecond)
+	o.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpDelivery, Delivery: rec, Elapsed: 10 * time.Millisecond,
+		Plan: &jobs.Plan{State: delivery.Processed, Advanced: &jobs.Transition{Job: &job, From: from}}})
 }
 
 func TestJobMetricsCountEachTransitionOnce(t *testing.T) {
@@ -51,7 +59,8 @@ func TestJobMetricsCountEachTransitionOnce(t *testing.T) {
 	for _, s := range steps {
 		apply(m, "octo/api", s.from, s.job)
 	}
-	m.Applied(rec, &jobs.Plan{State: delivery.Ignored}, time.Millisecond) // no transition: a late event
+	// no transition: a late event
+	m.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpDelivery, Delivery: rec, Plan: &jobs.Plan{State: delivery.Ignored}})
 	m.Failed(rec, errors.New("store down"), time.Second)
 
 	for _, c := range []struct {
@@ -230,5 +239,45 @@ webhook_queue_depth{queue="events"} 3
 	h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/metrics", nil))
 	if w.Code != http.StatusOK || !strings.Contains(w.Body.String(), `webhook_queue_depth{queue="events"} 3`) {
 		t.Errorf("scrape with a failing sampler: %d\n%s", w.Code, w.Body)
+	}
+}
+
+// A conflict is counted as such, never as an error: re-planned within the commit, or
+// given up on when the attempt ran out of time; a fleet operation's under its name.
+func TestConflictsAreNotErrors(t *testing.T) {
+	var buf bytes.Buffer
+	m, e := New(), NewEMF(&buf, "RunnerHub")
+	gaveUp := fmt.Errorf("apply: %w", &jobs.ConflictError{Operation: jobs.OpDelivery, Conflicts: 4, Last: jobs.ErrConflict})
+	for _, o := range []sink{m, e} {
+		o.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpDelivery, Delivery: rec, Conflicts: 2,
+			Plan: &jobs.Plan{State: delivery.Processed}})
+		o.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpHeartbeat, Conflicts: 1, Plan: &jobs.Plan{}})
+		o.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpRegister, Plan: &jobs.Plan{}}) // no conflict: no line
+		o.Failed(rec, gaveUp, time.Second)
+	}
+	for _, c := range []struct {
+		what      string
+		got, want float64
+	}{
+		{"workflow_job conflicts", testutil.ToFloat64(m.conflicts.WithLabelValues("workflow_job")), 6},
+		{"heartbeat conflicts", testutil.ToFloat64(m.conflicts.WithLabelValues("runner.heartbeat")), 1},
+		{"errors", testutil.ToFloat64(m.events.WithLabelValues("workflow_job", "error")), 0},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
+		}
+	}
+	lines := emfLines(t, buf.Bytes())
+	var conflicts float64
+	for _, l := range lines {
+		if l["status"] == "error" {
+			t.Errorf("EMF line %v counts a conflict as an error", l)
+		}
+		if n, ok := l["webhook_processing_conflicts_total"].(float64); ok {
+			conflicts += n
+		}
+	}
+	if len(lines) != 3 || conflicts != 7 {
+		t.Errorf("EMF: %d lines with %v conflicts, want 3 lines with 7:\n%s", len(lines), conflicts, buf.String())
 	}
 }

@@ -317,6 +317,7 @@ func runModel(t *testing.T, s Stores, h *history) {
 		Signals: discardSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
 	}
+	engine.Deliveries = s.Deliveries // re-read after a conflict
 	apply := func(a action) error {
 		if a.op != nil {
 			return applyOp(ctx, engine, a.op)

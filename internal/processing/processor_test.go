@@ -64,10 +64,12 @@ func (r *recordedSignals) Prewarm(_ context.Context, p jobs.Prewarm) error {
 
 func newProcessor(t *testing.T, s Stores) (*processing.Processor, *recordedSignals) {
 	sig := &recordedSignals{}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	return &processing.Processor{
 		Deliveries: s.Deliveries, Counters: s.Counters,
-		Engine:  &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute},
-		Signals: sig, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
+		Engine: &jobs.Engine{Store: s.Jobs, Deliveries: s.Deliveries, Pools: modelPools, Step: time.Minute,
+			Subscribers: []jobs.Subscriber{&jobs.SignalSender{Signals: sig, Log: log}}},
+		Signals: sig, Log: log, Now: time.Now,
 	}, sig
 }
 

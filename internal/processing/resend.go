@@ -20,9 +20,9 @@ func (p *Processor) ResendDemands(ctx context.Context, after time.Duration) (int
 	if err != nil {
 		return 0, fmt.Errorf("reading waiting jobs: %w", err)
 	}
-	sent := 0
+	sent, sender := 0, jobs.SignalSender{Signals: p.Signals, Log: p.Log}
 	for _, d := range demands {
-		if p.sendDemand(ctx, d) {
+		if sender.Demand(ctx, d) {
 			sent++
 		}
 	}

@@ -35,11 +35,9 @@ import (
 // Deps are what the endpoints use.
 type Deps struct {
 	// Engine holds the store, the configured pools (RUNNERHUB_POOLS) and the priority
-	// step (which places a job that goes back to the queue).
+	// step (which places a job that goes back to the queue). Its subscribers hear of each
+	// runner operation once committed: they send its demands, log it, announce it.
 	Engine *jobs.Engine
-	// Signals, when set, receives the scale-up demand of a job put back in the queue by a
-	// runner's removal.
-	Signals jobs.Signals
 	// OfflineAfter is how long a runner may go without a heartbeat before it counts as
 	// offline (RUNNERHUB_RUNNER_OFFLINE_AFTER; jobs.DefaultOfflineAfter when zero).
 	OfflineAfter time.Duration
@@ -118,18 +116,4 @@ func (h *handlers) domainError(r *http.Request, err error) *httpjson.Problem {
 
 func notFound(what string) *httpjson.Problem {
 	return httpjson.NewProblem(http.StatusNotFound, "not_found", what+" does not exist")
-}
-
-// send logs a committed fleet change and emits its demand signals. The change is done, so
-// a failure to signal is logged and not returned, as the processor does.
-func (h *handlers) send(ctx context.Context, plan *jobs.Plan, level slog.Level) {
-	h.Log.Log(ctx, level, "fleet change", "outcome", plan.Outcome)
-	if h.Signals == nil {
-		return
-	}
-	for _, d := range plan.Demands {
-		if err := h.Signals.Demand(ctx, d); err != nil {
-			h.Log.ErrorContext(ctx, "sending scale-up demand failed", "pool", d.Pool, "job_id", d.JobID, "error", err)
-		}
-	}
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -67,8 +68,8 @@ func newEnv(t *testing.T, store jobs.Store) *env {
 	}
 	e := &env{store: store, signals: &signals{}, now: time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)}
 	e.handler = httpapi.New(tokens, fleet.Routes(fleet.Deps{
-		Engine:       &jobs.Engine{Store: store, Pools: configured, Step: time.Minute},
-		Signals:      e.signals,
+		Engine: &jobs.Engine{Store: store, Pools: configured, Step: time.Minute,
+			Subscribers: []jobs.Subscriber{&jobs.SignalSender{Signals: e.signals, Log: slog.New(slog.DiscardHandler)}}},
 		OfflineAfter: 5 * time.Minute,
 		Now:          e.clock,
 	}))

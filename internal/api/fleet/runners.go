@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 	"errors"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -76,7 +75,7 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 		return 0, nil, httpjson.BadRequest("invalid_body", strings.Join(missing, "; "))
 	}
 	spec := jobs.RunnerSpec{Name: body.Name, Pool: body.Pool, Labels: body.Labels, Ephemeral: body.Ephemeral}
-	rn, plan, err := h.Engine.RegisterRunner(r.Context(), spec, h.Now())
+	rn, _, err := h.Engine.RegisterRunner(r.Context(), spec, h.Now())
 	switch {
 	case errors.Is(err, jobs.ErrInvalid):
 		return 0, nil, httpjson.BadRequest("invalid_body", err.Error())
@@ -89,7 +88,6 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 	case err != nil:
 		return 0, nil, err
 	}
-	h.send(r.Context(), plan, slog.LevelInfo)
 	return http.StatusCreated, h.runnerView(rn), nil
 }
 
@@ -122,7 +120,7 @@ func (h *handlers) getRunner(r *http.Request) (int, any, error) {
 // was reserved for (state reserved, jobId) is back in its pool's queue; one it was
 // running (busy) keeps its assignment.
 func (h *handlers) removeRunner(r *http.Request) (int, any, error) {
-	return h.changeRunner(r, h.Engine.RemoveRunner, slog.LevelInfo)
+	return h.changeRunner(r, h.Engine.RemoveRunner)
 }
 
 // heartbeat answers POST /api/runners/{name}/heartbeat (no body, or {}) with the runner,
@@ -131,23 +129,21 @@ func (h *handlers) heartbeat(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &struct{}{}, true); err != nil {
 		return 0, nil, err
 	}
-	// Heartbeats come every few seconds from every runner: logged at debug level.
-	return h.changeRunner(r, h.Engine.Heartbeat, slog.LevelDebug)
+	return h.changeRunner(r, h.Engine.Heartbeat)
 }
 
-// changeRunner applies a fleet operation to the runner the path names, logging it at level.
-func (h *handlers) changeRunner(r *http.Request, op func(ctx context.Context, name string, now time.Time) (*jobs.Runner, *jobs.Plan, error), level slog.Level) (int, any, error) {
+// changeRunner applies a fleet operation to the runner the path names.
+func (h *handlers) changeRunner(r *http.Request, op func(ctx context.Context, name string, now time.Time) (*jobs.Runner, *jobs.Plan, error)) (int, any, error) {
 	name, err := runnerName(r)
 	if err != nil {
 		return 0, nil, err
 	}
-	rn, plan, err := op(r.Context(), name, h.Now())
+	rn, _, err := op(r.Context(), name, h.Now())
 	if errors.Is(err, jobs.ErrNotFound) {
 		return 0, nil, notFound("runner " + name)
 	}
 	if err != nil {
 		return 0, nil, err
 	}
-	h.send(r.Context(), plan, level)
 	return http.StatusOK, h.runnerView(rn), nil
 }

@@ -76,8 +76,10 @@ func New(ctx context.Context, a *awsapp.App) (*reconcile.Reconciler, error) {
 		Metrics: m, Limits: reconcile.DefaultLimits, Interval: gc.Interval, After: gc.After, Log: a.Log, Now: time.Now,
 	}
 	if len(gc.RunnerScopes) > 0 {
-		engine := &jobs.Engine{Store: a.Store, Pools: a.Config.Pools, Step: a.Config.PriorityStep, OfflineAfter: a.Config.RunnerOfflineAfter}
-		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Signals: a.Signals, Scopes: gc.RunnerScopes,
+		// Runner changes go through the commit pipeline, whose subscribers send their
+		// demands (the reconciler sends none itself), count conflicts and log handovers.
+		engine := a.Config.Engine(a.Store, a.Store, &jobs.SignalSender{Signals: a.Signals, Log: a.Log}, m, jobs.Log{Logger: a.Log})
+		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Scopes: gc.RunnerScopes,
 			Import: gc.ImportRunners, Grace: gc.After, Log: a.Log, Now: time.Now}
 	}
 	return r, nil

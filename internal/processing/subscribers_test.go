@@ -1,0 +1,80 @@
+package processing_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/localhub"
+)
+
+// senderFunc adapts a function to live.Sender.
+type senderFunc func(ctx context.Context) error
+
+func (f senderFunc) Send(ctx context.Context, _ string, _ []byte) error { return f(ctx) }
+
+// The engine's subscribers hear of each commit once, after it: they see the committed
+// state, and whatever a live update does (fail, hang) the delivery is processed, exactly
+// once, without waiting for it.
+func TestSubscribersFollowTheCommitAndNeverFailIt(t *testing.T) {
+	tests := []struct {
+		name string
+		send func(ctx context.Context) error
+	}{
+		{"live update succeeds", func(context.Context) error { return nil }},
+		{"live update fails", func(context.Context) error { return errors.New("API Gateway unavailable") }},
+		{"live update hangs until its deadline", func(ctx context.Context) error { <-ctx.Done(); return ctx.Err() }},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s := embeddedStores(t)
+			p, _ := newProcessor(t, s)
+			ctx := context.Background()
+			var heard []*jobs.Commit
+			var sends int
+			hub := &live.Hub{Registry: localhub.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+				Sender: senderFunc(func(sctx context.Context) error {
+					sends++
+					if _, ok := sctx.Deadline(); !ok {
+						t.Error("a live update runs without a deadline")
+					}
+					return tc.send(sctx)
+				})}
+			if err := hub.Connect(ctx, live.Connection{ID: "c"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := hub.Subscribe(ctx, "c", nil); err != nil {
+				t.Fatal(err)
+			}
+			p.Engine.Subscribe(jobs.SubscriberFunc(func(_ context.Context, c *jobs.Commit) {
+				heard = append(heard, c)
+				got, err := s.Deliveries.Get(ctx, c.Delivery.Key)
+				if err != nil || got.State != delivery.Processed || c.State != delivery.Processed || c.Change.Finish == nil {
+					t.Errorf("a subscriber heard of the commit before it: stored %v (%v), commit %s", got.State, err, c.State)
+				}
+			}), hub)
+			rec := record(t, s, "live", "ping", []byte(`{"zen":"z"}`))
+			start := time.Now()
+			for range 2 { // the second time the delivery is already done: nothing to announce
+				if err := p.Process(ctx, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
+					t.Fatalf("Process: %v", err)
+				}
+			}
+			if len(heard) != 1 || heard[0].Operation != jobs.OpDelivery || heard[0].Delivery.DeliveryID != "live" {
+				t.Errorf("subscriber heard %d commits, want this delivery's once", len(heard))
+			}
+			if sends == 0 {
+				t.Error("the live hub sent nothing")
+			}
+			if elapsed := time.Since(start); elapsed > 5*time.Second {
+				t.Errorf("processing took %v: a hanging live update held it up", elapsed)
+			}
+		})
+	}
+}

@@ -109,10 +109,7 @@ const (
 	// conflictBackoffBase and conflictBackoffMax bound the jittered wait before a re-plan:
 	// a random time up to base × 2^conflicts, at most max.
 	conflictBackoffBase = 2 * time.Millisecond
-	conflictBackoffMax  = 250 * time.Millisecond
-	// ConflictBudget is how long a change without a context deadline (the local stack, an
-	// API request) is planned again before ConflictError.
-	ConflictBudget = 30 * time.Second
+	conflictBackoffMax  = time.Second
 	// ConflictMargin is the part of a context's deadline kept for after the pipeline: a
 	// Lambda invocation still reports its batch, and a re-plan that starts later could not
 	// finish in time anyway.
@@ -152,9 +149,11 @@ func decode(rec *delivery.Record) *payload {
 // subscribers. It returns nil, nil when the delivery is (or turns out to be) finished
 // already: its effects were applied once, by whoever finished it.
 //
-// A conflict is no failure: the delivery is planned again after a jittered wait, until
-// the context's deadline less ConflictMargin (or ConflictBudget without one), and only
-// then is a ConflictError returned. Any other error means nothing was committed.
+// A conflict is no failure: the delivery is planned again after a jittered wait, as long
+// as the context lasts. With a deadline (a Lambda invocation's) it stops ConflictMargin
+// before it and returns a ConflictError, so that the invocation can still report the
+// record; without one (the local stack's consumer, an API request) it goes on until the
+// change commits or the context ends. Any other error means nothing was committed.
 func (e *Engine) Apply(ctx context.Context, rec *delivery.Record) (*Commit, error) {
 	decoded := decode(rec)
 	key := rec.Key
@@ -191,10 +190,8 @@ func (e *Engine) Apply(ctx context.Context, rec *delivery.Record) (*Commit, erro
 // to do), which is committed, re-planned on conflict, completed and announced.
 func (e *Engine) commit(ctx context.Context, op Operation, build func(conflicts int) (*Commit, error)) (*Commit, error) {
 	start := time.Now()
-	giveUp := start.Add(ConflictBudget)
-	if d, ok := ctx.Deadline(); ok {
-		giveUp = d.Add(-ConflictMargin)
-	}
+	giveUp, bounded := ctx.Deadline()
+	giveUp = giveUp.Add(-ConflictMargin)
 	for conflicts := 0; ; conflicts++ {
 		c, err := build(conflicts)
 		if err != nil || c == nil {
@@ -211,7 +208,7 @@ func (e *Engine) commit(ctx context.Context, op Operation, build func(conflicts 
 			return nil, err
 		}
 		wait := conflictWait(conflicts + 1)
-		if time.Now().Add(wait).After(giveUp) {
+		if bounded && time.Now().Add(wait).After(giveUp) {
 			return nil, &ConflictError{Operation: op, Conflicts: conflicts + 1, Last: err}
 		}
 		select {

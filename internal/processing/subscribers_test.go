@@ -12,6 +12,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/localhub"
+	"github.com/runnerhub/webhooks/internal/metrics"
 )
 
 // senderFunc adapts a function to live.Sender.
@@ -76,5 +77,42 @@ func TestSubscribersFollowTheCommitAndNeverFailIt(t *testing.T) {
 				t.Errorf("processing took %v: a hanging live update held it up", elapsed)
 			}
 		})
+	}
+}
+
+// A delivery's payload is decoded once on its whole way: planned, planned again after a
+// conflict, committed and announced to every subscriber (signals, metrics, a live
+// update to a connected dashboard, logs). The engine owns the one decode; the live
+// messages of a workflow_job come from the commit's facts.
+func TestOneDecodePerDelivery(t *testing.T) {
+	s := embeddedStores(t)
+	store := &conflicting{Store: s.Jobs, times: 1}
+	p, _ := newProcessor(t, Stores{Deliveries: s.Deliveries, Counters: s.Counters, Jobs: store})
+	p.Engine.Store = store
+	ctx := context.Background()
+	var frames int
+	hub := &live.Hub{Registry: localhub.NewRegistry(), Pools: s.Jobs, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Sender: senderFunc(func(context.Context) error { frames++; return nil })}
+	if err := hub.Connect(ctx, live.Connection{ID: "dashboard"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hub.Subscribe(ctx, "dashboard", nil); err != nil {
+		t.Fatal(err)
+	}
+	m := metrics.New()
+	p.Engine.Subscribe(m, jobs.Log{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, hub)
+	rec := fixtureRecord(t, "workflow_job.queued.json", "decoded-once")
+	if _, err := s.Deliveries.Create(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	before := jobs.PayloadDecodes()
+	if err := p.Process(ctx, delivery.Message{Key: rec.Key}); err != nil {
+		t.Fatal(err)
+	}
+	if n := jobs.PayloadDecodes() - before; n != 1 || store.seen != 2 {
+		t.Errorf("%d payload decodes over %d plans, want 1", n, store.seen)
+	}
+	if frames < 2 { // workflow-job and webhook-event at least
+		t.Errorf("the dashboard received %d messages", frames)
 	}
 }

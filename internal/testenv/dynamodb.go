@@ -12,19 +12,24 @@ import (
 // DynamoDB returns a client of this moto. moto applies a TransactWriteItems without
 // a lock (condition checks, writes, and on failure a rollback to a copy of the whole
 // table taken at the start), so concurrent transactions on one table interleave: a
-// cancelled one can undo another one's writes or leave its own. DynamoDB isolates
-// transactions (serializable), so the client runs one transaction at a time, as DynamoDB
-// would apply them; the race itself (who reads what, whose condition holds) is untouched.
+// cancelled one can undo another one's writes or leave its own, and any other request
+// that changes or walks the table while the copy is taken fails it with a 500
+// ("dictionary changed size during iteration"). DynamoDB isolates transactions
+// (serializable), so the client runs each transaction alone, as DynamoDB would apply
+// it, while other requests run concurrently with each other; the race itself (who reads
+// what, whose condition holds) is untouched.
 func (a *AWS) DynamoDB(opts ...func(*dynamodb.Options)) *dynamodb.Client {
 	return dynamodb.NewFromConfig(a.Config, append([]func(*dynamodb.Options){
 		AroundEachAttempt("serializeTransactions", serializeTransactions),
 	}, opts...)...)
 }
 
-var motoTransactions sync.Mutex
+var motoTransactions sync.RWMutex
 
 func serializeTransactions(ctx context.Context, send func() error) error {
 	if awsmiddleware.GetOperationName(ctx) != "TransactWriteItems" {
+		motoTransactions.RLock()
+		defer motoTransactions.RUnlock()
 		return send()
 	}
 	motoTransactions.Lock()

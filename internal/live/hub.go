@@ -89,7 +89,7 @@ func (h *Hub) change(ctx context.Context, id string, subscribe bool, repositorie
 	if err != nil {
 		return Subscription{}, err
 	}
-	c, err := h.Registry.Update(ctx, id, Change{Subscribe: subscribe, Repositories: repos}, h.now())
+	c, err := h.Registry.Update(ctx, id, SubscriptionChange{Subscribe: subscribe, Repositories: repos}, h.now())
 	return c.Subscription, err
 }
 
@@ -116,7 +116,7 @@ func (h *Hub) answer(ctx context.Context, id string, data []byte) Message {
 	if req.action == actionPing {
 		return Message{Event: EventPong, At: now}
 	}
-	c, err := h.Registry.Update(ctx, id, Change{Subscribe: req.action == actionSubscribe, Repositories: req.repositories}, now)
+	c, err := h.Registry.Update(ctx, id, SubscriptionChange{Subscribe: req.action == actionSubscribe, Repositories: req.repositories}, now)
 	switch {
 	case errors.Is(err, ErrUnknownConnection):
 		return fail(codeUnknownConnection, "this connection is not registered any more: reconnect")

@@ -99,15 +99,16 @@ func (s Subscription) Wants(room string) bool {
 	return s.All || found
 }
 
-// Change is one subscribe or unsubscribe request, applied atomically by a Registry.
-type Change struct {
+// SubscriptionChange is one subscribe or unsubscribe request, applied atomically by a
+// Registry.
+type SubscriptionChange struct {
 	Subscribe bool
 	// Repositories are normalised (lower case, sorted, unique); nil means everything.
 	Repositories []string
 }
 
 // Apply returns s changed by c: what every Registry stores.
-func (c Change) Apply(s Subscription) Subscription {
+func (c SubscriptionChange) Apply(s Subscription) Subscription {
 	switch {
 	case c.Subscribe && c.Repositories == nil:
 		s.All = true
@@ -131,7 +132,7 @@ func (c Change) Apply(s Subscription) Subscription {
 // counts a repository that s already has twice, so that DynamoDB can check it in the
 // update's condition (size(repos) <= MaxRepositories - len(c.Repositories)): every
 // Registry refuses exactly the same requests.
-func (c Change) Fits(s Subscription) bool {
+func (c SubscriptionChange) Fits(s Subscription) bool {
 	return !c.Subscribe || len(s.Repositories)+len(c.Repositories) <= MaxRepositories
 }
 
@@ -173,7 +174,7 @@ type Registry interface {
 	// Update applies a change to an unexpired connection's subscription atomically (two
 	// requests of one connection may be handled at the same time) and returns the
 	// result: ErrUnknownConnection or ErrTooManyRepositories when it cannot.
-	Update(ctx context.Context, id string, change Change, now time.Time) (Connection, error)
+	Update(ctx context.Context, id string, change SubscriptionChange, now time.Time) (Connection, error)
 	// Delete forgets a connection; unknown ids are not an error.
 	Delete(ctx context.Context, id string) error
 	// List returns the connections unexpired at now, without scanning.

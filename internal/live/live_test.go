@@ -140,17 +140,17 @@ func TestChangeApply(t *testing.T) {
 	tests := []struct {
 		name   string
 		from   live.Subscription
-		change live.Change
+		change live.SubscriptionChange
 		want   live.Subscription
 	}{
-		{"subscribe some", live.Subscription{}, live.Change{Subscribe: true, Repositories: []string{"o/b", "o/c"}},
+		{"subscribe some", live.Subscription{}, live.SubscriptionChange{Subscribe: true, Repositories: []string{"o/b", "o/c"}},
 			live.Subscription{Repositories: []string{"o/b", "o/c"}}},
-		{"subscribe more", ab, live.Change{Subscribe: true, Repositories: []string{"o/a", "o/c"}},
+		{"subscribe more", ab, live.SubscriptionChange{Subscribe: true, Repositories: []string{"o/a", "o/c"}},
 			live.Subscription{Repositories: []string{"o/a", "o/b", "o/c"}}},
-		{"subscribe everything keeps the rooms", ab, live.Change{Subscribe: true}, live.Subscription{All: true, Repositories: ab.Repositories}},
-		{"unsubscribe one", ab, live.Change{Repositories: []string{"o/a", "o/z"}}, live.Subscription{Repositories: []string{"o/b"}}},
-		{"unsubscribe the last", live.Subscription{Repositories: []string{"o/a"}}, live.Change{Repositories: []string{"o/a"}}, live.Subscription{}},
-		{"unsubscribe everything", live.Subscription{All: true, Repositories: ab.Repositories}, live.Change{}, live.Subscription{}},
+		{"subscribe everything keeps the rooms", ab, live.SubscriptionChange{Subscribe: true}, live.Subscription{All: true, Repositories: ab.Repositories}},
+		{"unsubscribe one", ab, live.SubscriptionChange{Repositories: []string{"o/a", "o/z"}}, live.Subscription{Repositories: []string{"o/b"}}},
+		{"unsubscribe the last", live.Subscription{Repositories: []string{"o/a"}}, live.SubscriptionChange{Repositories: []string{"o/a"}}, live.Subscription{}},
+		{"unsubscribe everything", live.Subscription{All: true, Repositories: ab.Repositories}, live.SubscriptionChange{}, live.Subscription{}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -172,13 +172,13 @@ func TestChangeFits(t *testing.T) {
 		full[i] = "o/r" + strings.Repeat("x", i)
 	}
 	s := live.Subscription{Repositories: full}
-	if !(live.Change{Subscribe: true, Repositories: []string{"o/new"}}).Fits(s) {
+	if !(live.SubscriptionChange{Subscribe: true, Repositories: []string{"o/new"}}).Fits(s) {
 		t.Error("the last free place is refused")
 	}
-	if (live.Change{Subscribe: true, Repositories: []string{"o/new", "o/other"}}).Fits(s) {
+	if (live.SubscriptionChange{Subscribe: true, Repositories: []string{"o/new", "o/other"}}).Fits(s) {
 		t.Error("one repository too many fits")
 	}
-	if !(live.Change{Subscribe: true}).Fits(s) || !(live.Change{Repositories: full}).Fits(s) {
+	if !(live.SubscriptionChange{Subscribe: true}).Fits(s) || !(live.SubscriptionChange{Repositories: full}).Fits(s) {
 		t.Error("subscribing to everything or unsubscribing must always fit")
 	}
 }

@@ -99,7 +99,7 @@ func (r *Registry) Put(ctx context.Context, c live.Connection) error {
 // Update implements live.Registry with one conditional UpdateItem: ADD and DELETE on a
 // string set are atomic, so concurrent requests of one connection (separate Lambda
 // invocations) cannot lose each other's repositories.
-func (r *Registry) Update(ctx context.Context, id string, change live.Change, now time.Time) (live.Connection, error) {
+func (r *Registry) Update(ctx context.Context, id string, change live.SubscriptionChange, now time.Time) (live.Connection, error) {
 	names := map[string]string{"#pk": attrPK, "#exp": attrExpires}
 	values := map[string]types.AttributeValue{":now": epoch(now)}
 	cond := "attribute_exists(#pk) AND #exp > :now"
@@ -109,7 +109,7 @@ func (r *Registry) Update(ctx context.Context, id string, change live.Change, no
 		update, names["#all"], values[":all"] = "SET #all = :all", attrAll, &types.AttributeValueMemberBOOL{Value: true}
 	case change.Subscribe:
 		update, names["#repos"], values[":repos"] = "ADD #repos :repos", attrRepos, &types.AttributeValueMemberSS{Value: change.Repositories}
-		// live.Change.Fits: the stored size plus the request's must stay within the limit.
+		// live.SubscriptionChange.Fits: the stored size plus the request's must stay within the limit.
 		cond += " AND (attribute_not_exists(#repos) OR size(#repos) <= :room)"
 		values[":room"] = &types.AttributeValueMemberN{Value: strconv.Itoa(live.MaxRepositories - len(change.Repositories))}
 	case change.Repositories == nil:

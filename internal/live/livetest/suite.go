@@ -611,7 +611,7 @@ func testConcurrentUpdates(t *testing.T, h *Harness) {
 		repo := fmt.Sprintf("octo-org/repo-%d", i)
 		want = append(want, repo)
 		wg.Go(func() {
-			if _, err := h.Hub.Registry.Update(ctx, id, live.Change{Subscribe: true, Repositories: []string{repo}}, time.Now()); err != nil {
+			if _, err := h.Hub.Registry.Update(ctx, id, live.SubscriptionChange{Subscribe: true, Repositories: []string{repo}}, time.Now()); err != nil {
 				t.Error(err)
 			}
 		})
@@ -621,7 +621,7 @@ func testConcurrentUpdates(t *testing.T, h *Harness) {
 	if !ok || !slices.Equal(rec.Repositories, want) {
 		t.Errorf("record %+v (found %v), want repositories %q", rec, ok, want)
 	}
-	if _, err := h.Hub.Registry.Update(ctx, "never-connected", live.Change{Subscribe: true}, now); !errors.Is(err, live.ErrUnknownConnection) {
+	if _, err := h.Hub.Registry.Update(ctx, "never-connected", live.SubscriptionChange{Subscribe: true}, now); !errors.Is(err, live.ErrUnknownConnection) {
 		t.Errorf("updating an unknown connection: %v, want ErrUnknownConnection", err)
 	}
 }

@@ -36,7 +36,7 @@ func (r *Registry) Put(_ context.Context, c live.Connection) error {
 }
 
 // Update implements live.Registry.
-func (r *Registry) Update(_ context.Context, id string, change live.Change, now time.Time) (live.Connection, error) {
+func (r *Registry) Update(_ context.Context, id string, change live.SubscriptionChange, now time.Time) (live.Connection, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	c, ok := r.conns[id]

@@ -49,8 +49,9 @@ func fixtureRecord(t testing.TB, file, id string) *delivery.Record {
 }
 
 // TestRequestsPerEventType pins what processing one delivery of each kind costs on
-// DynamoDB, counted with an SDK middleware: every read is a GetItem or a Query, and a
-// workflow_job.queued that reserves a runner costs a handful of requests.
+// DynamoDB, counted with an SDK middleware: every read is a GetItem or a Query, and
+// each kind costs exactly the requests the README's Performance table states (a change
+// to either must change both).
 func TestRequestsPerEventType(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	counter := &requestCounter{}
@@ -80,15 +81,15 @@ func TestRequestsPerEventType(t *testing.T) {
 	steps := []struct {
 		file    string
 		payload []byte
-		max     int
+		want    int
 	}{
-		{"workflow_job.queued.json", job(jobs.StatusQueued, "", ""), 8},
-		{"workflow_job.in_progress.json", job(jobs.StatusInProgress, "spare", ""), 7},
-		{"workflow_job.completed.json", job(jobs.StatusCompleted, "spare", "success"), 8},
-		{"workflow_run.requested.json", nil, 4},
-		{"push.json", nil, 4},
-		{"pull_request.opened.json", nil, 4},
-		{"ping.json", nil, 3},
+		{"workflow_job.queued.json", job(jobs.StatusQueued, "", ""), 7},
+		{"workflow_job.in_progress.json", job(jobs.StatusInProgress, "spare", ""), 6},
+		{"workflow_job.completed.json", job(jobs.StatusCompleted, "spare", "success"), 7},
+		{"workflow_run.requested.json", nil, 3},
+		{"push.json", nil, 3},
+		{"pull_request.opened.json", nil, 3},
+		{"ping.json", nil, 2},
 	}
 	var report []string
 	for i, step := range steps {
@@ -112,8 +113,8 @@ func TestRequestsPerEventType(t *testing.T) {
 		sort.Strings(ops)
 		got, _ := store.Get(ctx, rec.Key)
 		report = append(report, fmt.Sprintf("%-30s %d  %v  %s", rec.Event+"."+rec.Action, len(ops), ops, got.Outcome))
-		if len(ops) > step.max {
-			t.Errorf("%s cost %d requests (%v), want at most %d", step.file, len(ops), ops, step.max)
+		if len(ops) != step.want {
+			t.Errorf("%s cost %d requests (%v), want %d", step.file, len(ops), ops, step.want)
 		}
 	}
 	t.Logf("DynamoDB requests per delivery:\n%s", strings.Join(report, "\n"))

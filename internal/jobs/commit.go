@@ -160,6 +160,9 @@ func (e *Engine) Apply(ctx context.Context, rec *delivery.Record) (*Commit, erro
 	return e.commit(ctx, OpDelivery, func(conflicts int) (*Commit, error) {
 		if conflicts > 0 {
 			// Someone changed what the last plan read, or finished this very delivery.
+			if e.Deliveries == nil {
+				return nil, fmt.Errorf("delivery %s conflicted, and the engine has no Deliveries to read it again from", key.DeliveryID)
+			}
 			reloaded, err := e.Deliveries.Get(ctx, key)
 			if err != nil {
 				return nil, fmt.Errorf("reload delivery %s: %w", key.DeliveryID, err)

@@ -43,6 +43,9 @@ type Observer interface {
 	Failed(rec *delivery.Record, err error, elapsed time.Duration)
 }
 
+// countErrorTimeout bounds counting a failed attempt.
+const countErrorTimeout = time.Second
+
 // Process applies one queued delivery. An error means nothing was committed and the
 // message must be retried.
 func (p *Processor) Process(ctx context.Context, msg delivery.Message) error {
@@ -60,7 +63,11 @@ func (p *Processor) Process(ctx context.Context, msg delivery.Message) error {
 	c, err := p.Engine.Apply(ctx, rec)
 	if err != nil {
 		if !errors.Is(err, jobs.ErrConflict) {
-			if countErr := p.Counters.CountError(ctx, rec.Event, rec.ReceivedAt); countErr != nil {
+			// Counted even when the attempt failed because its context ended (a Lambda
+			// invocation out of time): the count has a short time of its own.
+			countCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), countErrorTimeout)
+			defer cancel()
+			if countErr := p.Counters.CountError(countCtx, rec.Event, rec.ReceivedAt); countErr != nil {
 				p.Log.ErrorContext(ctx, "counting a processing error failed", "error", countErr)
 			}
 		}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -238,5 +239,49 @@ func TestFreedRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
 	if j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "linux-1" || j.Pool != "linux" ||
 		r.State != jobs.RunnerReserved || r.JobID != 2 {
 		t.Fatalf("after linux-1 was freed: job 2 %+v, runner %+v; want job 2 reserved on linux-1", j, r)
+	}
+}
+
+// slowJobs answers job reads only when the context ends, as a store that is too slow
+// for the invocation's remaining time.
+type slowJobs struct{ jobs.Store }
+
+func (s slowJobs) Job(ctx context.Context, _ int64) (*jobs.Job, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+
+// An attempt that fails because its invocation ran out of time is still counted as an
+// error: the count does not share the spent context (which DynamoDB's client honours).
+func TestAnAttemptOutOfTimeIsStillCounted(t *testing.T) {
+	for name, stores := range map[string]func(t *testing.T) Stores{
+		"bbolt":    func(t *testing.T) Stores { return embeddedStores(t) },
+		"DynamoDB": dynamoStores,
+	} {
+		t.Run(name, func(t *testing.T) {
+			s := stores(t)
+			p, _ := newProcessor(t, Stores{Deliveries: s.Deliveries, Counters: s.Counters, Jobs: slowJobs{s.Jobs}})
+			rec := fixtureRecord(t, "workflow_job.queued.json", "out-of-time-"+fmt.Sprint(time.Now().UnixNano()))
+			if _, err := s.Deliveries.Create(context.Background(), rec); err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+			defer cancel()
+			if err := p.Process(ctx, delivery.Message{Key: rec.Key}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Process: %v, want the deadline's error", err)
+			}
+			hour := delivery.Hour(rec.ReceivedAt)
+			counts, err := s.Counters.HourlyCounts(context.Background(), hour, hour.Add(time.Hour))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var errs int64
+			for _, c := range counts {
+				errs += c.Errors
+			}
+			if errs != 1 {
+				t.Fatalf("counters %+v, want one error", counts)
+			}
+		})
 	}
 }

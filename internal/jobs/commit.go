@@ -175,13 +175,13 @@ func (e *Engine) Apply(ctx context.Context, rec *delivery.Record) (*Commit, erro
 		plan, err := e.plan(ctx, rec, decoded)
 		if errors.Is(err, ErrBadPayload) {
 			// Retrying cannot fix the payload: record why and finish it.
-			plan, err = &Plan{State: delivery.Ignored, Outcome: "ignored: " + err.Error()}, nil
+			plan, err = &Plan{State: delivery.Ignored, Outcome: Outcome{Code: OutcomeIgnored, Reason: err.Error()}}, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("plan delivery %s: %w", key.DeliveryID, err)
 		}
 		plan.Change.Finish = &Finish{
-			Key: rec.Key, Event: rec.Event, State: plan.State, Outcome: plan.Outcome,
+			Key: rec.Key, Event: rec.Event, State: plan.State, Outcome: plan.Outcome.Text(),
 			At: e.now(), ReceivedAt: rec.ReceivedAt,
 		}
 		return &Commit{Plan: plan, Delivery: rec}, nil
@@ -292,7 +292,8 @@ func (l Log) Committed(ctx context.Context, c *Commit) {
 		l.Logger.InfoContext(ctx, "delivery processed",
 			slog.String("delivery_id", rec.DeliveryID), slog.String("hook_id", rec.HookID),
 			slog.String("event", rec.Event), slog.String("action", rec.Action),
-			slog.String("repository", rec.Repository), slog.String("outcome", c.Outcome),
+			slog.String("repository", rec.Repository), slog.String("outcome", c.Outcome.Text()),
+			slog.String("outcome_code", string(c.Outcome.Code)),
 			slog.Int("conflicts", c.Conflicts), slog.Duration("duration", c.Elapsed))
 		return
 	}
@@ -300,7 +301,8 @@ func (l Log) Committed(ctx context.Context, c *Commit) {
 	if c.Operation == OpHeartbeat && len(c.Transitions) == 0 {
 		level = slog.LevelDebug // the usual heartbeat, every few seconds per runner
 	}
-	l.Logger.Log(ctx, level, "fleet change", "operation", c.Operation, "outcome", c.Outcome, "conflicts", c.Conflicts)
+	l.Logger.Log(ctx, level, "fleet change", "operation", c.Operation, "outcome", c.Outcome.Text(),
+		"outcome_code", c.Outcome.Code, "conflicts", c.Conflicts)
 	for _, t := range c.Transitions {
 		j := t.Job
 		l.Logger.InfoContext(ctx, "fleet handover", "operation", c.Operation, "runner", c.Runner.Name,

@@ -3,7 +3,6 @@ package jobs
 import (
 	"context"
 	"errors"
-	"fmt"
 	"maps"
 	"slices"
 	"sort"
@@ -38,7 +37,7 @@ type Engine struct {
 type Plan struct {
 	Change   Change
 	State    delivery.State // Processed or Ignored
-	Outcome  string
+	Outcome  Outcome
 	Demands  []Demand
 	Prewarms []Prewarm
 	// Job is a workflow_job delivery's own job, as planned (also when the event changed
@@ -115,7 +114,7 @@ func (e *Engine) plan(ctx context.Context, rec *delivery.Record, decoded *payloa
 			p.ignore("pull_request." + rec.Action + " does not start workflows")
 		}
 	case "ping":
-		p.plan.Outcome = "pong"
+		p.plan.Outcome = Outcome{Code: OutcomePong}
 	default:
 		p.ignore(rec.Event + " events are recorded only")
 	}
@@ -135,7 +134,7 @@ func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 }
 
 func (p *planner) ignore(reason string) {
-	p.plan.State, p.plan.Outcome = delivery.Ignored, "ignored: "+reason
+	p.plan.State, p.plan.Outcome = delivery.Ignored, Outcome{Code: OutcomeIgnored, Reason: reason}
 }
 
 // collect moves every changed entity into the Change, in a stable order.
@@ -258,19 +257,20 @@ func (p *planner) workflowJob() error {
 		p.plan.Advanced = &Transition{Job: job, From: from}
 	}
 
-	var what string
+	var what Outcome
 	switch {
 	case !advanced:
-		what = fmt.Sprintf("job %d: late or repeated %s, status stays %s", job.ID, ev.WorkflowJob.Status, job.Status)
+		what = Outcome{Code: OutcomeJobLate, Status: ev.WorkflowJob.Status, Kept: job.Status}
 	case job.Status == StatusWaiting:
-		what = fmt.Sprintf("job %d waiting", job.ID)
+		what = Outcome{Code: OutcomeJobWaiting}
 	case job.Status == StatusQueued:
-		what, err = p.enqueue(job)
+		what, err = p.place(job, "")
 	case job.Status == StatusInProgress:
 		what, err = p.start(job, from)
 	case job.Status == StatusCompleted:
 		what, err = p.complete(job, from)
 	}
+	what.Job = job.ID
 	p.plan.Outcome = what
 	p.countJob(job, wasQueued, advanced && job.Status == StatusCompleted)
 	return err
@@ -334,12 +334,6 @@ func merge(job *Job, ev *jobEvent, rec *delivery.Record) {
 	}
 }
 
-// enqueue places a newly queued job (see place).
-func (p *planner) enqueue(job *Job) (string, error) {
-	what, err := p.place(job, "")
-	return "job " + fmt.Sprint(job.ID) + " queued" + what, err
-}
-
 // queueKey is the job's place in a pending queue (see Rank).
 func (p *planner) queueKey(job *Job) string {
 	return RankKey(Rank(job.QueuedAt, job.Priority, p.e.Step), job.ID)
@@ -349,17 +343,17 @@ func (p *planner) queueKey(job *Job) string {
 // there is one (given to the highest-ranked fitting job of that pool), else in the
 // pending queue of the preferred pool (if it fits) or of the first fitting pool, with a
 // scale-up demand. It returns what happened, for the delivery's outcome.
-func (p *planner) place(job *Job, preferred string) (string, error) {
+func (p *planner) place(job *Job, preferred string) (Outcome, error) {
 	fitting, err := p.fitting(job)
 	if err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if i := slices.IndexFunc(fitting, func(pl Pool) bool { return pl.Name == preferred }); i > 0 {
 		fitting = append([]Pool{fitting[i]}, slices.Delete(slices.Clone(fitting), i, i+1)...)
 	}
 	if len(fitting) == 0 {
 		job.Allocation = AllocationUnmatched
-		return fmt.Sprintf("; no pool fits labels %v", job.Labels), nil
+		return Outcome{Code: OutcomeJobUnmatched, Labels: job.Labels}, nil
 	}
 	job.QueueKey = p.queueKey(job)
 	p.touch(job)
@@ -367,7 +361,7 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 	for _, pl := range fitting[:min(len(fitting), maxPoolsRead)] {
 		r, silent, err := p.idleRunner(pl, job)
 		if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		offline += silent
 		if r == nil {
@@ -376,20 +370,17 @@ func (p *planner) place(job *Job, preferred string) (string, error) {
 		job.Pool, job.Allocation = pl.Name, AllocationPending
 		winner, err := p.match(r, ownQueue) // job is in pl's queue, and fits r
 		if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		if winner == job {
-			return fmt.Sprintf("; reserved runner %s in pool %s", r.Name, pl.Name), nil
+			return Outcome{Code: OutcomeJobReserved, Runner: r.Name, Pool: pl.Name}, nil
 		}
 		p.demand(job)
-		return fmt.Sprintf(" in pool %s behind job %d, which took runner %s", pl.Name, winner.ID, r.Name), nil
+		return Outcome{Code: OutcomeJobBehind, Pool: pl.Name, OtherJob: winner.ID, Runner: r.Name}, nil
 	}
 	job.Pool, job.Allocation = fitting[0].Name, AllocationPending
 	p.demand(job)
-	if offline > 0 {
-		return fmt.Sprintf(" in pool %s; %d fitting idle runner(s) offline, demand sent", job.Pool, offline), nil
-	}
-	return fmt.Sprintf(" in pool %s; no idle runner, demand sent", job.Pool), nil
+	return Outcome{Code: OutcomeJobPending, Pool: job.Pool, Offline: offline}, nil
 }
 
 // fitting returns the pools that fit job, by name. A pool fits a job when one of its
@@ -698,42 +689,42 @@ func (p *planner) demand(j *Job) {
 }
 
 // start applies in_progress: the job runs on the runner GitHub names.
-func (p *planner) start(job *Job, from Status) (string, error) {
+func (p *planner) start(job *Job, from Status) (Outcome, error) {
 	if job.ReservedRunner != "" && job.ReservedRunner != job.RunnerName {
 		// GitHub picked another runner: the reserved one goes to the next job.
 		if err := p.release(job.ReservedRunner, job.ID); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	}
 	job.ReservedRunner = ""
 	if err := p.settle(job, from); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	r, err := p.runner(job.RunnerName)
 	if err != nil || r == nil {
-		return fmt.Sprintf("job %d in progress on unmanaged runner %q", job.ID, job.RunnerName), err
+		return Outcome{Code: OutcomeJobUnmanaged, Runner: job.RunnerName}, err
 	}
 	if r.State == RunnerBusy && r.JobID != job.ID && r.JobID != 0 {
 		// A runner runs one job at a time: if the job it is busy with started later, this
 		// in_progress is a late event and the runner stays with the newer job.
 		current, err := p.job(r.JobID)
 		if err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 		if current.StartedAt.After(job.StartedAt) {
-			return fmt.Sprintf("job %d in progress on runner %s (late event: the runner has since started job %d)", job.ID, r.Name, current.ID), nil
+			return Outcome{Code: OutcomeJobStartedLate, Runner: r.Name, OtherJob: current.ID}, nil
 		}
 	}
 	if r.JobID != job.ID {
 		// The runner was held for another job, which goes back to the queue.
 		if err := p.requeueReserved(r); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	}
 	r.State, r.JobID, r.UpdatedAt = RunnerBusy, job.ID, p.at
 	p.seen(r)
 	p.touch(r)
-	return fmt.Sprintf("job %d in progress on runner %s", job.ID, r.Name), nil
+	return Outcome{Code: OutcomeJobStarted, Runner: r.Name}, nil
 }
 
 // requeueReserved places the job r is reserved for again (another idle runner, or the
@@ -758,20 +749,20 @@ func (p *planner) requeueReserved(r *Runner) error {
 }
 
 // complete applies completed: record the end and free the runner for the next job.
-func (p *planner) complete(job *Job, from Status) (string, error) {
+func (p *planner) complete(job *Job, from Status) (Outcome, error) {
 	if err := p.settle(job, from); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	if err := p.retireEphemeral(job); err != nil {
-		return "", err
+		return Outcome{}, err
 	}
 	for _, name := range []string{job.ReservedRunner, job.RunnerName} {
 		if err := p.release(name, job.ID); err != nil {
-			return "", err
+			return Outcome{}, err
 		}
 	}
 	job.ReservedRunner = ""
-	return fmt.Sprintf("job %d completed (%s) after %.0fs", job.ID, job.Conclusion, job.RunSeconds()), nil
+	return Outcome{Code: OutcomeJobCompleted, Conclusion: job.Conclusion, Seconds: job.RunSeconds()}, nil
 }
 
 // release frees a managed runner held by job (an ephemeral one that ran it is retired
@@ -875,7 +866,7 @@ func (p *planner) prewarm(reason string) error {
 	}
 	prof, err := p.e.Store.Profile(p.ctx, p.rec.Repository)
 	if errors.Is(err, ErrNotFound) || (err == nil && len(prof.PoolUses) == 0) {
-		p.plan.Outcome = "no pool history for " + p.rec.Repository + "; nothing to pre-warm"
+		p.plan.Outcome = Outcome{Code: OutcomeNoPoolHistory, Repository: p.rec.Repository}
 		return nil
 	}
 	if err != nil {
@@ -884,7 +875,7 @@ func (p *planner) prewarm(reason string) error {
 	pools := slices.Sorted(maps.Keys(prof.PoolUses))
 	sort.SliceStable(pools, func(a, b int) bool { return prof.PoolUses[pools[a]] > prof.PoolUses[pools[b]] })
 	p.plan.Prewarms = append(p.plan.Prewarms, Prewarm{Repository: p.rec.Repository, Pools: pools, Reason: reason, At: p.at})
-	p.plan.Outcome = fmt.Sprintf("pre-warm %v for %s", pools, p.rec.Repository)
+	p.plan.Outcome = Outcome{Code: OutcomePrewarm, Repository: p.rec.Repository, Pools: pools}
 	return nil
 }
 
@@ -903,7 +894,7 @@ func (p *planner) workflowRun() error {
 		return err
 	}
 	if run.Version > 0 && w.UpdatedAt.Before(run.UpdatedAt) {
-		p.plan.Outcome = fmt.Sprintf("run %d: older than what is recorded, kept %s", run.ID, run.Status)
+		p.plan.Outcome = Outcome{Code: OutcomeRunStale, Run: run.ID, RunStatus: run.Status}
 		return nil
 	}
 	run.Repository, run.WorkflowName, run.HeadBranch, run.HeadSHA = ev.Repository.FullName, w.Name, w.HeadBranch, w.HeadSHA
@@ -916,6 +907,6 @@ func (p *planner) workflowRun() error {
 	}
 	run.UpdatedAt = w.UpdatedAt.UTC()
 	p.plan.Change.Runs = append(p.plan.Change.Runs, run)
-	p.plan.Outcome = fmt.Sprintf("run %d %s", run.ID, run.Status)
+	p.plan.Outcome = Outcome{Code: OutcomeRun, Run: run.ID, RunStatus: run.Status}
 	return nil
 }

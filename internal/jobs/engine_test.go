@@ -148,7 +148,7 @@ func TestRunnerLabelsTakePartInMatching(t *testing.T) {
 			plan := queue(t, e, 1, tc.labels, t0)
 			j := job(t, e, 1)
 			if j.Allocation != tc.want || j.ReservedRunner != tc.runner {
-				t.Fatalf("job %v: %s on %q (outcome %q), want %s on %q", tc.labels, j.Allocation, j.ReservedRunner, plan.Outcome, tc.want, tc.runner)
+				t.Fatalf("job %v: %s on %q (outcome %q), want %s on %q", tc.labels, j.Allocation, j.ReservedRunner, plan.Outcome.Text(), tc.want, tc.runner)
 			}
 			if tc.want == jobs.AllocationPending && (j.Pool != "linux-x64" || len(plan.Demands) != 1) {
 				t.Fatalf("pending job in pool %q with demands %+v, want linux-x64 with one", j.Pool, plan.Demands)

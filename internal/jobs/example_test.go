@@ -57,7 +57,7 @@ func ExampleEngine_Apply() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Println(c.State, "after", c.Conflicts, "conflicts:", c.Outcome)
+	fmt.Println(c.State, "after", c.Conflicts, "conflicts:", c.Outcome.Code, "-", c.Outcome.Text())
 
 	again, err := store.Get(ctx, rec.Key) // SQS delivers it again
 	if err != nil {
@@ -68,6 +68,6 @@ func ExampleEngine_Apply() {
 	// Output:
 	// job 42:  -> queued (pending, pool linux), applied true
 	// demand: a runner in pool linux for job 42
-	// processed after 0 conflicts: job 42 queued in pool linux; no idle runner, demand sent
+	// processed after 0 conflicts: job.pending - job 42 queued in pool linux; no idle runner, demand sent
 	// again: <nil> <nil>
 }

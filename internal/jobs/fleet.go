@@ -64,7 +64,7 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 			State: RunnerIdle, UpdatedAt: p.at, LastSeen: p.at}
 		p.runners[r.Name] = r
 		p.touch(r)
-		p.plan.Outcome = fmt.Sprintf("runner %s registered in pool %s", r.Name, r.Pool)
+		p.plan.Outcome = Outcome{Code: OutcomeRegistered, Runner: r.Name, Pool: r.Pool}
 		return r, p.matchIdle(r, anyQueues)
 	})
 }
@@ -101,7 +101,7 @@ func (e *Engine) RemoveRunner(ctx context.Context, name string, now time.Time) (
 		}
 		delete(p.runners, name)
 		p.deleted[name] = r
-		p.plan.Outcome = "runner " + name + " removed"
+		p.plan.Outcome = Outcome{Code: OutcomeRemoved, Runner: name}
 		return r, nil
 	})
 }
@@ -120,7 +120,7 @@ func (e *Engine) Heartbeat(ctx context.Context, name string, now time.Time) (*Ru
 		returning := p.e.OfflineAfter > 0 && r.Offline(p.at, p.e.OfflineAfter)
 		r.LastSeen = p.at
 		p.touch(r)
-		p.plan.Outcome = "heartbeat of runner " + name
+		p.plan.Outcome = Outcome{Code: OutcomeHeartbeat, Runner: name}
 		if r.State != RunnerIdle {
 			return r, nil
 		}
@@ -144,7 +144,7 @@ func (p *planner) managedRunner(name string) (*Runner, error) {
 func (p *planner) matchIdle(r *Runner, acrossPools bool) error {
 	job, err := p.match(r, acrossPools)
 	if job != nil {
-		p.plan.Outcome += fmt.Sprintf("; reserved for job %d", job.ID)
+		p.plan.Outcome.Reserved = job.ID
 	}
 	return err
 }

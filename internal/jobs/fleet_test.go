@@ -107,8 +107,8 @@ func TestRegisterRunnerTakesTheNextPendingJob(t *testing.T) {
 	if j := job(t, e, 3); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "linux-1" || j.QueueKey != "" {
 		t.Fatalf("job 3 %+v, want reserved for linux-1", j)
 	}
-	if plan.Outcome != "runner linux-1 registered in pool linux; reserved for job 3" {
-		t.Errorf("outcome %q", plan.Outcome)
+	if plan.Outcome.Text() != "runner linux-1 registered in pool linux; reserved for job 3" {
+		t.Errorf("outcome %q", plan.Outcome.Text())
 	}
 
 	r = register(t, e, "linux-2", "linux", at)
@@ -513,8 +513,8 @@ func TestSilentIdleRunnersDoNotHideALiveOne(t *testing.T) {
 				commit(t, e, &jobs.Change{Runners: fleet})
 			}
 			plan := queue(t, e, 1, []string{"self-hosted", "linux", "x64"}, t0.Add(time.Minute))
-			if !strings.Contains(plan.Outcome, tc.wantOutcome) {
-				t.Errorf("outcome %q, want it to say %q", plan.Outcome, tc.wantOutcome)
+			if !strings.Contains(plan.Outcome.Text(), tc.wantOutcome) {
+				t.Errorf("outcome %q, want it to say %q", plan.Outcome.Text(), tc.wantOutcome)
 			}
 			j := job(t, e, 1)
 			if tc.live && (j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "z-live" || len(plan.Demands) != 0) {
@@ -542,7 +542,7 @@ func TestRunnerFindsAFittingJobDeepInAnotherQueue(t *testing.T) {
 				t.Fatal(err)
 			}
 			if j := job(t, e, 1); j.Allocation != jobs.AllocationReserved || j.ReservedRunner != "linux-1" {
-				t.Fatalf("job 1 %+v (outcome %q): want reserved for linux-1", j, plan.Outcome)
+				t.Fatalf("job 1 %+v (outcome %q): want reserved for linux-1", j, plan.Outcome.Text())
 			}
 		})
 	}

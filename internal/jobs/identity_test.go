@@ -43,8 +43,8 @@ func TestJobWithoutGitHubIdentityIsIgnored(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if plan.State != delivery.Ignored || !strings.HasPrefix(plan.Outcome, "ignored: "+c.why) {
-				t.Fatalf("finished %s %q, want ignored: %s...", plan.State, plan.Outcome, c.why)
+			if plan.State != delivery.Ignored || !strings.HasPrefix(plan.Outcome.Text(), "ignored: "+c.why) {
+				t.Fatalf("finished %s %q, want ignored: %s...", plan.State, plan.Outcome.Text(), c.why)
 			}
 			if len(plan.Change.Jobs) != 0 || len(plan.Change.Runners) != 0 || len(plan.Demands) != 0 || plan.Advanced != nil {
 				t.Fatalf("an ignored delivery changed something: %+v", plan)
@@ -60,7 +60,7 @@ func TestJobWithoutGitHubIdentityIsIgnored(t *testing.T) {
 		e := newEngine(t)
 		plan := queue(t, e, 47, []string{"linux"}, t0)
 		if plan.State == delivery.Ignored {
-			t.Fatalf("a valid job was ignored: %q", plan.Outcome)
+			t.Fatalf("a valid job was ignored: %q", plan.Outcome.Text())
 		}
 		if j := job(t, e, 47); j.Repository == "" {
 			t.Fatalf("job 47 stored without its repository: %+v", j)

@@ -51,7 +51,7 @@ func Messages(c *jobs.Commit) []Message {
 	}
 	return append(msgs, Message{Event: EventWebhook, Room: room, At: at, Data: webhookData{
 		DeliveryID: rec.DeliveryID, HookID: rec.HookID, Event: rec.Event, Action: rec.Action, Repository: rec.Repository,
-		Timestamp: rec.ReceivedAt.UTC(), ProcessedAt: at, Processed: true, State: c.State, Outcome: c.Outcome,
+		Timestamp: rec.ReceivedAt.UTC(), ProcessedAt: at, Processed: true, State: c.State, Outcome: c.Outcome.Text(), OutcomeCode: c.Outcome.Code,
 	}})
 }
 
@@ -71,7 +71,7 @@ func jobMessages(c *jobs.Commit, ownAction string) []Message {
 		if tr.Own {
 			action, room = ownAction, Room(c.Delivery.Repository)
 		}
-		t := transition{Status: j.Status, Allocation: j.Allocation, Applied: tr.Applied, Outcome: c.Outcome}
+		t := transition{Status: j.Status, Allocation: j.Allocation, Applied: tr.Applied, Outcome: c.Outcome.Text(), OutcomeCode: c.Outcome.Code}
 		msgs = append(msgs, Message{
 			Event: EventWorkflowJob, Room: room, At: c.At,
 			Data: jobData{Action: action, Repository: repoRef{j.Repository}, Job: viewJob(j), Transition: t, DeliveryID: deliveryID},
@@ -101,6 +101,8 @@ type transition struct {
 	// Applied is false for a late or repeated event that did not move the job.
 	Applied bool   `json:"applied"`
 	Outcome string `json:"outcome"`
+	// OutcomeCode is the outcome for programs (jobs.OutcomeCode), Outcome its text.
+	OutcomeCode jobs.OutcomeCode `json:"outcomeCode"`
 }
 
 type jobData struct {
@@ -334,14 +336,15 @@ type pingData struct {
 // webhookData is the description's webhook-event: event.event, event.repository, plus
 // what the processor made of it.
 type webhookData struct {
-	DeliveryID  string         `json:"deliveryId"`
-	HookID      string         `json:"hookId"`
-	Event       string         `json:"event"`
-	Action      string         `json:"action,omitempty"`
-	Repository  string         `json:"repository,omitempty"`
-	Timestamp   time.Time      `json:"timestamp"`
-	ProcessedAt time.Time      `json:"processedAt"`
-	Processed   bool           `json:"processed"`
-	State       delivery.State `json:"state"`
-	Outcome     string         `json:"outcome"`
+	DeliveryID  string           `json:"deliveryId"`
+	HookID      string           `json:"hookId"`
+	Event       string           `json:"event"`
+	Action      string           `json:"action,omitempty"`
+	Repository  string           `json:"repository,omitempty"`
+	Timestamp   time.Time        `json:"timestamp"`
+	ProcessedAt time.Time        `json:"processedAt"`
+	Processed   bool             `json:"processed"`
+	State       delivery.State   `json:"state"`
+	Outcome     string           `json:"outcome"`
+	OutcomeCode jobs.OutcomeCode `json:"outcomeCode"`
 }

@@ -347,18 +347,20 @@ func TestPublishAppliedIsThePlans(t *testing.T) {
 	tests := []struct {
 		name     string
 		payloads []func(t *testing.T) string
-		// the last delivery's workflow-job: action, job.status, transition.applied
+		// the last delivery's workflow-job: action, job.status, transition.applied and
+		// transition.outcomeCode
 		action, status string
 		applied        bool
+		code           jobs.OutcomeCode
 	}{
 		{"completed twice", []func(*testing.T) string{
 			func(t *testing.T) string { return read(t, "workflow_job.completed.json") },
 			func(t *testing.T) string { return read(t, "workflow_job.completed.json") },
-		}, "completed", "completed", false},
+		}, "completed", "completed", false, jobs.OutcomeJobLate},
 		{"completed once", []func(*testing.T) string{
 			func(t *testing.T) string { return read(t, "workflow_job.completed.json") },
-		}, "completed", "completed", true},
-		{"queued with status in_progress", []func(*testing.T) string{queuedInProgress}, "queued", "in_progress", true},
+		}, "completed", "completed", true, jobs.OutcomeJobCompleted},
+		{"queued with status in_progress", []func(*testing.T) string{queuedInProgress}, "queued", "in_progress", true, jobs.OutcomeJobUnmanaged},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -372,7 +374,8 @@ func TestPublishAppliedIsThePlans(t *testing.T) {
 			if len(got) == 0 || got[0].Event != live.EventWorkflowJob {
 				t.Fatalf("received %v, want a workflow-job first", events(got))
 			}
-			for path, want := range map[string]any{"action": tc.action, "job.status": tc.status, "transition.applied": tc.applied} {
+			for path, want := range map[string]any{"action": tc.action, "job.status": tc.status, "transition.applied": tc.applied,
+				"transition.outcomeCode": string(tc.code)} {
 				if v := field(t, got[0], path); v != want {
 					t.Errorf("data.%s = %v, want %v", path, v, want)
 				}

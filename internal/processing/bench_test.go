@@ -56,7 +56,7 @@ func BenchmarkPlan(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		plan.Change.Finish = &jobs.Finish{Key: rec.Key, Event: rec.Event, State: plan.State, Outcome: plan.Outcome, At: now, ReceivedAt: now}
+		plan.Change.Finish = &jobs.Finish{Key: rec.Key, Event: rec.Event, State: plan.State, Outcome: plan.Outcome.Text(), At: now, ReceivedAt: now}
 		if err := s.Jobs.Commit(ctx, &plan.Change); err != nil {
 			b.Fatalf("step %d: %v", i, err)
 		}

@@ -131,7 +131,7 @@ func (rr *RunnerReconciler) importRunners(ctx context.Context, unknown map[strin
 			continue
 		}
 		rep.RunnersImported++
-		rr.Log.InfoContext(ctx, "GitHub runner imported", "runner", name, "pool", pool.Name, "outcome", plan.Outcome)
+		rr.Log.InfoContext(ctx, "GitHub runner imported", "runner", name, "pool", pool.Name, "outcome", plan.Outcome.Text())
 		rr.send(ctx, plan)
 	}
 	return errors.Join(errs...)

@@ -58,7 +58,7 @@ func New(h live.Hub) *Server {
 	return s
 }
 
-// Hub is the broadcaster (and the processor's live.Publisher).
+// Hub is the broadcaster (and the engine's live-update subscriber).
 func (s *Server) Hub() *live.Hub { return s.hub }
 
 // Routes serves GET /ws. The route is public in the router's terms because a browser

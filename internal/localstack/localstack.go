@@ -128,7 +128,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	m.WatchPools(runners.PoolStatus)
 	// The reconciler's runner changes go through the engine, whose subscribers send their
 	// demands: it sends none itself.
-	reconciler, err := newReconciler(cfg, log, store, queue, engine, nil, m)
+	reconciler, err := newReconciler(cfg, log, store, queue, engine, m)
 	if err != nil {
 		db.Close()
 		return nil, err

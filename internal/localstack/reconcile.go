@@ -18,7 +18,7 @@ import (
 // newReconciler builds the reconciler from cfg.GitHub, or returns nil, after saying so
 // once, when no GitHub credentials are configured.
 func newReconciler(cfg config.Config, log *slog.Logger, store *embedded.Store, queue *embedded.Queue,
-	engine *jobs.Engine, signals jobs.Signals, m *metrics.Metrics) (*reconcile.Reconciler, error) {
+	engine *jobs.Engine, m *metrics.Metrics) (*reconcile.Reconciler, error) {
 	gc := cfg.GitHub
 	if !gc.Enabled() {
 		log.Info("GitHub: no credentials configured (RUNNERHUB_GITHUB_TOKEN or RUNNERHUB_GITHUB_APP_ID): redelivery and reconciliation are off")
@@ -36,7 +36,7 @@ func newReconciler(cfg config.Config, log *slog.Logger, store *embedded.Store, q
 		Metrics: rm, Limits: reconcile.DefaultLimits, Interval: gc.Interval, After: gc.After, Log: log, Now: time.Now,
 	}
 	if len(gc.RunnerScopes) > 0 {
-		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Signals: signals, Scopes: gc.RunnerScopes,
+		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Scopes: gc.RunnerScopes,
 			Import: gc.ImportRunners, Grace: gc.After, Log: log, Now: time.Now}
 	}
 	return r, nil

@@ -22,11 +22,10 @@ import (
 //   - with Import, a GitHub runner RunnerHub does not know joins the first pool, by name,
 //     whose labels it has all of.
 type RunnerReconciler struct {
-	GitHub  GitHub
-	Engine  *jobs.Engine
-	Signals jobs.Signals // demands of jobs put back in a queue; nil sends none
-	Scopes  []github.Scope
-	Import  bool
+	GitHub GitHub
+	Engine *jobs.Engine
+	Scopes []github.Scope
+	Import bool
 	// Grace spares runners that changed this recently: one just registered may not be
 	// listed by GitHub yet.
 	Grace time.Duration
@@ -63,22 +62,20 @@ func (rr *RunnerReconciler) run(ctx context.Context, rep *Report) error {
 		delete(theirs, r.Name)
 		switch {
 		case !listed && now.Sub(r.UpdatedAt) > rr.Grace && now.Sub(r.LastSeen) > rr.Grace:
-			_, plan, err := rr.Engine.RemoveRunner(ctx, r.Name, now)
+			_, _, err := rr.Engine.RemoveRunner(ctx, r.Name, now)
 			if err != nil && !errors.Is(err, jobs.ErrNotFound) {
 				errs = append(errs, err)
 				continue
 			}
 			rep.RunnersRetired++
 			rr.Log.WarnContext(ctx, "runner retired: GitHub no longer lists it", "runner", r.Name, "pool", r.Pool, "state", string(r.State))
-			rr.send(ctx, plan)
 		case listed && (g.Status == "online" || g.Busy):
-			_, plan, err := rr.Engine.Heartbeat(ctx, r.Name, now)
+			_, _, err := rr.Engine.Heartbeat(ctx, r.Name, now)
 			if err != nil && !errors.Is(err, jobs.ErrNotFound) {
 				errs = append(errs, err)
 				continue
 			}
 			rep.RunnersSeen++
-			rr.send(ctx, plan)
 		}
 	}
 	if rr.Import {
@@ -132,7 +129,6 @@ func (rr *RunnerReconciler) importRunners(ctx context.Context, unknown map[strin
 		}
 		rep.RunnersImported++
 		rr.Log.InfoContext(ctx, "GitHub runner imported", "runner", name, "pool", pool.Name, "outcome", plan.Outcome.Text())
-		rr.send(ctx, plan)
 	}
 	return errors.Join(errs...)
 }
@@ -147,15 +143,4 @@ func ownLabels(labels, pool []string) []string {
 		out = append(out, l)
 	}
 	return out
-}
-
-func (rr *RunnerReconciler) send(ctx context.Context, plan *jobs.Plan) {
-	if rr.Signals == nil || plan == nil {
-		return
-	}
-	for _, d := range plan.Demands {
-		if err := rr.Signals.Demand(ctx, d); err != nil {
-			rr.Log.ErrorContext(ctx, "sending scale-up demand failed", "pool", d.Pool, "job_id", d.JobID, "error", err)
-		}
-	}
 }

@@ -34,7 +34,9 @@ const (
 // item per counter, a burst of deliveries (a matrix build queueing a hundred jobs at
 // once) would mostly cancel each other and exhaust their retries. A delivery's shard
 // comes from its key, so its total and processed counts land in the same item. Reading
-// sums the shards; an hour with little traffic has only the few that were used.
+// sums the shards; an hour with little traffic has only the few that were used. The
+// shards of a day also live under counterPartitions partition keys, not one: sort keys
+// alone do not spread the write load over DynamoDB's partitions (shards.go).
 const counterShards = 16
 
 // shardOf picks the counter shard of a delivery: FNV-1a of its key.
@@ -47,7 +49,8 @@ func shardOf(k delivery.Key) int {
 }
 
 // HourlyCounts reads the counter items of the hours that start in [from, to): one Query
-// per UTC day, each bounded to the day's hours in range by its sort key.
+// per counter partition of each UTC day, each bounded to the day's hours in range by its
+// sort key.
 func (s *Store) HourlyCounts(ctx context.Context, from, to time.Time) ([]delivery.HourlyCount, error) {
 	first := delivery.Hour(from)
 	if first.Before(from) {
@@ -69,17 +72,50 @@ func (s *Store) HourlyCounts(ctx context.Context, from, to time.Time) ([]deliver
 	return counts, nil
 }
 
-// dayCounts queries the counter items of hours firstHour..lastHour (inclusive) of one
-// UTC day and sums their shards, in hour then event order. Sort keys are
-// "<hh>#<event>#<shard>": every key of hour hh sorts between "hh#" and "hh$", as '$'
-// follows '#', and the shards of one counter are adjacent.
+// dayCounts queries the counter partitions of one UTC day, at once, for hours
+// firstHour..lastHour (inclusive) and sums the shards of each counter, in hour then
+// event order. Sort keys are "<hh>#<event>#<shard>": every key of hour hh sorts between
+// "hh#" and "hh$", as '$' follows '#', and a counter's shards in one partition are
+// adjacent.
 func (s *Store) dayCounts(ctx context.Context, day time.Time, firstHour, lastHour int) ([]delivery.HourlyCount, error) {
+	parts, err := readShards(counterPartitions, false, counterOrder, func(partition int) ([]delivery.HourlyCount, error) {
+		return s.partitionCounts(ctx, day, partition, firstHour, lastHour)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read counters of %s: %w", day.Format(dayLayout), err)
+	}
+	var counts []delivery.HourlyCount
+	for _, c := range parts {
+		counts = addCount(counts, c)
+	}
+	return counts, nil
+}
+
+// counterOrder sorts counts by hour, then event ("hh#event", as their sort keys).
+func counterOrder(c delivery.HourlyCount) string {
+	return fmt.Sprintf("%02d#%s", c.Hour.UTC().Hour(), c.Event)
+}
+
+// addCount adds c to counts, into the last count if that is of the same hour and event.
+func addCount(counts []delivery.HourlyCount, c delivery.HourlyCount) []delivery.HourlyCount {
+	if n := len(counts); n > 0 && counts[n-1].Hour.Equal(c.Hour) && counts[n-1].Event == c.Event {
+		counts[n-1].Total += c.Total
+		counts[n-1].Processed += c.Processed
+		counts[n-1].Errors += c.Errors
+		return counts
+	}
+	return append(counts, c)
+}
+
+// partitionCounts queries one counter partition of day for hours firstHour..lastHour
+// and sums the shards of each counter it holds.
+func (s *Store) partitionCounts(ctx context.Context, day time.Time, partition, firstHour, lastHour int) ([]delivery.HourlyCount, error) {
 	in := &dynamodb.QueryInput{
 		TableName:                &s.table,
 		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
 		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
 		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": stringValue(countersPK(day)),
+			":pk": stringValue(countersPK(day, partition)),
 			":lo": stringValue(fmt.Sprintf("%02d#", firstHour)),
 			":hi": stringValue(fmt.Sprintf("%02d$", lastHour)),
 		},
@@ -88,22 +124,10 @@ func (s *Store) dayCounts(ctx context.Context, day time.Time, firstHour, lastHou
 	var counts []delivery.HourlyCount
 	err := s.query(ctx, in, 0, func(item map[string]types.AttributeValue) error {
 		c, err := hourlyCount(day, item)
-		if err != nil {
-			return err
-		}
-		if n := len(counts); n > 0 && counts[n-1].Hour.Equal(c.Hour) && counts[n-1].Event == c.Event {
-			counts[n-1].Total += c.Total
-			counts[n-1].Processed += c.Processed
-			counts[n-1].Errors += c.Errors
-			return nil
-		}
-		counts = append(counts, c)
-		return nil
+		counts = addCount(counts, c)
+		return err
 	})
-	if err != nil {
-		return nil, fmt.Errorf("read counters of %s: %w", day.Format(dayLayout), err)
-	}
-	return counts, nil
+	return counts, err
 }
 
 func hourlyCount(day time.Time, item map[string]types.AttributeValue) (delivery.HourlyCount, error) {
@@ -175,12 +199,16 @@ func (s *Store) counterUpdate(event string, receivedAt time.Time, shard int, cou
 
 func counterKey(hour time.Time, event string, shard int) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK: stringValue(countersPK(hour)),
+		attrPK: stringValue(countersPK(hour, shard%counterPartitions)),
 		attrSK: stringValue(fmt.Sprintf("%02d#%s#%02d", hour.Hour(), event, shard)),
 	}
 }
 
-func countersPK(t time.Time) string { return "COUNTERS#" + t.UTC().Format(dayLayout) }
+// countersPK is the partition of the counter items of t's UTC day in partition (see
+// counterPartitions).
+func countersPK(t time.Time, partition int) string {
+	return shardKey("COUNTERS#"+t.UTC().Format(dayLayout), partition)
+}
 
 func maxTime(a, b time.Time) time.Time {
 	if a.After(b) {

@@ -15,14 +15,16 @@ import (
 // ALL, so that a page is one Query per partition it merges and no read of the table:
 //
 //	byAttr  gsi2pk JOBS#STATUS#<status>              gsi2sk <ListKey>   every job with a status
-//	        gsi2pk RUNNERS                           gsi2sk <pool>#<name> every runner
+//	        gsi2pk RUNNERS#<shard>                   gsi2sk <pool>#<name> every runner
 //	byRepo  gsi3pk JOBS#REPO#<owner/name>#<status>   gsi3sk <ListKey>
 //	byPool  gsi4pk JOBS#POOL#<pool>#<status>         gsi4sk <ListKey>   jobs with a pool
 //
 // A job is in one partition of each, that of its status, so a status filter is a
 // partition and no filter merges the four status partitions (see jobs.ListJobsIndexed);
 // a Put replaces the whole item, so a job that changes status moves partitions. The
-// pending queue (jobs.IndexPending) is byTime's PENDING#<pool> partition.
+// pending queue (jobs.IndexPending) is byTime's PENDING#<pool> partition. Every runner
+// change writes the runners' partition, so it is spread over runnerShards partition
+// keys by the runner's list key, and a read merges them (shards.go).
 const (
 	attrGSI2PK  = "gsi2pk"
 	attrGSI2SK  = "gsi2sk"
@@ -53,7 +55,11 @@ var listGSIs = map[jobs.ListIndex]gsi{
 func setListEntries(item map[string]types.AttributeValue, entries ...jobs.IndexEntry) {
 	for _, e := range entries {
 		g := listGSIs[e.Index]
-		item[g.pk] = stringValue(g.prefix + e.Partition)
+		partition := g.prefix + e.Partition
+		if e.Index == jobs.IndexRunners {
+			partition = shardKey(partition, hashShard(e.Key, runnerShards))
+		}
+		item[g.pk] = stringValue(partition)
 		item[g.sk] = stringValue(e.Key)
 	}
 }
@@ -66,10 +72,14 @@ func (s *Store) ListJobs(ctx context.Context, f jobs.JobFilter) ([]*jobs.Job, st
 	})
 }
 
-// ListRunners implements jobs.Store: one Query of at most limit+1 items.
+// ListRunners implements jobs.Store: one Query of at most limit+1 items per runner
+// shard, at once, merged.
 func (s *Store) ListRunners(ctx context.Context, pool, cursor string, limit int) ([]*jobs.Runner, string, error) {
 	return jobs.ListRunnersIndexed(ctx, pool, cursor, limit, func(ctx context.Context, ix jobs.ListIndex, partition, after string, n int) ([]*jobs.Runner, error) {
-		return queryRange(ctx, s, listGSIs[ix], partition, after, ix.Descending(), n, "runners", decodeRunner)
+		runners, err := readShards(runnerShards, ix.Descending(), (*jobs.Runner).ListKey, func(shard int) ([]*jobs.Runner, error) {
+			return queryRange(ctx, s, listGSIs[ix], shardKey(partition, shard), after, ix.Descending(), n, "runners", decodeRunner)
+		})
+		return runners[:min(len(runners), n)], err
 	})
 }
 

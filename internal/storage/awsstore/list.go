@@ -3,6 +3,7 @@ package awsstore
 import (
 	"context"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -23,15 +24,19 @@ var listedAttributes = []string{
 	attrReceivedAt, attrState, attrOutcome, attrProcessedAt,
 }
 
-// List implements delivery.Lister with one Query of the byTime index per read: the
-// partition DELIVERIES#<day> holds a UTC day's deliveries sorted by gsi1sk
-// (<receivedAt>#<hookId>#<deliveryId>, delivery.Position.SortKey), so a read is the
-// partition's keys below a position, in descending order.
+// List implements delivery.Lister with one read of the byTime index per day it walks:
+// the deliveries of a UTC day are spread over deliveryShards partitions
+// DELIVERIES#<day>#<shard>, each sorted by gsi1sk (<receivedAt>#<hookId>#<deliveryId>,
+// delivery.Position.SortKey), so a read is one Query of each shard for its keys below a
+// position, in descending order, merged.
 func (s *Store) List(ctx context.Context, q delivery.ListQuery) (delivery.Page, error) {
 	return delivery.ListDays(ctx, q, s.readDay)
 }
 
-// readDay is the delivery.DayReader of the byTime index: exactly one Query. The index is
+// readDay is the delivery.DayReader of the byTime index: one Query per shard of the day,
+// at once, each of at most max items. Every shard hands over its largest keys below
+// before, so the first max of their merge are the day's, and the day has more when
+// the merge holds more than max or a shard has more than it read. The index is
 // eventually consistent, so a delivery recorded a moment ago may be missing, and a
 // state may lag its item by as much.
 func (s *Store) readDay(ctx context.Context, day time.Time, before delivery.Position, max int) ([]*delivery.Record, bool, error) {
@@ -41,36 +46,52 @@ func (s *Store) readDay(ctx context.Context, day time.Time, before delivery.Posi
 		names["#"+a] = a
 		projection[i] = "#" + a
 	}
-	out, err := s.db.Query(ctx, &dynamodb.QueryInput{
-		TableName:              &s.table,
-		IndexName:              aws.String(indexByTime),
-		KeyConditionExpression: aws.String("#pk = :pk AND #sk < :before"),
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk":     stringValue(deliveriesPartition(day)),
-			":before": stringValue(before.SortKey()),
-		},
-		ExpressionAttributeNames: names,
-		ProjectionExpression:     aws.String(strings.Join(projection, ", ")),
-		ScanIndexForward:         aws.Bool(false),
-		Limit:                    aws.Int32(int32(max)),
+	projection = append(projection, "#sk") // to merge the shards by
+	var more atomic.Bool
+	items, err := readShards(deliveryShards, true, func(item map[string]types.AttributeValue) string {
+		return stringAttr(item, attrGSI1SK)
+	}, func(shard int) ([]map[string]types.AttributeValue, error) {
+		out, err := s.db.Query(ctx, &dynamodb.QueryInput{
+			TableName:              &s.table,
+			IndexName:              aws.String(indexByTime),
+			KeyConditionExpression: aws.String("#pk = :pk AND #sk < :before"),
+			ExpressionAttributeValues: map[string]types.AttributeValue{
+				":pk":     stringValue(deliveriesPartition(day, shard)),
+				":before": stringValue(before.SortKey()),
+			},
+			ExpressionAttributeNames: names,
+			ProjectionExpression:     aws.String(strings.Join(projection, ", ")),
+			ScanIndexForward:         aws.Bool(false),
+			Limit:                    aws.Int32(int32(max)),
+		})
+		if err != nil {
+			return nil, err
+		}
+		// LastEvaluatedKey is also set when a shard ends exactly at max items: the
+		// walk then pays one more, empty, read.
+		if len(out.LastEvaluatedKey) > 0 {
+			more.Store(true)
+		}
+		return out.Items, nil
 	})
 	if err != nil {
 		return nil, false, err
 	}
-	recs := make([]*delivery.Record, 0, len(out.Items))
-	for _, item := range out.Items {
+	hasMore := more.Load() || len(items) > max
+	items = items[:min(len(items), max)]
+	recs := make([]*delivery.Record, 0, len(items))
+	for _, item := range items {
 		rec, err := recordWithoutPayload(item)
 		if err != nil {
 			return nil, false, err
 		}
 		recs = append(recs, rec)
 	}
-	// LastEvaluatedKey is also set when the day ends exactly at max items: the walk then
-	// pays one more, empty, read.
-	return recs, len(out.LastEvaluatedKey) > 0, nil
+	return recs, hasMore, nil
 }
 
-// deliveriesPartition is the byTime partition of the deliveries received on day (UTC).
-func deliveriesPartition(day time.Time) string {
-	return "DELIVERIES#" + day.UTC().Format(dayLayout)
+// deliveriesPartition is the byTime partition of shard of the deliveries received on
+// day (UTC).
+func deliveriesPartition(day time.Time, shard int) string {
+	return shardKey("DELIVERIES#"+day.UTC().Format(dayLayout), shard)
 }

@@ -13,15 +13,15 @@
 //	receivedAt             RFC 3339, UTC, milliseconds (2024-05-01T12:00:00.000Z)
 //	state, outcome, processedAt (processedAt as receivedAt, set once processed)
 //	expiresAt              receivedAt + retention, epoch seconds (the table's TTL attribute)
-//	gsi1pk                 DELIVERIES#<yyyy-mm-dd of receivedAt>
+//	gsi1pk                 DELIVERIES#<yyyy-mm-dd of receivedAt>#<shardOf(key) % deliveryShards>
 //	gsi1sk                 <receivedAt>#<hookId>#<deliveryId>
 //	payloadEncoding        gzip
 //	payload                the gzip-compressed payload, or, when that exceeds maxInlinePayload,
 //	payloadRef             the S3 key of the compressed payload in the payload bucket:
 //	                       payloads/<hookId>/<deliveryId>/<hex SHA-256 of the payload>.json.gz
 //
-// The byTime index (gsi1pk, gsi1sk) lists one UTC day's deliveries newest first with a
-// Query. Create leaves empty strings and a zero processedAt out of the item; absent
+// The byTime index (gsi1pk, gsi1sk) lists one UTC day's deliveries newest first with one
+// Query per shard of the day, merged (see shards.go). Create leaves empty strings and a zero processedAt out of the item; absent
 // attributes read back as empty.
 //
 // Hook and delivery ids are GitHub's (numbers and UUIDs, or delivery.NoHook) and are used
@@ -29,17 +29,17 @@
 //
 // # Counters
 //
-// One item per UTC hour, event type and shard, updated with ADD in the transaction that makes
-// the change counted, so each delivery counts once:
+// counterShards items per UTC hour and event type, updated with ADD in the transaction
+// that makes the change counted, so each delivery counts once:
 //
-//	pk                     COUNTERS#<yyyy-mm-dd>
+//	pk                     COUNTERS#<yyyy-mm-dd>#<shard % counterPartitions>
 //	sk                     <hh>#<event>#<shard> (shard 00…15, see counterShards)
 //	total                  deliveries recorded (Create)
 //	processed              deliveries finished (a Commit's Finish)
 //	errors                 failed processing attempts (CountError)
 //	expiresAt              the hour + retention
 //
-// HourlyCounts is one Query per UTC day in range, summing the shards.
+// HourlyCounts is one Query per counter partition of each UTC day in range, summed.
 //
 // # Job domain
 //
@@ -245,7 +245,7 @@ func (s *Store) newItem(ctx context.Context, rec *delivery.Record) (map[string]t
 	item[attrDeliveryID] = stringValue(rec.DeliveryID)
 	item[attrReceivedAt] = stringValue(received)
 	item[attrExpiresAt] = numberValue(rec.ReceivedAt.Add(s.retention).Unix())
-	item[attrGSI1PK] = stringValue("DELIVERIES#" + rec.ReceivedAt.UTC().Format(dayLayout))
+	item[attrGSI1PK] = stringValue(deliveriesPartition(rec.ReceivedAt, shardOf(rec.Key)%deliveryShards))
 	item[attrGSI1SK] = stringValue(received + "#" + rec.HookID + "#" + rec.DeliveryID)
 	for name, v := range map[string]string{
 		attrEvent:                  rec.Event,

@@ -68,7 +68,7 @@ type gateRun struct {
 	repos                   int
 	elapsed                 time.Duration
 	commits, cancelled      int64
-	redelivered             int64 // deliveries whose conflicts outlasted the processor's retries
+	redelivered             int64         // deliveries whose conflicts outlasted the processor's retries
 	window                  time.Duration // from a delivery's first read to its commit, mean
 }
 

@@ -228,19 +228,22 @@ func minTime(a, b time.Time) time.Time {
 
 var _ jobs.Counters = (*Store)(nil)
 
-// Job counter items are "JOBCOUNTS#<day>" / "<hh>#<shard>", sharded by job id as the
-// delivery counters are by delivery, with one number attribute per queue-time bucket
+// Job counter items are "JOBCOUNTS#<day>#<shard % counterPartitions>" / "<hh>#<shard>",
+// sharded by job id as the delivery counters are by delivery (and over as many partition
+// keys, for the same reason: every job that starts or completes writes one), with one number attribute per queue-time bucket
 // ("q00"…) and per conclusion ("c_success"…).
 const (
 	queueTimePrefix  = "q"
 	conclusionPrefix = "c_"
 )
 
-func jobCountsPK(t time.Time) string { return "JOBCOUNTS#" + t.UTC().Format(dayLayout) }
+func jobCountsPK(t time.Time, partition int) string {
+	return shardKey("JOBCOUNTS#"+t.UTC().Format(dayLayout), partition)
+}
 
 func jobCountKey(hour time.Time, shard int) map[string]types.AttributeValue {
 	return map[string]types.AttributeValue{
-		attrPK: stringValue(jobCountsPK(hour)),
+		attrPK: stringValue(jobCountsPK(hour, shard%counterPartitions)),
 		attrSK: stringValue(fmt.Sprintf("%02d#%02d", hour.Hour(), shard)),
 	}
 }
@@ -294,7 +297,7 @@ func (s *Store) jobCountItems(c *jobs.Change) []types.TransactWriteItem {
 }
 
 // HourlyJobCounts reads the job counter items of the hours that start in [from, to):
-// one Query per UTC day, summing each hour's shards.
+// one Query per counter partition of each UTC day, at once, summing each hour's shards.
 func (s *Store) HourlyJobCounts(ctx context.Context, from, to time.Time) ([]jobs.HourlyJobCount, error) {
 	first := delivery.Hour(from)
 	if first.Before(from) {
@@ -306,31 +309,44 @@ func (s *Store) HourlyJobCounts(ctx context.Context, from, to time.Time) ([]jobs
 		if !lo.Before(hi) {
 			continue
 		}
-		in := &dynamodb.QueryInput{
-			TableName:                &s.table,
-			KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
-			ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
-			ExpressionAttributeValues: map[string]types.AttributeValue{
-				":pk": stringValue(jobCountsPK(day)),
-				":lo": stringValue(fmt.Sprintf("%02d#", lo.Hour())),
-				":hi": stringValue(fmt.Sprintf("%02d$", delivery.Hour(hi.Add(-time.Nanosecond)).Hour())),
-			},
-			ConsistentRead: aws.Bool(true),
+		// Sort keys "<hh>#<shard>": merged by sort key, each hour's items are adjacent.
+		items, err := readShards(counterPartitions, false, func(item map[string]types.AttributeValue) string {
+			return stringAttr(item, attrSK)
+		}, func(partition int) ([]map[string]types.AttributeValue, error) {
+			in := &dynamodb.QueryInput{
+				TableName:                &s.table,
+				KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
+				ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
+				ExpressionAttributeValues: map[string]types.AttributeValue{
+					":pk": stringValue(jobCountsPK(day, partition)),
+					":lo": stringValue(fmt.Sprintf("%02d#", lo.Hour())),
+					":hi": stringValue(fmt.Sprintf("%02d$", delivery.Hour(hi.Add(-time.Nanosecond)).Hour())),
+				},
+				ConsistentRead: aws.Bool(true),
+			}
+			var items []map[string]types.AttributeValue
+			err := s.query(ctx, in, 0, func(item map[string]types.AttributeValue) error {
+				items = append(items, item)
+				return nil
+			})
+			return items, err
+		})
+		if err != nil {
+			return nil, fmt.Errorf("read job counters of %s: %w", day.Format(dayLayout), err)
 		}
-		err := s.query(ctx, in, 0, func(item map[string]types.AttributeValue) error {
+		for _, item := range items {
 			hh, _, _ := strings.Cut(stringAttr(item, attrSK), "#")
 			h, err := strconv.Atoi(hh)
 			if err != nil {
-				return fmt.Errorf("job counter item with sort key %q", stringAttr(item, attrSK))
+				return nil, fmt.Errorf("read job counters of %s: job counter item with sort key %q", day.Format(dayLayout), stringAttr(item, attrSK))
 			}
 			hour := day.Add(time.Duration(h) * time.Hour)
 			if n := len(counts); n == 0 || !counts[n-1].Hour.Equal(hour) {
 				counts = append(counts, jobs.HourlyJobCount{Hour: hour})
 			}
-			return addJobCounts(&counts[len(counts)-1], item)
-		})
-		if err != nil {
-			return nil, fmt.Errorf("read job counters of %s: %w", day.Format(dayLayout), err)
+			if err := addJobCounts(&counts[len(counts)-1], item); err != nil {
+				return nil, fmt.Errorf("read job counters of %s: %w", day.Format(dayLayout), err)
+			}
 		}
 	}
 	return counts, nil

@@ -301,6 +301,7 @@ var shardedKeys = []struct {
 	shards  int
 }{
 	{regexp.MustCompile(`^(COUNTERS#\d{4}-\d\d-\d\d)#\d+$`), 8},
+	{regexp.MustCompile(`^(JOBCOUNTS#\d{4}-\d\d-\d\d)#\d+$`), 8},
 	{regexp.MustCompile(`^(DELIVERIES#\d{4}-\d\d-\d\d)#\d+$`), 8},
 	{regexp.MustCompile(`^(RUNNERS)#\d+$`), 4},
 }

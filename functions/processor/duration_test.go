@@ -27,13 +27,7 @@ import (
 //
 //	go test ./functions/processor -run LambdaDurations -v
 func TestLambdaDurations(t *testing.T) {
-	webhookBootstrap := testenv.BuildFunction(t, "WebhookFunction")
-	processorBootstrap := testenv.BuildFunction(t, "ProcessorFunction")
-	env := testenv.StartAWS(t)
-	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
-	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
-	processorFn := testenv.StartLambda(t, processorBootstrap,
-		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
+	env, webhookFn, processorFn := startFunctions(t)
 	root := testenv.RepoRoot(t)
 	// Cold starts first, untimed: an event refused for its signature, an empty batch.
 	webhookFn.Invoke(t, readFile(t, filepath.Join(root, "events", "webhook-bad-signature.json")))

@@ -44,14 +44,7 @@ type queued struct {
 // gets events/processor-sqs.json, which must be the batch Lambda's SQS event source would
 // make of those very messages, plus one malformed record.
 func TestProcessorFunction(t *testing.T) {
-	webhookBootstrap := testenv.BuildFunction(t, "WebhookFunction")
-	processorBootstrap := testenv.BuildFunction(t, "ProcessorFunction")
-	env := testenv.StartAWS(t)
-	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
-	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
-	// A pool for the form-encoded delivery's job, without runners.
-	processorFn := testenv.StartLambda(t, processorBootstrap,
-		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
+	env, webhookFn, processorFn := startFunctions(t)
 	db := dynamodb.NewFromConfig(env.Config)
 	queue := sqs.NewFromConfig(env.Config)
 	root := testenv.RepoRoot(t)
@@ -211,6 +204,21 @@ func matchQueue(t *testing.T, batch events.SQSEvent, sent []sqstypes.Message) (d
 		t.Errorf("the webhook function queued %s, which the batch lacks", body)
 	}
 	return deliveries, unmatched
+}
+
+// startFunctions starts moto and the built webhook and processor bootstraps under
+// aws-lambda-rie, the processor with a pool k8s without runners (for the form-encoded
+// delivery's job).
+func startFunctions(t *testing.T) (*testenv.AWS, *testenv.Lambda, *testenv.Lambda) {
+	t.Helper()
+	webhookBootstrap := testenv.BuildFunction(t, "WebhookFunction")
+	processorBootstrap := testenv.BuildFunction(t, "ProcessorFunction")
+	env := testenv.StartAWS(t)
+	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
+	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
+	processorFn := testenv.StartLambda(t, processorBootstrap,
+		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
+	return env, webhookFn, processorFn
 }
 
 func invokeWebhook(t *testing.T, fn *testenv.Lambda, event []byte) events.APIGatewayV2HTTPResponse {

@@ -293,8 +293,8 @@ func (g gsiShape) entrySize(item map[string]types.AttributeValue) int {
 	return itemSize(entry)
 }
 
-// shardedKeys are the partition keys awsstore spreads over shards (shards.go there), and
-// how many: such a key's load is its shards' mean, which hashing makes each shard's over
+// shardedKeys are the partition keys awsstore spreads over shards by hashing deliveries
+// or jobs (shards.go there; not the runners', sharded by pool), and how many: such a key's load is its shards' mean, which hashing makes each shard's over
 // a real day's millions of deliveries, whatever a short simulation's sample gives one.
 var shardedKeys = []struct {
 	pattern *regexp.Regexp
@@ -303,7 +303,6 @@ var shardedKeys = []struct {
 	{regexp.MustCompile(`^(COUNTERS#\d{4}-\d\d-\d\d)#\d+$`), 8},
 	{regexp.MustCompile(`^(JOBCOUNTS#\d{4}-\d\d-\d\d)#\d+$`), 8},
 	{regexp.MustCompile(`^(DELIVERIES#\d{4}-\d\d-\d\d)#\d+$`), 8},
-	{regexp.MustCompile(`^(RUNNERS)#\d+$`), 4},
 }
 
 // load is the write load of one partition key, or the mean of a sharded key's shards.

@@ -3,6 +3,7 @@ package awsstore
 import (
 	"context"
 	"fmt"
+	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -24,7 +25,8 @@ import (
 // a Put replaces the whole item, so a job that changes status moves partitions. The
 // pending queue (jobs.IndexPending) is byTime's PENDING#<pool> partition. Every runner
 // change writes the runners' partition, so it is spread over runnerShards partition
-// keys by the runner's list key, and a read merges them (shards.go).
+// keys by pool (a pool's listing stays one Query; the whole listing merges them all,
+// shards.go).
 const (
 	attrGSI2PK  = "gsi2pk"
 	attrGSI2SK  = "gsi2sk"
@@ -57,7 +59,8 @@ func setListEntries(item map[string]types.AttributeValue, entries ...jobs.IndexE
 		g := listGSIs[e.Index]
 		partition := g.prefix + e.Partition
 		if e.Index == jobs.IndexRunners {
-			partition = shardKey(partition, hashShard(e.Key, runnerShards))
+			pool, _, _ := strings.Cut(e.Key, "#") // ListKey: <pool>#<name>
+			partition = shardKey(partition, runnerShard(pool))
 		}
 		item[g.pk] = stringValue(partition)
 		item[g.sk] = stringValue(e.Key)
@@ -72,16 +75,27 @@ func (s *Store) ListJobs(ctx context.Context, f jobs.JobFilter) ([]*jobs.Job, st
 	})
 }
 
-// ListRunners implements jobs.Store: one Query of at most limit+1 items per runner
-// shard, at once, merged.
+// ListRunners implements jobs.Store: one Query of at most limit+1 items of the pool's
+// runner shard, or without a pool, of each shard at once, merged.
 func (s *Store) ListRunners(ctx context.Context, pool, cursor string, limit int) ([]*jobs.Runner, string, error) {
+	shards := []int{}
+	if pool != "" {
+		shards = append(shards, runnerShard(pool))
+	} else {
+		for shard := range runnerShards {
+			shards = append(shards, shard)
+		}
+	}
 	return jobs.ListRunnersIndexed(ctx, pool, cursor, limit, func(ctx context.Context, ix jobs.ListIndex, partition, after string, n int) ([]*jobs.Runner, error) {
-		runners, err := readShards(runnerShards, ix.Descending(), (*jobs.Runner).ListKey, func(shard int) ([]*jobs.Runner, error) {
-			return queryRange(ctx, s, listGSIs[ix], shardKey(partition, shard), after, ix.Descending(), n, "runners", decodeRunner)
+		runners, err := readShards(len(shards), ix.Descending(), (*jobs.Runner).ListKey, func(i int) ([]*jobs.Runner, error) {
+			return queryRange(ctx, s, listGSIs[ix], shardKey(partition, shards[i]), after, ix.Descending(), n, "runners", decodeRunner)
 		})
 		return runners[:min(len(runners), n)], err
 	})
 }
+
+// runnerShard is the shard of the runners' partition that holds pool's runners.
+func runnerShard(pool string) int { return hashShard(pool, runnerShards) }
 
 // queryRange reads up to limit items of one partition of an index in sort key order
 // (desc: from the largest down), starting after the sort key after ("" from the first).

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -115,7 +113,6 @@ func TestApiFunction(t *testing.T) {
 	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
 		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
 		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
-	root := testenv.RepoRoot(t)
 	var files []string
 	for _, c := range apiCases {
 		files = append(files, c.file)
@@ -125,10 +122,7 @@ func TestApiFunction(t *testing.T) {
 	s := &state{env: env}
 	for _, c := range apiCases {
 		t.Run(c.file, func(t *testing.T) {
-			payload, err := os.ReadFile(filepath.Join(root, "events", c.file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			payload := testenv.ReadEvent(t, c.file)
 			var resp events.APIGatewayV2HTTPResponse
 			if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
 				t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)

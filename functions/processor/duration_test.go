@@ -30,7 +30,7 @@ func TestLambdaDurations(t *testing.T) {
 	env, webhookFn, processorFn := startFunctions(t)
 	root := testenv.RepoRoot(t)
 	// Cold starts first, untimed: an event refused for its signature, an empty batch.
-	webhookFn.Invoke(t, readFile(t, filepath.Join(root, "events", "webhook-bad-signature.json")))
+	webhookFn.Invoke(t, testenv.ReadEvent(t, "webhook-bad-signature.json"))
 	processorFn.Invoke(t, []byte(`{"Records":[]}`))
 
 	files, err := filepath.Glob(filepath.Join(root, "events", "webhook-*.json"))
@@ -43,7 +43,7 @@ func TestLambdaDurations(t *testing.T) {
 		if name == "bad-signature" {
 			continue
 		}
-		event := withDeliveryID(t, readFile(t, file), "duration-"+name)
+		event := withDeliveryID(t, testenv.ReadEvent(t, filepath.Base(file)), "duration-"+name)
 		start := time.Now()
 		status := invokeWebhook(t, webhookFn, event).StatusCode
 		took := time.Since(start)
@@ -54,7 +54,7 @@ func TestLambdaDurations(t *testing.T) {
 	}
 	sort.Strings(report)
 
-	batch := sqsBatch(t, receiveAll(t, sqs.NewFromConfig(env.Config), env.EventsQueueURL), env.EventsQueueURL)
+	batch := sqsBatch(t, testenv.ReceiveAll(t, sqs.NewFromConfig(env.Config), env.EventsQueueURL), env.EventsQueueURL)
 	start := time.Now()
 	var resp events.SQSEventResponse
 	if err := json.Unmarshal(processorFn.Invoke(t, batch.payload), &resp); err != nil {

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
 	"path/filepath"
 	"slices"
 	"testing"
@@ -33,11 +31,7 @@ var wantState = map[string]string{
 }
 
 // queued is a message on the events queue.
-type queued struct {
-	HookID     string `json:"hookId"`
-	DeliveryID string `json:"deliveryId"`
-	Event      string `json:"event"`
-}
+type queued = testenv.Queued
 
 // TestProcessorFunction runs the built bootstraps under aws-lambda-rie against moto: the
 // webhook function records and queues every webhook event in events/, then the processor
@@ -54,18 +48,18 @@ func TestProcessorFunction(t *testing.T) {
 		t.Fatalf("no webhook events in events/ (%v)", err)
 	}
 	for _, file := range webhookEvents {
-		status := invokeWebhook(t, webhookFn, readFile(t, file)).StatusCode
+		status := invokeWebhook(t, webhookFn, testenv.ReadEvent(t, filepath.Base(file))).StatusCode
 		if status != http.StatusAccepted && status != http.StatusUnauthorized {
 			t.Fatalf("%s: webhook answered %d", filepath.Base(file), status)
 		}
 	}
 
-	batchEvent := readFile(t, filepath.Join(root, "events", "processor-sqs.json"))
+	batchEvent := testenv.ReadEvent(t, "processor-sqs.json")
 	var batch events.SQSEvent
 	if err := json.Unmarshal(batchEvent, &batch); err != nil {
 		t.Fatal(err)
 	}
-	deliveries, wantFailures := matchQueue(t, batch, receiveAll(t, queue, env.EventsQueueURL))
+	deliveries, wantFailures := matchQueue(t, batch, testenv.ReceiveAll(t, queue, env.EventsQueueURL))
 	if len(wantFailures) != 1 {
 		t.Fatalf("records %v are no message the webhook sent; want exactly the malformed one", wantFailures)
 	}
@@ -94,18 +88,18 @@ func TestProcessorFunction(t *testing.T) {
 				if !ok {
 					t.Fatalf("no expected state for %s deliveries: add it to wantState", d.Event)
 				}
-				if got := stringAttr(item, "state"); got != want {
-					t.Errorf("%s delivery %s: state %q (outcome %q), want %q", d.Event, d.DeliveryID, got, stringAttr(item, "outcome"), want)
+				if got := testenv.StringAttr(item, "state"); got != want {
+					t.Errorf("%s delivery %s: state %q (outcome %q), want %q", d.Event, d.DeliveryID, got, testenv.StringAttr(item, "outcome"), want)
 				}
-				if stringAttr(item, "outcome") == "" || stringAttr(item, "processedAt") == "" {
+				if testenv.StringAttr(item, "outcome") == "" || testenv.StringAttr(item, "processedAt") == "" {
 					t.Errorf("%s delivery %s: outcome %q, processedAt %q; want both set", d.Event, d.DeliveryID,
-						stringAttr(item, "outcome"), stringAttr(item, "processedAt"))
+						testenv.StringAttr(item, "outcome"), testenv.StringAttr(item, "processedAt"))
 				}
 				if first != nil {
 					for _, name := range []string{"state", "outcome", "processedAt"} {
-						if stringAttr(item, name) != stringAttr(first[d], name) {
+						if testenv.StringAttr(item, name) != testenv.StringAttr(first[d], name) {
 							t.Errorf("%s delivery %s: %s changed from %q to %q on a repeated batch", d.Event, d.DeliveryID,
-								name, stringAttr(first[d], name), stringAttr(item, name))
+								name, testenv.StringAttr(first[d], name), testenv.StringAttr(item, name))
 						}
 					}
 				}
@@ -139,7 +133,7 @@ func TestProcessorFunction(t *testing.T) {
 			Task string `json:"task"`
 			Sent int    `json:"sent"`
 		}
-		answer := processorFn.Invoke(t, readFile(t, filepath.Join(root, "events", "processor-resend-demands.json")))
+		answer := processorFn.Invoke(t, testenv.ReadEvent(t, "processor-resend-demands.json"))
 		if err := json.Unmarshal(answer, &result); err != nil || result.Task != "resend-demands" || result.Sent != 2 {
 			t.Fatalf("answer %s, want the task and sent 2", answer)
 		}
@@ -153,7 +147,7 @@ func TestProcessorFunction(t *testing.T) {
 	})
 
 	t.Run("redelivered after processing", func(t *testing.T) {
-		resp := invokeWebhook(t, webhookFn, readFile(t, filepath.Join(root, "events", "webhook-ping.json")))
+		resp := invokeWebhook(t, webhookFn, testenv.ReadEvent(t, "webhook-ping.json"))
 		var body struct {
 			Success   bool `json:"success"`
 			Duplicate bool `json:"duplicate"`
@@ -164,7 +158,7 @@ func TestProcessorFunction(t *testing.T) {
 		if resp.StatusCode != http.StatusOK || !body.Success || !body.Duplicate {
 			t.Errorf("answer %d %s, want 200 with duplicate true", resp.StatusCode, resp.Body)
 		}
-		if got := receiveAll(t, queue, env.EventsQueueURL); len(got) != 0 {
+		if got := testenv.ReceiveAll(t, queue, env.EventsQueueURL); len(got) != 0 {
 			t.Errorf("a processed delivery was queued again: %v", got)
 		}
 	})
@@ -230,27 +224,6 @@ func invokeWebhook(t *testing.T, fn *testenv.Lambda, event []byte) events.APIGat
 	return resp
 }
 
-// receiveAll receives every message visible on the queue. Received messages stay
-// invisible for the queue's visibility timeout (minutes), longer than the test.
-func receiveAll(t *testing.T, queue *sqs.Client, url string) []sqstypes.Message {
-	t.Helper()
-	var all []sqstypes.Message
-	for {
-		out, err := queue.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl:              &url,
-			MaxNumberOfMessages:   10,
-			MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(out.Messages) == 0 {
-			return all
-		}
-		all = append(all, out.Messages...)
-	}
-}
-
 // demand is a scale-up demand on the demand queue (README "Jobs, pools and runners").
 type demand struct {
 	Pool   string `json:"pool"`
@@ -263,7 +236,7 @@ type demand struct {
 func receiveDemands(t *testing.T, queue *sqs.Client, url string) []demand {
 	t.Helper()
 	var out []demand
-	for _, m := range receiveAll(t, queue, url) {
+	for _, m := range testenv.ReceiveAll(t, queue, url) {
 		if attr, ok := m.MessageAttributes["type"]; !ok || aws.ToString(attr.StringValue) != "demand" {
 			continue
 		}
@@ -278,35 +251,9 @@ func receiveDemands(t *testing.T, queue *sqs.Client, url string) []demand {
 
 func getDelivery(t *testing.T, db *dynamodb.Client, table string, d queued) map[string]ddbtypes.AttributeValue {
 	t.Helper()
-	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: &table,
-		Key: map[string]ddbtypes.AttributeValue{
-			"pk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY#" + d.HookID + "#" + d.DeliveryID},
-			"sk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY"},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if out.Item == nil {
+	item := testenv.GetItem(t, db, table, d.DeliveryKey(), "DELIVERY")
+	if item == nil {
 		t.Fatalf("%s delivery %s was not recorded", d.Event, d.DeliveryID)
 	}
-	return out.Item
-}
-
-func stringAttr(item map[string]ddbtypes.AttributeValue, name string) string {
-	if v, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func readFile(t *testing.T, path string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return item
 }

@@ -68,11 +68,7 @@ type answer struct {
 }
 
 // queued is a message on the events queue.
-type queued struct {
-	HookID     string `json:"hookId"`
-	DeliveryID string `json:"deliveryId"`
-	Event      string `json:"event"`
-}
+type queued = testenv.Queued
 
 // TestWebhookFunction runs the built bootstrap under aws-lambda-rie against moto, as
 // Lambda would behind API Gateway, with every webhook event in events/, twice: the first
@@ -129,7 +125,7 @@ func TestWebhookFunction(t *testing.T) {
 				"state":                  "received",
 			}
 			for name, want := range wantItem {
-				if got := stringAttr(item, name); got != want {
+				if got := testenv.StringAttr(item, name); got != want {
 					t.Errorf("item %s = %q, want %q", name, got, want)
 				}
 			}
@@ -202,18 +198,8 @@ func invoke(t testing.TB, fn *testenv.Lambda, payload []byte, wantStatus int) an
 // getDelivery reads the delivery's item, nil when there is none.
 func getDelivery(t *testing.T, db *dynamodb.Client, table string, headers map[string]string) map[string]ddbtypes.AttributeValue {
 	t.Helper()
-	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: &table,
-		Key: map[string]ddbtypes.AttributeValue{
-			"pk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY#" + headers["x-github-hook-id"] + "#" + headers["x-github-delivery"]},
-			"sk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY"},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Item
+	d := queued{HookID: headers["x-github-hook-id"], DeliveryID: headers["x-github-delivery"]}
+	return testenv.GetItem(t, db, table, d.DeliveryKey(), "DELIVERY")
 }
 
 // countDeliveries counts delivery items; the table also holds counters and other entities.
@@ -237,42 +223,23 @@ func countDeliveries(t *testing.T, db *dynamodb.Client, table string) int {
 	return n
 }
 
-func stringAttr(item map[string]ddbtypes.AttributeValue, name string) string {
-	if v, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
 // drainQueue receives every message visible on the queue. Received messages stay
 // invisible for the queue's visibility timeout (minutes), longer than the test.
 func drainQueue(t *testing.T, queue *sqs.Client, url string) []queued {
 	t.Helper()
 	var got []queued
-	for {
-		out, err := queue.ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
-			QueueUrl:              &url,
-			MaxNumberOfMessages:   10,
-			MessageAttributeNames: []string{"All"},
-		})
-		if err != nil {
-			t.Fatal(err)
+	for _, m := range testenv.ReceiveAll(t, queue, url) {
+		var q queued
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &q); err != nil {
+			t.Fatalf("message %q: %v", aws.ToString(m.Body), err)
 		}
-		if len(out.Messages) == 0 {
-			return got
+		// Consumers route on the attribute without decoding the body.
+		if attr := aws.ToString(m.MessageAttributes["event"].StringValue); attr != q.Event {
+			t.Errorf("message %+v has event attribute %q", q, attr)
 		}
-		for _, m := range out.Messages {
-			var q queued
-			if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &q); err != nil {
-				t.Fatalf("message %q: %v", aws.ToString(m.Body), err)
-			}
-			// Consumers route on the attribute without decoding the body.
-			if attr := aws.ToString(m.MessageAttributes["event"].StringValue); attr != q.Event {
-				t.Errorf("message %+v has event attribute %q", q, attr)
-			}
-			got = append(got, q)
-		}
+		got = append(got, q)
 	}
+	return got
 }
 
 func sameMessages(a, b []queued) bool {

@@ -1,18 +1,14 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -34,7 +30,6 @@ func TestWebSocketFunction(t *testing.T) {
 		"RUNNERHUB_WS_ENDPOINT="+env.Endpoint,
 	))
 	db := dynamodb.NewFromConfig(env.Config)
-	root := testenv.RepoRoot(t)
 
 	steps := []struct {
 		file   string
@@ -44,16 +39,16 @@ func TestWebSocketFunction(t *testing.T) {
 	}{
 		{"ws-connect-unauthorized.json", http.StatusUnauthorized, nil},
 		{"ws-connect.json", http.StatusOK, func(t *testing.T, item map[string]ddbtypes.AttributeValue) {
-			expires, _ := strconv.ParseInt(number(item, "expiresAt"), 10, 64)
-			connected, err := time.Parse(time.RFC3339, str(item, "connectedAt"))
+			expires, _ := strconv.ParseInt(testenv.NumberAttr(item, "expiresAt"), 10, 64)
+			connected, err := time.Parse(time.RFC3339, testenv.StringAttr(item, "connectedAt"))
 			// expiresAt is in whole seconds (a TTL attribute), connectedAt in milliseconds.
 			if ttl := time.Unix(expires, 0).Sub(connected); err != nil || ttl > live.ConnectionTTL || ttl <= live.ConnectionTTL-time.Second {
-				t.Errorf("connectedAt %q, expiresAt %d: want the expiry %v after the connection", str(item, "connectedAt"), expires, live.ConnectionTTL)
+				t.Errorf("connectedAt %q, expiresAt %d: want the expiry %v after the connection", testenv.StringAttr(item, "connectedAt"), expires, live.ConnectionTTL)
 			}
-			if str(item, "role") != "admin" {
-				t.Errorf("role %q, want admin (RUNNERHUB_API_TOKENS)", str(item, "role"))
+			if testenv.StringAttr(item, "role") != "admin" {
+				t.Errorf("role %q, want admin (RUNNERHUB_API_TOKENS)", testenv.StringAttr(item, "role"))
 			}
-			if str(item, "gsi1pk") != "WSCONNS" || item["repos"] != nil {
+			if testenv.StringAttr(item, "gsi1pk") != "WSCONNS" || item["repos"] != nil {
 				t.Errorf("item %v: want it in the WSCONNS partition, subscribed to nothing", item)
 			}
 		}},
@@ -67,10 +62,7 @@ func TestWebSocketFunction(t *testing.T) {
 	}
 	for _, s := range steps {
 		t.Run(s.file, func(t *testing.T) {
-			payload, err := os.ReadFile(filepath.Join(root, "events", s.file))
-			if err != nil {
-				t.Fatal(err)
-			}
+			payload := testenv.ReadEvent(t, s.file)
 			var ev events.APIGatewayWebsocketProxyRequest
 			if err := json.Unmarshal(payload, &ev); err != nil {
 				t.Fatal(err)
@@ -112,10 +104,7 @@ func TestWebSocketFunctionReadRole(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "ws-connect.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload := testenv.ReadEvent(t, "ws-connect.json")
 	db := dynamodb.NewFromConfig(env.Config)
 	for _, tc := range []struct {
 		name  string
@@ -139,7 +128,7 @@ func TestWebSocketFunctionReadRole(t *testing.T) {
 			if err := json.Unmarshal(fn.Invoke(t, b), &resp); err != nil || resp.StatusCode != http.StatusOK {
 				t.Fatalf("$connect: %+v %v, want 200", resp, err)
 			}
-			if item := connectionItem(t, db, env.EventsTable, ev.RequestContext.ConnectionID); str(item, "role") != "read" {
+			if item := connectionItem(t, db, env.EventsTable, ev.RequestContext.ConnectionID); testenv.StringAttr(item, "role") != "read" {
 				t.Errorf("record %v, want role read", item)
 			}
 		})
@@ -148,30 +137,5 @@ func TestWebSocketFunctionReadRole(t *testing.T) {
 
 func connectionItem(t *testing.T, db *dynamodb.Client, table, id string) map[string]ddbtypes.AttributeValue {
 	t.Helper()
-	out, err := db.GetItem(context.Background(), &dynamodb.GetItemInput{
-		TableName: &table,
-		Key: map[string]ddbtypes.AttributeValue{
-			"pk": &ddbtypes.AttributeValueMemberS{Value: "WSCONN#" + id},
-			"sk": &ddbtypes.AttributeValueMemberS{Value: "WSCONN"},
-		},
-		ConsistentRead: aws.Bool(true),
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out.Item
-}
-
-func str(item map[string]ddbtypes.AttributeValue, name string) string {
-	if v, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {
-		return v.Value
-	}
-	return ""
-}
-
-func number(item map[string]ddbtypes.AttributeValue, name string) string {
-	if v, ok := item[name].(*ddbtypes.AttributeValueMemberN); ok {
-		return v.Value
-	}
-	return ""
+	return testenv.GetItem(t, db, table, "WSCONN#"+id, "WSCONN")
 }

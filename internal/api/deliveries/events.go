@@ -141,12 +141,9 @@ func (h *handlers) get(r *http.Request) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	rec, err := h.Store.Get(r.Context(), key)
-	if errors.Is(err, delivery.ErrNotFound) {
-		return 0, nil, notFound(key)
-	}
+	rec, err := h.record(r, key)
 	if err != nil {
-		return 0, nil, h.unavailable(r, "store_unavailable", "the delivery store", err)
+		return 0, nil, err
 	}
 	payload := json.RawMessage(rec.Payload)
 	if !json.Valid(payload) { // ingest only records JSON; never answer a broken document
@@ -158,6 +155,19 @@ func (h *handlers) get(r *http.Request) (int, any, error) {
 		InstallationTargetID:   rec.InstallationTargetID,
 		Payload:                payload,
 	}, nil
+}
+
+// record reads the delivery key names; the error is the answer (404 when none is
+// recorded, 503 when the store fails).
+func (h *handlers) record(r *http.Request, key delivery.Key) (*delivery.Record, error) {
+	rec, err := h.Store.Get(r.Context(), key)
+	if errors.Is(err, delivery.ErrNotFound) {
+		return nil, notFound(key)
+	}
+	if err != nil {
+		return nil, h.unavailable(r, "store_unavailable", "the delivery store", err)
+	}
+	return rec, nil
 }
 
 func notFound(key delivery.Key) *httpjson.Problem {
@@ -183,12 +193,9 @@ func (h *handlers) replay(r *http.Request) (int, any, error) {
 	if err := decodeBody(r, &struct{}{}); err != nil {
 		return 0, nil, err
 	}
-	rec, err := h.Store.Get(r.Context(), key)
-	if errors.Is(err, delivery.ErrNotFound) {
-		return 0, nil, notFound(key)
-	}
+	rec, err := h.record(r, key)
 	if err != nil {
-		return 0, nil, h.unavailable(r, "store_unavailable", "the delivery store", err)
+		return 0, nil, err
 	}
 	if err := h.Queue.Enqueue(r.Context(), delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
 		return 0, nil, h.unavailable(r, "queue_unavailable", "the events queue", err)

@@ -22,6 +22,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	"github.com/runnerhub/webhooks/internal/webhook"
 )
 
@@ -83,11 +84,7 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "test.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Embedded(t)
 	rec := &recorder{Store: db.Store(), queue: db.Queue(5)}
 	logs := &bytes.Buffer{}
 	m := &counter{outcomes: map[string]int{}, reasons: map[string]int{}}

@@ -19,6 +19,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/live/localhub"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 // sent records what a Sender was given, per connection.
@@ -81,11 +82,7 @@ type publishFixture struct {
 }
 
 func newPublishFixture(t *testing.T) *publishFixture {
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "live.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
+	db := testenv.Embedded(t)
 	store := db.Store()
 	f := &publishFixture{store: store, sent: &sent{msg: map[string][][]byte{}}, reader: &countingReader{PoolReader: store}}
 	f.hub = &live.Hub{Registry: localhub.NewRegistry(), Sender: f.sent, Pools: f.reader}

@@ -6,7 +6,6 @@ package apitest
 import (
 	"context"
 	"encoding/json"
-	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -16,7 +15,6 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
-	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -32,17 +30,6 @@ func ForEachStore[E any](t *testing.T, onEmbedded, onDynamoDB func(t *testing.T)
 		t.Parallel()
 		f(t, onDynamoDB(t))
 	})
-}
-
-// Embedded opens a fresh embedded database, closed when the test ends.
-func Embedded(t *testing.T) *embedded.DB {
-	t.Helper()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "runnerhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
 }
 
 // AWSStore is the store on a's table and bucket, with a counter of its DynamoDB

@@ -69,7 +69,7 @@ func forEachStore(t *testing.T, f func(t *testing.T, e *env)) {
 }
 
 func newEmbedded(t *testing.T) *env {
-	db := apitest.Embedded(t)
+	db := testenv.Embedded(t)
 	s, q := db.Store(), db.Queue(1)
 	e := &env{store: s}
 	e.drain = func(t *testing.T) []delivery.Message {

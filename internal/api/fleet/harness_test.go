@@ -52,7 +52,7 @@ func forEachStore(t *testing.T, f func(t *testing.T, e *env)) {
 	apitest.ForEachStore(t, newEmbedded, newDynamoDB, f)
 }
 
-func newEmbedded(t *testing.T) *env { return newEnv(t, apitest.Embedded(t).Store()) }
+func newEmbedded(t *testing.T) *env { return newEnv(t, testenv.Embedded(t).Store()) }
 
 func newDynamoDB(t *testing.T) *env {
 	store, counter := apitest.AWSStore(testenv.SharedAWS(t), 24*time.Hour)

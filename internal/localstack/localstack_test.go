@@ -14,7 +14,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -229,7 +228,7 @@ func signature(body []byte) string {
 // A job left waiting gets its scale-up demand again while it waits (the local stack's
 // demands are log lines).
 func TestWaitingJobsDemandAgain(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s, err := Open(testConfig(t, t.TempDir(), map[string]string{
 		"RUNNERHUB_POOLS": `[{"name":"k8s","labels":["k8s"],"maxRunners":1}]`,
 	}), slog.New(slog.NewJSONHandler(&logs, nil)))
@@ -254,22 +253,4 @@ func TestWaitingJobsDemandAgain(t *testing.T) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// syncBuffer is a bytes.Buffer for a logger written from several goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

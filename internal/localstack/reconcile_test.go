@@ -410,7 +410,7 @@ func TestRunnerReconciliation(t *testing.T) {
 }
 
 func TestNoCredentialsNoReconciler(t *testing.T) {
-	var logs syncBuffer
+	var logs testenv.SyncBuffer
 	s, err := Open(testConfig(t, t.TempDir(), nil), slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

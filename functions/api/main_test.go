@@ -123,10 +123,7 @@ func TestApiFunction(t *testing.T) {
 	for _, c := range apiCases {
 		t.Run(c.file, func(t *testing.T) {
 			payload := testenv.ReadEvent(t, c.file)
-			var resp events.APIGatewayV2HTTPResponse
-			if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
-				t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
-			}
+			resp := fn.InvokeHTTP(t, payload)
 			if resp.StatusCode != c.status || resp.Headers["Content-Type"] != "application/json" {
 				t.Fatalf("status %d, Content-Type %q; want %d, application/json: %s", resp.StatusCode, resp.Headers["Content-Type"], c.status, resp.Body)
 			}

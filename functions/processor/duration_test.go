@@ -45,7 +45,7 @@ func TestLambdaDurations(t *testing.T) {
 		}
 		event := withDeliveryID(t, testenv.ReadEvent(t, filepath.Base(file)), "duration-"+name)
 		start := time.Now()
-		status := invokeWebhook(t, webhookFn, event).StatusCode
+		status := webhookFn.InvokeHTTP(t, event).StatusCode
 		took := time.Since(start)
 		if status != http.StatusAccepted {
 			t.Fatalf("%s: webhook answered %d", name, status)

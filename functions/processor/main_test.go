@@ -48,7 +48,7 @@ func TestProcessorFunction(t *testing.T) {
 		t.Fatalf("no webhook events in events/ (%v)", err)
 	}
 	for _, file := range webhookEvents {
-		status := invokeWebhook(t, webhookFn, testenv.ReadEvent(t, filepath.Base(file))).StatusCode
+		status := webhookFn.InvokeHTTP(t, testenv.ReadEvent(t, filepath.Base(file))).StatusCode
 		if status != http.StatusAccepted && status != http.StatusUnauthorized {
 			t.Fatalf("%s: webhook answered %d", filepath.Base(file), status)
 		}
@@ -147,7 +147,7 @@ func TestProcessorFunction(t *testing.T) {
 	})
 
 	t.Run("redelivered after processing", func(t *testing.T) {
-		resp := invokeWebhook(t, webhookFn, testenv.ReadEvent(t, "webhook-ping.json"))
+		resp := webhookFn.InvokeHTTP(t, testenv.ReadEvent(t, "webhook-ping.json"))
 		var body struct {
 			Success   bool `json:"success"`
 			Duplicate bool `json:"duplicate"`
@@ -213,15 +213,6 @@ func startFunctions(t *testing.T) (*testenv.AWS, *testenv.Lambda, *testenv.Lambd
 	processorFn := testenv.StartLambda(t, processorBootstrap,
 		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
 	return env, webhookFn, processorFn
-}
-
-func invokeWebhook(t *testing.T, fn *testenv.Lambda, event []byte) events.APIGatewayV2HTTPResponse {
-	t.Helper()
-	var resp events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(fn.Invoke(t, event), &resp); err != nil {
-		t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
-	}
-	return resp
 }
 
 // demand is a scale-up demand on the demand queue (README "Jobs, pools and runners").

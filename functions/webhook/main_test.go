@@ -180,10 +180,7 @@ func readEvent(t *testing.T, root, file string) ([]byte, map[string]string) {
 // invoke sends an API Gateway event and decodes the function's HTTP answer.
 func invoke(t testing.TB, fn *testenv.Lambda, payload []byte, wantStatus int) answer {
 	t.Helper()
-	var resp events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
-		t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
-	}
+	resp := fn.InvokeHTTP(t, payload)
 	if resp.StatusCode != wantStatus || resp.Headers["Content-Type"] != "application/json" || resp.IsBase64Encoded {
 		t.Errorf("status %d, Content-Type %q, base64 %v; want %d, application/json, false: %s",
 			resp.StatusCode, resp.Headers["Content-Type"], resp.IsBase64Encoded, wantStatus, resp.Body)

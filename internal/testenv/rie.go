@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 // EventsSecret is the webhook secret every signed delivery in events/ is signed with
@@ -122,6 +125,17 @@ func (l *Lambda) Invoke(t testing.TB, payload []byte) []byte {
 		t.Fatalf("aws-lambda-rie answered %s (the function failed; see its output below): %s", resp.Status, body)
 	}
 	return body
+}
+
+// InvokeHTTP invokes the function with an API Gateway HTTP API event and decodes its
+// answer, failing the test when the function answers anything else.
+func (l *Lambda) InvokeHTTP(t testing.TB, event []byte) events.APIGatewayV2HTTPResponse {
+	t.Helper()
+	var resp events.APIGatewayV2HTTPResponse
+	if err := json.Unmarshal(l.Invoke(t, event), &resp); err != nil {
+		t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
+	}
+	return resp
 }
 
 // initReport is the emulator's line for a finished init phase, as Lambda's REPORT line

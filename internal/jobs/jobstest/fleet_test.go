@@ -10,15 +10,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 )
 
-func TestFleetSuite(t *testing.T) {
-	t.Run("Fresh", func(t *testing.T) {
-		jobstest.FleetSuite(t, func(*testing.T) jobstest.Stores { return newMem().stores() })
-	})
-	shared := newMem()
-	t.Run("Shared", func(t *testing.T) {
-		jobstest.FleetSuite(t, func(*testing.T) jobstest.Stores { return shared.stores() })
-	})
-}
+func TestFleetSuite(t *testing.T) { onMem(t, jobstest.FleetSuite) }
 
 // The reference store lists through the same helpers as the real ones, reading its
 // "indexes" by scanning every entity for its entries.

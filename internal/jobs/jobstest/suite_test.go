@@ -17,25 +17,20 @@ import (
 )
 
 // The suites run against the simplest store that keeps the ports' promises, so that a
-// failure in a real adapter's run points at the adapter, not at the suite: once with a
-// fresh store per subtest, once with one store for all, as the suites allow.
-func TestStoreSuite(t *testing.T) {
-	t.Run("Fresh", func(t *testing.T) {
-		jobstest.StoreSuite(t, func(*testing.T) jobstest.Stores { return newMem().stores() })
-	})
-	shared := newMem()
-	t.Run("Shared", func(t *testing.T) {
-		jobstest.StoreSuite(t, func(*testing.T) jobstest.Stores { return shared.stores() })
-	})
-}
+// failure in a real adapter's run points at the adapter, not at the suite.
+func TestStoreSuite(t *testing.T) { onMem(t, jobstest.StoreSuite) }
 
-func TestCountersSuite(t *testing.T) {
+func TestCountersSuite(t *testing.T) { onMem(t, jobstest.CountersSuite) }
+
+// onMem runs suite on the reference store twice: once with a fresh store per subtest,
+// once with one store for all, as the suites allow.
+func onMem(t *testing.T, suite func(*testing.T, func(*testing.T) jobstest.Stores)) {
 	t.Run("Fresh", func(t *testing.T) {
-		jobstest.CountersSuite(t, func(*testing.T) jobstest.Stores { return newMem().stores() })
+		suite(t, func(*testing.T) jobstest.Stores { return newMem().stores() })
 	})
 	shared := newMem()
 	t.Run("Shared", func(t *testing.T) {
-		jobstest.CountersSuite(t, func(*testing.T) jobstest.Stores { return shared.stores() })
+		suite(t, func(*testing.T) jobstest.Stores { return shared.stores() })
 	})
 }
 

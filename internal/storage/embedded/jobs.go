@@ -2,6 +2,7 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -108,7 +109,7 @@ func (s *Store) Pools(ctx context.Context) ([]jobs.Pool, error) {
 }
 
 func (s *Store) PutPool(ctx context.Context, p jobs.Pool) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketPools), []byte(p.Name), p) })
+	err := s.writes.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketPools), []byte(p.Name), p) })
 	if err != nil {
 		return fmt.Errorf("store pool %s: %w", p.Name, err)
 	}
@@ -116,7 +117,7 @@ func (s *Store) PutPool(ctx context.Context, p jobs.Pool) error {
 }
 
 func (s *Store) DeletePool(ctx context.Context, name string) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.writes.update(func(tx *bolt.Tx) error {
 		pools := tx.Bucket(bucketPools)
 		if pools.Get([]byte(name)) == nil {
 			return jobs.ErrNotFound
@@ -129,15 +130,78 @@ func (s *Store) DeletePool(ctx context.Context, name string) error {
 	return nil
 }
 
-// Commit writes c in one transaction. Concurrent commits share transactions (Batch); a
-// failing one (ErrConflict) rolls its batch back, and bbolt runs it again alone and the
-// others again without it, which is why commit starts from the transaction's state alone.
+// Commit writes c in one transaction. Concurrent commits share transactions (the group
+// committer); a stale change (ErrConflict) is found before anything of it is written, so
+// it is left out and the others commit without it.
 func (s *Store) Commit(ctx context.Context, c *jobs.Change) error {
 	if err := validate(c); err != nil {
 		return err
 	}
-	if err := s.db.Batch(func(tx *bolt.Tx) error { return commit(tx, c) }); err != nil {
+	err := s.writes.update(func(tx *bolt.Tx) error {
+		if err := check(tx, c); err != nil {
+			return untouched{err}
+		}
+		return commit(tx, c)
+	})
+	if err != nil {
 		return fmt.Errorf("commit change: %w", err)
+	}
+	return nil
+}
+
+// check finds, without writing, what would make commit fail: a finished or unknown
+// delivery, an entity stored at another version than the change read it at.
+func check(tx *bolt.Tx, c *jobs.Change) error {
+	if f := c.Finish; f != nil {
+		var m meta
+		found, err := getJSON(tx.Bucket(bucketDeliveries), storeKey(f.Key), &m)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
+		case m.State.Done():
+			return fmt.Errorf("delivery %s is finished already: %w", f.Key.DeliveryID, jobs.ErrConflict)
+		}
+	}
+	var err error
+	for _, j := range c.Jobs {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketJobs), idKey(j.ID), j.Version, func(j *jobs.Job) *int64 { return &j.Version }, "job", j.ID))
+	}
+	for _, r := range c.Runners {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketRunners), []byte(r.Name), r.Version, func(r *jobs.Runner) *int64 { return &r.Version }, "runner", r.Name))
+	}
+	for _, r := range c.DeleteRunners {
+		if r.Version == 0 {
+			return fmt.Errorf("delete runner %s at version 0: %w", r.Name, jobs.ErrConflict)
+		}
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketRunners), []byte(r.Name), r.Version, func(r *jobs.Runner) *int64 { return &r.Version }, "runner", r.Name))
+	}
+	for _, r := range c.Runs {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketRuns), idKey(r.ID), r.Version, func(r *jobs.Run) *int64 { return &r.Version }, "run", r.ID))
+	}
+	for _, p := range c.Profiles {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketProfiles), []byte(p.Repository), p.Version, func(p *jobs.Profile) *int64 { return &p.Version }, "profile of", p.Repository))
+	}
+	for _, g := range c.Gates {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketGates), []byte(g.Pool), g.Version, func(g *jobs.Gate) *int64 { return &g.Version }, "gate of pool", g.Pool))
+	}
+	return err
+}
+
+// checkVersion is swap's test alone: the entity under key must be stored at version read
+// (0: absent), or the change is stale.
+func checkVersion[T any](b *bolt.Bucket, key []byte, read int64, version func(*T) *int64, what string, name any) error {
+	stored := new(T)
+	found, err := getJSON(b, key, stored)
+	if err != nil {
+		return err
+	}
+	if !found {
+		stored = nil
+	}
+	if v := storedVersion(stored, version); v != read {
+		return fmt.Errorf("%s %v: read at version %d, stored at %d: %w", what, name, read, v, jobs.ErrConflict)
 	}
 	return nil
 }
@@ -157,7 +221,7 @@ func validate(c *jobs.Change) error {
 }
 
 // commit writes c in tx, or fails with nothing of it applied once tx rolls back. It
-// neither changes c nor keeps anything between calls: Batch may call it more than once.
+// neither changes c nor keeps anything between calls: it may be called more than once.
 func commit(tx *bolt.Tx, c *jobs.Change) error {
 	// The delivery first: a redelivered change is the usual conflict, found at once.
 	if c.Finish != nil {

@@ -20,10 +20,12 @@ import (
 
 // Options say what to send and how hard.
 type Options struct {
-	URL         string
-	Secret      string
-	Event       string
-	Body        []byte
+	URL    string
+	Secret string
+	Event  string
+	Body   []byte
+	// BodyFor, when set, makes the n-th delivery's body instead (signed for it).
+	BodyFor     func(n int) ([]byte, error)
 	Connections int
 	// Count bounds the deliveries sent; the run also ends at Deadline (zero: none).
 	Count    int
@@ -122,7 +124,16 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 				if opts.Sent != nil {
 					opts.Sent(id, at)
 				}
-				status := post(ctx, client, opts, id, sig)
+				body, bodySig := opts.Body, sig
+				if opts.BodyFor != nil {
+					var err error
+					if body, err = opts.BodyFor(int(n)); err != nil {
+						mine.statuses[0]++
+						continue
+					}
+					bodySig = webhook.Sign(opts.Secret, body)
+				}
+				status := post(ctx, client, opts, id, body, bodySig)
 				mine.statuses[status]++
 				if status >= 200 && status < 300 {
 					mine.latencies = append(mine.latencies, time.Since(at))
@@ -146,8 +157,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 }
 
 // post sends one delivery and returns its status (0: it did not get one).
-func post(ctx context.Context, client *http.Client, opts Options, id, sig string) int {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, opts.URL, bytes.NewReader(opts.Body))
+func post(ctx context.Context, client *http.Client, opts Options, id string, body []byte, sig string) int {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, opts.URL, bytes.NewReader(body))
 	if err != nil {
 		return 0
 	}

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/api/deliveries"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
@@ -23,9 +24,12 @@ import (
 
 // LoadOptions configure a load run (functions/local load, make load).
 type LoadOptions struct {
-	Body        []byte // one delivery, sent again and again under new delivery ids
-	Event       string
-	Connections int
+	Body  []byte // one delivery, sent again and again under new delivery ids
+	Event string
+	// DistinctJobs gives each workflow_job delivery a job of its own (workflow_job.id
+	// edited, so re-serialised and signed per delivery) instead of all being about one.
+	DistinctJobs bool
+	Connections  int
 	// Count is the deliveries per round and server; Rounds alternate the bare handler
 	// and the local stack, so that both see the same machine.
 	Count  int
@@ -113,9 +117,14 @@ func Load(ctx context.Context, cfg config.Config, opts LoadOptions) (*LoadReport
 	}
 	defer stopBare()
 
+	var bodyFor func(n int) ([]byte, error)
+	if opts.DistinctJobs {
+		jobs := int64(time.Now().UnixNano() % 1e12) // ids of this run only
+		bodyFor = func(n int) ([]byte, error) { return deliveries.PayloadEdit{JobID: jobs + int64(n)}.Apply(opts.Body) }
+	}
 	run := func(url, prefix string, count int, rate float64) (*loadgen.Result, error) {
 		return loadgen.Run(ctx, loadgen.Options{
-			URL: url + ingest.Path, Secret: loadSecret, Event: opts.Event, Body: opts.Body,
+			URL: url + ingest.Path, Secret: loadSecret, Event: opts.Event, Body: opts.Body, BodyFor: bodyFor,
 			Connections: opts.Connections, Count: count, Rate: rate, IDPrefix: prefix,
 			Sent: func(id string, at time.Time) { mu.Lock(); due[id] = at; mu.Unlock() },
 		})

@@ -100,7 +100,7 @@ func TestAcknowledgedDeliveriesSurviveKill(t *testing.T) {
 	serve(t, s)
 	wait, stop := context.WithTimeout(context.Background(), time.Minute)
 	defer stop()
-	if err := waitProcessed(wait, s, len(res.Accepted)); err != nil {
+	if err := waitProcessed(wait, s); err != nil {
 		t.Fatal(err)
 	}
 	for _, id := range res.Accepted {

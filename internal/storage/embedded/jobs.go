@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	bolt "go.etcd.io/bbolt"
 )
@@ -153,15 +154,8 @@ func (s *Store) Commit(ctx context.Context, c *jobs.Change) error {
 // delivery, an entity stored at another version than the change read it at.
 func check(tx *bolt.Tx, c *jobs.Change) error {
 	if f := c.Finish; f != nil {
-		var m meta
-		found, err := getJSON(tx.Bucket(bucketDeliveries), storeKey(f.Key), &m)
-		switch {
-		case err != nil:
+		if _, err := unfinished(tx, f.Key); err != nil {
 			return err
-		case !found:
-			return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
-		case m.State.Done():
-			return fmt.Errorf("delivery %s is finished already: %w", f.Key.DeliveryID, jobs.ErrConflict)
 		}
 	}
 	var err error
@@ -270,19 +264,11 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 // effects are then written already. f.Event and f.ReceivedAt go unused: the record, read
 // in the same transaction, has them.
 func finishDelivery(tx *bolt.Tx, f *jobs.Finish) error {
-	key := storeKey(f.Key)
-	deliveries := tx.Bucket(bucketDeliveries)
-	var m meta
-	found, err := getJSON(deliveries, key, &m)
-	switch {
-	case err != nil:
+	m, err := unfinished(tx, f.Key)
+	if err != nil {
 		return err
-	case !found:
-		// Not a conflict: reading again would not make it appear.
-		return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
-	case m.State.Done():
-		return fmt.Errorf("delivery %s is finished already: %w", f.Key.DeliveryID, jobs.ErrConflict)
 	}
+	key, deliveries := storeKey(f.Key), tx.Bucket(bucketDeliveries)
 	m.State, m.Outcome, m.ProcessedAt = f.State, f.Outcome, ms(f.At)
 	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
 		return err
@@ -291,6 +277,23 @@ func finishDelivery(tx *bolt.Tx, f *jobs.Finish) error {
 		return err
 	}
 	return count(tx, m.Event, m.ReceivedAt, tally{Processed: 1})
+}
+
+// unfinished reads the record of a delivery a change finishes: an unknown one is
+// jobs.ErrNotFound (not a conflict: reading again would not make it appear), a finished
+// one a conflict.
+func unfinished(tx *bolt.Tx, k delivery.Key) (meta, error) {
+	var m meta
+	found, err := getJSON(tx.Bucket(bucketDeliveries), storeKey(k), &m)
+	switch {
+	case err != nil:
+		return m, err
+	case !found:
+		return m, fmt.Errorf("finish delivery %s: %w", k.DeliveryID, jobs.ErrNotFound)
+	case m.State.Done():
+		return m, fmt.Errorf("delivery %s is finished already: %w", k.DeliveryID, jobs.ErrConflict)
+	}
+	return m, nil
 }
 
 func putJob(tx *bolt.Tx, j *jobs.Job) error {

@@ -15,7 +15,7 @@ PKG_ApiFunction       := ./functions/api
 PKG_WebSocketFunction := ./functions/websocket
 PKG_ReconcilerFunction := ./functions/reconciler
 
-.PHONY: run test lint bench build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
+.PHONY: run test lint bench load latency build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 
 run:
 	$(GO) run ./functions/local
@@ -31,6 +31,16 @@ lint:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Durable ingest under load: the bare HMAC-only handler and the local stack in one run
+# (rates, ratio, p50/p99, every delivery checked durable and processed); `make latency`
+# paces the local stack at 500/s for 30 s, each delivery a job of its own, and times
+# receipt to committed processing. Both take -cpuprofile/-blockprofile: go run ./functions/local load -h.
+load:
+	$(GO) run ./functions/local load
+
+latency:
+	$(GO) run ./functions/local load -rate 500 -duration 30s -distinct-jobs
 
 # The ingest scan against encoding/json, then the processor's decode against the scan.
 fuzz:

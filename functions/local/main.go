@@ -6,6 +6,7 @@
 //	go run ./functions/local demo
 //	go run ./functions/local backup runnerhub-backup.db
 //	go run ./functions/local replay-dlq   # AWS: move the events DLQ back to the events queue
+//	go run ./functions/local load         # measure durable ingest against a bare handler (make load)
 package main
 
 import (
@@ -47,6 +48,8 @@ func main() {
 		err = localstack.DemoCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "replay-dlq":
 		err = replayDLQ(ctx, cfg)
+	case "load":
+		err = load(ctx, cfg, os.Args[2:])
 	case "backup":
 		err = backup(ctx, cfg, os.Args[2:])
 	case "", "run":

@@ -25,6 +25,7 @@ commands:
   send FILE    post a signed delivery from a payload file (send -h for its flags)
   demo         play a pool, a runner and a few jobs against the running stack (demo -h)
   backup FILE  write an online, consistent copy of the running stack's database (backup -h)
+  load         measure durable ingest against a bare HMAC-only handler (load -h; make load)
   replay-dlq   AWS: move the events DLQ back to the events queue
   help         print this
 

@@ -46,6 +46,9 @@ const workers = 16
 // matching the events queue's maxReceiveCount in template.yaml.
 const maxAttempts = 5
 
+// dbFile is the embedded database's file, inside the data directory.
+const dbFile = "runnerhub.db"
+
 // SecretFile is where a generated webhook secret is kept, inside the data directory.
 const SecretFile = "webhook-secret"
 
@@ -88,7 +91,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	if secret == "" {
 		log.Warn("INSECURE: no webhook secret and RUNNERHUB_INSECURE_ALLOW_UNSIGNED=1: accepting unsigned deliveries; never expose this instance")
 	}
-	db, err := embedded.Open(filepath.Join(cfg.DataDir, "runnerhub.db"))
+	db, err := embedded.Open(filepath.Join(cfg.DataDir, dbFile))
 	if err != nil {
 		return nil, err
 	}

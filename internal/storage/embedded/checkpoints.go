@@ -28,7 +28,7 @@ func (s *Store) Checkpoint(_ context.Context, name string) ([]byte, error) {
 
 // PutCheckpoint implements checkpoint.Store.
 func (s *Store) PutCheckpoint(_ context.Context, name string, data []byte) error {
-	return s.db.Update(func(tx *bolt.Tx) error {
+	return s.writes.update(func(tx *bolt.Tx) error {
 		b, err := tx.CreateBucketIfNotExists(bucketCheckpoints)
 		if err != nil {
 			return err

@@ -42,7 +42,7 @@ func count(tx *bolt.Tx, event string, receivedAt time.Time, add tally) error {
 }
 
 func (s *Store) CountError(ctx context.Context, event string, receivedAt time.Time) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error { return count(tx, event, receivedAt, tally{Errors: 1}) })
+	err := s.writes.update(func(tx *bolt.Tx) error { return count(tx, event, receivedAt, tally{Errors: 1}) })
 	if err != nil {
 		return fmt.Errorf("count %s error: %w", event, err)
 	}

@@ -2,12 +2,14 @@ package embedded
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 
+	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	bolt "go.etcd.io/bbolt"
 )
@@ -108,7 +110,7 @@ func (s *Store) Pools(ctx context.Context) ([]jobs.Pool, error) {
 }
 
 func (s *Store) PutPool(ctx context.Context, p jobs.Pool) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketPools), []byte(p.Name), p) })
+	err := s.writes.update(func(tx *bolt.Tx) error { return putJSON(tx.Bucket(bucketPools), []byte(p.Name), p) })
 	if err != nil {
 		return fmt.Errorf("store pool %s: %w", p.Name, err)
 	}
@@ -116,7 +118,7 @@ func (s *Store) PutPool(ctx context.Context, p jobs.Pool) error {
 }
 
 func (s *Store) DeletePool(ctx context.Context, name string) error {
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	err := s.writes.update(func(tx *bolt.Tx) error {
 		pools := tx.Bucket(bucketPools)
 		if pools.Get([]byte(name)) == nil {
 			return jobs.ErrNotFound
@@ -129,15 +131,68 @@ func (s *Store) DeletePool(ctx context.Context, name string) error {
 	return nil
 }
 
-// Commit writes c in one transaction. Concurrent commits share transactions (Batch); a
-// failing one (ErrConflict) rolls its batch back, and bbolt runs it again alone and the
-// others again without it, which is why commit starts from the transaction's state alone.
+// Commit writes c in one transaction. Concurrent commits share transactions (the group
+// committer); a stale change (ErrConflict) is found before anything of it is written, so
+// it is left out and the others commit without it.
 func (s *Store) Commit(ctx context.Context, c *jobs.Change) error {
 	if err := validate(c); err != nil {
 		return err
 	}
-	if err := s.db.Batch(func(tx *bolt.Tx) error { return commit(tx, c) }); err != nil {
+	err := s.writes.update(func(tx *bolt.Tx) error {
+		if err := check(tx, c); err != nil {
+			return untouched{err}
+		}
+		return commit(tx, c)
+	})
+	if err != nil {
 		return fmt.Errorf("commit change: %w", err)
+	}
+	return nil
+}
+
+// check finds, without writing, what would make commit fail: a finished or unknown
+// delivery, an entity stored at another version than the change read it at.
+func check(tx *bolt.Tx, c *jobs.Change) error {
+	if f := c.Finish; f != nil {
+		if _, err := unfinished(tx, f.Key); err != nil {
+			return err
+		}
+	}
+	var err error
+	for _, j := range c.Jobs {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketJobs), idKey(j.ID), j.Version, "job", j.ID))
+	}
+	for _, r := range c.Runners {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketRunners), []byte(r.Name), r.Version, "runner", r.Name))
+	}
+	for _, r := range c.DeleteRunners {
+		if r.Version == 0 {
+			return fmt.Errorf("delete runner %s at version 0: %w", r.Name, jobs.ErrConflict)
+		}
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketRunners), []byte(r.Name), r.Version, "runner", r.Name))
+	}
+	for _, r := range c.Runs {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketRuns), idKey(r.ID), r.Version, "run", r.ID))
+	}
+	for _, p := range c.Profiles {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketProfiles), []byte(p.Repository), p.Version, "profile of", p.Repository))
+	}
+	for _, g := range c.Gates {
+		err = cmp.Or(err, checkVersion(tx.Bucket(bucketGates), []byte(g.Pool), g.Version, "gate of pool", g.Pool))
+	}
+	return err
+}
+
+// checkVersion is swap's test alone: the entity under key must be stored at version read
+// (0: absent), or the change is stale. It decodes the version only: under load, decoding
+// whole entities twice (here and in swap) was half of the committer's own CPU time.
+func checkVersion(b *bolt.Bucket, key []byte, read int64, what string, name any) error {
+	var stored struct{ Version int64 } // every entity's version field, in Go's name
+	if _, err := getJSON(b, key, &stored); err != nil {
+		return err
+	}
+	if stored.Version != read {
+		return fmt.Errorf("%s %v: read at version %d, stored at %d: %w", what, name, read, stored.Version, jobs.ErrConflict)
 	}
 	return nil
 }
@@ -157,7 +212,7 @@ func validate(c *jobs.Change) error {
 }
 
 // commit writes c in tx, or fails with nothing of it applied once tx rolls back. It
-// neither changes c nor keeps anything between calls: Batch may call it more than once.
+// neither changes c nor keeps anything between calls: it may be called more than once.
 func commit(tx *bolt.Tx, c *jobs.Change) error {
 	// The delivery first: a redelivered change is the usual conflict, found at once.
 	if c.Finish != nil {
@@ -206,19 +261,11 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 // effects are then written already. f.Event and f.ReceivedAt go unused: the record, read
 // in the same transaction, has them.
 func finishDelivery(tx *bolt.Tx, f *jobs.Finish) error {
-	key := storeKey(f.Key)
-	deliveries := tx.Bucket(bucketDeliveries)
-	var m meta
-	found, err := getJSON(deliveries, key, &m)
-	switch {
-	case err != nil:
+	m, err := unfinished(tx, f.Key)
+	if err != nil {
 		return err
-	case !found:
-		// Not a conflict: reading again would not make it appear.
-		return fmt.Errorf("finish delivery %s: %w", f.Key.DeliveryID, jobs.ErrNotFound)
-	case m.State.Done():
-		return fmt.Errorf("delivery %s is finished already: %w", f.Key.DeliveryID, jobs.ErrConflict)
 	}
+	key, deliveries := storeKey(f.Key), tx.Bucket(bucketDeliveries)
 	m.State, m.Outcome, m.ProcessedAt = f.State, f.Outcome, ms(f.At)
 	if err := tx.Bucket(bucketPending).Delete(key); err != nil {
 		return err
@@ -227,6 +274,23 @@ func finishDelivery(tx *bolt.Tx, f *jobs.Finish) error {
 		return err
 	}
 	return count(tx, m.Event, m.ReceivedAt, tally{Processed: 1})
+}
+
+// unfinished reads the record of a delivery a change finishes: an unknown one is
+// jobs.ErrNotFound (not a conflict: reading again would not make it appear), a finished
+// one a conflict.
+func unfinished(tx *bolt.Tx, k delivery.Key) (meta, error) {
+	var m meta
+	found, err := getJSON(tx.Bucket(bucketDeliveries), storeKey(k), &m)
+	switch {
+	case err != nil:
+		return m, err
+	case !found:
+		return m, fmt.Errorf("finish delivery %s: %w", k.DeliveryID, jobs.ErrNotFound)
+	case m.State.Done():
+		return m, fmt.Errorf("delivery %s is finished already: %w", k.DeliveryID, jobs.ErrConflict)
+	}
+	return m, nil
 }
 
 func putJob(tx *bolt.Tx, j *jobs.Job) error {

@@ -18,6 +18,7 @@ import (
 // delivery is not retried forever across restarts.
 type Queue struct {
 	db          *bolt.DB
+	writes      *groupCommitter
 	maxAttempts int
 
 	mu       sync.Mutex
@@ -43,8 +44,8 @@ type DeadLetter struct {
 	LastError string `json:"lastError"`
 }
 
-func newQueue(db *bolt.DB, maxAttempts int) *Queue {
-	return &Queue{db: db, maxAttempts: maxAttempts, inFlight: map[uint64]Item{}, wake: make(chan struct{}, 1)}
+func newQueue(db *bolt.DB, writes *groupCommitter, maxAttempts int) *Queue {
+	return &Queue{db: db, writes: writes, maxAttempts: maxAttempts, inFlight: map[uint64]Item{}, wake: make(chan struct{}, 1)}
 }
 
 // Enqueue offers a message to the consumer. It needs no write of its own: the delivery is
@@ -144,7 +145,7 @@ func (q *Queue) Nack(id uint64, cause error) error {
 		return nil
 	}
 	key := storeKey(it.Key)
-	return q.db.Batch(func(tx *bolt.Tx) error {
+	return q.writes.update(func(tx *bolt.Tx) error {
 		if err := tx.Bucket(bucketPending).Delete(key); err != nil {
 			return err
 		}
@@ -189,7 +190,7 @@ func (q *Queue) Depth() (pending, dead int, err error) {
 // the queue, with a fresh attempt count, and returns how many.
 func (q *Queue) ReplayDeadLetters() (int, error) {
 	var items []Item
-	err := q.db.Update(func(tx *bolt.Tx) error {
+	err := q.writes.update(func(tx *bolt.Tx) error {
 		items = items[:0]
 		dlq, pending := tx.Bucket(bucketDLQ), tx.Bucket(bucketPending)
 		c := dlq.Cursor()

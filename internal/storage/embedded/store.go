@@ -12,7 +12,8 @@ import (
 
 // Store is the embedded delivery.Store, jobs.Store, delivery.Counters and jobs.Counters.
 type Store struct {
-	db *bolt.DB
+	db     *bolt.DB // for reads; writes go through writes
+	writes *groupCommitter
 }
 
 var (
@@ -66,8 +67,8 @@ func (m meta) record(k delivery.Key, payload []byte) *delivery.Record {
 func (s *Store) Create(ctx context.Context, rec *delivery.Record) (*delivery.Record, error) {
 	key := storeKey(rec.Key)
 	var existing *delivery.Record
-	// Batch may run the function more than once, so it starts from scratch each time.
-	err := s.db.Batch(func(tx *bolt.Tx) error {
+	// The function may run more than once, so it starts from scratch each time.
+	err := s.writes.update(func(tx *bolt.Tx) error {
 		existing = nil
 		deliveries := tx.Bucket(bucketDeliveries)
 		var m meta

@@ -55,6 +55,9 @@ type Record struct {
 	State       State
 	Outcome     string // free text set with the final state, e.g. "ignored: event not handled"
 	ProcessedAt time.Time
+	// Redelivered: the delivery arrived by redelivery, its original attempt having failed
+	// at GitHub. Set afterwards by MarkRedelivered, once GitHub's log shows it.
+	Redelivered bool
 }
 
 // Message is what travels on the queue: just enough to find the record again. The payload
@@ -79,6 +82,9 @@ type Store interface {
 	Create(ctx context.Context, rec *Record) (existing *Record, err error)
 	// Get returns the record for key, payload included, or ErrNotFound.
 	Get(ctx context.Context, key Key) (*Record, error)
+	// MarkRedelivered sets Redelivered on key's record, leaving everything else as it is,
+	// or returns ErrNotFound. Marking twice is harmless.
+	MarkRedelivered(ctx context.Context, key Key) error
 }
 
 // Queue hands deliveries to the processor, at least once.

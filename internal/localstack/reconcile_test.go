@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -194,6 +195,7 @@ func TestRedeliveryOfWhatNeverArrived(t *testing.T) {
 			if again := g.cycle(t); again.Redelivered != 0 || again.LateAcks != 0 || again.GivenUp != 0 {
 				t.Fatalf("second cycle: %+v, want nothing to do", again)
 			}
+			checkRedeliveredMarks(t, g, hookID, lost)
 			if len(lost) > 0 {
 				if got := g.metric(t, `webhook_redeliveries_requested_total{hook="`+hook+`"}`); got != strconv.Itoa(len(lost)) {
 					t.Fatalf("webhook_redeliveries_requested_total: %q, want %d", got, len(lost))
@@ -205,6 +207,35 @@ func TestRedeliveryOfWhatNeverArrived(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkRedeliveredMarks: the events API says redelivered exactly for the deliveries that
+// came by redelivery, in the listing and in each one's detail.
+func checkRedeliveredMarks(t *testing.T, g *ghStack, hookID string, redelivered []string) {
+	t.Helper()
+	var list struct {
+		Events []struct {
+			ID          string
+			DeliveryID  string
+			Redelivered bool
+		}
+	}
+	apiGet(t, g.url, g.GeneratedToken, "/api/webhooks/events?limit=1000", &list)
+	if len(list.Events) == 0 {
+		t.Fatal("no events listed")
+	}
+	for _, e := range list.Events {
+		if want := slices.Contains(redelivered, e.DeliveryID); e.Redelivered != want {
+			t.Errorf("listed event %s: redelivered = %v, want %v", e.ID, e.Redelivered, want)
+		}
+	}
+	for _, guid := range redelivered {
+		var detail map[string]any
+		apiGet(t, g.url, g.GeneratedToken, "/api/webhooks/events/"+hookID+":"+guid, &detail)
+		if detail["redelivered"] != true {
+			t.Errorf("GET /api/webhooks/events/%s:%s: redelivered = %v, want true", hookID, guid, detail["redelivered"])
+		}
 	}
 }
 

@@ -1,6 +1,7 @@
 package reconcile
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -21,8 +22,9 @@ type hookCheckpoint struct {
 	// Cursor is the oldest attempt id still of interest: the first attempt of the oldest
 	// GUID not yet settled, else the newest attempt read. Reading stops below it.
 	Cursor int64 `json:"cursor,omitempty"`
-	// Settled are GUIDs decided without success (late acknowledgement, given up) whose
-	// attempts are still at or above Cursor, so they are not counted twice.
+	// Settled are GUIDs decided without success (late acknowledgement, given up), or
+	// marked redelivered, whose attempts are still at or above Cursor, so they are not
+	// counted or marked twice.
 	Settled map[string]int64 `json:"settled,omitempty"` // GUID → its newest attempt id
 	// GivenUp lists the GUIDs given up in GitHub's window, newest last, for health.
 	GivenUp []GivenUp `json:"givenUp,omitempty"`
@@ -48,6 +50,9 @@ type attempts struct {
 	first           time.Time
 	firstID, lastID int64
 	redeliveries    int
+	// originalFailed: the original attempt (not a redelivery) was read and failed;
+	// redeliveryOK: a redelivery succeeded.
+	originalFailed, redeliveryOK bool
 }
 
 func (a *attempts) add(d github.Delivery) {
@@ -58,8 +63,16 @@ func (a *attempts) add(d github.Delivery) {
 	a.ok = a.ok || d.OK()
 	if d.Redelivery {
 		a.redeliveries++
+		a.redeliveryOK = a.redeliveryOK || d.OK()
+	} else {
+		a.originalFailed = !d.OK()
 	}
 }
+
+// cameByRedelivery: what RunnerHub recorded of this GUID can only have come by a
+// redelivery. (A GUID whose original RunnerHub recorded too late and that someone
+// redelivered by hand also passes; the reconciler itself never redelivers those.)
+func (a *attempts) cameByRedelivery() bool { return a.originalFailed && a.redeliveryOK }
 
 func hookCheckpointName(h github.Hook) string { return "redelivery/" + h.String() }
 
@@ -104,10 +117,23 @@ func (r *Reconciler) redeliverHook(ctx context.Context, h github.Hook, budget *i
 	// Oldest first: the cap goes to the GUIDs closest to leaving GitHub's window.
 	for _, guid := range slices.Backward(order) {
 		a := groups[guid]
-		if a.ok {
+		_, settled := cp.Settled[guid]
+		if a.ok && (settled || !a.cameByRedelivery()) {
 			continue
 		}
-		if _, done := cp.Settled[guid]; done {
+		if settled {
+			cp.Settled[guid] = a.lastID
+			continue
+		}
+		if a.ok {
+			if err := r.markRedelivered(ctx, h, cp.HookID, a); err != nil {
+				// Keep the GUID in the part read next cycle, to mark it then.
+				if pendingFrom == 0 || a.firstID < pendingFrom {
+					pendingFrom = a.firstID
+				}
+				failed = cmp.Or(failed, err)
+				continue
+			}
 			cp.Settled[guid] = a.lastID
 			continue
 		}
@@ -238,6 +264,21 @@ func (r *Reconciler) decide(ctx context.Context, h github.Hook, hookID string, a
 	r.Metrics.RedeliveryRequested(h.String())
 	r.Log.InfoContext(ctx, "redelivery requested", "hook", h.String(), "delivery_id", a.guid, "event", a.event, "attempt", a.lastID)
 	return pending, nil
+}
+
+// markRedelivered marks the record of a GUID that arrived by redelivery, so that the
+// events API can say so. A GUID RunnerHub has no record of (a delivery to a hook id it
+// does not know) is left alone.
+func (r *Reconciler) markRedelivered(ctx context.Context, h github.Hook, hookID string, a *attempts) error {
+	err := r.Deliveries.MarkRedelivered(ctx, delivery.Key{HookID: hookID, DeliveryID: a.guid})
+	if errors.Is(err, delivery.ErrNotFound) {
+		r.Log.DebugContext(ctx, "redelivered delivery not recorded", "hook", h.String(), "delivery_id", a.guid)
+		return nil
+	}
+	if err == nil {
+		r.Log.InfoContext(ctx, "delivery marked redelivered", "hook", h.String(), "delivery_id", a.guid, "event", a.event)
+	}
+	return err
 }
 
 // summaryCheckpointName holds the deliveries given up over every hook, so that health

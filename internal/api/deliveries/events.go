@@ -39,6 +39,9 @@ type eventItem struct {
 	State       string     `json:"state"`
 	Outcome     string     `json:"outcome,omitempty"`
 	ProcessedAt *time.Time `json:"processedAt,omitempty"`
+	// Redelivered: it arrived by redelivery after GitHub's original attempt failed (set
+	// by the reconciler once GitHub's delivery log shows it).
+	Redelivered bool `json:"redelivered"`
 }
 
 func itemOf(rec *delivery.Record) eventItem {
@@ -46,6 +49,7 @@ func itemOf(rec *delivery.Record) eventItem {
 		ID: eventID(rec.Key), HookID: rec.HookID, DeliveryID: rec.DeliveryID,
 		Repository: rec.Repository, Event: rec.Event, Action: rec.Action,
 		Timestamp: rec.ReceivedAt, Processed: rec.State.Done(), State: string(rec.State), Outcome: rec.Outcome,
+		Redelivered: rec.Redelivered,
 	}
 	if !rec.ProcessedAt.IsZero() {
 		it.ProcessedAt = &rec.ProcessedAt

@@ -27,6 +27,7 @@ type item struct {
 	State       string     `json:"state"`
 	Outcome     string     `json:"outcome"`
 	ProcessedAt *time.Time `json:"processedAt"`
+	Redelivered bool       `json:"redelivered"`
 }
 
 type list struct {
@@ -207,6 +208,16 @@ func TestGetEvent(t *testing.T) {
 		var compact bytes.Buffer
 		if err := json.Compact(&compact, got.Payload); err != nil || !bytes.Equal(compact.Bytes(), payload) {
 			t.Errorf("payload %s, want %s", got.Payload, payload)
+		}
+		if got.Redelivered {
+			t.Error("redelivered before the reconciler marked it")
+		}
+		if err := e.store.MarkRedelivered(t.Context(), rec.Key); err != nil {
+			t.Fatal(err)
+		}
+		e.call(t, "GET", "/api/webhooks/events/42:"+rec.DeliveryID, "").ok(t, http.StatusOK, &got)
+		if !got.Redelivered {
+			t.Error("redelivered = false after MarkRedelivered")
 		}
 
 		e.call(t, "GET", "/api/webhooks/events/42:unknown-delivery", "").failed(t, http.StatusNotFound, "not_found", "42:unknown-delivery")

@@ -350,6 +350,7 @@ func (failing) Create(context.Context, *delivery.Record) (*delivery.Record, erro
 	return nil, errBackend
 }
 func (failing) Get(context.Context, delivery.Key) (*delivery.Record, error) { return nil, errBackend }
+func (failing) MarkRedelivered(context.Context, delivery.Key) error         { return errBackend }
 func (failing) List(context.Context, delivery.ListQuery) (delivery.Page, error) {
 	return delivery.Page{}, errBackend
 }

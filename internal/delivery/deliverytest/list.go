@@ -222,14 +222,18 @@ func testTimeRange(t *testing.T, s Listing, days *span) {
 	}
 }
 
-// A listing shows a delivery's current state.
+// A listing shows a delivery's current state and redelivered mark.
 func testStateIsCurrent(t *testing.T, s Listing, days *span, finish Finish) {
 	recs := createAt(t, s, days.at(0, time.Hour), days.at(0, 2*time.Hour))
 	finishedAt := days.at(0, 3*time.Hour)
 	finish(t, s, recs[0], delivery.Ignored, "ignored: event not handled", finishedAt)
+	if err := s.MarkRedelivered(t.Context(), recs[0].Key); err != nil {
+		t.Fatalf("MarkRedelivered: %v", err)
+	}
 	got := listAll(t, s, days.query(0, 1, 10))
 	want := *recs[0]
 	want.Payload, want.State, want.Outcome, want.ProcessedAt = nil, delivery.Ignored, "ignored: event not handled", finishedAt
+	want.Redelivered = true
 	if len(got) != 2 {
 		t.Fatalf("listed %d deliveries, want 2", len(got))
 	}

@@ -49,6 +49,7 @@ func StoreSuite(t *testing.T, newStore func(t *testing.T) delivery.Store, finish
 		{"Payloads", testPayloads},
 		{"NoAliasing", testNoAliasing},
 		{"ConcurrentCreate", testConcurrentCreate},
+		{"MarkRedelivered", func(t *testing.T, s delivery.Store) { testMarkRedelivered(t, s, finish) }},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
@@ -140,6 +141,7 @@ func testGetRoundTripsEveryField(t *testing.T, s delivery.Store) {
 	rec.ReceivedAt = time.Date(2024, 2, 29, 23, 59, 59, 123_456_789, zone)
 	rec.State, rec.Outcome = delivery.Ignored, "ignored: event not handled"
 	rec.ProcessedAt = rec.ReceivedAt.Add(1500 * time.Microsecond)
+	rec.Redelivered = true
 	mustCreate(t, s, rec)
 	checkRecord(t, "Get", mustGet(t, s, rec.Key), rec)
 }
@@ -190,6 +192,45 @@ func testNoAliasing(t *testing.T, s delivery.Store) {
 
 // Redeliveries can race the original (or two webhook instances can get the same delivery):
 // exactly one Create wins, every other one sees the winner's record.
+// MarkRedelivered sets Redelivered alone, before or after the delivery is finished, twice
+// harmlessly, and is seen by Get and by the existing record Create returns; an unknown key
+// is ErrNotFound.
+func testMarkRedelivered(t *testing.T, s delivery.Store, finish Finish) {
+	if err := s.MarkRedelivered(t.Context(), newKey()); !errors.Is(err, delivery.ErrNotFound) {
+		t.Fatalf("MarkRedelivered of an unknown key: err = %v, want ErrNotFound", err)
+	}
+	for _, finishFirst := range []bool{false, true} {
+		t.Run(fmt.Sprintf("finishedFirst=%v", finishFirst), func(t *testing.T) {
+			rec := newRecord(jsonPayload(200))
+			mustCreate(t, s, rec)
+			if got := mustGet(t, s, rec.Key); got.Redelivered {
+				t.Fatal("a new record is Redelivered")
+			}
+			at := time.Now()
+			want := *rec
+			want.State, want.Outcome, want.ProcessedAt = delivery.Processed, "processed", at
+			want.Redelivered = true
+			if finishFirst {
+				finish(t, s, rec, want.State, want.Outcome, at)
+			}
+			for range 2 {
+				if err := s.MarkRedelivered(t.Context(), rec.Key); err != nil {
+					t.Fatalf("MarkRedelivered: %v", err)
+				}
+			}
+			if !finishFirst {
+				finish(t, s, rec, want.State, want.Outcome, at)
+			}
+			checkRecord(t, "Get", mustGet(t, s, rec.Key), &want)
+			existing, err := s.Create(t.Context(), rec)
+			if err != nil {
+				t.Fatalf("second Create: %v", err)
+			}
+			checkExisting(t, "existing", existing, &want)
+		})
+	}
+}
+
 func testConcurrentCreate(t *testing.T, s delivery.Store) {
 	const n = 8
 	key := newKey()
@@ -370,6 +411,9 @@ func checkRecord(t *testing.T, what string, got, want *delivery.Record) {
 		if f.got != f.want {
 			t.Errorf("%s: %s = %q, want %q", what, f.field, f.got, f.want)
 		}
+	}
+	if got.Redelivered != want.Redelivered {
+		t.Errorf("%s: Redelivered = %v, want %v", what, got.Redelivered, want.Redelivered)
 	}
 	checkTime(t, what+": ReceivedAt", got.ReceivedAt, want.ReceivedAt)
 	checkTime(t, what+": ProcessedAt", got.ProcessedAt, want.ProcessedAt)

@@ -53,6 +53,18 @@ func (s *memStore) Get(_ context.Context, key delivery.Key) (*delivery.Record, e
 	return clone(rec), nil
 }
 
+func (s *memStore) MarkRedelivered(_ context.Context, key delivery.Key) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	rec, ok := s.recs[key]
+	if !ok {
+		return delivery.ErrNotFound
+	}
+	rec.Redelivered = true
+	s.recs[key] = rec
+	return nil
+}
+
 // memFinish finishes a delivery of a memStore (or of a memLister, which embeds one) as
 // a commit would, first outcome kept.
 func memFinish(t *testing.T, s delivery.Store, rec *delivery.Record, state delivery.State, outcome string, at time.Time) {

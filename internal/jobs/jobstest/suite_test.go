@@ -115,6 +115,18 @@ func (m *mem) Get(_ context.Context, key delivery.Key) (*delivery.Record, error)
 	return &rec, nil
 }
 
+func (m *mem) MarkRedelivered(_ context.Context, key delivery.Key) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	rec, ok := m.deliveries[key]
+	if !ok {
+		return delivery.ErrNotFound
+	}
+	rec.Redelivered = true
+	m.deliveries[key] = rec
+	return nil
+}
+
 // finish is Commit's part for a Finish; the caller holds the lock.
 func (m *mem) finish(key delivery.Key, state delivery.State, outcome string, at time.Time) (already bool, err error) {
 	rec, ok := m.deliveries[key]

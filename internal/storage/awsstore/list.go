@@ -21,7 +21,7 @@ var _ delivery.Lister = (*Store)(nil)
 var listedAttributes = []string{
 	attrHookID, attrDeliveryID, attrEvent, attrAction, attrRepository,
 	attrInstallationTargetType, attrInstallationTargetID,
-	attrReceivedAt, attrState, attrOutcome, attrProcessedAt,
+	attrReceivedAt, attrState, attrOutcome, attrProcessedAt, attrRedelivered,
 }
 
 // List implements delivery.Lister with one read of the byTime index per day it walks:

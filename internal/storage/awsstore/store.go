@@ -96,6 +96,7 @@ const (
 	attrState                  = "state"
 	attrOutcome                = "outcome"
 	attrProcessedAt            = "processedAt"
+	attrRedelivered            = "redelivered"
 	attrExpiresAt              = "expiresAt"
 	attrPayload                = "payload"
 	attrPayloadRef             = "payloadRef"
@@ -263,6 +264,9 @@ func (s *Store) newItem(ctx context.Context, rec *delivery.Record) (map[string]t
 	if !rec.ProcessedAt.IsZero() {
 		item[attrProcessedAt] = stringValue(formatTime(rec.ProcessedAt))
 	}
+	if rec.Redelivered {
+		item[attrRedelivered] = &types.AttributeValueMemberBOOL{Value: true}
+	}
 	if err := s.putPayload(ctx, rec, item); err != nil {
 		return nil, err
 	}
@@ -302,7 +306,34 @@ func recordWithoutPayload(item map[string]types.AttributeValue) (*delivery.Recor
 		State:                  delivery.State(stringAttr(item, attrState)),
 		Outcome:                stringAttr(item, attrOutcome),
 		ProcessedAt:            processed,
+		Redelivered:            redelivered(item),
 	}, nil
+}
+
+func redelivered(item map[string]types.AttributeValue) bool {
+	v, ok := item[attrRedelivered].(*types.AttributeValueMemberBOOL)
+	return ok && v.Value
+}
+
+// MarkRedelivered sets the redelivered attribute with one conditional update, which
+// touches no other attribute, so it races with nothing (a finishing commit included).
+func (s *Store) MarkRedelivered(ctx context.Context, key delivery.Key) error {
+	_, err := s.db.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 &s.table,
+		Key:                       itemKey(key),
+		UpdateExpression:          aws.String("SET #redelivered = :true"),
+		ConditionExpression:       aws.String("attribute_exists(#pk)"),
+		ExpressionAttributeNames:  map[string]string{"#redelivered": attrRedelivered, "#pk": attrPK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{":true": &types.AttributeValueMemberBOOL{Value: true}},
+	})
+	var missing *types.ConditionalCheckFailedException
+	if errors.As(err, &missing) {
+		err = delivery.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("mark delivery %s redelivered: %w", keyString(key), err)
+	}
+	return nil
 }
 
 func itemKey(key delivery.Key) map[string]types.AttributeValue {

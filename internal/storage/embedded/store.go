@@ -34,6 +34,7 @@ type meta struct {
 	State                  delivery.State `json:"state"`
 	Outcome                string         `json:"outcome,omitempty"`
 	ProcessedAt            time.Time      `json:"processedAt,omitzero"`
+	Redelivered            bool           `json:"redelivered,omitempty"`
 }
 
 // storeKey joins the two ids with a NUL, which neither can contain.
@@ -49,6 +50,7 @@ func toMeta(r *delivery.Record) meta {
 		Event: r.Event, Action: r.Action, Repository: r.Repository,
 		InstallationTargetType: r.InstallationTargetType, InstallationTargetID: r.InstallationTargetID,
 		ReceivedAt: ms(r.ReceivedAt), State: r.State, Outcome: r.Outcome, ProcessedAt: ms(r.ProcessedAt),
+		Redelivered: r.Redelivered,
 	}
 }
 
@@ -57,6 +59,7 @@ func (m meta) record(k delivery.Key, payload []byte) *delivery.Record {
 		Key: k, Event: m.Event, Action: m.Action, Repository: m.Repository,
 		InstallationTargetType: m.InstallationTargetType, InstallationTargetID: m.InstallationTargetID,
 		ReceivedAt: m.ReceivedAt, State: m.State, Outcome: m.Outcome, ProcessedAt: m.ProcessedAt,
+		Redelivered: m.Redelivered,
 	}
 	if payload != nil {
 		r.Payload = append([]byte{}, payload...) // bbolt's bytes live only as long as the transaction
@@ -122,4 +125,27 @@ func (s *Store) Get(ctx context.Context, k delivery.Key) (*delivery.Record, erro
 		return nil, delivery.ErrNotFound
 	}
 	return rec, nil
+}
+
+func (s *Store) MarkRedelivered(ctx context.Context, k delivery.Key) error {
+	key := storeKey(k)
+	err := s.db.Update(func(tx *bolt.Tx) error {
+		deliveries := tx.Bucket(bucketDeliveries)
+		var m meta
+		found, err := getJSON(deliveries, key, &m)
+		switch {
+		case err != nil:
+			return err
+		case !found:
+			return delivery.ErrNotFound
+		case m.Redelivered:
+			return nil
+		}
+		m.Redelivered = true
+		return putJSON(deliveries, key, m)
+	})
+	if err != nil {
+		return fmt.Errorf("mark delivery %s redelivered: %w", k.DeliveryID, err)
+	}
+	return nil
 }

@@ -127,9 +127,11 @@ func (s *Store) Get(ctx context.Context, k delivery.Key) (*delivery.Record, erro
 	return rec, nil
 }
 
+// MarkRedelivered implements delivery.Store. Like every write, it goes through the
+// group committer.
 func (s *Store) MarkRedelivered(ctx context.Context, k delivery.Key) error {
 	key := storeKey(k)
-	err := s.db.Update(func(tx *bolt.Tx) error {
+	err := s.writes.update(func(tx *bolt.Tx) error {
 		deliveries := tx.Bucket(bucketDeliveries)
 		var m meta
 		found, err := getJSON(deliveries, key, &m)

@@ -13,7 +13,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/httpjson"
-	"github.com/runnerhub/webhooks/internal/localstack"
+	"github.com/runnerhub/webhooks/internal/standalone"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 )
 
@@ -23,8 +23,8 @@ import (
 // puts it in place, so a failed backup never replaces a good one.
 func backup(ctx context.Context, cfg config.Config, args []string) error {
 	fs := flag.NewFlagSet("backup", flag.ContinueOnError)
-	url := fs.String("url", fmt.Sprintf("http://localhost:%d%s", cfg.Port, localstack.BackupPath), "backup endpoint of the running stack")
-	token := fs.String("token", localstack.APIToken(cfg), "admin API token (default: the first of RUNNERHUB_API_TOKENS, else the one the stack keeps in its data directory)")
+	url := fs.String("url", fmt.Sprintf("http://localhost:%d%s", cfg.Port, standalone.BackupPath), "backup endpoint of the running stack")
+	token := fs.String("token", standalone.APIToken(cfg), "admin API token (default: the first of RUNNERHUB_API_TOKENS, else the one the stack keeps in its data directory)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
-	"github.com/runnerhub/webhooks/internal/localstack"
+	"github.com/runnerhub/webhooks/internal/standalone"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 )
 
@@ -40,7 +40,7 @@ func runningStack(t *testing.T) (config.Config, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stack, err := localstack.Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stack, err := standalone.Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,7 +67,7 @@ func TestBackupWhileRunning(t *testing.T) {
 	cfg, base := runningStack(t)
 	ctx := t.Context()
 	send := func(id string) {
-		status, body, err := localstack.Send(ctx, base+ingest.Path, testSecret, "ping", id, []byte(`{"zen":"Keep it logically awesome.","hook_id":1}`))
+		status, body, err := standalone.Send(ctx, base+ingest.Path, testSecret, "ping", id, []byte(`{"zen":"Keep it logically awesome.","hook_id":1}`))
 		if err != nil || status != http.StatusAccepted {
 			t.Errorf("send %s: %d %s %v", id, status, body, err)
 		}
@@ -88,7 +88,7 @@ func TestBackupWhileRunning(t *testing.T) {
 		}
 	})
 	target := filepath.Join(t.TempDir(), "copy.db")
-	err := backup(ctx, cfg, []string{"-url", base + localstack.BackupPath, target})
+	err := backup(ctx, cfg, []string{"-url", base + standalone.BackupPath, target})
 	close(stopSending)
 	wg.Wait()
 	if err != nil {
@@ -123,11 +123,11 @@ func TestBackupRefused(t *testing.T) {
 		args []string
 		says string
 	}{
-		{"WrongToken", []string{"-url", base + localstack.BackupPath, "-token", "not-the-token-0123456789", target}, "401"},
+		{"WrongToken", []string{"-url", base + standalone.BackupPath, "-token", "not-the-token-0123456789", target}, "401"},
 		// A backup hands out everything: a token that may only read may not take one.
-		{"ReadOnlyToken", []string{"-url", base + localstack.BackupPath, "-token", readToken, target}, "403"},
-		{"NotRunning", []string{"-url", "http://127.0.0.1:1" + localstack.BackupPath, target}, "is the local stack running?"},
-		{"NoFile", []string{"-url", base + localstack.BackupPath}, "usage"},
+		{"ReadOnlyToken", []string{"-url", base + standalone.BackupPath, "-token", readToken, target}, "403"},
+		{"NotRunning", []string{"-url", "http://127.0.0.1:1" + standalone.BackupPath, target}, "is the local stack running?"},
+		{"NoFile", []string{"-url", base + standalone.BackupPath}, "usage"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

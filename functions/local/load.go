@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/config"
-	"github.com/runnerhub/webhooks/internal/localstack"
+	"github.com/runnerhub/webhooks/internal/standalone"
 )
 
 // load runs the load test: the bare HMAC-only handler and the local stack under the same
@@ -18,7 +18,7 @@ import (
 func load(ctx context.Context, cfg config.Config, args []string) error {
 	fs := flag.NewFlagSet("load", flag.ContinueOnError)
 	file := fs.String("file", "testdata/workflow_job.queued.json", "the delivery to send, again and again under new delivery ids")
-	opts := localstack.LoadOptions{Out: os.Stdout}
+	opts := standalone.LoadOptions{Out: os.Stdout}
 	fs.IntVar(&opts.Connections, "connections", 32, "concurrent keep-alive connections")
 	fs.IntVar(&opts.Count, "count", 20000, "deliveries per round and server")
 	fs.IntVar(&opts.Rounds, "rounds", 3, "rounds, each the bare handler then the local stack")
@@ -50,8 +50,8 @@ func load(ctx context.Context, cfg config.Config, args []string) error {
 	if err != nil {
 		return err
 	}
-	opts.Body, opts.Event = body, localstack.EventFromFile(*file)
-	_, err = localstack.Load(ctx, cfg, opts)
+	opts.Body, opts.Event = body, standalone.EventFromFile(*file)
+	_, err = standalone.Load(ctx, cfg, opts)
 	return err
 }
 

@@ -22,8 +22,8 @@ import (
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
-	"github.com/runnerhub/webhooks/internal/localstack"
 	"github.com/runnerhub/webhooks/internal/logging"
+	"github.com/runnerhub/webhooks/internal/standalone"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
 
@@ -31,7 +31,7 @@ func main() {
 	cmd := append(os.Args[1:], "")[0]
 	switch cmd {
 	case "-h", "-help", "--help", "help":
-		fmt.Print(localstack.Usage)
+		fmt.Print(standalone.Usage)
 		return
 	}
 	cfg, err := config.FromEnv(os.Getenv)
@@ -43,9 +43,9 @@ func main() {
 	defer stop()
 	switch cmd {
 	case "send":
-		err = localstack.SendCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
+		err = standalone.SendCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "demo":
-		err = localstack.DemoCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
+		err = standalone.DemoCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "replay-dlq":
 		err = replayDLQ(ctx, cfg)
 	case "load":
@@ -55,7 +55,7 @@ func main() {
 	case "", "run":
 		err = serve(ctx, cfg)
 	default:
-		fmt.Fprint(os.Stderr, localstack.Usage)
+		fmt.Fprint(os.Stderr, standalone.Usage)
 		err = fmt.Errorf("unknown command %q", cmd)
 	}
 	switch {
@@ -75,7 +75,7 @@ func serve(ctx context.Context, cfg config.Config) error {
 	}
 	defer ln.Close()
 	log := logging.New(os.Stderr, false, cfg.LogLevel)
-	stack, err := localstack.Open(cfg, log)
+	stack, err := standalone.Open(cfg, log)
 	if err != nil {
 		return err
 	}

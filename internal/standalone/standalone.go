@@ -1,6 +1,7 @@
-// Package localstack runs the whole of RunnerHub in one process on one machine: the same
-// router and processor as the Lambda functions, on the embedded store and queue.
-package localstack
+// Package standalone is the one-process host (make run): the whole of RunnerHub in one
+// process on one machine, with the same router and processor as the Lambda functions, on
+// the embedded store and queue.
+package standalone
 
 import (
 	"cmp"

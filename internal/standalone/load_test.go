@@ -1,4 +1,4 @@
-package localstack
+package standalone
 
 import (
 	"context"
@@ -18,7 +18,7 @@ import (
 // reports deliveries per second and the 99th percentile latency. `make load` measures the
 // same against the bare HMAC-only handler in one run, and checks every delivery processed.
 //
-//	go test ./internal/localstack -run '^$' -bench LocalStackIngest -benchtime 20000x
+//	go test ./internal/standalone -run '^$' -bench LocalStackIngest -benchtime 20000x
 func BenchmarkLocalStackIngest(b *testing.B) {
 	s, err := Open(testConfig(b, b.TempDir(), nil), quietLog())
 	if err != nil {

@@ -252,7 +252,8 @@ func TestRedeliveryUnderGitHubTrouble(t *testing.T) {
 		{"5xx", func(f *fakegithub.Server) { f.FailNext(1, http.StatusBadGateway) }, 0, 0, ""},
 		{"rate limit spent: back off, then resume", func(f *fakegithub.Server) {
 			// The listing spends the last call of the window; the redeliveries wait for the reset.
-			f.SetRateLimit(5000, 1, time.Now().Add(2*time.Second))
+			// The window outlasts a slow first cycle, so that the cycle after it is paused too.
+			f.SetRateLimit(5000, 1, time.Now().Add(4*time.Second))
 		}, 0, 2 * time.Second, "0"},
 		{"secondary rate limit: back off for Retry-After, then resume", func(f *fakegithub.Server) {
 			f.SecondaryLimitNext(time.Second)

@@ -56,6 +56,8 @@ const (
 	OpRegister  Operation = "runner.register"
 	OpHeartbeat Operation = "runner.heartbeat"
 	OpRemove    Operation = "runner.remove"
+	OpStart     Operation = "runner.start"
+	OpCreated   Operation = "runner.created"
 )
 
 // Commit is the post-commit event: what one committed change did, in facts the engine
@@ -327,6 +329,11 @@ func (s *SignalSender) Committed(ctx context.Context, c *Commit) {
 	for _, w := range c.Prewarms {
 		if err := s.Signals.Prewarm(ctx, w); err != nil {
 			s.Log.ErrorContext(ctx, "sending pre-warm signal failed", "repository", w.Repository, "error", err)
+		}
+	}
+	for _, r := range c.Retires {
+		if err := s.Signals.Retire(ctx, r); err != nil {
+			s.Log.ErrorContext(ctx, "sending retire signal failed: orphan reaping will delete the runner", "runner", r.Runner, "pool", r.Pool, "error", err)
 		}
 	}
 }

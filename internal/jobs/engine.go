@@ -40,6 +40,8 @@ type Plan struct {
 	Outcome  Outcome
 	Demands  []Demand
 	Prewarms []Prewarm
+	// Retires are the provisioned runners the change deletes.
+	Retires []Retire
 	// Job is a workflow_job delivery's own job, as planned (also when the event changed
 	// nothing: a late or repeated event).
 	Job *Job
@@ -793,9 +795,19 @@ func (p *planner) retireEphemeral(job *Job) error {
 	if err := p.requeueReserved(r); err != nil {
 		return err
 	}
+	p.retire(r, RetireCompleted)
+	return nil
+}
+
+// retire deletes the runner r in the change; a provisioned one is also announced as a
+// Retire signal, so that its machine and its GitHub registration go too.
+func (p *planner) retire(r *Runner, reason string) {
 	delete(p.runners, r.Name)
 	p.deleted[r.Name] = r
-	return nil
+	if r.Provisioned() {
+		p.plan.Retires = append(p.plan.Retires, Retire{Pool: r.Pool, Runner: r.Name, ProviderID: r.ProviderID,
+			GitHubID: r.GitHubID, JobID: r.JobID, Reason: reason, At: p.at})
+	}
 }
 
 // seen records that GitHub reported r at work at the plan's time: a runner that runs

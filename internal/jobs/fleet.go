@@ -99,8 +99,7 @@ func (e *Engine) RemoveRunner(ctx context.Context, name string, now time.Time) (
 		if err := p.requeueReserved(r); err != nil {
 			return nil, err
 		}
-		delete(p.runners, name)
-		p.deleted[name] = r
+		p.retire(r, RetireRemoved)
 		p.plan.Outcome = Outcome{Code: OutcomeRemoved, Runner: name}
 		return r, nil
 	})
@@ -121,6 +120,10 @@ func (e *Engine) Heartbeat(ctx context.Context, name string, now time.Time) (*Ru
 		r.LastSeen = p.at
 		p.touch(r)
 		p.plan.Outcome = Outcome{Code: OutcomeHeartbeat, Runner: name}
+		if r.State == RunnerStarting {
+			// It is online: it has booted, and can take the pool's next job.
+			r.State, r.JobID, r.UpdatedAt = RunnerIdle, 0, p.at
+		}
 		if r.State != RunnerIdle {
 			return r, nil
 		}

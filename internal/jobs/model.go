@@ -76,11 +76,14 @@ type Job struct {
 	ReservedRunner string
 	// QueueKey is the job's place in its pool's pending queue (RankKey); set only while
 	// Allocation is pending.
-	QueueKey    string
-	CreatedAt   time.Time
-	QueuedAt    time.Time
-	StartedAt   time.Time
-	CompletedAt time.Time
+	QueueKey string
+	// StartedRunner is the runner last started for the job while it waited, so a
+	// repeated demand for it starts nothing more (Engine.CheckStart).
+	StartedRunner string
+	CreatedAt     time.Time
+	QueuedAt      time.Time
+	StartedAt     time.Time
+	CompletedAt   time.Time
 	// Deliveries are the ids of the deliveries that changed this job, oldest first.
 	Deliveries []string
 	// Version is the store's optimistic-concurrency counter: 0 for a job not yet stored.
@@ -108,6 +111,10 @@ const (
 	RunnerIdle     RunnerState = "idle"
 	RunnerReserved RunnerState = "reserved"
 	RunnerBusy     RunnerState = "busy"
+	// RunnerStarting is a runner RunnerHub asked a provider to start: recorded before the
+	// provider's Create, so it counts against maxRunners from the start. It leaves the
+	// state when GitHub lists it online (a heartbeat) or a job event names it.
+	RunnerStarting RunnerState = "starting"
 )
 
 // Runner is a self-hosted runner RunnerHub manages. Name is the runner name GitHub
@@ -118,13 +125,25 @@ type Runner struct {
 	Labels    []string
 	Ephemeral bool
 	State     RunnerState
-	JobID     int64 // the job it is reserved for or running; 0 when none
+	// JobID is the job it is reserved for or running, or, while starting, the job it was
+	// started for; 0 when none (a warm runner).
+	JobID     int64
 	UpdatedAt time.Time
 	// LastSeen is when the runner last registered or sent a heartbeat; a runner not seen
 	// for a while counts as offline (see Offline), whatever its State.
 	LastSeen time.Time
+	// ProviderID is the pool's provider's id for the runner's machine; "" for a runner
+	// registered through the API, or one whose Create has not answered yet.
+	ProviderID string
+	// GitHubID is GitHub's id of a runner RunnerHub registered with a just-in-time
+	// configuration, so that removing it also removes it from GitHub; 0 otherwise.
+	GitHubID int64
 	Version  int64
 }
+
+// Provisioned says whether RunnerHub started r through a provider, so that retiring it
+// means deleting its machine and its GitHub registration too.
+func (r *Runner) Provisioned() bool { return r.ProviderID != "" || r.GitHubID != 0 }
 
 // Pool is a group of interchangeable runners. Its JSON form is PoolDocument's.
 type Pool struct {

@@ -29,6 +29,8 @@ const (
 	OutcomeRegistered     OutcomeCode = "runner.registered" // Runner, Pool, Reserved
 	OutcomeRemoved        OutcomeCode = "runner.removed"    // Runner
 	OutcomeHeartbeat      OutcomeCode = "runner.heartbeat"  // Runner, Reserved
+	OutcomeStarting       OutcomeCode = "runner.starting"   // Runner, Pool, Job (0 for a warm runner)
+	OutcomeCreated        OutcomeCode = "runner.created"    // Runner
 )
 
 // Outcome is what a change did: a code and the parameters it names (the others stay
@@ -99,6 +101,13 @@ func (o Outcome) Text() string {
 		return "runner " + o.Runner + " removed"
 	case OutcomeHeartbeat:
 		return "heartbeat of runner " + o.Runner + o.reserved()
+	case OutcomeStarting:
+		if o.Job == 0 {
+			return "runner " + o.Runner + " starting in pool " + o.Pool + " (warm)"
+		}
+		return fmt.Sprintf("runner %s starting in pool %s for job %d", o.Runner, o.Pool, o.Job)
+	case OutcomeCreated:
+		return "runner " + o.Runner + " created by its provider"
 	}
 	return string(o.Code)
 }

@@ -33,9 +33,30 @@ type Prewarm struct {
 	At         time.Time `json:"at"`
 }
 
-// Signals carries demand and pre-warm signals to whatever starts runners (an SQS queue
-// on AWS; the log and the dashboard locally).
+// Retire says a committed change deleted a runner RunnerHub started through a provider
+// (Runner.Provisioned): whatever starts runners deletes its machine and its GitHub
+// registration. Sent at least once, after the commit; deleting twice is harmless, and a
+// lost Retire leaves an orphan that reaping finds.
+type Retire struct {
+	Pool       string    `json:"pool"`
+	Runner     string    `json:"runner"`
+	ProviderID string    `json:"providerId,omitempty"`
+	GitHubID   int64     `json:"githubId,omitempty"`
+	JobID      int64     `json:"jobId,omitempty"` // the job it ran or was started for
+	Reason     string    `json:"reason"`          // RetireCompleted or RetireRemoved
+	At         time.Time `json:"at"`
+}
+
+// Retire reasons.
+const (
+	RetireCompleted = "completed" // an ephemeral runner's job completed
+	RetireRemoved   = "removed"   // removed through the API, the reconciler or the provisioner
+)
+
+// Signals carries demand, pre-warm and retire signals to whatever starts runners (an SQS
+// queue on AWS; the provisioner's loop locally).
 type Signals interface {
 	Demand(ctx context.Context, d Demand) error
 	Prewarm(ctx context.Context, p Prewarm) error
+	Retire(ctx context.Context, r Retire) error
 }

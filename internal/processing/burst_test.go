@@ -110,6 +110,7 @@ type lockedSignals struct{ demands atomic.Int64 }
 
 func (s *lockedSignals) Demand(context.Context, jobs.Demand) error   { s.demands.Add(1); return nil }
 func (s *lockedSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+func (s *lockedSignals) Retire(context.Context, jobs.Retire) error   { return nil }
 
 func TestBurstOfQueuedJobsInOnePool(t *testing.T) {
 	tests := []struct {

@@ -381,6 +381,7 @@ type discardSignals struct{}
 
 func (discardSignals) Demand(context.Context, jobs.Demand) error   { return nil }
 func (discardSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+func (discardSignals) Retire(context.Context, jobs.Retire) error   { return nil }
 
 func checkModel(t *testing.T, s Stores, h *history) {
 	t.Helper()

@@ -51,6 +51,7 @@ func (f *flakyJobs) Job(ctx context.Context, id int64) (*jobs.Job, error) {
 type recordedSignals struct {
 	demands  []jobs.Demand
 	prewarms []jobs.Prewarm
+	retires  []jobs.Retire
 }
 
 func (r *recordedSignals) Demand(_ context.Context, d jobs.Demand) error {
@@ -60,6 +61,11 @@ func (r *recordedSignals) Demand(_ context.Context, d jobs.Demand) error {
 
 func (r *recordedSignals) Prewarm(_ context.Context, p jobs.Prewarm) error {
 	r.prewarms = append(r.prewarms, p)
+	return nil
+}
+
+func (r *recordedSignals) Retire(_ context.Context, x jobs.Retire) error {
+	r.retires = append(r.retires, x)
 	return nil
 }
 

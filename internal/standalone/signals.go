@@ -23,3 +23,9 @@ func (s logSignals) Prewarm(ctx context.Context, p jobs.Prewarm) error {
 	s.log.InfoContext(ctx, "pre-warm", "repository", p.Repository, "pools", p.Pools, "reason", p.Reason)
 	return nil
 }
+
+func (s logSignals) Retire(ctx context.Context, r jobs.Retire) error {
+	s.log.InfoContext(ctx, "retire", "runner", r.Runner, "pool", r.Pool, "provider_id", r.ProviderID,
+		"github_id", r.GitHubID, "reason", r.Reason)
+	return nil
+}

@@ -169,6 +169,7 @@ func (s *signals) Demand(_ context.Context, d jobs.Demand) error {
 }
 
 func (s *signals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+func (s *signals) Retire(context.Context, jobs.Retire) error   { return nil }
 
 func (s *signals) sent() []jobs.Demand {
 	s.mu.Lock()

@@ -34,6 +34,7 @@ func FleetSuite(t *testing.T, newStore func(t *testing.T) Stores) {
 		{"ListRunners", testListRunners},
 		{"ListRunnersFollowsChanges", testListRunnersFollowsChanges},
 		{"RunnerLastSeen", testRunnerLastSeen},
+		{"StartingRunner", testStartingRunner},
 		{"InvalidListings", testInvalidListings},
 	}
 	for _, tc := range tests {
@@ -331,6 +332,24 @@ func testRunnerLastSeen(t *testing.T, s Stores) {
 	seen.LastSeen = seen.LastSeen.Add(time.Hour)
 	mustCommit(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{seen}})
 	checkTime(t, "LastSeen after an update", mustRunner(t, s.Jobs, r.Name).LastSeen, seen.LastSeen)
+}
+
+// A starting runner keeps what retiring it needs (its provider's and GitHub's ids), and
+// the job it was started for remembers it; a starting runner is not idle.
+func testStartingRunner(t *testing.T, s Stores) {
+	pool := newName("pool")
+	r := newRunner(pool, jobs.RunnerStarting)
+	j := pendingJob(pool, time.Date(2025, 7, 1, 8, 0, 0, 0, zone), 0)
+	r.JobID, r.GitHubID, r.ProviderID, j.StartedRunner = j.ID, 4242, "i-0123456789abcdef0", r.Name
+	mustCommit(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{r}, Jobs: []*jobs.Job{j}})
+	checkFields(t, "Runner", mustRunner(t, s.Jobs, r.Name), atVersion(r, 1))
+	if got, err := s.Jobs.Job(t.Context(), j.ID); err != nil || got.StartedRunner != r.Name {
+		t.Fatalf("job's StartedRunner = %q, %v; want %s", got.StartedRunner, err, r.Name)
+	}
+	idle, err := s.Jobs.IdleRunners(t.Context(), pool, "", 10)
+	if err != nil || len(idle) != 0 {
+		t.Fatalf("IdleRunners beside a starting runner = %d runners, %v; want none", len(idle), err)
+	}
 }
 
 // Malformed filters and cursors are refused with jobs.ErrInvalid, not answered empty.

@@ -38,6 +38,7 @@ type jobAttrs struct {
 	Allocation     jobs.Allocation `dynamodbav:"allocation,omitempty"`
 	ReservedRunner string          `dynamodbav:"reservedRunner,omitempty"`
 	QueueKey       string          `dynamodbav:"queueKey,omitempty"`
+	StartedRunner  string          `dynamodbav:"startedRunner,omitempty"`
 	CreatedAt      time.Time       `dynamodbav:"createdAt,omitempty"`
 	QueuedAt       time.Time       `dynamodbav:"queuedAt,omitempty"`
 	StartedAt      time.Time       `dynamodbav:"startedAt,omitempty"`
@@ -47,15 +48,17 @@ type jobAttrs struct {
 }
 
 type runnerAttrs struct {
-	Name      string           `dynamodbav:"name,omitempty"`
-	Pool      string           `dynamodbav:"pool,omitempty"`
-	Labels    []string         `dynamodbav:"labels,omitempty"`
-	Ephemeral bool             `dynamodbav:"ephemeral,omitempty"`
-	State     jobs.RunnerState `dynamodbav:"state,omitempty"`
-	JobID     int64            `dynamodbav:"jobId,omitempty"`
-	UpdatedAt time.Time        `dynamodbav:"updatedAt,omitempty"`
-	LastSeen  time.Time        `dynamodbav:"lastSeen,omitempty"`
-	Version   int64            `dynamodbav:"version,omitempty"`
+	Name       string           `dynamodbav:"name,omitempty"`
+	Pool       string           `dynamodbav:"pool,omitempty"`
+	Labels     []string         `dynamodbav:"labels,omitempty"`
+	Ephemeral  bool             `dynamodbav:"ephemeral,omitempty"`
+	State      jobs.RunnerState `dynamodbav:"state,omitempty"`
+	JobID      int64            `dynamodbav:"jobId,omitempty"`
+	UpdatedAt  time.Time        `dynamodbav:"updatedAt,omitempty"`
+	LastSeen   time.Time        `dynamodbav:"lastSeen,omitempty"`
+	ProviderID string           `dynamodbav:"providerId,omitempty"`
+	GitHubID   int64            `dynamodbav:"githubId,omitempty"`
+	Version    int64            `dynamodbav:"version,omitempty"`
 }
 
 type runAttrs struct {

@@ -14,6 +14,7 @@ import (
 const (
 	SignalDemand  = "demand"
 	SignalPrewarm = "prewarm"
+	SignalRetire  = "retire"
 )
 
 // TypeAttribute is the SQS message attribute that repeats a signal's type, so that a
@@ -27,6 +28,7 @@ var _ jobs.Signals = (*Signals)(nil)
 //
 //	{"type":"demand","pool":"linux","jobId":42,"repository":"o/r","labels":["linux"],"priority":10,"at":"…"}
 //	{"type":"prewarm","repository":"o/r","pools":["linux"],"reason":"push","at":"…"}
+//	{"type":"retire","pool":"linux","runner":"rh-linux-1a2b3c4d","providerId":"i-0abc","githubId":7,"jobId":42,"reason":"completed","at":"…"}
 //
 // Delivery is at least once: consumers treat a repeated demand (pool, jobId) as one.
 type Signals struct {
@@ -56,6 +58,16 @@ func (s *Signals) Prewarm(ctx context.Context, p jobs.Prewarm) error {
 		jobs.Prewarm
 	}{SignalPrewarm, p}
 	return s.send(ctx, SignalPrewarm, msg, "for "+p.Repository)
+}
+
+// Retire sends a retire signal: a provisioned runner was deleted, so its machine and
+// its GitHub registration go too.
+func (s *Signals) Retire(ctx context.Context, r jobs.Retire) error {
+	msg := struct {
+		Type string `json:"type"`
+		jobs.Retire
+	}{SignalRetire, r}
+	return s.send(ctx, SignalRetire, msg, fmt.Sprintf("for runner %s in pool %s", r.Runner, r.Pool))
 }
 
 // send puts one message of type kind on the queue; about says what it was for in errors.

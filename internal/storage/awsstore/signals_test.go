@@ -33,12 +33,19 @@ func TestSignals(t *testing.T) {
 	if err := signals.Prewarm(t.Context(), prewarm); err != nil {
 		t.Fatal(err)
 	}
+	retire := jobs.Retire{Pool: "linux-x64", Runner: "rh-linux-x64-1a2b3c4d", ProviderID: "i-0abc", GitHubID: 7,
+		JobID: 123456789, Reason: jobs.RetireCompleted, At: at}
+	if err := signals.Retire(t.Context(), retire); err != nil {
+		t.Fatal(err)
+	}
 
 	want := map[string]string{
 		SignalDemand: `{"type":"demand","pool":"linux-x64","jobId":123456789,"repository":"octo-org/octo-repo",` +
 			`"labels":["self-hosted","linux"],"priority":110,"at":"2024-05-01T12:00:00Z"}`,
 		SignalPrewarm: `{"type":"prewarm","repository":"octo-org/octo-repo","pools":["linux-x64","gpu"],` +
 			`"reason":"push","at":"2024-05-01T12:00:00Z"}`,
+		SignalRetire: `{"type":"retire","pool":"linux-x64","runner":"rh-linux-x64-1a2b3c4d","providerId":"i-0abc",` +
+			`"githubId":7,"jobId":123456789,"reason":"completed","at":"2024-05-01T12:00:00Z"}`,
 	}
 	got := receiveSignals(t, c, env.DemandQueueURL, len(want))
 	for kind, body := range want {

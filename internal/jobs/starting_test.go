@@ -1,0 +1,185 @@
+package jobs_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provider"
+	"github.com/runnerhub/webhooks/internal/testenv"
+)
+
+// provisioned is a pool whose runners a provider starts.
+var provisioned = jobs.Pool{Name: "auto", Labels: []string{"linux", "auto"}, MaxRunners: 3, Ephemeral: true,
+	Provider: &provider.Config{Type: "exec", Exec: &provider.ExecConfig{Command: []string{"/bin/true"}, Timeout: time.Second}}}
+
+func newProvisionedEngine(t *testing.T) *jobs.Engine {
+	t.Helper()
+	db := testenv.Embedded(t)
+	return &jobs.Engine{Store: db.Store(), Pools: []jobs.Pool{provisioned, linux}, Step: time.Minute}
+}
+
+func start(t *testing.T, e *jobs.Engine, name string, jobID int64, at time.Time) *jobs.Runner {
+	t.Helper()
+	r, _, err := e.StartRunner(t.Context(), jobs.StartSpec{Name: name, Pool: provisioned.Name, Labels: provisioned.Labels,
+		Ephemeral: true, JobID: jobID, GitHubID: 100 + jobID}, at)
+	if err != nil {
+		t.Fatalf("StartRunner %s for job %d: %v", name, jobID, err)
+	}
+	return r
+}
+
+func TestStartRunnerRefuses(t *testing.T) {
+	e := newProvisionedEngine(t)
+	pending(t, e, 1, "auto", t0, 0)
+	pending(t, e, 2, "linux", t0, 0)
+	start(t, e, "rh-auto-1", 1, t0)
+	for _, c := range []struct {
+		name string
+		pool string
+		job  int64
+		want error
+	}{
+		{"a repeated demand for the same job", "auto", 1, jobs.ErrAlreadyStarting},
+		{"a job that is not in the pool", "auto", 2, jobs.ErrNotWaiting},
+		{"an unknown job", "auto", 99, jobs.ErrNotWaiting},
+		{"a pool without a provider", "linux", 2, jobs.ErrNoProvider},
+		{"an unknown pool", "nope", 1, jobs.ErrUnknownPool},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			if _, err := e.CheckStart(t.Context(), c.pool, c.job, t0); !errors.Is(err, c.want) {
+				t.Errorf("CheckStart: %v, want %v", err, c.want)
+			}
+			_, _, err := e.StartRunner(t.Context(), jobs.StartSpec{Name: "rh-other", Pool: c.pool, JobID: c.job}, t0)
+			if !errors.Is(err, c.want) {
+				t.Errorf("StartRunner: %v, want %v", err, c.want)
+			}
+		})
+	}
+	if _, err := e.Store.Runner(t.Context(), "rh-other"); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("a refused start left a runner: %v", err)
+	}
+}
+
+// Starting runners count against maxRunners from the moment they are recorded, so
+// concurrent starts (and registrations) never take more places than the pool has.
+func TestConcurrentStartsKeepMaxRunners(t *testing.T) {
+	e := newProvisionedEngine(t)
+	const jobsWaiting = 8
+	for id := range int64(jobsWaiting) {
+		pending(t, e, id+1, "auto", t0, 0)
+	}
+	errs := make([]error, jobsWaiting)
+	var wg sync.WaitGroup
+	for i := range jobsWaiting {
+		wg.Go(func() {
+			_, _, errs[i] = e.StartRunner(t.Context(), jobs.StartSpec{Name: fmt.Sprint("rh-auto-", i), Pool: "auto", JobID: int64(i + 1)}, t0)
+		})
+	}
+	wg.Wait()
+	started := 0
+	for i, err := range errs {
+		switch {
+		case err == nil:
+			started++
+		case !errors.Is(err, jobs.ErrPoolFull):
+			t.Fatalf("StartRunner %d: %v", i, err)
+		}
+	}
+	if started != provisioned.MaxRunners {
+		t.Fatalf("%d runners started in a pool of %d", started, provisioned.MaxRunners)
+	}
+	if _, _, err := e.RegisterRunner(t.Context(), jobs.RunnerSpec{Name: "by-hand", Pool: "auto"}, t0); !errors.Is(err, jobs.ErrPoolFull) {
+		t.Fatalf("registering beside %d starting runners: %v, want ErrPoolFull", started, err)
+	}
+}
+
+// A starting runner is not idle: no job is reserved for it until GitHub lists it online
+// (a heartbeat), and then it takes the pool's next job.
+func TestStartingRunnerTakesAJobOnceOnline(t *testing.T) {
+	e := newProvisionedEngine(t)
+	pending(t, e, 1, "auto", t0, 0)
+	r := start(t, e, "rh-auto-1", 1, t0)
+	if r.State != jobs.RunnerStarting || r.JobID != 1 || r.GitHubID != 101 {
+		t.Fatalf("started runner = %+v", r)
+	}
+	if j := job(t, e, 1); j.Allocation != jobs.AllocationPending || j.StartedRunner != "rh-auto-1" {
+		t.Fatalf("job 1 is %s with started runner %q; want pending, rh-auto-1", j.Allocation, j.StartedRunner)
+	}
+	pending(t, e, 2, "auto", t0.Add(time.Second), 0)
+	if j := job(t, e, 2); j.Allocation != jobs.AllocationPending {
+		t.Fatalf("job 2 is %s beside a starting runner; want pending", j.Allocation)
+	}
+	if _, _, err := e.RunnerCreated(t.Context(), "rh-auto-1", "i-1", t0); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := e.Heartbeat(t.Context(), "rh-auto-1", t0.Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	r = runner(t, e, "rh-auto-1")
+	if r.State != jobs.RunnerReserved || r.JobID != 1 || r.ProviderID != "i-1" {
+		t.Fatalf("online runner = %+v; want reserved for job 1, provider id i-1", r)
+	}
+}
+
+// A runner that booted and took another job no longer serves the job it was started
+// for, which may then get a runner of its own.
+func TestJobWhoseRunnerWentElsewhereMayStartAnother(t *testing.T) {
+	e := newProvisionedEngine(t)
+	pending(t, e, 1, "auto", t0, 0)
+	start(t, e, "rh-auto-1", 1, t0)
+	deliver(t, e, "d-2q", testenv.Job{ID: 2, Labels: provisioned.Labels, Status: "queued"}, t0)
+	deliver(t, e, "d-2p", testenv.Job{ID: 2, Labels: provisioned.Labels, Status: "in_progress", Runner: "rh-auto-1"}, t0.Add(time.Second))
+	if r := runner(t, e, "rh-auto-1"); r.State != jobs.RunnerBusy || r.JobID != 2 {
+		t.Fatalf("runner named by job 2's in_progress = %+v; want busy with job 2", r)
+	}
+	if _, err := e.CheckStart(t.Context(), "auto", 1, t0); err != nil {
+		t.Fatalf("CheckStart for job 1, whose runner took job 2: %v", err)
+	}
+}
+
+// Deleting a provisioned runner announces it, so its machine and GitHub registration go
+// too: when its ephemeral job completes, and when it is removed.
+func TestDeletedProvisionedRunnersAreRetired(t *testing.T) {
+	e := newProvisionedEngine(t)
+	start(t, e, "rh-auto-1", 0, t0)
+	start(t, e, "rh-auto-2", 0, t0)
+	if _, _, err := e.RunnerCreated(t.Context(), "rh-auto-1", "i-1", t0); err != nil {
+		t.Fatal(err)
+	}
+	deliver(t, e, "d-1q", testenv.Job{ID: 1, Labels: provisioned.Labels, Status: "queued"}, t0)
+	deliver(t, e, "d-1p", testenv.Job{ID: 1, Labels: provisioned.Labels, Status: "in_progress", Runner: "rh-auto-1"}, t0)
+	plan := deliver(t, e, "d-1c", testenv.Job{ID: 1, Labels: provisioned.Labels, Status: "completed", Runner: "rh-auto-1", Conclusion: "success"}, t0)
+	want := jobs.Retire{Pool: "auto", Runner: "rh-auto-1", ProviderID: "i-1", GitHubID: 100, JobID: 1, Reason: jobs.RetireCompleted, At: t0}
+	if len(plan.Retires) != 1 || plan.Retires[0] != want {
+		t.Fatalf("completed retires %+v; want %+v", plan.Retires, want)
+	}
+	// After the commit, the signal sender sends them.
+	sent := &retireRecorder{}
+	e.Subscribe(&jobs.SignalSender{Signals: sent, Log: slog.New(slog.DiscardHandler)})
+	if _, _, err := e.RemoveRunner(t.Context(), "rh-auto-2", t0); err != nil {
+		t.Fatal(err)
+	}
+	if len(sent.retires) != 1 || sent.retires[0].Runner != "rh-auto-2" || sent.retires[0].Reason != jobs.RetireRemoved {
+		t.Fatalf("remove sent retires %+v; want rh-auto-2, removed", sent.retires)
+	}
+	// A runner registered through the API has nothing behind it to delete.
+	register(t, e, "by-hand", "linux", t0)
+	if _, _, err := e.RemoveRunner(t.Context(), "by-hand", t0); err != nil || len(sent.retires) != 1 {
+		t.Fatalf("removing a registered runner: sent retires %+v, %v; want none more", sent.retires, err)
+	}
+}
+
+type retireRecorder struct{ retires []jobs.Retire }
+
+func (r *retireRecorder) Demand(context.Context, jobs.Demand) error   { return nil }
+func (r *retireRecorder) Prewarm(context.Context, jobs.Prewarm) error { return nil }
+func (r *retireRecorder) Retire(_ context.Context, x jobs.Retire) error {
+	r.retires = append(r.retires, x)
+	return nil
+}

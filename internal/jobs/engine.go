@@ -84,7 +84,9 @@ type planner struct {
 	// often), so each is read once per plan.
 	unmanaged map[string]bool
 	dirty     map[any]bool
-	pools     []Pool
+	// held are the pools whose gates the Change writes whatever the plan decides.
+	held  map[string]bool
+	pools []Pool
 	// labelled holds, per pool, the runners with labels of their own (by name), read
 	// once per plan when a pool's labels alone do not fit a job (see fitting).
 	labelled map[string]map[string]*Runner
@@ -131,7 +133,7 @@ func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 	return &planner{
 		ctx: ctx, e: e, at: at.UTC(),
 		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{}, unmanaged: map[string]bool{},
-		dirty: map[any]bool{}, plan: &Plan{State: delivery.Processed},
+		dirty: map[any]bool{}, held: map[string]bool{}, plan: &Plan{State: delivery.Processed},
 	}
 }
 
@@ -141,6 +143,7 @@ func (p *planner) ignore(reason string) {
 
 // collect moves every changed entity into the Change, in a stable order.
 func (p *planner) collect() {
+	p.plan.Change.Gates = slices.DeleteFunc(p.plan.Change.Gates, func(g *Gate) bool { return !p.held[g.Pool] && !p.leavesWaiting(g.Pool) })
 	for _, id := range slices.Sorted(maps.Keys(p.jobs)) {
 		if j := p.jobs[id]; p.dirty[j] {
 			p.plan.Change.Jobs = append(p.plan.Change.Jobs, j)
@@ -157,6 +160,35 @@ func (p *planner) collect() {
 }
 
 func (p *planner) touch(v any) { p.dirty[v] = true }
+
+// holdGate reads the pool's gate and always writes it: a count of the pool's runners
+// (maxRunners) must be ordered with every other change of them.
+func (p *planner) holdGate(pool string) error {
+	p.held[pool] = true
+	return p.gate(pool)
+}
+
+// leavesWaiting reports whether the plan leaves a job pending or a runner idle in pool:
+// a negative allocation decision, which only holds if nothing changed the pool's idle
+// runners or queue since the plan read them, so the Change writes the gate. A plan that
+// only reserves (a job takes an idle runner, a freed runner takes a pending job) needs
+// no gate: the runner's and the job's versions order it with any plan that wants either.
+// Without the gate, a reservation concurrent with the queueing of a higher-ranked job
+// may take a lower-ranked one: the two arrived at the same moment, and nothing waits
+// beside an idle runner.
+func (p *planner) leavesWaiting(pool string) bool {
+	for _, j := range p.jobs {
+		if p.dirty[j] && j.Allocation == AllocationPending && j.Pool == pool {
+			return true
+		}
+	}
+	for _, r := range p.runners {
+		if p.dirty[r] && r.State == RunnerIdle && r.Pool == pool {
+			return true
+		}
+	}
+	return false
+}
 
 func (p *planner) job(id int64) (*Job, error) {
 	if j, ok := p.jobs[id]; ok {
@@ -558,8 +590,9 @@ const firstPage = 8
 // pageSize is the size of a search's next read after it has read `read` entries.
 func pageSize(read int) int { return min(max(firstPage, read), MaxListLimit) }
 
-// gate adds the pool's gate to the Change (once), before the plan reads the pool's idle
-// runners or pending queue to allocate (see Gate).
+// gate reads the pool's gate (once), before the plan reads the pool's idle runners or
+// pending queue to allocate. The Change writes it only if the plan leaves something
+// waiting in the pool (see collect and Gate).
 func (p *planner) gate(pool string) error {
 	for _, g := range p.plan.Change.Gates {
 		if g.Pool == pool {
@@ -599,9 +632,18 @@ const (
 // nothing there fits and acrossPools is set, the other pools' queues are searched,
 // because a job that fits several pools waits in only one of them and must not wait
 // beside an idle runner of another.
+//
+// Only the runner's own pool's gate is taken to search. That is enough: a job that r fits counts r's pool
+// among its fitting pools (runnerFits and fitting agree), so a plan that leaves such a
+// job pending has read r's pool's idle runners under r's pool's gate, and the two plans
+// conflict there. Taking every searched pool's gate made small pools' gates as hot as the
+// busiest pool's, each freed runner with nothing waiting at home writing them all.
 func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 	pl, ok, err := p.pool(r.Pool)
 	if err != nil || !ok {
+		return nil, err
+	}
+	if err := p.gate(r.Pool); err != nil {
 		return nil, err
 	}
 	best, err := p.firstFitting(r, pl, r.Pool)
@@ -615,13 +657,15 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
+	searched := 1
 	for _, other := range pools {
 		if other.Name == r.Pool {
 			continue
 		}
-		if len(p.plan.Change.Gates) >= maxPoolsRead {
+		if searched >= maxPoolsRead {
 			break
 		}
+		searched++
 		j, err := p.firstFitting(r, pl, other.Name)
 		if err != nil {
 			return nil, err
@@ -638,11 +682,8 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 
 // firstFitting returns the highest-ranked job pending in queue's pool that the idle
 // runner r of pool pl can run, or nil, reading the queue page by page until a job fits
-// or the queue ends. Reading a queue to allocate takes its gate.
+// or the queue ends. The caller takes the gates (see match).
 func (p *planner) firstFitting(r *Runner, pl Pool, queue string) (*Job, error) {
-	if err := p.gate(queue); err != nil {
-		return nil, err
-	}
 	fits := func(j *Job) bool {
 		return j.Allocation == AllocationPending && j.Pool == queue && p.runnerFits(r, pl, j)
 	}

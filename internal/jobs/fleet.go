@@ -54,7 +54,7 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 		}
 		// Counted under the pool's gate, so two registrations at once cannot both take
 		// the last place.
-		if err := p.gate(pl.Name); err != nil {
+		if err := p.holdGate(pl.Name); err != nil {
 			return nil, err
 		}
 		if n, err := p.countRunners(pl.Name, pl.MaxRunners); err != nil || n >= pl.MaxRunners {

@@ -192,12 +192,14 @@ type Profile struct {
 	Version  int64
 }
 
-// Gate serialises allocation decisions within one pool. A plan that decides an
-// allocation from a pool's idle runners or pending queue writes the pool's gate, version
-// checked, in the same Change. Without it two plans could each read the other's state
-// before it is written — a runner being freed and a job being queued in the same pool —
-// and both commit, leaving the job waiting beside the idle runner (with a needless
-// scale-up demand). With it one of them conflicts and is planned again.
+// Gate serialises allocation decisions within one pool. A plan that reads a pool's idle
+// runners or pending queue to allocate and leaves a job pending or a runner idle there
+// writes the pool's gate, version checked, in the same Change. Without it two plans could
+// each read the other's state before it is written — a runner being freed and a job
+// being queued in the same pool — and both commit, leaving the job waiting beside the
+// idle runner (with a needless scale-up demand). With it one of them conflicts and is
+// planned again. A plan that only reserves needs no gate (planner.leavesWaiting); one
+// that counts a pool's runners (registration, starting) always writes it.
 type Gate struct {
 	Pool    string
 	Version int64

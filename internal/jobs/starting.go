@@ -92,7 +92,7 @@ func (e *Engine) StartRunner(ctx context.Context, spec StartSpec, now time.Time)
 		return nil, nil, err
 	}
 	return e.fleetChange(ctx, OpStart, now, func(p *planner) (*Runner, error) {
-		if err := p.gate(spec.Pool); err != nil {
+		if err := p.holdGate(spec.Pool); err != nil {
 			return nil, err
 		}
 		if _, err := p.checkStart(spec.Pool, spec.JobID); err != nil {

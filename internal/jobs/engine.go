@@ -550,11 +550,17 @@ func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, int, error) {
 		if err != nil {
 			return nil, 0, err
 		}
+		var fitting []*Runner
 		for _, stored := range page {
 			r := p.cachedRunner(stored)
 			if r != nil && !p.dirty[r] && fits(r) {
-				return r, 0, nil
+				fitting = append(fitting, r)
 			}
+		}
+		if len(fitting) > 0 {
+			// Idle runners that fit are alike, so jobs queued at once spread over the
+			// page's rather than all taking the first by name and conflicting on it.
+			return fitting[uint64(job.ID)%uint64(len(fitting))], 0, nil
 		}
 		if len(page) < size {
 			return nil, offline, nil

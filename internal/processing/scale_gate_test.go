@@ -30,11 +30,13 @@ var (
 	gateProcessors = flag.String("scale.gate.processors", "1,2", "concurrent processors of the pool-gate runs")
 )
 
-// TestScalePoolGate measures how many allocations per second one pool's gate lets
-// concurrent processors make on moto, against the same work spread over as many pools
-// as processors. Every queued job reserves an idle runner of its pool, which writes the
-// pool's gate in the commit; processors racing in one pool conflict on it and re-plan.
-// testenv's client applies transactions one at a time, as DynamoDB isolates them.
+// TestScalePoolGate measures how many allocations per second one pool lets concurrent
+// processors make on moto, against the same work spread over as many pools as
+// processors, in two cases. With idle runners, every queued job reserves one, which
+// needs no gate: processors race only for runners. In a dry pool every queued job waits,
+// which writes the pool's gate in the commit: processors racing in one pool conflict on
+// it and re-plan. testenv's client applies transactions one at a time, as DynamoDB
+// isolates them.
 //
 //	go test ./internal/processing -run ScalePoolGate -v -scale.gate.jobs 60 -scale.gate.processors 1,2,4,8
 func TestScalePoolGate(t *testing.T) {
@@ -52,11 +54,11 @@ func TestScalePoolGate(t *testing.T) {
 		if processors > 1 {
 			variants = append(variants, struct{ pools, repos int }{processors, *gateJobs}, struct{ pools, repos int }{processors, 1})
 		}
-		for _, v := range variants {
-			r := runGate(t, processors, v.pools, v.repos, *gateJobs)
-			report = append(report, r.String())
-			if processors > 1 && v.pools == 1 && r.cancelled == 0 {
-				t.Errorf("%d processors in one pool never conflicted on its gate", processors)
+		for _, dry := range []bool{false, true} {
+			for _, v := range variants {
+				// How often processors conflict is measured, not asserted: it depends
+				// on timing. runGate asserts that every job ends as it must.
+				report = append(report, runGate(t, processors, v.pools, v.repos, *gateJobs, dry).String())
 			}
 		}
 	}
@@ -66,6 +68,7 @@ func TestScalePoolGate(t *testing.T) {
 type gateRun struct {
 	processors, pools, jobs int
 	repos                   int
+	dry                     bool // no idle runners: every job waits
 	elapsed                 time.Duration
 	commits, cancelled      int64
 	redelivered             int64         // deliveries whose conflicts outlasted the processor's retries
@@ -73,16 +76,21 @@ type gateRun struct {
 }
 
 func (r gateRun) String() string {
-	return fmt.Sprintf("%2d processors, %d pools, %2d repositories: %6.1f allocations/s, %.2f commits and %.2f cancelled per allocation, %d redelivered, mean first read to commit %v",
-		r.processors, r.pools, r.repos, float64(r.jobs)/r.elapsed.Seconds(), float64(r.commits)/float64(r.jobs),
+	runners := "idle runners"
+	if r.dry {
+		runners = "dry (gate)  "
+	}
+	return fmt.Sprintf("%s %2d processors, %d pools, %2d repositories: %6.1f allocations/s, %.2f commits and %.2f cancelled per allocation, %d redelivered, mean first read to commit %v",
+		runners, r.processors, r.pools, r.repos, float64(r.jobs)/r.elapsed.Seconds(), float64(r.commits)/float64(r.jobs),
 		float64(r.cancelled)/float64(r.jobs), r.redelivered, r.window.Round(100*time.Microsecond))
 }
 
-// runGate queues n jobs over the given numbers of pools (each with n idle runners) and
-// repositories, and lets processors allocate them concurrently; every job must end
-// reserved on a runner of its own, once. An allocation also writes its repository's
-// profile, a second point of serialisation for jobs of one repository.
-func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
+// runGate queues n jobs over the given numbers of pools (each with n idle runners, or
+// none when dry) and repositories, and lets processors allocate them concurrently; every
+// job must end reserved on a runner of its own, once, or pending when dry. An allocation
+// also writes its repository's profile, a second point of serialisation for jobs of one
+// repository.
+func runGate(t *testing.T, processors, pools, repos, n int, dry bool) gateRun {
 	t.Helper()
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
@@ -96,6 +104,9 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 	var runners []*jobs.Runner
 	for _, p := range poolList {
 		for i := range n {
+			if dry {
+				break
+			}
 			runners = append(runners, &jobs.Runner{Name: fmt.Sprintf("%s-%d", p.Name, i), Pool: p.Name, State: jobs.RunnerIdle})
 		}
 	}
@@ -121,7 +132,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 		messages <- delivery.Message{Key: rec.Key, Event: rec.Event}
 	}
 
-	r := gateRun{processors: processors, pools: pools, repos: repos, jobs: n}
+	r := gateRun{processors: processors, pools: pools, repos: repos, jobs: n, dry: dry}
 	var windows atomic.Int64 // summed first-read-to-commit time of the committed transactions
 	var left sync.WaitGroup
 	left.Add(n)
@@ -179,6 +190,12 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 		j, err := setup.Job(ctx, int64(70000+i))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if dry {
+			if j.Allocation != jobs.AllocationPending || j.Pool != poolList[i%pools].Name {
+				t.Errorf("job %d in a dry pool: allocation %q in pool %q, want pending in %s", j.ID, j.Allocation, j.Pool, poolList[i%pools].Name)
+			}
+			continue
 		}
 		if j.Allocation != jobs.AllocationReserved || !strings.HasPrefix(j.ReservedRunner, j.Pool+"-") {
 			t.Errorf("job %d: allocation %q on %q in pool %s, want reserved on a runner of its pool", j.ID, j.Allocation, j.ReservedRunner, j.Pool)

@@ -1,0 +1,103 @@
+package live_test
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/localhub"
+)
+
+// The load of issue 14 item 4: 50 dashboards while 400 deliveries/s are committed.
+var (
+	rateConnections = flag.Int("fanout.connections", 50, "simulated WebSocket connections, each subscribed to everything")
+	rateDeliveries  = flag.Int("fanout.rate", 400, "deliveries committed per second")
+	rateSeconds     = flag.Float64("fanout.seconds", 2, "seconds the load lasts")
+)
+
+// countingSender counts posts, as API Gateway would bill and throttle them.
+type countingSender struct{ posts atomic.Int64 }
+
+func (s *countingSender) Send(context.Context, string, []byte) error {
+	s.posts.Add(1)
+	return nil
+}
+
+// countingRegistry counts the reads that find a message's connections.
+type countingRegistry struct {
+	live.Registry
+	reads atomic.Int64
+}
+
+func (r *countingRegistry) List(ctx context.Context, now time.Time) ([]live.Connection, error) {
+	r.reads.Add(1)
+	return r.Registry.List(ctx, now)
+}
+
+// emptyPools answers every pool read with nothing: the counts do not matter here.
+type emptyPools struct{}
+
+func (emptyPools) PendingJobs(context.Context, string, string, int) ([]*jobs.Job, error) {
+	return nil, nil
+}
+
+func (emptyPools) IdleRunners(context.Context, string, string, int) ([]*jobs.Runner, error) {
+	return nil, nil
+}
+
+// queuedCommit is the commit of a queued workflow_job delivery that put job id in the
+// default pool's queue: it announces a workflow-job, a webhook-event and a pool-status.
+func queuedCommit(id int64) *jobs.Commit {
+	job := &jobs.Job{ID: id, Repository: fmt.Sprintf("octo-org/repo-%d", id%20), Status: jobs.StatusQueued,
+		Allocation: jobs.AllocationPending, Pool: "default", Labels: []string{"self-hosted"}}
+	now := time.Now().UTC()
+	return &jobs.Commit{
+		Plan:      &jobs.Plan{State: delivery.Processed, Job: job, Change: jobs.Change{Jobs: []*jobs.Job{job}}},
+		Operation: jobs.OpDelivery,
+		Delivery: &delivery.Record{Key: delivery.Key{HookID: "1", DeliveryID: fmt.Sprintf("rate-%d", id)}, Event: "workflow_job",
+			Action: "queued", Repository: job.Repository, ReceivedAt: now, State: delivery.Processed},
+		At:          now,
+		Transitions: []jobs.Transition{{Job: job, From: jobs.StatusQueued, Own: true, Applied: true}},
+		Pools:       []string{"default"},
+	}
+}
+
+// TestFanoutPostRate measures the posts per second the live updates make (what API
+// Gateway's PostToConnection would be asked for) with -fanout.connections dashboards
+// while -fanout.rate deliveries are committed per second, each announcing three messages:
+//
+//	go test ./internal/live -run FanoutPostRate -v
+func TestFanoutPostRate(t *testing.T) {
+	sender := &countingSender{}
+	registry := &countingRegistry{Registry: localhub.NewRegistry()}
+	hub := &live.Hub{Registry: registry, Sender: sender, Pools: emptyPools{}}
+	ctx := context.Background()
+	for i := range *rateConnections {
+		id := fmt.Sprintf("dashboard-%02d", i)
+		if err := hub.Connect(ctx, live.Connection{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := hub.Subscribe(ctx, id, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n := int(float64(*rateDeliveries) * *rateSeconds)
+	interval := time.Second / time.Duration(*rateDeliveries)
+	start := time.Now()
+	for i := range n {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
+		hub.Committed(ctx, queuedCommit(int64(i+1)))
+	}
+	elapsed := time.Since(start)
+	posts := sender.posts.Load()
+	reads := registry.reads.Load()
+	t.Logf("%d connections, %d deliveries in %v (%.0f/s): %d posts, %.0f posts/s, %.1f per delivery; %d connection reads (%.0f/s)",
+		*rateConnections, n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), posts,
+		float64(posts)/elapsed.Seconds(), float64(posts)/float64(n), reads, float64(reads)/elapsed.Seconds())
+}

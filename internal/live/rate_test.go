@@ -2,6 +2,7 @@ package live_test
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"sync/atomic"
@@ -21,11 +22,21 @@ var (
 	rateSeconds     = flag.Float64("fanout.seconds", 2, "seconds the load lasts")
 )
 
-// countingSender counts posts, as API Gateway would bill and throttle them.
-type countingSender struct{ posts atomic.Int64 }
+// countingSender counts posts, as API Gateway would bill and throttle them, and the
+// messages they carry.
+type countingSender struct{ posts, messages atomic.Int64 }
 
-func (s *countingSender) Send(context.Context, string, []byte) error {
+func (s *countingSender) Send(_ context.Context, _ string, data []byte) error {
 	s.posts.Add(1)
+	n := int64(1)
+	if data[0] == '[' {
+		var batch []json.RawMessage
+		if err := json.Unmarshal(data, &batch); err != nil {
+			return err
+		}
+		n = int64(len(batch))
+	}
+	s.messages.Add(n)
 	return nil
 }
 
@@ -35,9 +46,9 @@ type countingRegistry struct {
 	reads atomic.Int64
 }
 
-func (r *countingRegistry) List(ctx context.Context, now time.Time) ([]live.Connection, error) {
+func (r *countingRegistry) Audience(ctx context.Context, rooms []string, now time.Time) ([]live.Connection, error) {
 	r.reads.Add(1)
-	return r.Registry.List(ctx, now)
+	return r.Registry.Audience(ctx, rooms, now)
 }
 
 // emptyPools answers every pool read with nothing: the counts do not matter here.
@@ -70,7 +81,9 @@ func queuedCommit(id int64) *jobs.Commit {
 
 // TestFanoutPostRate measures the posts per second the live updates make (what API
 // Gateway's PostToConnection would be asked for) with -fanout.connections dashboards
-// while -fanout.rate deliveries are committed per second, each announcing three messages:
+// while -fanout.rate deliveries are committed per second, each announcing three messages,
+// through the local stack's path (Announcer, Coalescer, Hub.Deliver). Every message must
+// arrive, in at most one post per connection per CoalesceInterval:
 //
 //	go test ./internal/live -run FanoutPostRate -v
 func TestFanoutPostRate(t *testing.T) {
@@ -87,17 +100,39 @@ func TestFanoutPostRate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	coalescer := live.NewCoalescer(hub, live.CoalesceInterval, live.CoalescerBuffer)
+	runCtx, stop := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		coalescer.Run(runCtx)
+	}()
+	announcer := &live.Announcer{Outbox: coalescer}
+
 	n := int(float64(*rateDeliveries) * *rateSeconds)
 	interval := time.Second / time.Duration(*rateDeliveries)
 	start := time.Now()
+	var slowest time.Duration // the longest a commit waited for its announcement
 	for i := range n {
 		time.Sleep(time.Until(start.Add(time.Duration(i) * interval)))
-		hub.Committed(ctx, queuedCommit(int64(i+1)))
+		before := time.Now()
+		announcer.Committed(ctx, queuedCommit(int64(i+1)))
+		slowest = max(slowest, time.Since(before))
 	}
 	elapsed := time.Since(start)
-	posts := sender.posts.Load()
-	reads := registry.reads.Load()
-	t.Logf("%d connections, %d deliveries in %v (%.0f/s): %d posts, %.0f posts/s, %.1f per delivery; %d connection reads (%.0f/s)",
+	stop()
+	<-done
+
+	posts, messages, reads := sender.posts.Load(), sender.messages.Load(), registry.reads.Load()
+	t.Logf("%d connections, %d deliveries in %v (%.0f/s): %d posts, %.0f posts/s, %.2f per delivery, %.1f messages per post; %d connection reads (%.1f/s); slowest announcement %v; %d dropped",
 		*rateConnections, n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), posts,
-		float64(posts)/elapsed.Seconds(), float64(posts)/float64(n), reads, float64(reads)/elapsed.Seconds())
+		float64(posts)/elapsed.Seconds(), float64(posts)/float64(n), float64(messages)/float64(max(posts, 1)),
+		reads, float64(reads)/elapsed.Seconds(), slowest, coalescer.Dropped())
+	if want := int64(3 * n * *rateConnections); messages != want || coalescer.Dropped() != 0 {
+		t.Errorf("%d messages delivered (%d dropped), want %d: three per delivery per connection", messages, coalescer.Dropped(), want)
+	}
+	// One run at the start, then one per interval, and the last one at the stop.
+	if limit := int64(*rateConnections) * (int64(elapsed/live.CoalesceInterval) + 2); posts > limit {
+		t.Errorf("%d posts, more than one per connection per %v (%d)", posts, live.CoalesceInterval, limit)
+	}
 }

@@ -60,15 +60,17 @@ func (c *Coalescer) Run(ctx context.Context) {
 		last     time.Time // the last run's start
 		reported int64     // drops logged so far
 	)
-	deliver := func(ctx context.Context) {
+	// ctx only says when to stop: a run under way finishes its posts.
+	runCtx := context.WithoutCancel(ctx)
+	deliver := func() {
 		last = time.Now()
 		if dropped := c.dropped.Load(); dropped > reported {
 			// Logged once per run, not once per drop: drops come in floods.
-			c.Hub.log().WarnContext(ctx, "live updates dropped: the fan-out is behind", "dropped", dropped-reported, "dropped_total", dropped)
+			c.Hub.log().WarnContext(runCtx, "live updates dropped: the fan-out is behind", "dropped", dropped-reported, "dropped_total", dropped)
 			reported = dropped
 		}
-		if err := c.Hub.Deliver(ctx, batch); err != nil {
-			c.Hub.log().WarnContext(ctx, "live update failed", "announcements", len(batch), "error", err)
+		if err := c.Hub.Deliver(runCtx, batch); err != nil {
+			c.Hub.log().WarnContext(runCtx, "live update failed", "announcements", len(batch), "error", err)
 		}
 		batch, due = nil, nil
 	}
@@ -80,7 +82,7 @@ func (c *Coalescer) Run(ctx context.Context) {
 				due = time.After(time.Until(last.Add(c.Interval)))
 			}
 		case <-due:
-			deliver(ctx)
+			deliver()
 		case <-ctx.Done():
 		drain:
 			for {
@@ -92,7 +94,7 @@ func (c *Coalescer) Run(ctx context.Context) {
 				}
 			}
 			if len(batch) > 0 {
-				deliver(context.WithoutCancel(ctx))
+				deliver()
 			}
 			return
 		}

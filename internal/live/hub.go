@@ -3,6 +3,7 @@ package live
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -210,20 +211,30 @@ func (h *Hub) fanOut(ctx context.Context, conns []Connection, frames []Frame) er
 		failed int
 		sem    = make(chan struct{}, fanOutWorkers)
 	)
+	// Connections that want the same frames (every dashboard subscribed to everything)
+	// share their posts: packed once, not once per connection.
+	packed := map[string][][]byte{}
 	for _, c := range conns {
 		var mine [][]byte
-		for _, f := range frames {
+		var wanted []byte // which frames, as a key
+		for i, f := range frames {
 			if c.Wants(f.Room) {
 				mine = append(mine, f.Data)
+				wanted = binary.AppendUvarint(wanted, uint64(i))
 			}
 		}
 		if len(mine) == 0 {
 			continue
 		}
+		posts, ok := packed[string(wanted)]
+		if !ok {
+			posts = coalesce(mine)
+			packed[string(wanted)] = posts
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := h.deliver(ctx, c, coalesce(mine)); err != nil {
+			if err := h.deliver(ctx, c, posts); err != nil {
 				mu.Lock()
 				if failed++; failed == 1 {
 					errs = append(errs, err)

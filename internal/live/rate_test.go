@@ -20,14 +20,17 @@ var (
 	rateConnections = flag.Int("fanout.connections", 50, "simulated WebSocket connections, each subscribed to everything")
 	rateDeliveries  = flag.Int("fanout.rate", 400, "deliveries committed per second")
 	rateSeconds     = flag.Float64("fanout.seconds", 2, "seconds the load lasts")
+	// 1s stands for the FanoutFunction, whose event source gathers a second of commits.
+	rateInterval = flag.Duration("fanout.interval", live.CoalesceInterval, "least time between two fan-out runs")
 )
 
 // countingSender counts posts, as API Gateway would bill and throttle them, and the
 // messages they carry.
-type countingSender struct{ posts, messages atomic.Int64 }
+type countingSender struct{ posts, messages, bytes atomic.Int64 }
 
 func (s *countingSender) Send(_ context.Context, _ string, data []byte) error {
 	s.posts.Add(1)
+	s.bytes.Add(int64(len(data)))
 	n := int64(1)
 	if data[0] == '[' {
 		var batch []json.RawMessage
@@ -83,9 +86,11 @@ func queuedCommit(id int64) *jobs.Commit {
 // Gateway's PostToConnection would be asked for) with -fanout.connections dashboards
 // while -fanout.rate deliveries are committed per second, each announcing three messages,
 // through the local stack's path (Announcer, Coalescer, Hub.Deliver). Every message must
-// arrive, in at most one post per connection per CoalesceInterval:
+// arrive, in at most one post per connection per CoalesceInterval (or -fanout.interval;
+// 1s is the FanoutFunction's batching window):
 //
 //	go test ./internal/live -run FanoutPostRate -v
+//	go test ./internal/live -run FanoutPostRate -v -fanout.interval 1s -fanout.seconds 5
 func TestFanoutPostRate(t *testing.T) {
 	sender := &countingSender{}
 	registry := &countingRegistry{Registry: localhub.NewRegistry()}
@@ -100,7 +105,7 @@ func TestFanoutPostRate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	coalescer := live.NewCoalescer(hub, live.CoalesceInterval, live.CoalescerBuffer)
+	coalescer := live.NewCoalescer(hub, *rateInterval, live.CoalescerBuffer)
 	runCtx, stop := context.WithCancel(ctx)
 	done := make(chan struct{})
 	go func() {
@@ -124,15 +129,17 @@ func TestFanoutPostRate(t *testing.T) {
 	<-done
 
 	posts, messages, reads := sender.posts.Load(), sender.messages.Load(), registry.reads.Load()
-	t.Logf("%d connections, %d deliveries in %v (%.0f/s): %d posts, %.0f posts/s, %.2f per delivery, %.1f messages per post; %d connection reads (%.1f/s); slowest announcement %v; %d dropped",
+	t.Logf("%d connections, %d deliveries in %v (%.0f/s): %d posts, %.0f posts/s, %.2f per delivery, %.1f messages (%.0f KB) per post; %d connection reads (%.1f/s); slowest announcement %v; %d dropped",
 		*rateConnections, n, elapsed.Round(time.Millisecond), float64(n)/elapsed.Seconds(), posts,
 		float64(posts)/elapsed.Seconds(), float64(posts)/float64(n), float64(messages)/float64(max(posts, 1)),
-		reads, float64(reads)/elapsed.Seconds(), slowest, coalescer.Dropped())
+		float64(sender.bytes.Load())/float64(max(posts, 1))/1000, reads, float64(reads)/elapsed.Seconds(), slowest, coalescer.Dropped())
 	if want := int64(3 * n * *rateConnections); messages != want || coalescer.Dropped() != 0 {
 		t.Errorf("%d messages delivered (%d dropped), want %d: three per delivery per connection", messages, coalescer.Dropped(), want)
 	}
-	// One run at the start, then one per interval, and the last one at the stop.
-	if limit := int64(*rateConnections) * (int64(elapsed/live.CoalesceInterval) + 2); posts > limit {
-		t.Errorf("%d posts, more than one per connection per %v (%d)", posts, live.CoalesceInterval, limit)
+	// One run at the start, then one per interval, and the last one at the stop; a run
+	// whose messages exceed MaxMessageBytes for a connection posts them in several parts.
+	runs := int64(elapsed / *rateInterval) + 2
+	if limit := int64(*rateConnections)*runs + sender.bytes.Load()/live.MaxMessageBytes; posts > limit {
+		t.Errorf("%d posts, more than one per connection per %v and per %d bytes (%d)", posts, *rateInterval, live.MaxMessageBytes, limit)
 	}
 }

@@ -106,7 +106,10 @@ const publishTimeout = 2 * time.Second
 // (one SQS SendMessage on AWS), however many dashboards are connected.
 type Announcer struct {
 	Outbox Outbox
-	Log    *slog.Logger
+	// Idle, when set, reports that nobody is connected: the commit is then not even
+	// encoded. The local stack knows its sockets; on AWS that would take a read.
+	Idle func() bool
+	Log  *slog.Logger
 }
 
 var _ jobs.Subscriber = (*Announcer)(nil)
@@ -121,6 +124,9 @@ func (a *Announcer) log() *slog.Logger {
 // Committed implements jobs.Subscriber. The change is done whatever happens here: a
 // failure is logged, and a dashboard that missed an update catches up through the API.
 func (a *Announcer) Committed(ctx context.Context, c *jobs.Commit) {
+	if a.Idle != nil && a.Idle() {
+		return
+	}
 	ann, err := Announce(c)
 	if err == nil && !ann.Empty() {
 		err = a.publish(ctx, ann)

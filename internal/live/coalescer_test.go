@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -186,3 +187,27 @@ func TestDeliverSplitsPostsAtTheLimit(t *testing.T) {
 		t.Errorf("messages in the order %v", order)
 	}
 }
+
+// With nobody connected (Idle), a commit is not even encoded; once somebody is, its
+// announcement goes to the outbox.
+func TestAnnouncerIdle(t *testing.T) {
+	idle := true
+	var published []live.Announcement
+	a := &live.Announcer{Idle: func() bool { return idle }, Outbox: outboxFunc(func(_ context.Context, ann live.Announcement) error {
+		published = append(published, ann)
+		return nil
+	})}
+	a.Committed(context.Background(), queuedCommit(1))
+	if len(published) != 0 {
+		t.Fatalf("published %d announcements with nobody connected", len(published))
+	}
+	idle = false
+	a.Committed(context.Background(), queuedCommit(2))
+	if len(published) != 1 || len(published[0].Frames) != 2 || !slices.Equal(published[0].Pools, []string{"default"}) {
+		t.Fatalf("published %+v, want the commit's two messages and its pool", published)
+	}
+}
+
+type outboxFunc func(ctx context.Context, a live.Announcement) error
+
+func (f outboxFunc) Publish(ctx context.Context, a live.Announcement) error { return f(ctx, a) }

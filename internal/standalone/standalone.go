@@ -127,7 +127,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	// Live updates leave the committing goroutine at once: the fan-out runs on its own
 	// (Serve starts it), at most once per live.CoalesceInterval.
 	fanout := live.NewCoalescer(hub.Hub(), live.CoalesceInterval, live.CoalescerBuffer)
-	announcer := &live.Announcer{Outbox: fanout, Log: log}
+	announcer := &live.Announcer{Outbox: fanout, Idle: func() bool { return hub.Count() == 0 }, Log: log}
 	signals := &jobs.SignalSender{Signals: logSignals{log: log}, Log: log}
 	// One engine for the processor and the fleet API: every commit, a delivery's or a
 	// runner operation's, is heard by the same subscribers.

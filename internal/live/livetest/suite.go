@@ -33,8 +33,8 @@ type Client interface {
 
 // Harness is one host, with fresh, empty state.
 type Harness struct {
-	// Hub is the host's hub (Registry, Sender and Access set), the Broadcaster the
-	// processor publishes through.
+	// Hub is the host's hub (Registry, Sender and Access set), whose fan-out delivers
+	// what commits announce.
 	Hub *live.Hub
 	// Token is a valid admin API token and ReadToken a valid read-only one;
 	// Hub.Access.Tickets accepts tickets issued for either.

@@ -5,7 +5,7 @@ GO          ?= go
 GOARCH      ?= arm64
 BUILD_DIR   ?= build
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction ReconcilerFunction
+FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction ReconcilerFunction FanoutFunction
 HOST_ARCH   := $(shell $(GO) env GOARCH)
 
 # Logical id → package.
@@ -14,6 +14,7 @@ PKG_ProcessorFunction := ./functions/processor
 PKG_ApiFunction       := ./functions/api
 PKG_WebSocketFunction := ./functions/websocket
 PKG_ReconcilerFunction := ./functions/reconciler
+PKG_FanoutFunction    := ./functions/fanout
 
 .PHONY: run test lint bench load latency build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 

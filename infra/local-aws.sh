@@ -99,6 +99,7 @@ field() { python3 -c 'import json, sys; print(json.load(sys.stdin)[sys.argv[1]])
 	echo "export RUNNERHUB_EVENTS_DLQ_URL=$(field EventsDLQUrl)"
 	echo "export RUNNERHUB_PAYLOAD_BUCKET=$(field PayloadBucket)"
 	echo "export RUNNERHUB_DEMAND_QUEUE_URL=$(field DemandQueueUrl)"
+	echo "export RUNNERHUB_FANOUT_QUEUE_URL=$(field FanoutQueueUrl)"
 	echo "export RUNNERHUB_RETENTION_DAYS=30"
 	echo "export RUNNERHUB_MAX_BODY_BYTES=6291456"
 } >"$state/env.tmp"

@@ -17,7 +17,7 @@ Steps:
      shaped like CloudFormation's ("<stack>-<LogicalId>-<RANDOM>"), so that one moto can
      hold several independent copies (one per stack name).
   4. Print {"EventsTable", "EventsQueueUrl", "EventsDLQUrl", "DemandQueueUrl",
-     "PayloadBucket", "Region", "StackName", "Resources": {logical id: physical id}} as
+     "FanoutQueueUrl", "PayloadBucket", "Region", "StackName", "Resources": {logical id: physical id}} as
      JSON on stdout.
 
 Why not moto's CloudFormation (create_stack)? It works for the basics, but silently drops
@@ -69,6 +69,7 @@ REQUIRED_OUTPUTS = {
     "EventsQueueUrl": ("EventsQueue", "url"),
     "EventsDLQUrl": ("EventsDLQ", "url"),
     "DemandQueueUrl": ("DemandQueue", "url"),
+    "FanoutQueueUrl": ("FanoutQueue", "url"),
     "PayloadBucket": ("PayloadBucket", "name"),
 }
 

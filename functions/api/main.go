@@ -19,7 +19,6 @@ import (
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
-	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/reconcile"
 )
@@ -47,11 +46,9 @@ func main() {
 	engine := cfg.Engine(app.Store, app.Store, &jobs.SignalSender{Signals: app.Signals, Log: app.Log},
 		metrics.NewEMF(os.Stdout, "RunnerHub"), jobs.Log{Logger: app.Log})
 	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log}
-	if cfg.WSEndpoint != "" { // runner and pool changes made here are announced like the processor's
-		hub, err := awslive.New(app.AWS, cfg.EventsTable, cfg.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
-		awsapp.Must(app, err)
-		engine.Subscribe(hub)
-		runners.PoolChanged = hub.AnnouncePoolChanges()
+	if app.Announcer != nil { // runner and pool changes made here are announced like the processor's
+		engine.Subscribe(app.Announcer)
+		runners.PoolChanged = app.Announcer.AnnouncePoolChanges()
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures
 	// are the processor function's EMF lines (its registry would not outlive it).

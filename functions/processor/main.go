@@ -10,8 +10,6 @@ import (
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/live"
-	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
 )
@@ -23,10 +21,8 @@ func main() {
 	// The Prometheus figures as EMF lines: CloudWatch metrics without an API call.
 	emf := metrics.NewEMF(os.Stdout, "RunnerHub")
 	engine := app.Config.Engine(app.Store, app.Store, signals, emf, jobs.Log{Logger: app.Log})
-	if app.Config.WSEndpoint != "" { // live updates, posted right after each commit
-		hub, err := awslive.New(app.AWS, app.Config.EventsTable, app.Config.WSEndpoint, live.Hub{Pools: app.Store, Log: app.Log})
-		awsapp.Must(app, err)
-		engine.Subscribe(hub)
+	if app.Announcer != nil { // live updates: each commit's goes to FanoutQueue
+		engine.Subscribe(app.Announcer)
 	}
 	p := &processing.Processor{Deliveries: app.Store, Counters: app.Store, Engine: engine, Signals: app.Signals,
 		Log: app.Log, Now: time.Now, Observer: emf}

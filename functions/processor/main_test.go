@@ -17,6 +17,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
@@ -106,6 +107,25 @@ func TestProcessorFunction(t *testing.T) {
 			}
 			first = items
 		})
+	}
+
+	// Each delivery's live updates went to FanoutQueue once, as one announcement: the
+	// repeated batch committed nothing, so it announced nothing.
+	announced := map[string]int{}
+	for _, m := range testenv.ReceiveAll(t, queue, env.FanoutQueueURL) {
+		var a live.Announcement
+		if err := json.Unmarshal([]byte(aws.ToString(m.Body)), &a); err != nil || len(a.Frames) == 0 {
+			t.Fatalf("FanoutQueue message %s: not an announcement with messages (%v)", aws.ToString(m.Body), err)
+		}
+		announced[a.DeliveryID]++
+	}
+	for _, d := range deliveries {
+		if announced[d.DeliveryID] != 1 {
+			t.Errorf("%s delivery %s announced %d times, want once", d.Event, d.DeliveryID, announced[d.DeliveryID])
+		}
+	}
+	if len(announced) != len(deliveries) {
+		t.Errorf("%d deliveries announced, want %d", len(announced), len(deliveries))
 	}
 
 	// The form-encoded delivery's job (labels self-hosted, k8s; action queued, status still

@@ -36,8 +36,10 @@ func TestWebSocketFunction(t *testing.T) {
 		status int
 		// check looks at the connection's record afterwards (nil: none may exist).
 		check func(t *testing.T, item map[string]ddbtypes.AttributeValue)
+		// room is whether the subscription's item in the codertocat/hello-world room exists.
+		room bool
 	}{
-		{"ws-connect-unauthorized.json", http.StatusUnauthorized, nil},
+		{"ws-connect-unauthorized.json", http.StatusUnauthorized, nil, false},
 		{"ws-connect.json", http.StatusOK, func(t *testing.T, item map[string]ddbtypes.AttributeValue) {
 			expires, _ := strconv.ParseInt(testenv.NumberAttr(item, "expiresAt"), 10, 64)
 			connected, err := time.Parse(time.RFC3339, testenv.StringAttr(item, "connectedAt"))
@@ -51,14 +53,14 @@ func TestWebSocketFunction(t *testing.T) {
 			if testenv.StringAttr(item, "gsi1pk") != "WSCONNS" || item["repos"] != nil {
 				t.Errorf("item %v: want it in the WSCONNS partition, subscribed to nothing", item)
 			}
-		}},
+		}, false},
 		{"ws-subscribe.json", http.StatusOK, func(t *testing.T, item map[string]ddbtypes.AttributeValue) {
 			repos, _ := item["repos"].(*ddbtypes.AttributeValueMemberSS)
 			if repos == nil || !slices.Equal(repos.Value, []string{"codertocat/hello-world"}) {
 				t.Errorf("repos %v, want [codertocat/hello-world]", item["repos"])
 			}
-		}},
-		{"ws-disconnect.json", http.StatusOK, nil},
+		}, true},
+		{"ws-disconnect.json", http.StatusOK, nil, false},
 	}
 	for _, s := range steps {
 		t.Run(s.file, func(t *testing.T) {
@@ -82,6 +84,11 @@ func TestWebSocketFunction(t *testing.T) {
 				t.Fatalf("connection %s is not recorded", ev.RequestContext.ConnectionID)
 			case s.check != nil:
 				s.check(t, item)
+			}
+			// The fan-out finds the room's subscribers in its byTime partition.
+			room := testenv.GetItem(t, db, env.EventsTable, "WSCONN#"+ev.RequestContext.ConnectionID, "ROOM#codertocat/hello-world")
+			if got := testenv.StringAttr(room, "gsi1pk") == "WSROOM#codertocat/hello-world"; got != s.room {
+				t.Errorf("subscription item %v; want it in the room's partition: %v", room, s.room)
 			}
 		})
 	}

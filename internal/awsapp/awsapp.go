@@ -17,6 +17,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/logging"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
@@ -30,6 +32,9 @@ type App struct {
 	Store   *awsstore.Store
 	Queue   *awsstore.Queue
 	Signals *awsstore.Signals
+	// Announcer sends each commit's live updates to FanoutQueue; nil without
+	// RUNNERHUB_FANOUT_QUEUE_URL.
+	Announcer *live.Announcer
 	// AWS is the SDK configuration the adapters were built from, for functions that need
 	// further clients (the live updates' management API).
 	AWS aws.Config
@@ -55,14 +60,18 @@ func New(ctx context.Context, required ...string) (*App, error) {
 		o.UsePathStyle = os.Getenv("AWS_ENDPOINT_URL") != ""
 	})
 	sqsc := sqs.NewFromConfig(awsCfg)
-	return &App{
+	app := &App{
 		Config:  cfg,
 		Log:     log,
 		Store:   awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), s3c, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention),
 		Queue:   awsstore.NewQueue(sqsc, cfg.EventsQueueURL),
 		Signals: awsstore.NewSignals(sqsc, cfg.DemandQueueURL),
 		AWS:     awsCfg,
-	}, nil
+	}
+	if cfg.FanoutQueueURL != "" {
+		app.Announcer = &live.Announcer{Outbox: awslive.NewOutbox(sqsc, cfg.FanoutQueueURL), Log: log}
+	}
+	return app, nil
 }
 
 // Must returns app, or logs err and exits: a function that cannot start should fail its

@@ -60,9 +60,11 @@ type Config struct {
 	PayloadBucket  string // RUNNERHUB_PAYLOAD_BUCKET
 	DemandQueueURL string // RUNNERHUB_DEMAND_QUEUE_URL: scale-up demand and pre-warm signals
 	// WSEndpoint (RUNNERHUB_WS_ENDPOINT) is the WebSocket API stage's management endpoint,
-	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}; unset, the processor
-	// sends no live updates.
+	// https://{apiId}.execute-api.{region}.amazonaws.com/{stage}, where the fan-out posts.
 	WSEndpoint string
+	// FanoutQueueURL (RUNNERHUB_FANOUT_QUEUE_URL) takes the processor's and the API's live
+	// updates to the FanoutFunction; unset, they send none.
+	FanoutQueueURL string
 
 	// GitHub is how RunnerHub talks back to GitHub (RUNNERHUB_GITHUB_*, RUNNERHUB_RECONCILE_*);
 	// without credentials nothing does.
@@ -87,6 +89,7 @@ func FromEnv(getenv func(string) string) (Config, error) {
 		PayloadBucket:         getenv("RUNNERHUB_PAYLOAD_BUCKET"),
 		DemandQueueURL:        getenv("RUNNERHUB_DEMAND_QUEUE_URL"),
 		WSEndpoint:            getenv("RUNNERHUB_WS_ENDPOINT"),
+		FanoutQueueURL:        getenv("RUNNERHUB_FANOUT_QUEUE_URL"),
 		APITokens:             getenv("RUNNERHUB_API_TOKENS"),
 		APIReadTokens:         getenv("RUNNERHUB_API_READ_TOKENS"),
 		DataDir:               or(getenv("RUNNERHUB_DATA_DIR"), ".runnerhub"),
@@ -216,6 +219,7 @@ func (c Config) RequireAWS(names ...string) error {
 		"RUNNERHUB_PAYLOAD_BUCKET":   c.PayloadBucket,
 		"RUNNERHUB_DEMAND_QUEUE_URL": c.DemandQueueURL,
 		"RUNNERHUB_WS_ENDPOINT":      c.WSEndpoint,
+		"RUNNERHUB_FANOUT_QUEUE_URL": c.FanoutQueueURL,
 	}
 	var missing []string
 	for _, n := range names {

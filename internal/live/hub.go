@@ -1,16 +1,19 @@
 package live
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/url"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/auth"
-	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 // fanOutWorkers bounds the sends in flight during one broadcast: each is an HTTPS
@@ -23,23 +26,22 @@ const fanOutWorkers = 16
 // its expiry.
 const connectGrace = 10 * time.Second
 
-// Hub is the one Broadcaster, and the commit pipeline's live-update subscriber: the protocol, the subscription rules and
-// the fan-out, on a Registry and a Sender. The AWS and local hosts differ only in those.
+// Hub is the one Broadcaster: the protocol, the subscription rules and the fan-out
+// (Deliver), on a Registry and a Sender. The AWS and local hosts differ only in those,
+// and in what feeds Deliver (see Announcer): the FanoutFunction's SQS batches on AWS, a
+// Coalescer's goroutine locally.
 type Hub struct {
 	Registry Registry
 	Sender   Sender
 	Access   Access
-	// Pools, when set, gives pool-status messages their counts; without it there are no
-	// pool-status messages.
+	// Pools, when set, gives pool-status messages their counts; without it the fan-out
+	// sends no pool-status messages.
 	Pools PoolReader
 	Log   *slog.Logger
 	Now   func() time.Time
 }
 
-var (
-	_ Broadcaster     = (*Hub)(nil)
-	_ jobs.Subscriber = (*Hub)(nil)
-)
+var _ Broadcaster = (*Hub)(nil)
 
 func (h *Hub) now() time.Time {
 	if h.Now == nil {
@@ -137,111 +139,102 @@ func (h *Hub) answer(ctx context.Context, id string, data []byte) Message {
 	return Message{Event: event, At: now, Data: subscriptionData{ConnectionID: id, Role: c.Role.String(), All: c.All, Repositories: repos}}
 }
 
-// Broadcast sends each message to every unexpired connection that wants it, in order.
+// Broadcast sends each message to every unexpired connection that wants it, in order,
+// in one post per connection (see Deliver).
 func (h *Hub) Broadcast(ctx context.Context, msgs ...Message) error {
-	conns, err := h.Registry.List(ctx, h.now())
-	if err != nil || len(conns) == 0 {
+	frames, err := encodeAll(msgs)
+	if len(frames) == 0 {
 		return err
 	}
-	return h.fanOut(ctx, conns, msgs)
+	return errors.Join(err, h.Deliver(ctx, []Announcement{{At: h.now(), Frames: frames}}))
 }
 
-// publishTimeout bounds announcing one commit: live updates must never hold up the
-// change behind them (in Lambda, the batch and its visibility timeout).
-const publishTimeout = 2 * time.Second
-
-// Committed implements jobs.Subscriber: it announces the commit (Announce) within
-// publishTimeout and logs a failure. The change is done whatever happens here, and a
-// dashboard that missed an update catches up through the API.
-func (h *Hub) Committed(ctx context.Context, c *jobs.Commit) {
-	ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-	defer cancel()
-	if err := h.Announce(ctx, c); err != nil {
-		attrs := []any{"operation", c.Operation, "error", err}
-		if c.Delivery != nil {
-			attrs = append(attrs, "delivery_id", c.Delivery.DeliveryID)
+// Deliver is the fan-out: it sends what the announcements announce (each one's frames,
+// then a pool-status for each pool it names) to the connections that want it, in the
+// announcements' order (by commit time), coalesced into one post per connection: a
+// connection that wants one message receives that envelope, one that wants several
+// receives a JSON array of them (several arrays when they exceed MaxMessageBytes
+// together). The connections come from the Registry's Audience of the rooms involved,
+// so a message in a repository's room reads only that room's and everything's
+// subscribers; with nobody to tell, nothing more is read.
+//
+// It returns an error only when it sent nothing because the audience could not be read:
+// the announcements may then be delivered again. Later failures (a pool's counts, a
+// post) are logged, since sending again would repeat what others already received.
+func (h *Hub) Deliver(ctx context.Context, anns []Announcement) error {
+	anns = slices.Clone(anns)
+	slices.SortStableFunc(anns, func(a, b Announcement) int { return a.At.Compare(b.At) })
+	rooms := map[string]bool{}
+	for _, a := range anns {
+		for _, f := range a.Frames {
+			rooms[f.Room] = true
 		}
-		h.log().WarnContext(ctx, "live update failed", attrs...)
-	}
-}
-
-// Announce broadcasts what a commit changed: Messages, then a pool-status for every
-// pool whose counts it changed. With nobody connected it reads nothing more.
-func (h *Hub) Announce(ctx context.Context, c *jobs.Commit) error {
-	conns, err := h.Registry.List(ctx, h.now())
-	if err != nil || len(conns) == 0 {
-		return err
-	}
-	statuses, statusErr := h.poolStatuses(ctx, c)
-	return errors.Join(statusErr, h.fanOut(ctx, conns, append(Messages(c), statuses...)))
-}
-
-// AnnouncePoolChanges returns a fleet.Deps.PoolChanged hook: a pool created, replaced or
-// deleted through the API is announced as a pool-status message with the pool's counts
-// now (no delivery stands behind it), so that pages showing the pool's settings read
-// them again. Like Committed, it waits a bounded time and logs failures.
-func (h *Hub) AnnouncePoolChanges() func(ctx context.Context, pool string) {
-	return func(ctx context.Context, pool string) {
-		ctx, cancel := context.WithTimeout(ctx, publishTimeout)
-		defer cancel()
-		if err := h.publishPoolChange(ctx, pool); err != nil {
-			h.log().WarnContext(ctx, "live update of a pool change failed", "pool", pool, "error", err)
+		if len(a.Pools) > 0 && h.Pools != nil {
+			rooms[""] = true // pool-status has no room
 		}
 	}
-}
-
-func (h *Hub) publishPoolChange(ctx context.Context, pool string) error {
-	conns, err := h.Registry.List(ctx, h.now())
-	if err != nil || len(conns) == 0 {
-		return err
+	if len(rooms) == 0 {
+		return nil
 	}
-	d := poolStatusData{Pool: pool}
-	if h.Pools != nil {
-		if d, err = h.poolStatus(ctx, pool, &jobs.Plan{}); err != nil {
-			return fmt.Errorf("pool-status of %s: %w", pool, err)
-		}
+	conns, err := h.Registry.Audience(ctx, slices.Sorted(maps.Keys(rooms)), h.now())
+	if err != nil {
+		return fmt.Errorf("finding the connections to tell: %w", err)
 	}
-	return h.fanOut(ctx, conns, []Message{{Event: EventPoolStatus, At: h.now(), Data: d}})
-}
-
-type frame struct {
-	room string
-	data []byte
-}
-
-// fanOut encodes each message once and sends every connection the ones it wants, in
-// order, with up to fanOutWorkers connections served at a time.
-func (h *Hub) fanOut(ctx context.Context, conns []Connection, msgs []Message) error {
+	if len(conns) == 0 {
+		return nil
+	}
+	var frames []Frame
 	var errs []error
-	frames := make([]frame, 0, len(msgs))
-	for _, m := range msgs {
-		b, err := Encode(m)
-		if err != nil {
+	read := map[string]poolCounts{}
+	for _, a := range anns {
+		frames = append(frames, a.Frames...)
+		if len(a.Pools) > 0 && h.Pools != nil {
+			statuses, err := h.poolStatuses(ctx, a, read)
+			frames = append(frames, statuses...)
 			errs = append(errs, err)
-			continue
 		}
-		frames = append(frames, frame{room: m.Room, data: b})
 	}
+	errs = append(errs, h.fanOut(ctx, conns, frames))
+	if err := errors.Join(errs...); err != nil {
+		h.log().WarnContext(ctx, "live update failed", "announcements", len(anns), "error", err)
+	}
+	return nil
+}
+
+// fanOut sends every connection the frames it wants, in order, coalesced into as few
+// posts as MaxMessageBytes allows, with up to fanOutWorkers connections served at a time.
+func (h *Hub) fanOut(ctx context.Context, conns []Connection, frames []Frame) error {
 	var (
 		wg     sync.WaitGroup
 		mu     sync.Mutex
+		errs   []error
 		failed int
 		sem    = make(chan struct{}, fanOutWorkers)
 	)
+	// Connections that want the same frames (every dashboard subscribed to everything)
+	// share their posts: packed once, not once per connection.
+	packed := map[string][][]byte{}
 	for _, c := range conns {
 		var mine [][]byte
-		for _, f := range frames {
-			if c.Wants(f.room) {
-				mine = append(mine, f.data)
+		var wanted []byte // which frames, as a key
+		for i, f := range frames {
+			if c.Wants(f.Room) {
+				mine = append(mine, f.Data)
+				wanted = binary.AppendUvarint(wanted, uint64(i))
 			}
 		}
 		if len(mine) == 0 {
 			continue
 		}
+		posts, ok := packed[string(wanted)]
+		if !ok {
+			posts = coalesce(mine)
+			packed[string(wanted)] = posts
+		}
 		sem <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-sem }()
-			if err := h.deliver(ctx, c, mine); err != nil {
+			if err := h.deliver(ctx, c, posts); err != nil {
 				mu.Lock()
 				if failed++; failed == 1 {
 					errs = append(errs, err)
@@ -257,10 +250,38 @@ func (h *Hub) fanOut(ctx context.Context, conns []Connection, msgs []Message) er
 	return errors.Join(errs...)
 }
 
-// deliver sends one connection its messages in order. A connection that is gone is
+// coalesce packs encoded messages into posts: a message alone as it is, several as a
+// JSON array of them, each post at most MaxMessageBytes (a message that fills a post by
+// itself goes alone).
+func coalesce(msgs [][]byte) [][]byte {
+	var posts [][]byte
+	var group [][]byte
+	size := 1 // "["
+	flush := func() {
+		switch len(group) {
+		case 0:
+		case 1:
+			posts = append(posts, group[0])
+		default:
+			posts = append(posts, slices.Concat([]byte("["), bytes.Join(group, []byte(",")), []byte("]")))
+		}
+		group, size = nil, 1
+	}
+	for _, m := range msgs {
+		if len(group) > 0 && size+len(m)+1 > MaxMessageBytes { // the "," or the "]"
+			flush()
+		}
+		group = append(group, m)
+		size += len(m) + 1
+	}
+	flush()
+	return posts
+}
+
+// deliver sends one connection its posts in order. A connection that is gone is
 // forgotten (unless it may still be connecting), which is not an error.
-func (h *Hub) deliver(ctx context.Context, c Connection, data [][]byte) error {
-	for _, b := range data {
+func (h *Hub) deliver(ctx context.Context, c Connection, posts [][]byte) error {
+	for _, b := range posts {
 		err := h.Sender.Send(ctx, c.ID, b)
 		if errors.Is(err, ErrGone) {
 			if !c.ConnectedAt.IsZero() && h.now().Sub(c.ConnectedAt) < connectGrace {

@@ -6,9 +6,9 @@
 // local hosts behave the same by construction:
 //
 //   - Registry keeps the connections and their subscriptions, with an expiry (DynamoDB on
-//     AWS, memory locally). API Gateway closes a WebSocket after 2 hours and does not
-//     guarantee $disconnect, so a record must stop counting on its own: every read
-//     ignores expired records, and the DynamoDB item also carries a TTL.
+//     AWS, memory locally), indexed by room. API Gateway closes a WebSocket after 2 hours
+//     and does not guarantee $disconnect, so a record must stop counting on its own:
+//     every read ignores expired records, and the DynamoDB items also carry a TTL.
 //   - Sender delivers one encoded message to one connection (apigatewaymanagementapi's
 //     PostToConnection on AWS, the in-process coder/websocket hub locally) and reports
 //     ErrGone for a connection that no longer exists, which the Hub then forgets.
@@ -25,7 +25,13 @@
 //	{"action": "unsubscribe"}                                         // nothing any more
 //	{"action": "ping"}                                                // answered with pong
 //
-// Every server message is one envelope, {"event", "room", "data", "at"}. Messages about
+// Fan-out runs behind the post-commit event, never on the committing goroutine: the
+// Announcer subscriber only hands each commit's Announcement to an Outbox (an SQS queue
+// feeding the FanoutFunction on AWS, a Coalescer's bounded channel locally), and the
+// Hub's Deliver posts what has gathered, at most one post per connection per run.
+//
+// Every server message is one envelope, {"event", "room", "data", "at"}; a post that
+// carries several is a JSON array of envelopes. Messages about
 // a repository are in its room, "repo:<full_name>", and reach the connections subscribed
 // to that repository or to everything; messages without a room (pool-status, an
 // organisation's ping) reach every connection subscribed to anything. Each message
@@ -179,6 +185,12 @@ type Registry interface {
 	Delete(ctx context.Context, id string) error
 	// List returns the connections unexpired at now, without scanning.
 	List(ctx context.Context, now time.Time) ([]Connection, error)
+	// Audience returns, each once, the connections unexpired at now that want a message
+	// in at least one of rooms ("" stands for messages without a room), reading only
+	// the subscribers of those rooms and of everything: a repository's message never
+	// lists every connection. A returned connection's Subscription may be partial, but
+	// tells which of rooms it wants.
+	Audience(ctx context.Context, rooms []string, now time.Time) ([]Connection, error)
 }
 
 // Sender delivers one encoded message to one connection.

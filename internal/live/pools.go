@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
@@ -39,77 +40,80 @@ type poolRunner struct {
 
 const runnerRemoved jobs.RunnerState = "removed"
 
-// poolStatuses reads the counts of every pool the commit changed (jobs.Commit.Pools).
-// The byTime index behind PendingJobs and IdleRunners is eventually consistent on
-// DynamoDB and may not show the commit yet, so the commit's own entities override what it
-// lists.
-func (h *Hub) poolStatuses(ctx context.Context, c *jobs.Commit) ([]Message, error) {
-	if h.Pools == nil {
-		return nil, nil
+// poolCounts is what a pool's indexes list, read once per fan-out run.
+type poolCounts struct {
+	pending map[int64]bool
+	idle    map[string]bool
+	capped  bool
+}
+
+func (h *Hub) readPool(ctx context.Context, pool string) (poolCounts, error) {
+	listed, err := h.Pools.PendingJobs(ctx, pool, "", poolCountCap)
+	if err != nil {
+		return poolCounts{}, err
 	}
-	var deliveryID string
-	if c.Delivery != nil {
-		deliveryID = c.Delivery.DeliveryID
+	idle, err := h.Pools.IdleRunners(ctx, pool, "", poolCountCap)
+	if err != nil {
+		return poolCounts{}, err
 	}
+	c := poolCounts{pending: map[int64]bool{}, idle: map[string]bool{}, capped: len(listed) >= poolCountCap || len(idle) >= poolCountCap}
+	for _, j := range listed {
+		c.pending[j.ID] = true
+	}
+	for _, r := range idle {
+		c.idle[r.Name] = true
+	}
+	return c, nil
+}
+
+// poolStatuses returns the pool-status messages of an announcement, one per pool it
+// names, reading each pool's counts once per fan-out run (read holds them). The byTime
+// index behind PendingJobs and IdleRunners is eventually consistent on DynamoDB and may
+// not show the commit yet, so the commit's own entities override what it lists: each
+// message's counts are right for its commit, and the last one of a run for them all.
+func (h *Hub) poolStatuses(ctx context.Context, a Announcement, read map[string]poolCounts) ([]Frame, error) {
 	var msgs []Message
 	var errs []error
-	for _, pool := range c.Pools {
-		d, err := h.poolStatus(ctx, pool, c.Plan)
-		if err != nil {
-			errs = append(errs, fmt.Errorf("pool-status of %s: %w", pool, err))
-			continue
+	for _, pool := range a.Pools {
+		counts, ok := read[pool]
+		if !ok {
+			var err error
+			if counts, err = h.readPool(ctx, pool); err != nil {
+				errs = append(errs, fmt.Errorf("pool-status of %s: %w", pool, err))
+				continue
+			}
+			read[pool] = counts
 		}
-		d.DeliveryID = deliveryID
-		msgs = append(msgs, Message{Event: EventPoolStatus, At: c.At, Data: d, Brief: struct {
+		d := poolStatus(pool, counts, a)
+		msgs = append(msgs, Message{Event: EventPoolStatus, At: a.At, Data: d, Brief: struct {
 			Trimmed
 			Pool    string `json:"pool"`
 			Pending int    `json:"pending"`
 			Idle    int    `json:"idle"`
 		}{trimmed(""), d.Pool, d.Pending, d.Idle}})
 	}
-	return msgs, errors.Join(errs...)
+	frames, err := encodeAll(msgs)
+	return frames, errors.Join(append(errs, err)...)
 }
 
-func (h *Hub) poolStatus(ctx context.Context, pool string, plan *jobs.Plan) (poolStatusData, error) {
-	d := poolStatusData{Pool: pool}
-	listed, err := h.Pools.PendingJobs(ctx, pool, "", poolCountCap)
-	if err != nil {
-		return d, err
-	}
-	idle, err := h.Pools.IdleRunners(ctx, pool, "", poolCountCap)
-	if err != nil {
-		return d, err
-	}
-	d.Capped = len(listed) >= poolCountCap || len(idle) >= poolCountCap
-
-	pending := map[int64]bool{}
-	for _, j := range listed {
-		pending[j.ID] = true
-	}
-	for _, j := range plan.Change.Jobs {
+func poolStatus(pool string, counts poolCounts, a Announcement) poolStatusData {
+	d := poolStatusData{Pool: pool, Capped: counts.capped, DeliveryID: a.DeliveryID}
+	pending := maps.Clone(counts.pending)
+	for _, j := range a.Jobs {
 		pending[j.ID] = j.Pool == pool && j.Allocation == jobs.AllocationPending
 		if j.Pool == pool {
-			d.Jobs = append(d.Jobs, poolJob{ID: j.ID, Status: j.Status, Allocation: j.Allocation, ReservedRunner: j.ReservedRunner})
+			d.Jobs = append(d.Jobs, j.poolJob)
 		}
 	}
-	idleNames := map[string]bool{}
-	for _, r := range idle {
-		idleNames[r.Name] = true
-	}
-	for _, r := range plan.Change.Runners {
-		idleNames[r.Name] = r.Pool == pool && r.State == jobs.RunnerIdle
+	idle := maps.Clone(counts.idle)
+	for _, r := range a.Runners {
+		idle[r.Name] = r.Pool == pool && r.State == jobs.RunnerIdle
 		if r.Pool == pool {
-			d.Runners = append(d.Runners, poolRunner{Name: r.Name, State: r.State, JobID: r.JobID})
+			d.Runners = append(d.Runners, r.poolRunner)
 		}
 	}
-	for _, r := range plan.Change.DeleteRunners {
-		idleNames[r.Name] = false
-		if r.Pool == pool {
-			d.Runners = append(d.Runners, poolRunner{Name: r.Name, State: runnerRemoved})
-		}
-	}
-	d.Pending, d.Idle = countTrue(pending), countTrue(idleNames)
-	return d, nil
+	d.Pending, d.Idle = countTrue(pending), countTrue(idle)
+	return d
 }
 
 func countTrue[K comparable](m map[K]bool) int {

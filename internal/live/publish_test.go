@@ -41,14 +41,35 @@ func (s *sent) take(t *testing.T, id string) []received {
 	defer s.mu.Unlock()
 	var out []received
 	for _, b := range s.msg[id] {
-		var r received
-		if err := json.Unmarshal(b, &r); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, r)
+		out = append(out, unbatch(t, b)...)
 	}
 	delete(s.msg, id)
 	return out
+}
+
+// unbatch decodes one post: an envelope, or a JSON array of them.
+func unbatch(t *testing.T, post []byte) []received {
+	t.Helper()
+	if len(post) > 0 && post[0] == '[' {
+		var rs []received
+		if err := json.Unmarshal(post, &rs); err != nil {
+			t.Fatal(err)
+		}
+		return rs
+	}
+	var r received
+	if err := json.Unmarshal(post, &r); err != nil {
+		t.Fatal(err)
+	}
+	return []received{r}
+}
+
+// deliverNow is an Outbox that runs the fan-out at once, so that a test sees each
+// commit's messages as soon as it is processed.
+type deliverNow struct{ hub *live.Hub }
+
+func (d deliverNow) Publish(ctx context.Context, a live.Announcement) error {
+	return d.hub.Deliver(ctx, []live.Announcement{a})
 }
 
 type received struct {
@@ -92,7 +113,7 @@ func newPublishFixture(t *testing.T) *publishFixture {
 		Engine: &jobs.Engine{Store: store, Deliveries: store, Step: time.Minute, Pools: []jobs.Pool{
 			{Name: "ubuntu", Labels: []string{"ubuntu-latest"}, MaxRunners: 5},
 			{Name: "gpu", Labels: []string{"gpu", "db-app", "dc-03"}, MaxRunners: 1},
-		}, Subscribers: []jobs.Subscriber{f.hub}},
+		}, Subscribers: []jobs.Subscriber{&live.Announcer{Outbox: deliverNow{f.hub}}}},
 		Log: log, Now: time.Now,
 	}
 	return f

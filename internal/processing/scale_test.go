@@ -10,8 +10,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +21,8 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/live"
+	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -32,6 +36,8 @@ var (
 	scaleRate  = flag.Float64("scale.rate", 400, "deliveries per second the simulated load is scaled to")
 	scaleRepos = flag.Int("scale.repos", 200, "repositories of the simulated enterprise (Zipf-skewed)")
 	scaleTop   = flag.Int("scale.top", 25, "hottest partition keys the simulation prints")
+	// The dashboards of issue 14 item 4, each subscribed to everything.
+	scaleDashboards = flag.Int("scale.dashboards", 50, "WebSocket connections the simulated fan-out serves")
 )
 
 const (
@@ -116,6 +122,13 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 		Engine:  &jobs.Engine{Store: store, Pools: pools, Step: time.Minute},
 		Signals: &recordedSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
 	}
+	// Live updates leave the processor as FanoutQueue messages, no DynamoDB request;
+	// scaleFanout delivers them below as the FanoutFunction would.
+	var announced []live.Announcement
+	p.Engine.Subscribe(&live.Announcer{Outbox: outboxFunc(func(_ context.Context, a live.Announcement) error {
+		announced = append(announced, a)
+		return nil
+	})})
 	start := time.Now()
 	handedOver := 0 // in_progress deliveries that named a runner RunnerHub had not reserved
 	for i, d := range stream {
@@ -155,7 +168,53 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	}
 	t.Logf("hottest partition keys at %.0f deliveries/s (goal: each ≤ %.0f WCU/s; a sharded key's load is the mean of its shards):\n%s",
 		*scaleRate, limit, strings.Join(report, "\n"))
-	t.Logf("cost per delivery by event type (WCU: table, transactional writes doubled; GSI WCU; RCU):\n%s", meter.eventReport())
+	scaleFanout(ctx, t, env, meter, store, announced)
+	t.Logf("cost per delivery by event type (WCU: table, transactional writes doubled; GSI WCU; RCU; fanout: per run):\n%s", meter.eventReport())
+}
+
+// scaleFanout is the FanoutFunction's side of the load: -scale.dashboards connections
+// subscribed to everything (recorded unmetered: they connect once, not per delivery) and
+// the stream's announcements delivered in runs of one second's worth at -scale.rate, as
+// the event source's batching window gathers them. Its requests are charged to
+// "fanout", one "delivery" per run. It writes nothing (no connection is gone), and its
+// reads come once per run, not once per delivery.
+func scaleFanout(ctx context.Context, t *testing.T, env *testenv.AWS, meter *capacityMeter, store *awsstore.Store, announced []live.Announcement) {
+	t.Helper()
+	setup := awslive.NewRegistry(env.DynamoDB(), env.EventsTable)
+	now := time.Now().UTC()
+	for i := range *scaleDashboards {
+		c := live.Connection{ID: fmt.Sprintf("dashboard-%02d", i), ConnectedAt: now, ExpiresAt: now.Add(live.ConnectionTTL)}
+		c.All = true
+		if err := setup.Put(ctx, c); err != nil {
+			t.Fatal(err)
+		}
+	}
+	posts := &postCounter{}
+	hub := &live.Hub{Registry: awslive.NewRegistry(env.DynamoDB(meter.option), env.EventsTable), Sender: posts, Pools: store}
+	runs := 0
+	for batch := range slices.Chunk(announced, max(int(*scaleRate), 1)) {
+		meter.charge("fanout")
+		if err := hub.Deliver(ctx, batch); err != nil {
+			t.Fatal(err)
+		}
+		runs++
+	}
+	u := meter.events["fanout"]
+	t.Logf("fan-out: %d announcements in %d runs of up to %.0f (one second's worth, one run a second per FanoutFunction instance) for %d dashboards: "+
+		"%.1f Queries and %.1f RCU per run (WSCONNS and each pool's PENDING# and IDLE#, once per run), %.1f posts per run, no write",
+		len(announced), runs, *scaleRate, *scaleDashboards, float64(u.requests["Query"])/float64(runs), u.rcu/float64(runs), float64(posts.n.Load())/float64(runs))
+	if u.wcu != 0 || u.requests["Query"] > runs*(1+2*len(scalePools)) {
+		t.Errorf("the fan-out made %d Queries in %d runs and %.0f WCU; want at most one of WSCONNS and two per pool per run, and no write",
+			u.requests["Query"], runs, u.wcu)
+	}
+}
+
+// postCounter counts posts to connections.
+type postCounter struct{ n atomic.Int64 }
+
+func (c *postCounter) Send(context.Context, string, []byte) error {
+	c.n.Add(1)
+	return nil
 }
 
 func indexName(index string) string {

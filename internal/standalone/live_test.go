@@ -63,20 +63,29 @@ func TestLiveUpdates(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ws.CloseNow()
+	type message struct {
+		Event string         `json:"event"`
+		Room  string         `json:"room"`
+		Data  map[string]any `json:"data"`
+	}
+	// next returns the next message; a post carries one, or a JSON array of them.
+	var pending []message
 	next := func() (event, room string, data map[string]any) {
 		t.Helper()
-		_, b, err := ws.Read(ctx)
-		if err != nil {
-			t.Fatal(err)
+		for len(pending) == 0 {
+			_, b, err := ws.Read(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if b[0] != '[' {
+				b = []byte("[" + string(b) + "]")
+			}
+			if err := json.Unmarshal(b, &pending); err != nil {
+				t.Fatal(err)
+			}
 		}
-		var m struct {
-			Event string         `json:"event"`
-			Room  string         `json:"room"`
-			Data  map[string]any `json:"data"`
-		}
-		if err := json.Unmarshal(b, &m); err != nil {
-			t.Fatal(err)
-		}
+		m := pending[0]
+		pending = pending[1:]
 		return m.Event, m.Room, m.Data
 	}
 	if err := ws.Write(ctx, websocket.MessageText, []byte(`{"action":"subscribe","repositories":["codertocat/hello-world"]}`)); err != nil {

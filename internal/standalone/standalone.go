@@ -75,6 +75,7 @@ type Stack struct {
 	queue     *embedded.Queue
 	processor *processing.Processor
 	live      *localhub.Server
+	fanout    *live.Coalescer
 	log       *slog.Logger
 	// requests and processing count what is in flight, for the shutdown's log.
 	requests, processing atomic.Int64
@@ -123,12 +124,16 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	}
 	tickets := live.NewTickets(cmp.Or(cfg.APITokens, generated), cfg.APIReadTokens)
 	hub := localhub.New(live.Hub{Access: live.Access{Tokens: tokens, Tickets: tickets}, Pools: store, Log: log})
+	// Live updates leave the committing goroutine at once: the fan-out runs on its own
+	// (Serve starts it), at most once per live.CoalesceInterval.
+	fanout := live.NewCoalescer(hub.Hub(), live.CoalesceInterval, live.CoalescerBuffer)
+	announcer := &live.Announcer{Outbox: fanout, Idle: func() bool { return hub.Count() == 0 }, Log: log}
 	signals := &jobs.SignalSender{Signals: logSignals{log: log}, Log: log}
 	// One engine for the processor and the fleet API: every commit, a delivery's or a
 	// runner operation's, is heard by the same subscribers.
-	engine := cfg.Engine(failures.Jobs(store), failures.Store(store), signals, m, jobs.Log{Logger: log}, hub.Hub())
+	engine := cfg.Engine(failures.Jobs(store), failures.Store(store), signals, m, jobs.Log{Logger: log}, announcer)
 	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: log}
-	runners.PoolChanged = hub.Hub().AnnouncePoolChanges()
+	runners.PoolChanged = announcer.AnnouncePoolChanges()
 	m.WatchPools(runners.PoolStatus)
 	// The reconciler's runner changes go through the engine, whose subscribers send their
 	// demands: it sends none itself.
@@ -162,6 +167,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 			Now:        time.Now,
 		},
 		live:        hub,
+		fanout:      fanout,
 		log:         log,
 		resendEvery: resendEvery,
 		resendAfter: jobs.DefaultResendAfter,
@@ -223,6 +229,7 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { s.consume(workCtx) })
 	}
 	wg.Go(func() { s.resendDemands(workCtx) })
+	wg.Go(func() { s.fanout.Run(workCtx) })
 	if s.Reconciler != nil {
 		wg.Go(func() { every(workCtx, s.Reconciler.Interval, func(ctx context.Context) { s.Reconciler.Run(ctx) }) })
 	}

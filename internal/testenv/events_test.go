@@ -192,6 +192,7 @@ func generateEvents(t *testing.T) map[string][]byte {
 		Detail:    json.RawMessage(`{}`),
 	})
 	maps.Copy(files, generateWebSocketEvents(t))
+	maps.Copy(files, generateFanoutEvents(t))
 	maps.Copy(files, generateAPIEvents(t))
 	return files
 }

@@ -19,7 +19,7 @@ func TestMakeInvokeListsTheFunctions(t *testing.T) {
 		if err == nil || strings.Contains(string(out), "No rule to make target") {
 			t.Errorf("make invoke %v: %v: %s, want a refusal", args, err, out)
 		}
-		for _, fn := range []string{"WebhookFunction", "ProcessorFunction", "ApiFunction", "WebSocketFunction"} {
+		for _, fn := range []string{"WebhookFunction", "ProcessorFunction", "ApiFunction", "WebSocketFunction", "FanoutFunction"} {
 			if !strings.Contains(string(out), fn) {
 				t.Errorf("make invoke %v does not list %s: %s", args, fn, out)
 			}

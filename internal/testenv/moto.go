@@ -45,6 +45,7 @@ type AWS struct {
 	EventsQueueURL string
 	EventsDLQURL   string
 	DemandQueueURL string // runner signals (scale-up demand, pre-warm)
+	FanoutQueueURL string // live updates, to the FanoutFunction
 	PayloadBucket  string
 
 	moto *motoProcess
@@ -106,7 +107,7 @@ func (a *AWS) Fresh(t testing.TB) *AWS {
 // aws-lambda-rie) needs to use these resources, as "K=V" strings: AWS_ENDPOINT_URL,
 // AWS_REGION, AWS_DEFAULT_REGION, AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY,
 // RUNNERHUB_EVENTS_TABLE, RUNNERHUB_EVENTS_QUEUE_URL, RUNNERHUB_EVENTS_DLQ_URL,
-// RUNNERHUB_DEMAND_QUEUE_URL and RUNNERHUB_PAYLOAD_BUCKET. Append it to os.Environ() or to a minimal environment.
+// RUNNERHUB_DEMAND_QUEUE_URL, RUNNERHUB_FANOUT_QUEUE_URL and RUNNERHUB_PAYLOAD_BUCKET. Append it to os.Environ() or to a minimal environment.
 func (a *AWS) Env() []string {
 	return []string{
 		"AWS_ENDPOINT_URL=" + a.Endpoint,
@@ -118,6 +119,7 @@ func (a *AWS) Env() []string {
 		"RUNNERHUB_EVENTS_QUEUE_URL=" + a.EventsQueueURL,
 		"RUNNERHUB_EVENTS_DLQ_URL=" + a.EventsDLQURL,
 		"RUNNERHUB_DEMAND_QUEUE_URL=" + a.DemandQueueURL,
+		"RUNNERHUB_FANOUT_QUEUE_URL=" + a.FanoutQueueURL,
 		"RUNNERHUB_PAYLOAD_BUCKET=" + a.PayloadBucket,
 	}
 }
@@ -402,6 +404,7 @@ type provisionResult struct {
 	EventsQueueURL string `json:"EventsQueueUrl"`
 	EventsDLQURL   string `json:"EventsDLQUrl"`
 	DemandQueueURL string `json:"DemandQueueUrl"`
+	FanoutQueueURL string `json:"FanoutQueueUrl"`
 	PayloadBucket  string
 	Region         string
 }
@@ -441,7 +444,7 @@ func (m *motoProcess) provision(stack string, wait time.Duration) (*AWS, error) 
 	if err := json.Unmarshal(stdout.Bytes(), &r); err != nil {
 		return nil, fmt.Errorf("moto-provision.py printed %q: %v\n%s", stdout.String(), err, stderr.String())
 	}
-	if r.EventsTable == "" || r.EventsQueueURL == "" || r.EventsDLQURL == "" || r.DemandQueueURL == "" || r.PayloadBucket == "" {
+	if r.EventsTable == "" || r.EventsQueueURL == "" || r.EventsDLQURL == "" || r.DemandQueueURL == "" || r.FanoutQueueURL == "" || r.PayloadBucket == "" {
 		return nil, fmt.Errorf("moto-provision.py left a name empty: %s", stdout.String())
 	}
 	if r.Region == "" {
@@ -455,6 +458,7 @@ func (m *motoProcess) provision(stack string, wait time.Duration) (*AWS, error) 
 		EventsQueueURL: r.EventsQueueURL,
 		EventsDLQURL:   r.EventsDLQURL,
 		DemandQueueURL: r.DemandQueueURL,
+		FanoutQueueURL: r.FanoutQueueURL,
 		PayloadBucket:  r.PayloadBucket,
 		moto:           m,
 	}, nil

@@ -202,6 +202,7 @@ func TestStartAWSProvisionsTheTemplate(t *testing.T) {
 			"RUNNERHUB_EVENTS_QUEUE_URL": a.EventsQueueURL,
 			"RUNNERHUB_EVENTS_DLQ_URL":   a.EventsDLQURL,
 			"RUNNERHUB_DEMAND_QUEUE_URL": a.DemandQueueURL,
+			"RUNNERHUB_FANOUT_QUEUE_URL": a.FanoutQueueURL,
 			"RUNNERHUB_PAYLOAD_BUCKET":   a.PayloadBucket,
 		}
 		for k, v := range want {
@@ -224,6 +225,7 @@ func TestStartAWSProvisionsTheTemplate(t *testing.T) {
 			{a.EventsQueueURL, b.EventsQueueURL},
 			{a.EventsDLQURL, b.EventsDLQURL},
 			{a.DemandQueueURL, b.DemandQueueURL},
+			{a.FanoutQueueURL, b.FanoutQueueURL},
 			{a.PayloadBucket, b.PayloadBucket},
 		} {
 			if pair[0] == pair[1] {

@@ -35,6 +35,10 @@ const EventsSecret = "runnerhub-events-secret"
 // (events/README.md). Functions invoked with them need RUNNERHUB_API_TOKENS=EventsAPIToken.
 const EventsAPIToken = "runnerhub-events-api-token"
 
+// FanoutPool is the pool whose counts the commits announced in events/fanout-sqs.json
+// changed (events/README.md).
+const FanoutPool = "default"
+
 // rieInstallHint is how CI installs the emulator, at the version the tests were written for.
 const rieInstallHint = "go install github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie@v0.0.0-20261030222936-bef5c4ba774d"
 

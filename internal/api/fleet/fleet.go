@@ -46,7 +46,7 @@ type Deps struct {
 	// send the caller there; RUNNERHUB_POOLS when empty.
 	PoolsSource string
 	// PoolChanged, when set, hears of every pool created, replaced or deleted here, once
-	// stored, so that live views can announce it (live.Hub.AnnouncePoolChanges).
+	// stored, so that live views can announce it (live.Announcer.AnnouncePoolChanges).
 	PoolChanged func(ctx context.Context, pool string)
 	Log         *slog.Logger
 	Now         func() time.Time // time.Now when nil

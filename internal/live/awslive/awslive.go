@@ -4,10 +4,12 @@
 // handler for the WebSocket API's $connect, $disconnect and $default routes. The
 // protocol and the fan-out are live.Hub's, exactly as in the local stack.
 //
-// Fan-out runs in the processor, right after a delivery's commit (see the README's
-// "Live updates"): the processor already holds the plan (which job moved, and how), so
-// nothing has to be reconstructed from stream images, and no function or stream is
-// added. The processor bounds it with a short timeout and only logs its failures.
+// Fan-out runs in the FanoutFunction (FanoutHandler), behind the post-commit event: the
+// processor and the ApiFunction only send each commit's announcement to FanoutQueue
+// (Outbox), and the FanoutFunction delivers each SQS batch in one run of the Hub's
+// fan-out, one post per connection, finding the connections by room (Registry.Audience).
+// A commit therefore costs one SendMessage whatever the number of dashboards, and the
+// posts no longer share the processor's time (see the README's "Live updates").
 package awslive
 
 import (
@@ -37,7 +39,7 @@ func New(cfg aws.Config, table, endpoint string, h live.Hub) (*live.Hub, error) 
 	h.Registry = NewRegistry(dynamodb.NewFromConfig(cfg), table)
 	h.Sender = NewSender(apigatewaymanagementapi.NewFromConfig(cfg, func(o *apigatewaymanagementapi.Options) {
 		o.BaseEndpoint = aws.String(endpoint)
-		// A broadcast runs under the processor's short timeout: one retry at most.
+		// A fan-out run serves a whole batch within the function's timeout: one retry at most.
 		o.RetryMaxAttempts = 2
 	}))
 	return &h, nil

@@ -33,8 +33,8 @@ type Client interface {
 
 // Harness is one host, with fresh, empty state.
 type Harness struct {
-	// Hub is the host's hub (Registry, Sender and Access set), the Broadcaster the
-	// processor publishes through.
+	// Hub is the host's hub (Registry, Sender and Access set), whose fan-out delivers
+	// what commits announce.
 	Hub *live.Hub
 	// Token is a valid admin API token and ReadToken a valid read-only one;
 	// Hub.Access.Tickets accepts tickets issued for either.
@@ -67,6 +67,8 @@ func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
 		{"closing forgets the connection", testClose},
 		{"large messages are trimmed", testTrimmed},
 		{"concurrent subscriptions are all kept", testConcurrentUpdates},
+		{"a broadcast is one post per connection", testCoalesced},
+		{"the audience of a room is its subscribers and everything's", testAudience},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newHarness(t)) })
@@ -169,14 +171,34 @@ func expectOnly(t testing.TB, c Client, want ...[]byte) {
 	var got [][]byte
 	for {
 		b := c.Next(t)
-		if decode(t, b).Event == live.EventPong {
+		if b[0] != '[' && decode(t, b).Event == live.EventPong {
 			break
 		}
-		got = append(got, b)
+		got = append(got, unbatch(t, b)...)
 	}
 	if !slices.EqualFunc(got, want, func(a, b []byte) bool { return string(a) == string(b) }) {
 		t.Errorf("received\n%s\nwant\n%s", lines(got), lines(want))
 	}
+}
+
+// unbatch splits a post into its messages: a JSON array of envelopes, or one envelope.
+func unbatch(t testing.TB, post []byte) [][]byte {
+	t.Helper()
+	if post[0] != '[' {
+		return [][]byte{post}
+	}
+	var batch []json.RawMessage
+	if err := json.Unmarshal(post, &batch); err != nil {
+		t.Fatalf("received %q, not a JSON array of messages: %v", post, err)
+	}
+	if len(batch) < 2 {
+		t.Errorf("received an array of %d messages; one message goes alone", len(batch))
+	}
+	msgs := make([][]byte, len(batch))
+	for i, m := range batch {
+		msgs[i] = m
+	}
+	return msgs
 }
 
 func lines(msgs [][]byte) string {
@@ -623,5 +645,99 @@ func testConcurrentUpdates(t *testing.T, h *Harness) {
 	}
 	if _, err := h.Hub.Registry.Update(ctx, "never-connected", live.SubscriptionChange{Subscribe: true}, now); !errors.Is(err, live.ErrUnknownConnection) {
 		t.Errorf("updating an unknown connection: %v, want ErrUnknownConnection", err)
+	}
+}
+
+// testCoalesced: the messages of one broadcast that a connection wants reach it in one
+// post, a JSON array of the envelopes in order; a single message goes as its envelope.
+func testCoalesced(t *testing.T, h *Harness) {
+	c, _ := connectSubscribed(t, h, "octo-org/a")
+	defer c.Close(t)
+	at := time.Now().UTC().Truncate(time.Millisecond)
+	msgs := []live.Message{
+		{Event: live.EventWorkflowJob, Room: live.Room("octo-org/a"), At: at, Data: map[string]any{"job": map[string]any{"id": 1}}},
+		{Event: live.EventPush, Room: live.Room("octo-org/elsewhere"), At: at, Data: 0},
+		{Event: live.EventWebhook, Room: live.Room("octo-org/a"), At: at, Data: map[string]any{"event": "workflow_job"}},
+		{Event: live.EventPoolStatus, At: at, Data: map[string]any{"pool": "linux"}},
+	}
+	if err := h.Hub.Broadcast(context.Background(), msgs...); err != nil {
+		t.Fatal(err)
+	}
+	want := "[" + string(encode(t, msgs[0])) + "," + string(encode(t, msgs[2])) + "," + string(encode(t, msgs[3])) + "]"
+	if got := string(c.Next(t)); got != want {
+		t.Errorf("received\n  %s\nwant one post\n  %s", got, want)
+	}
+	if err := h.Hub.Broadcast(context.Background(), msgs[1], msgs[2]); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Next(t); string(got) != string(encode(t, msgs[2])) {
+		t.Errorf("received %s, want the one message it wants, as its envelope", got)
+	}
+	expectOnly(t, c)
+}
+
+// testAudience checks the Registry port directly: a room's audience is its
+// subscribers and those of everything, a message without a room reaches every
+// connection subscribed to anything, and unsubscribing or forgetting a connection takes
+// it out of its rooms.
+func testAudience(t *testing.T, h *Harness) {
+	ctx := context.Background()
+	a, idA := connectSubscribed(t, h, "Octo-Org/A")
+	defer a.Close(t)
+	b, idB := connectSubscribed(t, h, "octo-org/b", "octo-org/a")
+	defer b.Close(t)
+	all, idAll := connectSubscribed(t, h)
+	defer all.Close(t)
+	idle := connect(t, h)
+	defer idle.Close(t)
+	ids := func(rooms ...string) []string {
+		t.Helper()
+		conns, err := h.Hub.Registry.Audience(ctx, rooms, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out []string
+		for _, c := range conns {
+			for _, room := range rooms {
+				if !c.Wants(room) {
+					continue
+				}
+				out = append(out, c.ID)
+				break
+			}
+		}
+		slices.Sort(out)
+		return out
+	}
+	sorted := func(s ...string) []string { slices.Sort(s); return s }
+	steps := []struct {
+		name  string
+		rooms []string
+		want  []string
+	}{
+		{"one room, as GitHub spells it", []string{live.Room("octo-org/A")}, sorted(idA, idB, idAll)},
+		{"another room", []string{live.Room("octo-org/b")}, sorted(idB, idAll)},
+		{"a room nobody asked for", []string{live.Room("octo-org/nobody")}, []string{idAll}},
+		{"two rooms", []string{live.Room("octo-org/a"), live.Room("octo-org/b")}, sorted(idA, idB, idAll)},
+		{"no room", []string{""}, sorted(idA, idB, idAll)},
+	}
+	for _, s := range steps {
+		if got := ids(s.rooms...); !slices.Equal(got, s.want) {
+			t.Errorf("%s: audience %q, want %q", s.name, got, s.want)
+		}
+	}
+	request[subscription](t, b, map[string]any{"action": "unsubscribe", "repositories": []string{"octo-org/a"}}, live.EventUnsubscribed)
+	if got, want := ids(live.Room("octo-org/a")), sorted(idA, idAll); !slices.Equal(got, want) {
+		t.Errorf("after b unsubscribed from octo-org/a: audience %q, want %q", got, want)
+	}
+	request[subscription](t, all, map[string]any{"action": "unsubscribe"}, live.EventUnsubscribed)
+	if err := h.Hub.Registry.Delete(ctx, idA); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(live.Room("octo-org/a")); len(got) != 0 {
+		t.Errorf("after unsubscribing everything and forgetting a: audience %q, want nobody", got)
+	}
+	if got := ids(""); !slices.Equal(got, []string{idB}) {
+		t.Errorf("no room: audience %q, want only %s", got, idB)
 	}
 }

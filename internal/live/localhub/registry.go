@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -11,16 +12,24 @@ import (
 )
 
 // Registry is the in-memory live.Registry of the local stack: connections live as long
-// as the process, so there is nothing to persist.
+// as the process, so there is nothing to persist. Subscriptions are indexed by room, as
+// the DynamoDB registry's are, so that a repository's message finds its audience
+// without looking at every connection.
 type Registry struct {
 	mu    sync.Mutex
 	conns map[string]live.Connection
+	// rooms holds, per lower-cased repository, the ids subscribed to it; all the ids
+	// subscribed to everything.
+	rooms map[string]map[string]bool
+	all   map[string]bool
 }
 
 var _ live.Registry = (*Registry)(nil)
 
 // NewRegistry returns an empty registry.
-func NewRegistry() *Registry { return &Registry{conns: map[string]live.Connection{}} }
+func NewRegistry() *Registry {
+	return &Registry{conns: map[string]live.Connection{}, rooms: map[string]map[string]bool{}, all: map[string]bool{}}
+}
 
 // Put implements live.Registry.
 func (r *Registry) Put(_ context.Context, c live.Connection) error {
@@ -31,8 +40,37 @@ func (r *Registry) Put(_ context.Context, c live.Connection) error {
 	c.ConnectedAt = c.ConnectedAt.UTC().Truncate(time.Millisecond)
 	c.ExpiresAt = c.ExpiresAt.UTC().Truncate(time.Second)
 	c.Repositories = slices.Clone(c.Repositories)
-	r.conns[c.ID] = c
+	r.set(c)
 	return nil
+}
+
+// set records c and indexes its subscription in place of any earlier one.
+func (r *Registry) set(c live.Connection) {
+	r.unindex(c.ID)
+	r.conns[c.ID] = c
+	if c.All {
+		r.all[c.ID] = true
+	}
+	for _, repo := range c.Repositories {
+		if r.rooms[repo] == nil {
+			r.rooms[repo] = map[string]bool{}
+		}
+		r.rooms[repo][c.ID] = true
+	}
+}
+
+func (r *Registry) unindex(id string) {
+	old, ok := r.conns[id]
+	if !ok {
+		return
+	}
+	delete(r.all, id)
+	for _, repo := range old.Repositories {
+		delete(r.rooms[repo], id)
+		if len(r.rooms[repo]) == 0 {
+			delete(r.rooms, repo)
+		}
+	}
 }
 
 // Update implements live.Registry.
@@ -47,7 +85,7 @@ func (r *Registry) Update(_ context.Context, id string, change live.Subscription
 		return live.Connection{}, live.ErrTooManyRepositories
 	}
 	c.Subscription = change.Apply(c.Subscription)
-	r.conns[id] = c
+	r.set(c)
 	return c, nil
 }
 
@@ -55,22 +93,50 @@ func (r *Registry) Update(_ context.Context, id string, change live.Subscription
 func (r *Registry) Delete(_ context.Context, id string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	delete(r.conns, id)
+	r.delete(id)
 	return nil
+}
+
+func (r *Registry) delete(id string) {
+	r.unindex(id)
+	delete(r.conns, id)
 }
 
 // List implements live.Registry. Expired records are dropped as they are found.
 func (r *Registry) List(_ context.Context, now time.Time) ([]live.Connection, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]live.Connection, 0, len(r.conns))
-	for _, id := range slices.Sorted(maps.Keys(r.conns)) {
+	return r.unexpired(slices.Collect(maps.Keys(r.conns)), now), nil
+}
+
+// Audience implements live.Registry: the ids subscribed to everything and those of each
+// room's repository; every connection only for a message without a room.
+func (r *Registry) Audience(_ context.Context, rooms []string, now time.Time) ([]live.Connection, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if slices.Contains(rooms, "") {
+		all := r.unexpired(slices.Collect(maps.Keys(r.conns)), now)
+		return slices.DeleteFunc(all, func(c live.Connection) bool { return !c.Active() }), nil
+	}
+	ids := maps.Clone(r.all)
+	for _, room := range rooms {
+		repo, _ := strings.CutPrefix(room, live.RoomPrefix)
+		maps.Copy(ids, r.rooms[strings.ToLower(repo)])
+	}
+	return r.unexpired(slices.Collect(maps.Keys(ids)), now), nil
+}
+
+// unexpired returns the records of ids in id order, dropping the expired ones.
+func (r *Registry) unexpired(ids []string, now time.Time) []live.Connection {
+	slices.Sort(ids)
+	out := make([]live.Connection, 0, len(ids))
+	for _, id := range ids {
 		c := r.conns[id]
 		if c.Expired(now) {
-			delete(r.conns, id)
+			r.delete(id)
 			continue
 		}
 		out = append(out, c)
 	}
-	return out, nil
+	return out
 }

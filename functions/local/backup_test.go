@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -40,7 +39,7 @@ func runningStack(t *testing.T) (config.Config, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stack, err := standalone.Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stack, err := standalone.Open(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}

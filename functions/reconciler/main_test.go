@@ -2,7 +2,6 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -81,7 +80,7 @@ func newHarness(t *testing.T) *harness {
 	queue := sqs.NewFromConfig(env.Config)
 	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	// GitHub's deliveries reach the same handler the WebhookFunction serves.
 	ing := httptest.NewServer(&ingest.Handler{Parser: &webhook.Parser{Verifier: webhook.NewVerifier(secret, "")},
 		Store: store, Queue: awsstore.NewQueue(queue, env.EventsQueueURL), MaxBodyBytes: 25 << 20, Log: log, Now: time.Now})

@@ -6,7 +6,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -154,7 +153,7 @@ func runBurst(t *testing.T, s Stores, queue burstQueue, n int, invocation time.D
 		repository  = "burst/r"
 	)
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	pool := jobs.Pool{Name: "burst", Labels: []string{"linux", "burst"}, MaxRunners: 3}
 	// Job ids and runner names are unique per run: the DynamoDB table is shared.
 	base := time.Now().UnixNano() % 1e12 * 10

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -314,7 +313,7 @@ func runModel(t *testing.T, s Stores, h *history) {
 	engine := &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute, OfflineAfter: modelOfflineAfter}
 	proc := &processing.Processor{
 		Deliveries: s.Deliveries, Counters: s.Counters, Engine: engine,
-		Signals: discardSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Signals: discardSignals{}, Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
 	}
 	engine.Deliveries = s.Deliveries // re-read after a conflict

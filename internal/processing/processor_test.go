@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"path/filepath"
 	"testing"
@@ -71,7 +70,7 @@ func (r *recordedSignals) Retire(_ context.Context, x jobs.Retire) error {
 
 func newProcessor(t *testing.T, s Stores) (*processing.Processor, *recordedSignals) {
 	sig := &recordedSignals{}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	return &processing.Processor{
 		Deliveries: s.Deliveries, Counters: s.Counters,
 		Engine: &jobs.Engine{Store: s.Jobs, Deliveries: s.Deliveries, Pools: modelPools, Step: time.Minute,

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -153,7 +152,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 		store := awsstore.NewStore(db, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
 		p := &processing.Processor{Deliveries: store, Counters: store,
 			Engine:  &jobs.Engine{Store: store, Pools: poolList, Step: time.Minute},
-			Signals: &recordedSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+			Signals: &recordedSignals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 		wg.Go(func() {
 			for m := range messages {
 				if err := p.Process(ctx, m); err != nil {

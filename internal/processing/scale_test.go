@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -114,7 +113,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	p := &processing.Processor{
 		Deliveries: store, Counters: store,
 		Engine:  &jobs.Engine{Store: store, Pools: pools, Step: time.Minute},
-		Signals: &recordedSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
+		Signals: &recordedSignals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now,
 	}
 	start := time.Now()
 	handedOver := 0 // in_progress deliveries that named a runner RunnerHub had not reserved

@@ -3,7 +3,6 @@ package processing_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -39,7 +38,7 @@ func TestSubscribersFollowTheCommitAndNeverFailIt(t *testing.T) {
 			ctx := context.Background()
 			var heard []*jobs.Commit
 			var sends int
-			hub := &live.Hub{Registry: localhub.NewRegistry(), Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			hub := &live.Hub{Registry: localhub.NewRegistry(), Log: slog.New(slog.DiscardHandler),
 				Sender: senderFunc(func(sctx context.Context) error {
 					sends++
 					if _, ok := sctx.Deadline(); !ok {
@@ -91,7 +90,7 @@ func TestOneDecodePerDelivery(t *testing.T) {
 	p.Engine.Store = store
 	ctx := context.Background()
 	var frames int
-	hub := &live.Hub{Registry: localhub.NewRegistry(), Pools: s.Jobs, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	hub := &live.Hub{Registry: localhub.NewRegistry(), Pools: s.Jobs, Log: slog.New(slog.DiscardHandler),
 		Sender: senderFunc(func(context.Context) error { frames++; return nil })}
 	if err := hub.Connect(ctx, live.Connection{ID: "dashboard"}); err != nil {
 		t.Fatal(err)
@@ -100,7 +99,7 @@ func TestOneDecodePerDelivery(t *testing.T) {
 		t.Fatal(err)
 	}
 	m := metrics.New()
-	p.Engine.Subscribe(m, jobs.Log{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, hub)
+	p.Engine.Subscribe(m, jobs.Log{Logger: slog.New(slog.DiscardHandler)}, hub)
 	rec := fixtureRecord(t, "workflow_job.queued.json", "decoded-once")
 	if _, err := s.Deliveries.Create(ctx, rec); err != nil {
 		t.Fatal(err)

@@ -50,7 +50,7 @@ func startStack(t testing.TB, extra map[string]string) (*Stack, string) {
 	return s, serve(t, s)
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // serve runs an opened stack on a loopback port until the test ends and returns its URL.
 func serve(t testing.TB, s *Stack) string {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -148,7 +147,7 @@ func newAWSOn(t *testing.T, a *testenv.AWS) *env {
 // ingest handler for POST /api/webhooks/test.
 func (e *env) build(t *testing.T, q delivery.Queue, dl delivery.DeadLetters) {
 	e.now = time.Now().UTC()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	ing := &ingest.Handler{
 		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(secret)},
 		Store:        e.store,

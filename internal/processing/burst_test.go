@@ -9,7 +9,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -122,11 +121,7 @@ func TestBurstOfQueuedJobsInOnePool(t *testing.T) {
 		invocation time.Duration
 	}{
 		{"bbolt", 300, func(t *testing.T) (Stores, burstQueue) {
-			db, err := embedded.Open(filepath.Join(t.TempDir(), "burst.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
+			db := testenv.Embedded(t)
 			s := db.Store()
 			return Stores{Deliveries: s, Counters: s, Jobs: s}, localQueue{db.Queue(maxAttempts)}
 		}, 0},

@@ -13,24 +13,15 @@ import (
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
-func open(t *testing.T) *embedded.DB {
-	t.Helper()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "runnerhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
-}
-
 func TestStoreConformance(t *testing.T) {
-	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return open(t).Store() }, jobstest.CommitFinish)
+	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return testenv.Embedded(t).Store() }, jobstest.CommitFinish)
 }
 
 func stores(t *testing.T) jobstest.Stores {
-	s := open(t).Store()
+	s := testenv.Embedded(t).Store()
 	return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s, JobCounters: s}
 }
 
@@ -40,22 +31,8 @@ func TestCountersConformance(t *testing.T) { jobstest.CountersSuite(t, stores) }
 
 func TestQueueConformance(t *testing.T) {
 	deliverytest.QueueSuite(t, func(t *testing.T) (delivery.Queue, func(context.Context) []delivery.Message) {
-		q := open(t).Queue(3)
-		return q, func(ctx context.Context) []delivery.Message {
-			var out []delivery.Message
-			for {
-				ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-				items, _ := q.Receive(ctx, 100)
-				cancel()
-				if len(items) == 0 {
-					return out
-				}
-				for _, it := range items {
-					out = append(out, it.Message)
-					q.Ack(it.ID)
-				}
-			}
-		}
+		q := testenv.Embedded(t).Queue(3)
+		return q, func(ctx context.Context) []delivery.Message { return testenv.DrainEmbedded(ctx, q) }
 	})
 }
 
@@ -118,7 +95,7 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 
 func TestQueueDeadLettersAfterMaxAttempts(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
+	db := testenv.Embedded(t)
 	q := db.Queue(2)
 	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
 		t.Fatal(err)
@@ -149,7 +126,7 @@ func TestQueueDeadLettersAfterMaxAttempts(t *testing.T) {
 }
 
 func TestReceiveWaitsForEnqueue(t *testing.T) {
-	q := open(t).Queue(3)
+	q := testenv.Embedded(t).Queue(3)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got := make(chan []embedded.Item, 1)
@@ -168,7 +145,7 @@ func TestReceiveWaitsForEnqueue(t *testing.T) {
 
 func TestReplayDeadLetters(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
+	db := testenv.Embedded(t)
 	q := db.Queue(1)
 	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
 		t.Fatal(err)
@@ -235,7 +212,7 @@ func TestJobStateSurvivesRestart(t *testing.T) {
 // runs again: each of them must still apply exactly once.
 func TestBatchRetriesApplyOnce(t *testing.T) {
 	ctx := context.Background()
-	s := open(t).Store()
+	s := testenv.Embedded(t).Store()
 	runner := &jobs.Runner{Name: "contended", State: jobs.RunnerIdle}
 	if err := s.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{runner}}); err != nil {
 		t.Fatal(err)
@@ -279,7 +256,7 @@ func TestBatchRetriesApplyOnce(t *testing.T) {
 
 // A failed message comes back after a pause, not at once.
 func TestNackBacksOff(t *testing.T) {
-	q := open(t).Queue(3)
+	q := testenv.Embedded(t).Queue(3)
 	ctx := context.Background()
 	if err := q.Enqueue(ctx, msg("flaky")); err != nil {
 		t.Fatal(err)

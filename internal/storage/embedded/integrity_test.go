@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -165,7 +166,7 @@ func TestOpenLockedByAnotherHandle(t *testing.T) {
 // A backup taken while writes go on is a sound database holding every delivery recorded
 // before it began.
 func TestWriteBackupWhileWriting(t *testing.T) {
-	db := open(t)
+	db := testenv.Embedded(t)
 	ctx := context.Background()
 	for i := range 50 {
 		if _, err := db.Store().Create(ctx, record(fmt.Sprintf("before-%d", i))); err != nil {

@@ -11,12 +11,13 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
 
 func TestListConformance(t *testing.T) {
-	deliverytest.ListSuite(t, func(t *testing.T) deliverytest.Listing { return open(t).Store() }, jobstest.CommitFinish)
+	deliverytest.ListSuite(t, func(t *testing.T) deliverytest.Listing { return testenv.Embedded(t).Store() }, jobstest.CommitFinish)
 }
 
 // A database written before the time index existed gets one at the next start, holding
@@ -73,7 +74,7 @@ func dropTimeIndex(t *testing.T, path string) {
 
 func TestDeadLettersPort(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
+	db := testenv.Embedded(t)
 	q := db.Queue(1)
 	for _, id := range []string{"ok", "poison"} {
 		if _, err := db.Store().Create(ctx, record(id)); err != nil {

@@ -13,8 +13,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -78,7 +76,7 @@ func newHarness(t *testing.T) *harness {
 		}
 	}
 	queue := sqs.NewFromConfig(env.Config)
-	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+	store := awsstore.NewStore(env.DynamoDB(), env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
 	log := slog.New(slog.DiscardHandler)
 	// GitHub's deliveries reach the same handler the WebhookFunction serves.

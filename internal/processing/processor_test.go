@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/processing"
@@ -194,7 +193,7 @@ func jobIDOf(t *testing.T, d *delivery.Record) int64 {
 
 func dynamoStores(t *testing.T) Stores {
 	env := testenv.SharedAWS(t)
-	s := awsstore.NewStore(env.DynamoDB(), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+	s := awsstore.NewStore(env.DynamoDB(), env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
 	return Stores{Deliveries: s, Counters: s, Jobs: s}
 }

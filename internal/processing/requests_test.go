@@ -12,7 +12,6 @@ import (
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
@@ -61,7 +60,7 @@ func TestRequestsPerEventType(t *testing.T) {
 		counter.mu.Unlock()
 		return send()
 	}))
-	store := awsstore.NewStore(db, s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+	store := awsstore.NewStore(db, env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
 	s := Stores{Deliveries: store, Counters: store, Jobs: store}
 	p, _ := newProcessor(t, s)

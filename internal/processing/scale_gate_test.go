@@ -15,7 +15,6 @@ import (
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
@@ -85,7 +84,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 	t.Helper()
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
-	s3c := s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	s3c := env.S3()
 	setup := awsstore.NewStore(env.DynamoDB(), s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
 
 	poolList := make([]jobs.Pool, pools)

@@ -14,8 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/processing"
@@ -85,7 +83,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
 	raw := env.DynamoDB()
-	s3c := s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	s3c := env.S3()
 	setup := awsstore.NewStore(raw, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
 
 	stream, runners := scaleStream(t, *scaleJobs, *scaleRepos)

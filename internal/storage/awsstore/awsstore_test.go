@@ -241,7 +241,7 @@ func TestItemLayout(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
 	db := newDynamoDB(env)
-	s3c := newS3(env)
+	s3c := env.S3()
 	store := NewStore(db, s3c, env.EventsTable, env.PayloadBucket, retention)
 
 	small := newRecord([]byte(`{"action":"queued"}`))
@@ -328,12 +328,7 @@ func aroundEachAttempt(name string, f func(ctx context.Context, send func() erro
 }
 
 func newStore(env *testenv.AWS, db *dynamodb.Client) *Store {
-	return NewStore(db, newS3(env), env.EventsTable, env.PayloadBucket, retention)
-}
-
-// newS3 addresses buckets by path: moto serves every bucket on one host.
-func newS3(env *testenv.AWS) *s3.Client {
-	return s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	return NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, retention)
 }
 
 func newRecord(payload []byte) *delivery.Record {

@@ -12,6 +12,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -39,29 +40,8 @@ func (f *flakyJobs) Job(ctx context.Context, id int64) (*jobs.Job, error) {
 	return f.Store.Job(ctx, id)
 }
 
-type recordedSignals struct {
-	demands  []jobs.Demand
-	prewarms []jobs.Prewarm
-	retires  []jobs.Retire
-}
-
-func (r *recordedSignals) Demand(_ context.Context, d jobs.Demand) error {
-	r.demands = append(r.demands, d)
-	return nil
-}
-
-func (r *recordedSignals) Prewarm(_ context.Context, p jobs.Prewarm) error {
-	r.prewarms = append(r.prewarms, p)
-	return nil
-}
-
-func (r *recordedSignals) Retire(_ context.Context, x jobs.Retire) error {
-	r.retires = append(r.retires, x)
-	return nil
-}
-
-func newProcessor(t *testing.T, s Stores) (*processing.Processor, *recordedSignals) {
-	sig := &recordedSignals{}
+func newProcessor(t *testing.T, s Stores) (*processing.Processor, *jobstest.Signals) {
+	sig := &jobstest.Signals{}
 	log := slog.New(slog.DiscardHandler)
 	return &processing.Processor{
 		Deliveries: s.Deliveries, Counters: s.Counters,
@@ -227,8 +207,8 @@ func TestFreedRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
 	if j, _ := s.Jobs.Job(ctx, 2); j.Allocation != jobs.AllocationPending || j.Pool != "gpu" {
 		t.Fatalf("job 2 with every runner busy: %+v, want pending in gpu, the first pool it fits", j)
 	}
-	if len(sig.demands) != 1 || sig.demands[0].Pool != "gpu" || sig.demands[0].JobID != 2 {
-		t.Fatalf("demands %+v, want one for job 2 in gpu", sig.demands)
+	if d := sig.Demands(); len(d) != 1 || d[0].Pool != "gpu" || d[0].JobID != 2 {
+		t.Fatalf("demands %+v, want one for job 2 in gpu", d)
 	}
 	deliver("d4", testenv.Job{ID: 1, Labels: x64, Status: "completed", Runner: "linux-1", Conclusion: "success"})
 	j, _ := s.Jobs.Job(ctx, 2)

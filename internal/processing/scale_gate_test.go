@@ -18,6 +18,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -151,7 +152,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 		store := awsstore.NewStore(db, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
 		p := &processing.Processor{Deliveries: store, Counters: store,
 			Engine:  &jobs.Engine{Store: store, Pools: poolList, Step: time.Minute},
-			Signals: &recordedSignals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+			Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 		wg.Go(func() {
 			for m := range messages {
 				if err := p.Process(ctx, m); err != nil {

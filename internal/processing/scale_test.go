@@ -16,6 +16,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -111,7 +112,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	p := &processing.Processor{
 		Deliveries: store, Counters: store,
 		Engine:  &jobs.Engine{Store: store, Pools: pools, Step: time.Minute},
-		Signals: &recordedSignals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now,
+		Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now,
 	}
 	start := time.Now()
 	handedOver := 0 // in_progress deliveries that named a runner RunnerHub had not reserved

@@ -115,7 +115,7 @@ func TestRunnerLifecycle(t *testing.T) {
 		if got, _ := listIDs(t, e, "status=pending&pool=linux", 50); !slices.Equal(got, []int64{4, 2}) {
 			t.Fatalf("linux queue after removal: %v, want [4 2]", got)
 		}
-		if d := e.signals.sent(); len(d) != 1 || d[0].JobID != 4 || d[0].Pool != "linux" {
+		if d := e.signals.Demands(); len(d) != 1 || d[0].JobID != 4 || d[0].Pool != "linux" {
 			t.Fatalf("demands %+v, want one for job 4 in linux", d)
 		}
 		expect(t, "get removed", e.request(t, http.MethodGet, "/api/runners/linux-1", nil), http.StatusNotFound, "not_found")

@@ -24,7 +24,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
+	"github.com/runnerhub/webhooks/internal/storage/storagetest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -33,11 +33,12 @@ const retention = 30 * 24 * time.Hour
 // Every test here gets resources of its own in the one moto testenv.SharedAWS starts for
 // the package, so the tests run in parallel.
 
-func TestStoreSuite(t *testing.T) {
+func TestConformance(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
-	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return store }, jobstest.CommitFinish)
+	storagetest.Conformance(t, func(t *testing.T) storagetest.Store {
+		env := testenv.SharedAWS(t)
+		return newStore(env, newDynamoDB(env))
+	})
 }
 
 // The queue suite wants an empty queue per subtest: every subtest drains what it sent, so

@@ -7,15 +7,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
-
-func TestFleetSuite(t *testing.T) {
-	t.Parallel()
-	stores := newStores(t)
-	jobstest.FleetSuite(t, func(*testing.T) jobstest.Stores { return stores })
-}
 
 // The depth gauges of /metrics and the health endpoint's depths are one reading: a
 // message received but not yet deleted (in flight) still counts as queued.

@@ -18,27 +18,8 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
-
-func TestJobsStoreSuite(t *testing.T) {
-	t.Parallel()
-	stores := newStores(t)
-	jobstest.StoreSuite(t, func(*testing.T) jobstest.Stores { return stores })
-}
-
-func TestCountersSuite(t *testing.T) {
-	t.Parallel()
-	stores := newStores(t)
-	jobstest.CountersSuite(t, func(*testing.T) jobstest.Stores { return stores })
-}
-
-func newStores(t *testing.T) jobstest.Stores {
-	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
-	return jobstest.Stores{Jobs: store, Deliveries: store, Counters: store, JobCounters: store}
-}
 
 // Processors racing to reserve one idle runner, each for a job of its own, on DynamoDB:
 // each reads the idle runner from the index and commits its reservation at the version

@@ -8,17 +8,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
-
-func TestListSuite(t *testing.T) {
-	t.Parallel()
-	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
-	deliverytest.ListSuite(t, func(*testing.T) deliverytest.Listing { return store }, jobstest.CommitFinish)
-}
 
 // The listing reads gsi1sk values that Create writes: both must use one time layout.
 func TestTimeIndexKeysMatchListing(t *testing.T) {

@@ -11,23 +11,14 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/storage/storagetest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
-func TestStoreConformance(t *testing.T) {
-	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return testenv.Embedded(t).Store() }, jobstest.CommitFinish)
+func TestConformance(t *testing.T) {
+	storagetest.Conformance(t, func(t *testing.T) storagetest.Store { return testenv.Embedded(t).Store() })
 }
-
-func stores(t *testing.T) jobstest.Stores {
-	s := testenv.Embedded(t).Store()
-	return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s, JobCounters: s}
-}
-
-func TestJobStoreConformance(t *testing.T) { jobstest.StoreSuite(t, stores) }
-
-func TestCountersConformance(t *testing.T) { jobstest.CountersSuite(t, stores) }
 
 func TestQueueConformance(t *testing.T) {
 	deliverytest.QueueSuite(t, func(t *testing.T) (delivery.Queue, func(context.Context) []delivery.Message) {

@@ -8,17 +8,11 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
-
-func TestListConformance(t *testing.T) {
-	deliverytest.ListSuite(t, func(t *testing.T) deliverytest.Listing { return testenv.Embedded(t).Store() }, jobstest.CommitFinish)
-}
 
 // A database written before the time index existed gets one at the next start, holding
 // every delivery recorded until then.

@@ -122,12 +122,8 @@ func poll[T any](t *testing.T, what string, get func() (T, bool)) T {
 }
 
 func TestEndToEndOverHTTP(t *testing.T) {
-	s, err := Open(testConfig(t, t.TempDir(), nil), quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	url := serve(t, s) + ingest.Path
+	s, base := startStack(t, nil)
+	url := base + ingest.Path
 	ctx := context.Background()
 
 	status, body, err := Send(ctx, url, testSecret, "ping", "e2e-ping", fixture(t, "ping.json"))

@@ -27,6 +27,17 @@ func TestQueueConformance(t *testing.T) {
 	})
 }
 
+// openAt opens the database at path. The test closes it: a restart closes it and opens
+// path again.
+func openAt(t *testing.T, path string) *embedded.DB {
+	t.Helper()
+	db, err := embedded.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
 func msg(id string) delivery.Message {
 	return delivery.Message{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: "push"}
 }
@@ -40,10 +51,7 @@ func record(id string) *delivery.Record {
 // the consumer but not done — is queued again after the next start; finished ones are not.
 func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	ctx := context.Background()
 	store, q := db.Store(), db.Queue(3)
 	for _, id := range []string{"a", "b", "c"} {
@@ -66,10 +74,7 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 	q.Ack(items[0].ID)
 	db.Close()
 
-	db, err = embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	q = db.Queue(3)
 	if n, err := q.Recover(); err != nil || n != 2 {
@@ -159,10 +164,7 @@ func TestReplayDeadLetters(t *testing.T) {
 // Job state, its indexes and the counters are in the file, not in memory.
 func TestJobStateSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	ctx := context.Background()
 	rec := record("restart")
 	if _, err := db.Store().Create(ctx, rec); err != nil {
@@ -177,10 +179,7 @@ func TestJobStateSurvivesRestart(t *testing.T) {
 	}
 	db.Close()
 
-	db, err = embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	s := db.Store()
 	if pending, err := s.PendingJobs(ctx, "linux", "", 10); err != nil || len(pending) != 1 || pending[0].ID != 42 {

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -18,10 +17,7 @@ import (
 // every delivery recorded until then.
 func TestTimeIndexIsBuiltForOlderDatabases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	ctx := context.Background()
 	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	for i, id := range []string{"old-1", "old-2", "old-3"} {
@@ -34,10 +30,7 @@ func TestTimeIndexIsBuiltForOlderDatabases(t *testing.T) {
 	db.Close()
 	dropTimeIndex(t, path)
 
-	db, err = embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	page, err := db.Store().List(ctx, delivery.ListQuery{Since: at, Until: at.Add(time.Hour), Limit: 10})
 	if err != nil {

@@ -38,6 +38,17 @@ func openAt(t *testing.T, path string) *embedded.DB {
 	return db
 }
 
+// accept records delivery id and queues it, as ingest does.
+func accept(t *testing.T, s *embedded.Store, q *embedded.Queue, id string) {
+	t.Helper()
+	if _, err := s.Create(context.Background(), record(id)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Enqueue(context.Background(), msg(id)); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func msg(id string) delivery.Message {
 	return delivery.Message{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: "push"}
 }
@@ -55,13 +66,7 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 	ctx := context.Background()
 	store, q := db.Store(), db.Queue(3)
 	for _, id := range []string{"a", "b", "c"} {
-		rec := record(id)
-		if _, err := store.Create(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Enqueue(ctx, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
-			t.Fatal(err)
-		}
+		accept(t, store, q, id)
 	}
 	items, err := q.Receive(ctx, 2)
 	if err != nil || len(items) != 2 {
@@ -93,12 +98,7 @@ func TestQueueDeadLettersAfterMaxAttempts(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.Embedded(t)
 	q := db.Queue(2)
-	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Enqueue(ctx, msg("poison")); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, db.Store(), q, "poison")
 	for attempt := range 2 {
 		items, err := q.Receive(ctx, 1)
 		if err != nil || len(items) != 1 || items[0].Attempts != attempt {
@@ -143,10 +143,7 @@ func TestReplayDeadLetters(t *testing.T) {
 	ctx := context.Background()
 	db := testenv.Embedded(t)
 	q := db.Queue(1)
-	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
-		t.Fatal(err)
-	}
-	q.Enqueue(ctx, msg("poison"))
+	accept(t, db.Store(), q, "poison")
 	items, _ := q.Receive(ctx, 1)
 	if err := q.Nack(items[0].ID, errors.New("bug")); err != nil {
 		t.Fatal(err)

@@ -64,12 +64,7 @@ func TestDeadLettersPort(t *testing.T) {
 	db := testenv.Embedded(t)
 	q := db.Queue(1)
 	for _, id := range []string{"ok", "poison"} {
-		if _, err := db.Store().Create(ctx, record(id)); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Enqueue(ctx, msg(id)); err != nil {
-			t.Fatal(err)
-		}
+		accept(t, db.Store(), q, id)
 	}
 	items, _ := q.Receive(ctx, 2)
 	if err := q.Nack(items[1].ID, errors.New("bug")); err != nil {

@@ -37,7 +37,7 @@ func TestConformance(t *testing.T) {
 	t.Parallel()
 	storagetest.Conformance(t, func(t *testing.T) storagetest.Store {
 		env := testenv.SharedAWS(t)
-		return newStore(env, newDynamoDB(env))
+		return newStore(env, env.DynamoDB())
 	})
 }
 
@@ -95,7 +95,7 @@ func TestRequestsPerCall(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	var mu sync.Mutex
 	var ops []string
-	db := newDynamoDB(env, aroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
+	db := env.DynamoDB(testenv.AroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
 		mu.Lock()
 		ops = append(ops, awsmiddleware.GetOperationName(ctx))
 		mu.Unlock()
@@ -241,7 +241,7 @@ func createExisting(s *Store, rec *delivery.Record) func(ctx context.Context) er
 func TestItemLayout(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	db := newDynamoDB(env)
+	db := env.DynamoDB()
 	s3c := env.S3()
 	store := NewStore(db, s3c, env.EventsTable, env.PayloadBucket, retention)
 
@@ -318,14 +318,6 @@ func rawItem(t *testing.T, db *dynamodb.Client, table string, key delivery.Key) 
 		t.Fatalf("no item for %v", key)
 	}
 	return out.Item
-}
-
-func newDynamoDB(env *testenv.AWS, opts ...func(*dynamodb.Options)) *dynamodb.Client {
-	return env.DynamoDB(opts...)
-}
-
-func aroundEachAttempt(name string, f func(ctx context.Context, send func() error) error) func(*dynamodb.Options) {
-	return testenv.AroundEachAttempt(name, f)
 }
 
 func newStore(env *testenv.AWS, db *dynamodb.Client) *Store {

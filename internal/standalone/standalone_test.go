@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -55,20 +54,13 @@ func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // serve runs an opened stack on a loopback port until the test ends and returns its URL.
 func serve(t testing.TB, s *Stack) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	base, stop := testenv.Serve(t, "127.0.0.1:0", s.Serve)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return base
 }
 
 // apiCall sends a management API request with token and returns the status and body.

@@ -5,8 +5,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,11 +41,7 @@ const scheduledEvent = "reconciler-scheduled.json"
 func scheduled(t *testing.T) []byte {
 	t.Helper()
 	testenv.RequireEventsCovered(t, "reconciler-*.json", []string{scheduledEvent})
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", scheduledEvent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testenv.ReadEvent(t, scheduledEvent)
 }
 
 // harness is one set of the template's resources in moto, a fake GitHub whose hook
@@ -311,14 +305,7 @@ func TestGivenUpDeliveriesShowInHealth(t *testing.T) {
 		t.Fatalf("given up %d, want 1 after %d redeliveries", given, reconcile.DefaultLimits.MaxRedeliveries)
 	}
 	api := testenv.StartLambda(t, apiBootstrap, append(h.env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret, "RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
-	payload, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "api-health.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resp events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(api.Invoke(t, payload), &resp); err != nil {
-		t.Fatal(err)
-	}
+	resp := api.InvokeHTTP(t, testenv.ReadEvent(t, "api-health.json"))
 	if !strings.Contains(resp.Body, `"degraded"`) || !strings.Contains(resp.Body, "deliveries given up: 1") {
 		t.Fatalf("health %d %s; want degraded by the given-up delivery", resp.StatusCode, resp.Body)
 	}

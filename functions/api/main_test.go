@@ -190,8 +190,7 @@ func TestApiFunctionReadToken(t *testing.T) {
 // startAPI starts the built ApiFunction on env's resources, with the events' webhook
 // secret and API token and the variables in extra.
 func startAPI(t *testing.T, env *testenv.AWS, extra ...string) *testenv.Lambda {
-	bootstrap := testenv.BuildFunction(t, "ApiFunction")
-	return testenv.StartLambda(t, bootstrap, append(env.Env(), append([]string{
+	return testenv.StartFunction(t, "ApiFunction", append(env.Env(), append([]string{
 		"GITHUB_WEBHOOK_SECRET=" + testenv.EventsSecret,
 		"RUNNERHUB_API_TOKENS=" + testenv.EventsAPIToken,
 	}, extra...)...))

@@ -204,12 +204,10 @@ func matchQueue(t *testing.T, batch events.SQSEvent, sent []sqstypes.Message) (d
 // delivery's job).
 func startFunctions(t *testing.T) (*testenv.AWS, *testenv.Lambda, *testenv.Lambda) {
 	t.Helper()
-	webhookBootstrap := testenv.BuildFunction(t, "WebhookFunction")
-	processorBootstrap := testenv.BuildFunction(t, "ProcessorFunction")
 	env := testenv.StartAWS(t)
 	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
-	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
-	processorFn := testenv.StartLambda(t, processorBootstrap,
+	webhookFn := testenv.StartFunction(t, "WebhookFunction", fnEnv)
+	processorFn := testenv.StartFunction(t, "ProcessorFunction",
 		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
 	return env, webhookFn, processorFn
 }

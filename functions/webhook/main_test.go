@@ -73,9 +73,8 @@ type queued = testenv.Queued
 // time each delivery is recorded and queued, the redelivery is queued again (it was never
 // processed) without a second record.
 func TestWebhookFunction(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "WebhookFunction")
 	env := testenv.StartAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret))
+	fn := testenv.StartFunction(t, "WebhookFunction", append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret))
 	db := dynamodb.NewFromConfig(env.Config)
 	queue := sqs.NewFromConfig(env.Config)
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
@@ -173,9 +174,13 @@ func jobIDOf(t *testing.T, d *delivery.Record) int64 {
 
 func dynamoStores(t *testing.T) Stores {
 	env := testenv.SharedAWS(t)
-	s := awsstore.NewStore(env.DynamoDB(), env.S3(),
-		env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	s := awsStore(env, env.DynamoDB())
 	return Stores{Deliveries: s, Counters: s, Jobs: s}
+}
+
+// awsStore is the store on env's table and bucket, through the DynamoDB client db.
+func awsStore(env *testenv.AWS, db *dynamodb.Client) *awsstore.Store {
+	return awsstore.NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, 24*time.Hour)
 }
 
 func TestModelDynamoDB(t *testing.T) { modelTest(t, dynamoStores) }

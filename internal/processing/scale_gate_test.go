@@ -20,7 +20,6 @@ import (
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
-	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -85,8 +84,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 	t.Helper()
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
-	s3c := env.S3()
-	setup := awsstore.NewStore(env.DynamoDB(), s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	setup := awsStore(env, env.DynamoDB())
 
 	poolList := make([]jobs.Pool, pools)
 	for i := range poolList {
@@ -149,7 +147,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 			}
 			return err
 		}))
-		store := awsstore.NewStore(db, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+		store := awsStore(env, db)
 		p := &processing.Processor{Deliveries: store, Counters: store,
 			Engine:  &jobs.Engine{Store: store, Pools: poolList, Step: time.Minute},
 			Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}

@@ -84,8 +84,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
 	raw := env.DynamoDB()
-	s3c := env.S3()
-	setup := awsstore.NewStore(raw, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	setup := awsStore(env, raw)
 
 	stream, runners := scaleStream(t, *scaleJobs, *scaleRepos)
 	var fleet []*jobs.Runner
@@ -104,7 +103,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 
 	meter := newCapacityMeter(ctx, t, raw, env.EventsTable)
 	db := env.DynamoDB(meter.option)
-	store := awsstore.NewStore(db, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	store := awsStore(env, db)
 	pools := make([]jobs.Pool, len(scalePools))
 	for i, p := range scalePools {
 		pools[i] = p.pool

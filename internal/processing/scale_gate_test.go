@@ -96,13 +96,7 @@ func runGate(t *testing.T, processors, pools, repos, n int) gateRun {
 			runners = append(runners, &jobs.Runner{Name: fmt.Sprintf("%s-%d", p.Name, i), Pool: p.Name, State: jobs.RunnerIdle})
 		}
 	}
-	for len(runners) > 0 {
-		k := min(len(runners), 90)
-		if err := setup.Commit(ctx, &jobs.Change{Runners: runners[:k]}); err != nil {
-			t.Fatal(err)
-		}
-		runners = runners[k:]
-	}
+	commitRunners(t, setup, runners)
 	messages := make(chan delivery.Message, 2*n)
 	now := time.Now().UTC()
 	for i := range n {

@@ -93,13 +93,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 			fleet = append(fleet, &jobs.Runner{Name: fmt.Sprintf("%s-%d", pool, i), Pool: pool, State: jobs.RunnerIdle})
 		}
 	}
-	for len(fleet) > 0 {
-		n := min(len(fleet), 90)
-		if err := setup.Commit(ctx, &jobs.Change{Runners: fleet[:n]}); err != nil {
-			t.Fatal(err)
-		}
-		fleet = fleet[n:]
-	}
+	commitRunners(t, setup, fleet)
 
 	meter := newCapacityMeter(ctx, t, raw, env.EventsTable)
 	db := env.DynamoDB(meter.option)

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"regexp"
 	"strings"
@@ -10,8 +11,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -50,16 +49,8 @@ var apiCases = []apiCase{
 		}
 		s.deliveryID = got.DeliveryID
 		// Recorded and queued by the same ingest path as the webhook function's.
-		out, err := dynamodb.NewFromConfig(s.env.Config).GetItem(context.Background(), &dynamodb.GetItemInput{
-			TableName: &s.env.EventsTable,
-			Key: map[string]ddbtypes.AttributeValue{
-				"pk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY#-#" + got.DeliveryID},
-				"sk": &ddbtypes.AttributeValueMemberS{Value: "DELIVERY"},
-			},
-			ConsistentRead: aws.Bool(true),
-		})
-		if err != nil || len(out.Item) == 0 {
-			t.Fatalf("the test delivery is not in the table: %v", err)
+		if item := testenv.GetItem(t, s.env.DynamoDB(), s.env.EventsTable, "DELIVERY#-#"+got.DeliveryID, "DELIVERY"); len(item) == 0 {
+			t.Fatal("the test delivery is not in the table")
 		}
 		msgs, err := sqs.NewFromConfig(s.env.Config).ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &s.env.EventsQueueURL, MaxNumberOfMessages: 10})
 		if err != nil || len(msgs.Messages) != 1 || !strings.Contains(aws.ToString(msgs.Messages[0].Body), got.DeliveryID) {
@@ -108,11 +99,8 @@ var apiCases = []apiCase{
 // TestApiFunction runs the built bootstrap under aws-lambda-rie against moto with every
 // API event in events/, as Lambda would behind API Gateway.
 func TestApiFunction(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "ApiFunction")
 	env := testenv.StartAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
-		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
-		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
+	fn := startAPI(t, env)
 	var files []string
 	for _, c := range apiCases {
 		files = append(files, c.file)
@@ -149,32 +137,13 @@ func TestApiFunction(t *testing.T) {
 // that need a token and serving the public ones.
 func TestApiFunctionServesTheDocumentedAPI(t *testing.T) {
 	ops := testenv.OpenAPI(t)
-	bootstrap := testenv.BuildFunction(t, "ApiFunction")
-	env := testenv.SharedAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
-		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
-		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
+	fn := startAPI(t, testenv.SharedAWS(t))
 	for _, op := range ops {
 		if op.ServedBy != "" {
 			continue
 		}
 		path := pathParam.ReplaceAllString(op.Path, "1") // refused or served before any parameter is read
-		req := events.APIGatewayV2HTTPRequest{
-			Version: "2.0", RouteKey: "$default", RawPath: path,
-			Headers: map[string]string{"accept": "*/*", "host": "abcdef1234.execute-api.us-east-1.amazonaws.com"},
-			RequestContext: events.APIGatewayV2HTTPRequestContext{
-				Stage: "$default",
-				HTTP:  events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: op.Method, Path: path, Protocol: "HTTP/1.1", SourceIP: "198.51.100.7"},
-			},
-		}
-		payload, err := json.Marshal(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var resp events.APIGatewayV2HTTPResponse
-		if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
-			t.Fatalf("%s %s: %v", op.Method, op.Path, err)
-		}
+		resp := fn.InvokeHTTP(t, apiRequest(t, op.Method, path, "", nil))
 		want := http.StatusUnauthorized
 		if op.Public {
 			want = http.StatusOK
@@ -189,12 +158,7 @@ func TestApiFunctionServesTheDocumentedAPI(t *testing.T) {
 // mints a WebSocket ticket, and every write it tries is a 403 with a JSON message.
 func TestApiFunctionReadToken(t *testing.T) {
 	const readToken = "rh_api-read-token-0123456789"
-	bootstrap := testenv.BuildFunction(t, "ApiFunction")
-	env := testenv.SharedAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
-		"GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret,
-		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken,
-		"RUNNERHUB_API_READ_TOKENS="+readToken))
+	fn := startAPI(t, testenv.SharedAWS(t), "RUNNERHUB_API_READ_TOKENS="+readToken)
 	for _, tc := range []struct {
 		method, path, body string
 		status             int
@@ -209,25 +173,8 @@ func TestApiFunctionReadToken(t *testing.T) {
 		{"DELETE", "/api/runners/r1", "", http.StatusForbidden},
 	} {
 		t.Run(tc.method+" "+tc.path, func(t *testing.T) {
-			req := events.APIGatewayV2HTTPRequest{
-				Version: "2.0", RouteKey: "$default", RawPath: tc.path, Body: tc.body,
-				Headers: map[string]string{
-					"accept": "*/*", "host": "abcdef1234.execute-api.us-east-1.amazonaws.com",
-					"authorization": "Bearer " + readToken, "content-type": "application/json",
-				},
-				RequestContext: events.APIGatewayV2HTTPRequestContext{
-					Stage: "$default",
-					HTTP:  events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: tc.method, Path: tc.path, Protocol: "HTTP/1.1", SourceIP: "198.51.100.7"},
-				},
-			}
-			payload, err := json.Marshal(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			var resp events.APIGatewayV2HTTPResponse
-			if err := json.Unmarshal(fn.Invoke(t, payload), &resp); err != nil {
-				t.Fatal(err)
-			}
+			resp := fn.InvokeHTTP(t, apiRequest(t, tc.method, tc.path, tc.body,
+				map[string]string{"authorization": "Bearer " + readToken, "content-type": "application/json"}))
 			if resp.StatusCode != tc.status {
 				t.Fatalf("%d, want %d: %s", resp.StatusCode, tc.status, resp.Body)
 			}
@@ -238,6 +185,33 @@ func TestApiFunctionReadToken(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startAPI starts the built ApiFunction on env's resources, with the events' webhook
+// secret and API token and the variables in extra.
+func startAPI(t *testing.T, env *testenv.AWS, extra ...string) *testenv.Lambda {
+	return testenv.StartFunction(t, "ApiFunction", append(env.Env(), append([]string{
+		"GITHUB_WEBHOOK_SECRET=" + testenv.EventsSecret,
+		"RUNNERHUB_API_TOKENS=" + testenv.EventsAPIToken,
+	}, extra...)...))
+}
+
+// apiRequest is the API Gateway HTTP API event of a request for method and path, with
+// body and, besides the ones every request has, the headers in extra.
+func apiRequest(t *testing.T, method, path, body string, extra map[string]string) []byte {
+	headers := map[string]string{"accept": "*/*", "host": "abcdef1234.execute-api.us-east-1.amazonaws.com"}
+	maps.Copy(headers, extra)
+	payload, err := json.Marshal(events.APIGatewayV2HTTPRequest{
+		Version: "2.0", RouteKey: "$default", RawPath: path, Body: body, Headers: headers,
+		RequestContext: events.APIGatewayV2HTTPRequestContext{
+			Stage: "$default",
+			HTTP:  events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: method, Path: path, Protocol: "HTTP/1.1", SourceIP: "198.51.100.7"},
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return payload
 }
 
 // pathParam matches the {name} parameters of a documented path.

@@ -1,11 +1,8 @@
 package main
 
 import (
-	"context"
 	"fmt"
-	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,6 +15,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/standalone"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 const (
@@ -40,25 +38,18 @@ func runningStack(t *testing.T) (config.Config, string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	stack, err := standalone.Open(cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	stack, err := standalone.Open(cfg, slog.New(slog.DiscardHandler))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- stack.Serve(ctx, ln) }()
+	base, stop := testenv.Serve(t, "127.0.0.1:0", stack.Serve)
 	t.Cleanup(func() {
-		stop()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Error(err)
 		}
 		stack.Close()
 	})
-	return cfg, "http://" + ln.Addr().String()
+	return cfg, base
 }
 
 // The backup command copies the database of a stack that is running and taking

@@ -12,7 +12,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -139,7 +138,7 @@ func TestProcessorFunction(t *testing.T) {
 	t.Run("resend demands", func(t *testing.T) {
 		// A job that has waited in the k8s pool for an hour, its first demand long gone.
 		const waitingJob = 4242
-		store := awsstore.NewStore(env.DynamoDB(), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+		store := awsstore.NewStore(env.DynamoDB(), env.S3(),
 			env.EventsTable, env.PayloadBucket, time.Hour)
 		queuedAt := time.Now().UTC().Add(-time.Hour)
 		err := store.Commit(t.Context(), &jobs.Change{Jobs: []*jobs.Job{{ID: waitingJob, Repository: "octo/repo",
@@ -225,12 +224,10 @@ func matchQueue(t *testing.T, batch events.SQSEvent, sent []sqstypes.Message) (d
 // delivery's job).
 func startFunctions(t *testing.T) (*testenv.AWS, *testenv.Lambda, *testenv.Lambda) {
 	t.Helper()
-	webhookBootstrap := testenv.BuildFunction(t, "WebhookFunction")
-	processorBootstrap := testenv.BuildFunction(t, "ProcessorFunction")
 	env := testenv.StartAWS(t)
 	fnEnv := append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret)
-	webhookFn := testenv.StartLambda(t, webhookBootstrap, fnEnv)
-	processorFn := testenv.StartLambda(t, processorBootstrap,
+	webhookFn := testenv.StartFunction(t, "WebhookFunction", fnEnv)
+	processorFn := testenv.StartFunction(t, "ProcessorFunction",
 		append(fnEnv, `RUNNERHUB_POOLS=[{"name":"k8s","labels":["k8s"],"maxRunners":2}]`))
 	return env, webhookFn, processorFn
 }

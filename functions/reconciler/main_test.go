@@ -2,20 +2,15 @@ package main
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -46,11 +41,7 @@ const scheduledEvent = "reconciler-scheduled.json"
 func scheduled(t *testing.T) []byte {
 	t.Helper()
 	testenv.RequireEventsCovered(t, "reconciler-*.json", []string{scheduledEvent})
-	b, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", scheduledEvent))
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return testenv.ReadEvent(t, scheduledEvent)
 }
 
 // harness is one set of the template's resources in moto, a fake GitHub whose hook
@@ -79,9 +70,9 @@ func newHarness(t *testing.T) *harness {
 		}
 	}
 	queue := sqs.NewFromConfig(env.Config)
-	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+	store := awsstore.NewStore(env.DynamoDB(), env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	// GitHub's deliveries reach the same handler the WebhookFunction serves.
 	ing := httptest.NewServer(&ingest.Handler{Parser: &webhook.Parser{Verifier: webhook.NewVerifier(secret, "")},
 		Store: store, Queue: awsstore.NewQueue(queue, env.EventsQueueURL), MaxBodyBytes: 25 << 20, Log: log, Now: time.Now})
@@ -152,7 +143,6 @@ func invoke(t *testing.T, fn *testenv.Lambda) reconcile.Report {
 // TestReconcilerFunction runs the built bootstrap under aws-lambda-rie against moto and
 // the fake GitHub, with the credentials read from SSM SecureStrings at cold start.
 func TestReconcilerFunction(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "ReconcilerFunction")
 	created := time.Now().Add(-time.Minute)
 	appAuth := []string{"RUNNERHUB_GITHUB_APP_ID=424242", "RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER=" + keyParam}
 	for _, tc := range []struct {
@@ -263,7 +253,7 @@ func TestReconcilerFunction(t *testing.T) {
 			h := newHarness(t)
 			tc.setup(h)
 			time.Sleep(1100 * time.Millisecond) // RUNNERHUB_RECONCILE_AFTER=1s
-			fn := testenv.StartLambda(t, bootstrap, append(append(h.env.Env(),
+			fn := testenv.StartFunction(t, "ReconcilerFunction", append(append(h.env.Env(),
 				"RUNNERHUB_GITHUB_API_URL="+h.fake.URL, "RUNNERHUB_GITHUB_HOOKS="+hook,
 				"RUNNERHUB_RECONCILE_AFTER=1s", "RUNNERHUB_POOLS="+pools), tc.env...))
 			if tc.beforeFirstRun != nil {
@@ -288,9 +278,7 @@ func TestReconcilerFunction(t *testing.T) {
 
 // Without credentials the function does nothing and says so.
 func TestReconcilerFunctionWithoutCredentials(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "ReconcilerFunction")
-	env := testenv.SharedAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, env.Env())
+	fn := testenv.StartFunction(t, "ReconcilerFunction", testenv.SharedAWS(t).Env())
 	if rep := invoke(t, fn); !rep.Disabled {
 		t.Fatalf("report %+v, want disabled", rep)
 	}
@@ -299,12 +287,10 @@ func TestReconcilerFunctionWithoutCredentials(t *testing.T) {
 // A delivery given up by the ReconcilerFunction makes the ApiFunction's health degraded:
 // it reads the reconciler's checkpoint, with no GitHub configuration of its own.
 func TestGivenUpDeliveriesShowInHealth(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "ReconcilerFunction")
-	apiBootstrap := testenv.BuildFunction(t, "ApiFunction")
 	h := newHarness(t)
 	h.fake.SetHookDown(hook, true)
 	h.fake.Deliver(hook, "ping", []byte(`{"zen":"Design for failure.","hook_id":12}`), fakegithub.Dropped)
-	fn := testenv.StartLambda(t, bootstrap, append(h.env.Env(), "RUNNERHUB_GITHUB_API_URL="+h.fake.URL, "RUNNERHUB_GITHUB_HOOKS="+hook,
+	fn := testenv.StartFunction(t, "ReconcilerFunction", append(h.env.Env(), "RUNNERHUB_GITHUB_API_URL="+h.fake.URL, "RUNNERHUB_GITHUB_HOOKS="+hook,
 		"RUNNERHUB_GITHUB_APP_ID=424242", "RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER="+keyParam))
 	given := 0
 	for range reconcile.DefaultLimits.MaxRedeliveries + 1 {
@@ -313,15 +299,8 @@ func TestGivenUpDeliveriesShowInHealth(t *testing.T) {
 	if given != 1 {
 		t.Fatalf("given up %d, want 1 after %d redeliveries", given, reconcile.DefaultLimits.MaxRedeliveries)
 	}
-	api := testenv.StartLambda(t, apiBootstrap, append(h.env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret, "RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
-	payload, err := os.ReadFile(filepath.Join(testenv.RepoRoot(t), "events", "api-health.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var resp events.APIGatewayV2HTTPResponse
-	if err := json.Unmarshal(api.Invoke(t, payload), &resp); err != nil {
-		t.Fatal(err)
-	}
+	api := testenv.StartFunction(t, "ApiFunction", append(h.env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret, "RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
+	resp := api.InvokeHTTP(t, testenv.ReadEvent(t, "api-health.json"))
 	if !strings.Contains(resp.Body, `"degraded"`) || !strings.Contains(resp.Body, "deliveries given up: 1") {
 		t.Fatalf("health %d %s; want degraded by the given-up delivery", resp.StatusCode, resp.Body)
 	}

@@ -4,8 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -75,12 +73,10 @@ type queued = testenv.Queued
 // time each delivery is recorded and queued, the redelivery is queued again (it was never
 // processed) without a second record.
 func TestWebhookFunction(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "WebhookFunction")
 	env := testenv.StartAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret))
+	fn := testenv.StartFunction(t, "WebhookFunction", append(env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret))
 	db := dynamodb.NewFromConfig(env.Config)
 	queue := sqs.NewFromConfig(env.Config)
-	root := testenv.RepoRoot(t)
 
 	var files []string
 	for _, c := range webhookCases {
@@ -90,13 +86,13 @@ func TestWebhookFunction(t *testing.T) {
 	var want []queued
 	for _, c := range webhookCases {
 		if c.errorCode == "" {
-			want = append(want, c.queuedMessage(t, root))
+			want = append(want, c.queuedMessage(t))
 		}
 	}
 
 	for _, c := range webhookCases {
 		t.Run(c.file, func(t *testing.T) {
-			payload, headers := readEvent(t, root, c.file)
+			payload, headers := readEvent(t, c.file)
 			got := invoke(t, fn, payload, c.status)
 			if c.errorCode != "" {
 				if got.Success || got.Error.Code != c.errorCode {
@@ -137,7 +133,7 @@ func TestWebhookFunction(t *testing.T) {
 
 	t.Run("redelivery", func(t *testing.T) {
 		for _, c := range webhookCases {
-			payload, headers := readEvent(t, root, c.file)
+			payload, headers := readEvent(t, c.file)
 			got := invoke(t, fn, payload, c.status)
 			switch {
 			case c.errorCode != "":
@@ -158,18 +154,15 @@ func TestWebhookFunction(t *testing.T) {
 }
 
 // queuedMessage is the queue message the function must send for c's delivery.
-func (c webhookCase) queuedMessage(t *testing.T, root string) queued {
-	_, headers := readEvent(t, root, c.file)
+func (c webhookCase) queuedMessage(t *testing.T) queued {
+	_, headers := readEvent(t, c.file)
 	return queued{HookID: headers["x-github-hook-id"], DeliveryID: headers["x-github-delivery"], Event: c.event}
 }
 
 // readEvent returns an event file and the delivery headers it carries.
-func readEvent(t *testing.T, root, file string) ([]byte, map[string]string) {
+func readEvent(t *testing.T, file string) ([]byte, map[string]string) {
 	t.Helper()
-	payload, err := os.ReadFile(filepath.Join(root, "events", file))
-	if err != nil {
-		t.Fatal(err)
-	}
+	payload := testenv.ReadEvent(t, file)
 	var ev events.APIGatewayV2HTTPRequest
 	if err := json.Unmarshal(payload, &ev); err != nil {
 		t.Fatalf("%s: %v", file, err)

@@ -23,12 +23,8 @@ import (
 // root, as RUNNERHUB_WS_ENDPOINT says); what they say is the conformance suite's
 // business (internal/live/awslive).
 func TestWebSocketFunction(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "WebSocketFunction")
 	env := testenv.StartAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
-		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken,
-		"RUNNERHUB_WS_ENDPOINT="+env.Endpoint,
-	))
+	fn := startWebSocket(t, env)
 	db := dynamodb.NewFromConfig(env.Config)
 
 	steps := []struct {
@@ -99,13 +95,8 @@ func TestWebSocketFunction(t *testing.T) {
 // role.
 func TestWebSocketFunctionReadRole(t *testing.T) {
 	const readToken = "rh_websocket-read-token-0123456789"
-	bootstrap := testenv.BuildFunction(t, "WebSocketFunction")
 	env := testenv.SharedAWS(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
-		"RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken,
-		"RUNNERHUB_API_READ_TOKENS="+readToken,
-		"RUNNERHUB_WS_ENDPOINT="+env.Endpoint,
-	))
+	fn := startWebSocket(t, env, "RUNNERHUB_API_READ_TOKENS="+readToken)
 	// The function derives the same ticket keys from the same configuration.
 	ticket, _, err := live.NewTickets(testenv.EventsAPIToken, readToken).Issue(readToken, time.Now())
 	if err != nil {
@@ -145,4 +136,13 @@ func TestWebSocketFunctionReadRole(t *testing.T) {
 func connectionItem(t *testing.T, db *dynamodb.Client, table, id string) map[string]ddbtypes.AttributeValue {
 	t.Helper()
 	return testenv.GetItem(t, db, table, "WSCONN#"+id, "WSCONN")
+}
+
+// startWebSocket starts the built WebSocketFunction on env's resources, with the events'
+// API token, posting to moto's root, and the variables in extra.
+func startWebSocket(t *testing.T, env *testenv.AWS, extra ...string) *testenv.Lambda {
+	return testenv.StartFunction(t, "WebSocketFunction", append(env.Env(), append([]string{
+		"RUNNERHUB_API_TOKENS=" + testenv.EventsAPIToken,
+		"RUNNERHUB_WS_ENDPOINT=" + env.Endpoint,
+	}, extra...)...))
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -200,7 +199,7 @@ func TestEMFJobMetrics(t *testing.T) {
 
 func TestSampledGauges(t *testing.T) {
 	m := New()
-	m.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	m.Log = slog.New(slog.DiscardHandler)
 	m.WatchQueues(func(context.Context) (map[string]int, error) { return map[string]int{"events": 3, "dlq": 1}, nil })
 	var poolErr error
 	m.WatchPools(func(context.Context) ([]jobs.PoolStatus, error) {

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"path/filepath"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -19,6 +17,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
@@ -105,13 +104,6 @@ func (q *sqsQueue) nack(it burstItem, _ error) bool {
 	return false
 }
 
-// lockedSignals counts demands from concurrent processors.
-type lockedSignals struct{ demands atomic.Int64 }
-
-func (s *lockedSignals) Demand(context.Context, jobs.Demand) error   { s.demands.Add(1); return nil }
-func (s *lockedSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
-func (s *lockedSignals) Retire(context.Context, jobs.Retire) error   { return nil }
-
 func TestBurstOfQueuedJobsInOnePool(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -123,11 +115,7 @@ func TestBurstOfQueuedJobsInOnePool(t *testing.T) {
 		invocation time.Duration
 	}{
 		{"bbolt", 300, func(t *testing.T) (Stores, burstQueue) {
-			db, err := embedded.Open(filepath.Join(t.TempDir(), "burst.db"))
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { db.Close() })
+			db := testenv.Embedded(t)
 			s := db.Store()
 			return Stores{Deliveries: s, Counters: s, Jobs: s}, localQueue{db.Queue(maxAttempts)}
 		}, 0},
@@ -154,7 +142,7 @@ func runBurst(t *testing.T, s Stores, queue burstQueue, n int, invocation time.D
 		repository  = "burst/r"
 	)
 	ctx := context.Background()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	pool := jobs.Pool{Name: "burst", Labels: []string{"linux", "burst"}, MaxRunners: 3}
 	// Job ids and runner names are unique per run: the DynamoDB table is shared.
 	base := time.Now().UnixNano() % 1e12 * 10
@@ -168,7 +156,7 @@ func runBurst(t *testing.T, s Stores, queue burstQueue, n int, invocation time.D
 	}
 
 	m := metrics.New()
-	signals := &lockedSignals{}
+	signals := &jobstest.Signals{}
 	engine := &jobs.Engine{Store: s.Jobs, Deliveries: s.Deliveries, Pools: []jobs.Pool{pool}, Step: time.Minute,
 		Subscribers: []jobs.Subscriber{&jobs.SignalSender{Signals: signals, Log: log}, m}}
 	proc := &processing.Processor{Deliveries: s.Deliveries, Counters: s.Counters, Engine: engine,
@@ -287,7 +275,7 @@ func runBurst(t *testing.T, s Stores, queue burstQueue, n int, invocation time.D
 	metricErrors := counted(t, m, "webhook_events_total", "error")
 	t.Logf("%d deliveries, %d at a time, in %v: %.0f conflicts re-planned, %d attempts out of time re-planning, %d other failed attempts, %d errors counted (%.0f in metrics), %d dead letters; %d reserved, %d pending, %d demands",
 		n, concurrency, elapsed.Round(time.Millisecond), conflicts, conflictTimeouts.Load(), failures.Load(), errorsCounted, metricErrors,
-		deadLetters.Load(), reserved, pending, signals.demands.Load())
+		deadLetters.Load(), reserved, pending, len(signals.Demands()))
 	if deadLetters.Load() != 0 || failures.Load() != 0 || errorsCounted != 0 || metricErrors != 0 {
 		t.Errorf("%d dead letters, %d failed attempts, %d errors counted (%.0f in metrics): want none",
 			deadLetters.Load(), failures.Load(), errorsCounted, metricErrors)

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"maps"
 	"math/rand/v2"
@@ -16,6 +15,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
@@ -314,7 +314,7 @@ func runModel(t *testing.T, s Stores, h *history) {
 	engine := &jobs.Engine{Store: s.Jobs, Pools: modelPools, Step: time.Minute, OfflineAfter: modelOfflineAfter}
 	proc := &processing.Processor{
 		Deliveries: s.Deliveries, Counters: s.Counters, Engine: engine,
-		Signals: discardSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler),
 		Now: func() time.Time { return time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC) },
 	}
 	engine.Deliveries = s.Deliveries // re-read after a conflict
@@ -376,12 +376,6 @@ func applyOp(ctx context.Context, e *jobs.Engine, op *fleetOp) error {
 	}
 	return err
 }
-
-type discardSignals struct{}
-
-func (discardSignals) Demand(context.Context, jobs.Demand) error   { return nil }
-func (discardSignals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
-func (discardSignals) Retire(context.Context, jobs.Retire) error   { return nil }
 
 func checkModel(t *testing.T, s Stores, h *history) {
 	t.Helper()

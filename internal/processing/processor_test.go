@@ -5,29 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
-	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 func embeddedStores(t testing.TB) Stores {
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "p.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	s := db.Store()
+	s := testenv.Embedded(t).Store()
 	return Stores{Deliveries: s, Counters: s, Jobs: s}
 }
 
@@ -48,30 +41,9 @@ func (f *flakyJobs) Job(ctx context.Context, id int64) (*jobs.Job, error) {
 	return f.Store.Job(ctx, id)
 }
 
-type recordedSignals struct {
-	demands  []jobs.Demand
-	prewarms []jobs.Prewarm
-	retires  []jobs.Retire
-}
-
-func (r *recordedSignals) Demand(_ context.Context, d jobs.Demand) error {
-	r.demands = append(r.demands, d)
-	return nil
-}
-
-func (r *recordedSignals) Prewarm(_ context.Context, p jobs.Prewarm) error {
-	r.prewarms = append(r.prewarms, p)
-	return nil
-}
-
-func (r *recordedSignals) Retire(_ context.Context, x jobs.Retire) error {
-	r.retires = append(r.retires, x)
-	return nil
-}
-
-func newProcessor(t *testing.T, s Stores) (*processing.Processor, *recordedSignals) {
-	sig := &recordedSignals{}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+func newProcessor(t *testing.T, s Stores) (*processing.Processor, *jobstest.Signals) {
+	sig := &jobstest.Signals{}
+	log := slog.New(slog.DiscardHandler)
 	return &processing.Processor{
 		Deliveries: s.Deliveries, Counters: s.Counters,
 		Engine: &jobs.Engine{Store: s.Jobs, Deliveries: s.Deliveries, Pools: modelPools, Step: time.Minute,
@@ -202,9 +174,26 @@ func jobIDOf(t *testing.T, d *delivery.Record) int64 {
 
 func dynamoStores(t *testing.T) Stores {
 	env := testenv.SharedAWS(t)
-	s := awsstore.NewStore(env.DynamoDB(), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
-		env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	s := awsStore(env, env.DynamoDB())
 	return Stores{Deliveries: s, Counters: s, Jobs: s}
+}
+
+// awsStore is the store on env's table and bucket, through the DynamoDB client db.
+func awsStore(env *testenv.AWS, db *dynamodb.Client) *awsstore.Store {
+	return awsstore.NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, 24*time.Hour)
+}
+
+// commitRunners stores runners in Changes of at most 90 entities, within DynamoDB's 100
+// items per transaction.
+func commitRunners(t testing.TB, s jobs.Store, runners []*jobs.Runner) {
+	t.Helper()
+	for len(runners) > 0 {
+		n := min(len(runners), 90)
+		if err := s.Commit(context.Background(), &jobs.Change{Runners: runners[:n]}); err != nil {
+			t.Fatal(err)
+		}
+		runners = runners[n:]
+	}
 }
 
 func TestModelDynamoDB(t *testing.T) { modelTest(t, dynamoStores) }
@@ -236,8 +225,8 @@ func TestFreedRunnerTakesAJobWaitingInAnotherPool(t *testing.T) {
 	if j, _ := s.Jobs.Job(ctx, 2); j.Allocation != jobs.AllocationPending || j.Pool != "gpu" {
 		t.Fatalf("job 2 with every runner busy: %+v, want pending in gpu, the first pool it fits", j)
 	}
-	if len(sig.demands) != 1 || sig.demands[0].Pool != "gpu" || sig.demands[0].JobID != 2 {
-		t.Fatalf("demands %+v, want one for job 2 in gpu", sig.demands)
+	if d := sig.Demands(); len(d) != 1 || d[0].Pool != "gpu" || d[0].JobID != 2 {
+		t.Fatalf("demands %+v, want one for job 2 in gpu", d)
 	}
 	deliver("d4", testenv.Job{ID: 1, Labels: x64, Status: "completed", Runner: "linux-1", Conclusion: "success"})
 	j, _ := s.Jobs.Job(ctx, 2)

@@ -12,11 +12,9 @@ import (
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -61,8 +59,7 @@ func TestRequestsPerEventType(t *testing.T) {
 		counter.mu.Unlock()
 		return send()
 	}))
-	store := awsstore.NewStore(db, s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
-		env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	store := awsStore(env, db)
 	s := Stores{Deliveries: store, Counters: store, Jobs: store}
 	p, _ := newProcessor(t, s)
 	p.Engine.Pools = []jobs.Pool{{Name: "k8s", Labels: []string{"k8s", "linux"}, MinIdle: 0, MaxRunners: 3}}

@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 )
 
 // failingSignals refuses the demand of one job.
 type failingSignals struct {
-	recordedSignals
+	jobstest.Signals
 	refuse int64
 }
 
@@ -22,7 +23,7 @@ func (f *failingSignals) Demand(ctx context.Context, d jobs.Demand) error {
 	if d.JobID == f.refuse {
 		return errors.New("queue unavailable")
 	}
-	return f.recordedSignals.Demand(ctx, d)
+	return f.Signals.Demand(ctx, d)
 }
 
 // HandleLambda takes the ProcessorFunction's two kinds of event: SQS batches, and the
@@ -65,7 +66,7 @@ func TestHandleLambda(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			sig.demands = nil
+			sig.Forget()
 			got, err := p.HandleLambda(ctx, json.RawMessage(c.event))
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
@@ -80,7 +81,7 @@ func TestHandleLambda(t *testing.T) {
 				t.Errorf("answer %s, want %s", answer, c.want)
 			}
 			var sent []int64
-			for _, d := range sig.demands {
+			for _, d := range sig.Demands() {
 				sent = append(sent, d.JobID)
 				if !d.Resent || !d.At.Equal(now) {
 					t.Errorf("demand %+v: want resent at %v", d, now)

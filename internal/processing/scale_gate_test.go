@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"strconv"
 	"strings"
@@ -16,12 +15,11 @@ import (
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/processing"
-	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -94,8 +92,7 @@ func runGate(t *testing.T, processors, pools, repos, n int, dry bool) gateRun {
 	t.Helper()
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
-	s3c := s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true })
-	setup := awsstore.NewStore(env.DynamoDB(), s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	setup := awsStore(env, env.DynamoDB())
 
 	poolList := make([]jobs.Pool, pools)
 	for i := range poolList {
@@ -110,13 +107,7 @@ func runGate(t *testing.T, processors, pools, repos, n int, dry bool) gateRun {
 			runners = append(runners, &jobs.Runner{Name: fmt.Sprintf("%s-%d", p.Name, i), Pool: p.Name, State: jobs.RunnerIdle})
 		}
 	}
-	for len(runners) > 0 {
-		k := min(len(runners), 90)
-		if err := setup.Commit(ctx, &jobs.Change{Runners: runners[:k]}); err != nil {
-			t.Fatal(err)
-		}
-		runners = runners[k:]
-	}
+	commitRunners(t, setup, runners)
 	messages := make(chan delivery.Message, 2*n)
 	now := time.Now().UTC()
 	for i := range n {
@@ -161,10 +152,10 @@ func runGate(t *testing.T, processors, pools, repos, n int, dry bool) gateRun {
 			}
 			return err
 		}))
-		store := awsstore.NewStore(db, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+		store := awsStore(env, db)
 		p := &processing.Processor{Deliveries: store, Counters: store,
 			Engine:  &jobs.Engine{Store: store, Pools: poolList, Step: time.Minute},
-			Signals: &recordedSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+			Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 		wg.Go(func() {
 			for m := range messages {
 				if err := p.Process(ctx, m); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -17,10 +16,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/s3"
-
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/processing"
@@ -92,8 +90,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
 	raw := env.DynamoDB()
-	s3c := s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true })
-	setup := awsstore.NewStore(raw, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	setup := awsStore(env, raw)
 
 	stream, runners := scaleStream(t, *scaleJobs, *scaleRepos)
 	var fleet []*jobs.Runner
@@ -102,17 +99,11 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 			fleet = append(fleet, &jobs.Runner{Name: fmt.Sprintf("%s-%d", pool, i), Pool: pool, State: jobs.RunnerIdle})
 		}
 	}
-	for len(fleet) > 0 {
-		n := min(len(fleet), 90)
-		if err := setup.Commit(ctx, &jobs.Change{Runners: fleet[:n]}); err != nil {
-			t.Fatal(err)
-		}
-		fleet = fleet[n:]
-	}
+	commitRunners(t, setup, fleet)
 
 	meter := newCapacityMeter(ctx, t, raw, env.EventsTable)
 	db := env.DynamoDB(meter.option)
-	store := awsstore.NewStore(db, s3c, env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	store := awsStore(env, db)
 	pools := make([]jobs.Pool, len(scalePools))
 	for i, p := range scalePools {
 		pools[i] = p.pool
@@ -120,7 +111,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	p := &processing.Processor{
 		Deliveries: store, Counters: store,
 		Engine:  &jobs.Engine{Store: store, Pools: pools, Step: time.Minute},
-		Signals: &recordedSignals{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now,
+		Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now,
 	}
 	// Live updates leave the processor as FanoutQueue messages, no DynamoDB request;
 	// scaleFanout delivers them below as the FanoutFunction would.

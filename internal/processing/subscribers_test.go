@@ -3,7 +3,6 @@ package processing_test
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"testing"
 	"time"
@@ -39,7 +38,7 @@ func TestSubscribersFollowTheCommitAndNeverFailIt(t *testing.T) {
 			ctx := context.Background()
 			var heard []*jobs.Commit
 			var published int
-			announcer := &live.Announcer{Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+			announcer := &live.Announcer{Log: slog.New(slog.DiscardHandler),
 				Outbox: outboxFunc(func(pctx context.Context, _ live.Announcement) error {
 					published++
 					if _, ok := pctx.Deadline(); !ok {
@@ -90,7 +89,7 @@ func TestOneDecodePerDelivery(t *testing.T) {
 	p.Engine.Store = store
 	ctx := context.Background()
 	var frames, posts int
-	hub := &live.Hub{Registry: localhub.NewRegistry(), Pools: s.Jobs, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	hub := &live.Hub{Registry: localhub.NewRegistry(), Pools: s.Jobs, Log: slog.New(slog.DiscardHandler),
 		Sender: senderFunc(func(context.Context) error { posts++; return nil })}
 	if err := hub.Connect(ctx, live.Connection{ID: "dashboard"}); err != nil {
 		t.Fatal(err)
@@ -104,7 +103,7 @@ func TestOneDecodePerDelivery(t *testing.T) {
 		frames += len(a.Frames)
 		return hub.Deliver(ctx, []live.Announcement{a})
 	})}
-	p.Engine.Subscribe(m, jobs.Log{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}, announcer)
+	p.Engine.Subscribe(m, jobs.Log{Logger: slog.New(slog.DiscardHandler)}, announcer)
 	rec := fixtureRecord(t, "workflow_job.queued.json", "decoded-once")
 	if _, err := s.Deliveries.Create(ctx, rec); err != nil {
 		t.Fatal(err)

@@ -3,7 +3,6 @@ package standalone
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -408,18 +407,10 @@ func (r *restartable) serve(env map[string]string) {
 	if err != nil {
 		r.t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", r.addr)
-	if err != nil {
-		s.Close()
-		r.t.Fatal(err)
-	}
-	r.addr, r.base = ln.Addr().String(), "http://"+ln.Addr().String()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	base, stop := testenv.Serve(r.t, r.addr, s.Serve)
+	r.base, r.addr = base, strings.TrimPrefix(base, "http://")
 	r.stop = func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			r.t.Errorf("serve: %v", err)
 		}
 		s.Close()

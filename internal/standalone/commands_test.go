@@ -23,19 +23,13 @@ import (
 // apiGet reads one management API answer's data into v.
 func apiGet(t *testing.T, base, token, path string, v any) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodGet, base+path, nil)
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	code, body := apiCall(t, base, token, http.MethodGet, path, "")
 	var env struct {
 		Success bool
 		Data    json.RawMessage
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&env); err != nil || !env.Success {
-		t.Fatalf("GET %s: %d %+v %v", path, resp.StatusCode, env, err)
+	if err := json.Unmarshal([]byte(body), &env); err != nil || !env.Success {
+		t.Fatalf("GET %s: %d %+v %v", path, code, env, err)
 	}
 	if err := json.Unmarshal(env.Data, v); err != nil {
 		t.Fatal(err)

@@ -144,14 +144,9 @@ func TestLiveUpdates(t *testing.T) {
 		{http.MethodPut, `{"labels":["ubuntu-latest"],"minIdle":1,"maxRunners":5}`},
 		{http.MethodDelete, ""},
 	} {
-		req, _ := http.NewRequest(change.method, base+"/api/pools/ubuntu", strings.NewReader(change.body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err = http.DefaultClient.Do(req)
-		if err != nil || resp.StatusCode/100 != 2 {
-			t.Fatalf("%s pool: %v %v", change.method, resp, err)
+		if code, body := apiCall(t, base, token, change.method, "/api/pools/ubuntu", change.body); code/100 != 2 {
+			t.Fatalf("%s pool: %d %s", change.method, code, body)
 		}
-		resp.Body.Close()
 		if ev, _, data := next(); ev != live.EventPoolStatus || data["pool"] != "ubuntu" || data["idle"] != float64(0) {
 			t.Fatalf("after %s /api/pools/ubuntu: %s %v, want pool-status of ubuntu", change.method, ev, data)
 		}

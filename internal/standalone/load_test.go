@@ -20,12 +20,8 @@ import (
 //
 //	go test ./internal/standalone -run '^$' -bench LocalStackIngest -benchtime 20000x
 func BenchmarkLocalStackIngest(b *testing.B) {
-	s, err := Open(testConfig(b, b.TempDir(), nil), quietLog())
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	url := serve(b, s) + ingest.Path
+	_, base := startStack(b, nil)
+	url := base + ingest.Path
 	b.ReportAllocs()
 	b.ResetTimer()
 	res, err := loadgen.Run(context.Background(), loadgen.Options{

@@ -96,19 +96,11 @@ func TestTimesAreMilliseconds(t *testing.T) {
 		{"POST", "/api/runners/r1/heartbeat", ``},
 		{"GET", "/api/webhooks/health", ``},
 	} {
-		req, _ := http.NewRequest(tc.method, base+tc.path, strings.NewReader(tc.body))
-		req.Header.Set("Authorization", "Bearer "+token)
-		req.Header.Set("Content-Type", "application/json")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
+		code, b := apiCall(t, base, token, tc.method, tc.path, tc.body)
+		if code >= 300 || !strings.Contains(b, `Z"`) {
+			t.Fatalf("%s %s: %d %s", tc.method, tc.path, code, b)
 		}
-		b, _ := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if resp.StatusCode >= 300 || !strings.Contains(string(b), `Z"`) {
-			t.Fatalf("%s %s: %d %s", tc.method, tc.path, resp.StatusCode, b)
-		}
-		if m := finer.FindStringSubmatch(string(b)); m != nil {
+		if m := finer.FindStringSubmatch(b); m != nil {
 			t.Errorf("%s %s: %s is finer than milliseconds: %s", tc.method, tc.path, m[1], b)
 		}
 	}

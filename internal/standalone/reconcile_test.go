@@ -88,19 +88,12 @@ func (g *ghStack) runner(t *testing.T, name string) *jobs.Runner {
 // metric reads one sample from /metrics ("" when absent).
 func (g *ghStack) metric(t *testing.T, series string) string {
 	t.Helper()
-	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, g.url+"/metrics", nil)
-	req.Header.Set("Authorization", "Bearer "+g.GeneratedToken)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(resp.Body)
-	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindSubmatch(body)
+	_, body := apiCall(t, g.url, g.GeneratedToken, http.MethodGet, "/metrics", "")
+	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)
 	if m == nil {
 		return ""
 	}
-	return string(m[1])
+	return m[1]
 }
 
 func (g *ghStack) health(t *testing.T) (int, string) {
@@ -470,17 +463,7 @@ func TestJobDiagnosis(t *testing.T) {
 	g.waitJob(t, 702, jobs.StatusQueued)
 	g.fake.PutJob("octo/app", fakegithub.Job{ID: 702, RunID: 5000 + 702%7, Name: "job-702", Status: "queued", Labels: []string{"linux"}})
 
-	get := func(path string) (int, []byte) {
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, g.url+path, nil)
-		req.Header.Set("Authorization", "Bearer "+g.GeneratedToken)
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, b
-	}
+	get := func(path string) (int, string) { return apiCall(t, g.url, g.GeneratedToken, http.MethodGet, path, "") }
 	code, body := get("/api/jobs/702/diagnosis")
 	var doc struct {
 		Data struct {
@@ -512,7 +495,7 @@ func TestJobDiagnosis(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal(body, &doc); err != nil || code != http.StatusOK {
+	if err := json.Unmarshal([]byte(body), &doc); err != nil || code != http.StatusOK {
 		t.Fatalf("%d %s (%v)", code, body, err)
 	}
 	d := doc.Data

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"maps"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -50,25 +49,18 @@ func startStack(t testing.TB, extra map[string]string) (*Stack, string) {
 	return s, serve(t, s)
 }
 
-func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
 // serve runs an opened stack on a loopback port until the test ends and returns its URL.
 func serve(t testing.TB, s *Stack) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx, ln) }()
+	base, stop := testenv.Serve(t, "127.0.0.1:0", s.Serve)
 	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
+		if err := stop(); err != nil {
 			t.Errorf("serve: %v", err)
 		}
 	})
-	return "http://" + ln.Addr().String()
+	return base
 }
 
 // apiCall sends a management API request with token and returns the status and body.
@@ -122,12 +114,8 @@ func poll[T any](t *testing.T, what string, get func() (T, bool)) T {
 }
 
 func TestEndToEndOverHTTP(t *testing.T) {
-	s, err := Open(testConfig(t, t.TempDir(), nil), quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	url := serve(t, s) + ingest.Path
+	s, base := startStack(t, nil)
+	url := base + ingest.Path
 	ctx := context.Background()
 
 	status, body, err := Send(ctx, url, testSecret, "ping", "e2e-ping", fixture(t, "ping.json"))

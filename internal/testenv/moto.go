@@ -26,11 +26,8 @@ import (
 // AWS is a moto_server started for one test (or shared by a test binary, see SharedAWS)
 // holding one copy of template.yaml's resources.
 //
-// Config works as is with dynamodb.NewFromConfig and sqs.NewFromConfig. For S3 set
-// path-style addressing, as moto serves every bucket on one host:
-//
-//	s3.NewFromConfig(a.Config, func(o *s3.Options) { o.UsePathStyle = true })
-//
+// Config works as is with dynamodb.NewFromConfig and sqs.NewFromConfig. For S3 use
+// a.S3(): it sets path-style addressing, as moto serves every bucket on one host.
 // (With an IP endpoint such as 127.0.0.1 the SDK already falls back to path style, but a
 // host name such as localhost or LocalStack's needs it, so S3 adapters should set
 // UsePathStyle whenever AWS_ENDPOINT_URL is set.)

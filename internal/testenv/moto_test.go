@@ -156,7 +156,7 @@ func TestStartAWSProvisionsTheTemplate(t *testing.T) {
 	})
 
 	t.Run("bucket", func(t *testing.T) {
-		s := s3.NewFromConfig(a.Config, func(o *s3.Options) { o.UsePathStyle = true })
+		s := a.S3()
 		if _, err := s.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: &a.PayloadBucket}); err != nil {
 			t.Fatal(err)
 		}

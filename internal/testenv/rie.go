@@ -335,6 +335,13 @@ type build struct {
 	err  error
 }
 
+// StartFunction starts the template's function logicalID under aws-lambda-rie with env:
+// StartLambda of the bootstrap BuildFunction builds (once per test binary).
+func StartFunction(t testing.TB, logicalID string, env []string) *Lambda {
+	t.Helper()
+	return StartLambda(t, BuildFunction(t, logicalID), env)
+}
+
 // BuildFunction builds the bootstrap of the template's function logicalID (such as
 // "WebhookFunction") for the host with the Makefile's build-<logicalID> target, once per
 // test binary, and returns its path.

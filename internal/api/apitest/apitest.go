@@ -11,7 +11,6 @@ import (
 	"time"
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/runnerhub/webhooks/internal/httpjson"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
@@ -37,7 +36,7 @@ func ForEachStore[E any](t *testing.T, onEmbedded, onDynamoDB func(t *testing.T)
 func AWSStore(a *testenv.AWS, retention time.Duration) (*awsstore.Store, *RequestCounter) {
 	counter := &RequestCounter{}
 	db := a.DynamoDB(testenv.AroundEachAttempt("countRequests", counter.count))
-	s3c := s3.NewFromConfig(a.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	s3c := a.S3()
 	return awsstore.NewStore(db, s3c, a.EventsTable, a.PayloadBucket, retention), counter
 }
 

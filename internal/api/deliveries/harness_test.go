@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -72,21 +71,7 @@ func newEmbedded(t *testing.T) *env {
 	db := testenv.Embedded(t)
 	s, q := db.Store(), db.Queue(1)
 	e := &env{store: s}
-	e.drain = func(t *testing.T) []delivery.Message {
-		var out []delivery.Message
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
-			items, _ := q.Receive(ctx, 100)
-			cancel()
-			if len(items) == 0 {
-				return out
-			}
-			for _, it := range items {
-				out = append(out, it.Message)
-				q.Ack(it.ID)
-			}
-		}
-	}
+	e.drain = func(t *testing.T) []delivery.Message { return testenv.DrainEmbedded(t.Context(), q) }
 	e.deadLetter = func(t *testing.T, msg delivery.Message) {
 		e.drain(t) // the next message received is msg
 		if err := q.Enqueue(context.Background(), msg); err != nil {
@@ -148,7 +133,7 @@ func newAWSOn(t *testing.T, a *testenv.AWS) *env {
 // ingest handler for POST /api/webhooks/test.
 func (e *env) build(t *testing.T, q delivery.Queue, dl delivery.DeadLetters) {
 	e.now = time.Now().UTC()
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	log := slog.New(slog.DiscardHandler)
 	ing := &ingest.Handler{
 		Parser:       &webhook.Parser{Verifier: webhook.NewVerifier(secret)},
 		Store:        e.store,

@@ -2,7 +2,6 @@ package deliveries_test
 
 import (
 	"encoding/json"
-	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
@@ -149,7 +148,7 @@ func TestSendSample(t *testing.T) {
 					changed := *e
 					changed.deps.Secret = c.secret
 					changed.deps.Ingest = &ingest.Handler{Parser: c.parser, Store: e.store, Queue: e.deps.Queue,
-						MaxBodyBytes: 1 << 20, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Now: time.Now}
+						MaxBodyBytes: 1 << 20, Log: slog.New(slog.DiscardHandler), Now: time.Now}
 					changed.rebuild(t)
 					a := changed.call(t, "POST", "/api/webhooks/test", `{"eventType":"push"}`)
 					if c.code == "" {

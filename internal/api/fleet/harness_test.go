@@ -2,7 +2,6 @@ package fleet_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
@@ -18,6 +17,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -39,7 +39,7 @@ var configured = func() []jobs.Pool {
 type env struct {
 	store   jobs.Store
 	handler http.Handler
-	signals *signals
+	signals *jobstest.Signals
 	mu      sync.Mutex
 	now     time.Time
 	// requests counts DynamoDB requests by operation; nil for the embedded store.
@@ -66,7 +66,7 @@ func newEnv(t *testing.T, store jobs.Store) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e := &env{store: store, signals: &signals{}, now: time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)}
+	e := &env{store: store, signals: &jobstest.Signals{}, now: time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)}
 	e.handler = httpapi.New(tokens, fleet.Routes(fleet.Deps{
 		Engine: &jobs.Engine{Store: store, Pools: configured, Step: time.Minute,
 			Subscribers: []jobs.Subscriber{&jobs.SignalSender{Signals: e.signals, Log: slog.New(slog.DiscardHandler)}}},
@@ -153,26 +153,4 @@ func (e *env) commit(t *testing.T, c *jobs.Change) {
 	if err := e.store.Commit(t.Context(), c); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// signals records the demands the API sends.
-type signals struct {
-	mu      sync.Mutex
-	demands []jobs.Demand
-}
-
-func (s *signals) Demand(_ context.Context, d jobs.Demand) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.demands = append(s.demands, d)
-	return nil
-}
-
-func (s *signals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
-func (s *signals) Retire(context.Context, jobs.Retire) error   { return nil }
-
-func (s *signals) sent() []jobs.Demand {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]jobs.Demand(nil), s.demands...)
 }

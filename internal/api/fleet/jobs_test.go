@@ -3,6 +3,7 @@ package fleet_test
 import (
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -96,28 +97,53 @@ func fixtureJobs() []*jobs.Job {
 // of pages.
 func listIDs(t *testing.T, e *env, query string, limit int) ([]int64, int) {
 	t.Helper()
+	js, pages := listPages[struct {
+		ID int64 `json:"id"`
+	}](t, e, "/api/jobs", "jobs", query, limit)
 	var ids []int64
+	for _, j := range js {
+		ids = append(ids, j.ID)
+	}
+	return ids, len(pages)
+}
+
+// listPages pages through GET list?limit=limit&query, following nextCursor until it is
+// null, and returns the items of every page in order (the array named key in each
+// page's data) and each page's length. A page longer than limit, one that reports
+// another limit, or more than 50 pages fail the test.
+func listPages[T any](t *testing.T, e *env, list, key, query string, limit int) ([]T, []int) {
+	t.Helper()
+	var items []T
+	var lengths []int
 	cursor := ""
-	for pages := 1; ; pages++ {
-		path := fmt.Sprintf("/api/jobs?limit=%d&%s", limit, query)
+	for {
+		path := fmt.Sprintf("%s?limit=%d&%s", list, limit, query)
 		if cursor != "" {
 			path += "&cursor=" + url.QueryEscape(cursor)
 		}
-		var p jobPage
-		e.request(t, http.MethodGet, path, nil).data(t, &p)
-		if len(p.Jobs) > limit || p.Limit != limit {
-			t.Fatalf("%s: %d jobs, limit %d", path, len(p.Jobs), p.Limit)
+		r := e.request(t, http.MethodGet, path, nil)
+		var page struct {
+			Limit      int     `json:"limit"`
+			NextCursor *string `json:"nextCursor"`
 		}
-		for _, j := range p.Jobs {
-			ids = append(ids, j.ID)
+		var fields map[string]json.RawMessage
+		r.data(t, &page)
+		r.data(t, &fields)
+		var batch []T
+		if err := json.Unmarshal(fields[key], &batch); err != nil {
+			t.Fatalf("%s: %s: %v", path, key, err)
 		}
-		if p.NextCursor == nil {
-			return ids, pages
+		if len(batch) > limit || page.Limit != limit {
+			t.Fatalf("%s: %d %s, limit %d", path, len(batch), key, page.Limit)
 		}
-		if pages > 50 {
+		items, lengths = append(items, batch...), append(lengths, len(batch))
+		if page.NextCursor == nil {
+			return items, lengths
+		}
+		if len(lengths) == 50 {
 			t.Fatalf("%s: more than 50 pages", path)
 		}
-		cursor = *p.NextCursor
+		cursor = *page.NextCursor
 	}
 }
 

@@ -3,7 +3,6 @@ package fleet_test
 import (
 	"fmt"
 	"net/http"
-	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -115,7 +114,7 @@ func TestRunnerLifecycle(t *testing.T) {
 		if got, _ := listIDs(t, e, "status=pending&pool=linux", 50); !slices.Equal(got, []int64{4, 2}) {
 			t.Fatalf("linux queue after removal: %v, want [4 2]", got)
 		}
-		if d := e.signals.sent(); len(d) != 1 || d[0].JobID != 4 || d[0].Pool != "linux" {
+		if d := e.signals.Demands(); len(d) != 1 || d[0].JobID != 4 || d[0].Pool != "linux" {
 			t.Fatalf("demands %+v, want one for job 4 in linux", d)
 		}
 		expect(t, "get removed", e.request(t, http.MethodGet, "/api/runners/linux-1", nil), http.StatusNotFound, "not_found")
@@ -186,30 +185,15 @@ func TestListRunners(t *testing.T) {
 		}
 		list := func(query string, limit int) []string {
 			t.Helper()
-			var names []string
-			cursor := ""
-			for pages := 0; ; pages++ {
-				path := fmt.Sprintf("/api/runners?limit=%d&%s", limit, query)
-				if cursor != "" {
-					path += "&cursor=" + url.QueryEscape(cursor)
-				}
-				var p struct {
-					Runners    []runnerData `json:"runners"`
-					Limit      int          `json:"limit"`
-					NextCursor *string      `json:"nextCursor"`
-				}
-				e.request(t, http.MethodGet, path, nil).data(t, &p)
-				if len(p.Runners) > limit || p.Limit != limit || (p.NextCursor != nil && len(p.Runners) < limit) || pages > 20 {
-					t.Fatalf("%s: %d runners, limit %d, next %v", path, len(p.Runners), p.Limit, p.NextCursor)
-				}
-				for _, r := range p.Runners {
-					names = append(names, r.Name)
-				}
-				if p.NextCursor == nil {
-					return names
-				}
-				cursor = *p.NextCursor
+			runners, pages := listPages[runnerData](t, e, "/api/runners", "runners", query, limit)
+			if slices.ContainsFunc(pages[:len(pages)-1], func(n int) bool { return n < limit }) {
+				t.Fatalf("runners?%s: pages of %v for limit %d, want every page but the last full", query, pages, limit)
 			}
+			var names []string
+			for _, r := range runners {
+				names = append(names, r.Name)
+			}
+			return names
 		}
 		for _, limit := range []int{1, 2, 50} {
 			if got, want := list("", limit), []string{"g-a", "g-b", "l-a", "l-b", "l-c"}; !slices.Equal(got, want) {

@@ -24,7 +24,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
+	"github.com/runnerhub/webhooks/internal/storage/storagetest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -33,11 +33,12 @@ const retention = 30 * 24 * time.Hour
 // Every test here gets resources of its own in the one moto testenv.SharedAWS starts for
 // the package, so the tests run in parallel.
 
-func TestStoreSuite(t *testing.T) {
+func TestConformance(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
-	deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return store }, jobstest.CommitFinish)
+	storagetest.Conformance(t, func(t *testing.T) storagetest.Store {
+		env := testenv.SharedAWS(t)
+		return newStore(env, env.DynamoDB())
+	})
 }
 
 // The queue suite wants an empty queue per subtest: every subtest drains what it sent, so
@@ -94,7 +95,7 @@ func TestRequestsPerCall(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	var mu sync.Mutex
 	var ops []string
-	db := newDynamoDB(env, aroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
+	db := env.DynamoDB(testenv.AroundEachAttempt("countRequests", func(ctx context.Context, send func() error) error {
 		mu.Lock()
 		ops = append(ops, awsmiddleware.GetOperationName(ctx))
 		mu.Unlock()
@@ -240,8 +241,8 @@ func createExisting(s *Store, rec *delivery.Record) func(ctx context.Context) er
 func TestItemLayout(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	db := newDynamoDB(env)
-	s3c := newS3(env)
+	db := env.DynamoDB()
+	s3c := env.S3()
 	store := NewStore(db, s3c, env.EventsTable, env.PayloadBucket, retention)
 
 	small := newRecord([]byte(`{"action":"queued"}`))
@@ -319,21 +320,8 @@ func rawItem(t *testing.T, db *dynamodb.Client, table string, key delivery.Key) 
 	return out.Item
 }
 
-func newDynamoDB(env *testenv.AWS, opts ...func(*dynamodb.Options)) *dynamodb.Client {
-	return env.DynamoDB(opts...)
-}
-
-func aroundEachAttempt(name string, f func(ctx context.Context, send func() error) error) func(*dynamodb.Options) {
-	return testenv.AroundEachAttempt(name, f)
-}
-
 func newStore(env *testenv.AWS, db *dynamodb.Client) *Store {
-	return NewStore(db, newS3(env), env.EventsTable, env.PayloadBucket, retention)
-}
-
-// newS3 addresses buckets by path: moto serves every bucket on one host.
-func newS3(env *testenv.AWS) *s3.Client {
-	return s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true })
+	return NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, retention)
 }
 
 func newRecord(payload []byte) *delivery.Record {

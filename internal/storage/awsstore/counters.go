@@ -110,24 +110,29 @@ func addCount(counts []delivery.HourlyCount, c delivery.HourlyCount) []delivery.
 // partitionCounts queries one counter partition of day for hours firstHour..lastHour
 // and sums the shards of each counter it holds.
 func (s *Store) partitionCounts(ctx context.Context, day time.Time, partition, firstHour, lastHour int) ([]delivery.HourlyCount, error) {
-	in := &dynamodb.QueryInput{
-		TableName:                &s.table,
-		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
-		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
-		ExpressionAttributeValues: map[string]types.AttributeValue{
-			":pk": stringValue(countersPK(day, partition)),
-			":lo": stringValue(fmt.Sprintf("%02d#", firstHour)),
-			":hi": stringValue(fmt.Sprintf("%02d$", lastHour)),
-		},
-		ConsistentRead: aws.Bool(true),
-	}
 	var counts []delivery.HourlyCount
-	err := s.query(ctx, in, 0, func(item map[string]types.AttributeValue) error {
+	err := s.query(ctx, s.hoursQuery(countersPK(day, partition), firstHour, lastHour), 0, func(item map[string]types.AttributeValue) error {
 		c, err := hourlyCount(day, item)
 		counts = addCount(counts, c)
 		return err
 	})
 	return counts, err
+}
+
+// hoursQuery is the consistent Query of counter partition pk for the hours firstHour to
+// lastHour of its day: the sort keys of both kinds of counter items start "<hh>#".
+func (s *Store) hoursQuery(pk string, firstHour, lastHour int) *dynamodb.QueryInput {
+	return &dynamodb.QueryInput{
+		TableName:                &s.table,
+		KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
+		ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
+		ExpressionAttributeValues: map[string]types.AttributeValue{
+			":pk": stringValue(pk),
+			":lo": stringValue(fmt.Sprintf("%02d#", firstHour)),
+			":hi": stringValue(fmt.Sprintf("%02d$", lastHour)),
+		},
+		ConsistentRead: aws.Bool(true),
+	}
 }
 
 func hourlyCount(day time.Time, item map[string]types.AttributeValue) (delivery.HourlyCount, error) {
@@ -313,17 +318,7 @@ func (s *Store) HourlyJobCounts(ctx context.Context, from, to time.Time) ([]jobs
 		items, err := readShards(counterPartitions, false, func(item map[string]types.AttributeValue) string {
 			return stringAttr(item, attrSK)
 		}, func(partition int) ([]map[string]types.AttributeValue, error) {
-			in := &dynamodb.QueryInput{
-				TableName:                &s.table,
-				KeyConditionExpression:   aws.String("#pk = :pk AND #sk BETWEEN :lo AND :hi"),
-				ExpressionAttributeNames: map[string]string{"#pk": attrPK, "#sk": attrSK},
-				ExpressionAttributeValues: map[string]types.AttributeValue{
-					":pk": stringValue(jobCountsPK(day, partition)),
-					":lo": stringValue(fmt.Sprintf("%02d#", lo.Hour())),
-					":hi": stringValue(fmt.Sprintf("%02d$", delivery.Hour(hi.Add(-time.Nanosecond)).Hour())),
-				},
-				ConsistentRead: aws.Bool(true),
-			}
+			in := s.hoursQuery(jobCountsPK(day, partition), lo.Hour(), delivery.Hour(hi.Add(-time.Nanosecond)).Hour())
 			var items []map[string]types.AttributeValue
 			err := s.query(ctx, in, 0, func(item map[string]types.AttributeValue) error {
 				items = append(items, item)

@@ -8,7 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
-	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -16,12 +15,7 @@ func TestReplayDLQ(t *testing.T) {
 	env := testenv.SharedAWS(t)
 	ctx := context.Background()
 	c := sqs.NewFromConfig(env.Config)
-	for _, id := range []string{"dead-1", "dead-2", "dead-3"} {
-		// What the events queue's redrive policy would have moved there.
-		if err := NewQueue(c, env.EventsDLQURL).Enqueue(ctx, delivery.Message{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: "push"}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	deadLetter(t, c, env.EventsDLQURL, "dead-1", "dead-2", "dead-3")
 	n, err := ReplayDLQ(ctx, c, env.EventsDLQURL, env.EventsQueueURL)
 	if err != nil || n != 3 {
 		t.Fatalf("replayed %d, %v", n, err)

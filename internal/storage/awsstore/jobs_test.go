@@ -18,27 +18,8 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
-
-func TestJobsStoreSuite(t *testing.T) {
-	t.Parallel()
-	stores := newStores(t)
-	jobstest.StoreSuite(t, func(*testing.T) jobstest.Stores { return stores })
-}
-
-func TestCountersSuite(t *testing.T) {
-	t.Parallel()
-	stores := newStores(t)
-	jobstest.CountersSuite(t, func(*testing.T) jobstest.Stores { return stores })
-}
-
-func newStores(t *testing.T) jobstest.Stores {
-	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
-	return jobstest.Stores{Jobs: store, Deliveries: store, Counters: store, JobCounters: store}
-}
 
 // Processors racing to reserve one idle runner, each for a job of its own, on DynamoDB:
 // each reads the idle runner from the index and commits its reservation at the version
@@ -47,7 +28,7 @@ func newStores(t *testing.T) jobstest.Stores {
 func TestConcurrentReserveOneWinner(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
+	store := newStore(env, env.DynamoDB())
 	const racers, rounds = 8, 5
 	for round := range rounds {
 		pool := fmt.Sprintf("race-%d", round)
@@ -118,7 +99,7 @@ func TestConcurrentReserveOneWinner(t *testing.T) {
 func TestEntityItemLayout(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	db := newDynamoDB(env)
+	db := env.DynamoDB()
 	store := newStore(env, db)
 
 	job := &jobs.Job{ID: 4242, Pool: "linux", Status: jobs.StatusQueued, Allocation: jobs.AllocationPending,
@@ -166,7 +147,7 @@ func TestEntityItemLayout(t *testing.T) {
 func TestCounterShards(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	db := newDynamoDB(env)
+	db := env.DynamoDB()
 	store := newStore(env, db)
 	hour := time.Date(2024, 6, 3, 10, 0, 0, 0, time.UTC) // no other test counts here
 	const deliveries = 40
@@ -254,7 +235,7 @@ func checkItem(t *testing.T, db *dynamodb.Client, table, pk, sk string, want map
 func TestCommitTooLarge(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
+	store := newStore(env, env.DynamoDB())
 	c := &jobs.Change{}
 	for i := range 101 {
 		c.Runs = append(c.Runs, &jobs.Run{ID: int64(i + 1)})
@@ -278,7 +259,7 @@ func TestTransactionConflictsAreRetried(t *testing.T) {
 	t.Parallel()
 	env := testenv.SharedAWS(t)
 	var failures atomic.Int32
-	db := newDynamoDB(env, aroundEachAttempt("injectConflicts", func(ctx context.Context, send func() error) error {
+	db := env.DynamoDB(testenv.AroundEachAttempt("injectConflicts", func(ctx context.Context, send func() error) error {
 		if awsmiddleware.GetOperationName(ctx) == "TransactWriteItems" && failures.Add(-1) >= 0 {
 			return &dbtypes.TransactionCanceledException{
 				Message: aws.String("injected"),

@@ -5,20 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
-	"github.com/runnerhub/webhooks/internal/testenv"
 )
-
-func TestListSuite(t *testing.T) {
-	t.Parallel()
-	env := testenv.SharedAWS(t)
-	store := newStore(env, newDynamoDB(env))
-	deliverytest.ListSuite(t, func(*testing.T) deliverytest.Listing { return store }, jobstest.CommitFinish)
-}
 
 // The listing reads gsi1sk values that Create writes: both must use one time layout.
 func TestTimeIndexKeysMatchListing(t *testing.T) {
@@ -36,31 +24,5 @@ func TestTimeIndexKeysMatchListing(t *testing.T) {
 	}
 	if got, want := stringAttr(item, attrGSI1PK), deliveriesPartition(pos.Day(), shardOf(rec.Key)%deliveryShards); got != want {
 		t.Errorf("gsi1pk %q, listing partition %q", got, want)
-	}
-}
-
-func TestDeadLetters(t *testing.T) {
-	t.Parallel()
-	env := testenv.SharedAWS(t)
-	ctx := context.Background()
-	c := sqs.NewFromConfig(env.Config)
-	dl := NewQueue(c, env.EventsQueueURL).DeadLetters(env.EventsDLQURL)
-	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{}) {
-		t.Fatalf("depths of new queues %+v %v", d, err)
-	}
-	for _, id := range []string{"dead-1", "dead-2"} {
-		// What the events queue's redrive policy would have moved there.
-		if err := NewQueue(c, env.EventsDLQURL).Enqueue(ctx, delivery.Message{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: "push"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{Dead: 2}) {
-		t.Fatalf("depths %+v %v, want 2 dead", d, err)
-	}
-	if n, err := dl.Redrive(ctx); err != nil || n != 2 {
-		t.Fatalf("redrive moved %d, %v", n, err)
-	}
-	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{Queued: 2}) {
-		t.Fatalf("depths after redrive %+v %v, want 2 queued", d, err)
 	}
 }

@@ -52,25 +52,46 @@ func (s *Store) CountError(ctx context.Context, event string, receivedAt time.Ti
 // HourlyCounts reads the counter keys from the first hour at or after from up to the
 // first hour at or after to: a range of at most (hours × events) keys.
 func (s *Store) HourlyCounts(ctx context.Context, from, to time.Time) ([]delivery.HourlyCount, error) {
-	var out []delivery.HourlyCount
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketCounters).Cursor()
-		for k, v := c.Seek([]byte(firstHour(from).Format(hourLayout))); k != nil; k, v = c.Next() {
-			hc, err := hourlyCount(k, v)
-			if err != nil {
-				return err
-			}
-			if !hc.Hour.Before(to) {
-				return nil
-			}
-			out = append(out, hc)
+	out, err := readHours(s.db, bucketCounters, from, to, func(hour time.Time, key, value []byte) (delivery.HourlyCount, error) {
+		_, event, _ := bytes.Cut(key, []byte{0})
+		var t tally
+		if err := json.Unmarshal(value, &t); err != nil {
+			return delivery.HourlyCount{}, fmt.Errorf("counter %q: %w", key, err)
 		}
-		return nil
+		return delivery.HourlyCount{Hour: hour, Event: string(event), Total: t.Total, Processed: t.Processed, Errors: t.Errors}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read hourly counts: %w", err)
 	}
 	return out, nil
+}
+
+// readHours decodes, in key order, the entries of an hour-keyed bucket (keys that start
+// with an hour in hourLayout, the counters' and the job counters') whose hours start in
+// [from, to). It seeks the first hour at or after from and stops at the first key of
+// hour to or later.
+func readHours[T any](db *bolt.DB, bucket []byte, from, to time.Time, decode func(hour time.Time, key, value []byte) (T, error)) ([]T, error) {
+	var out []T
+	err := db.View(func(tx *bolt.Tx) error {
+		c := tx.Bucket(bucket).Cursor()
+		for k, v := c.Seek([]byte(firstHour(from).Format(hourLayout))); k != nil; k, v = c.Next() {
+			hourText, _, _ := bytes.Cut(k, []byte{0})
+			hour, err := time.Parse(hourLayout, string(hourText))
+			if err != nil {
+				return fmt.Errorf("counter key %q: %w", k, err)
+			}
+			if !hour.Before(to) {
+				return nil
+			}
+			entry, err := decode(hour.UTC(), k, v)
+			if err != nil {
+				return err
+			}
+			out = append(out, entry)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // firstHour is the start of the first hour that begins at or after t.
@@ -80,19 +101,6 @@ func firstHour(t time.Time) time.Time {
 		h = h.Add(time.Hour)
 	}
 	return h
-}
-
-func hourlyCount(key, value []byte) (delivery.HourlyCount, error) {
-	hourText, event, _ := bytes.Cut(key, []byte{0})
-	hour, err := time.Parse(hourLayout, string(hourText))
-	if err != nil {
-		return delivery.HourlyCount{}, fmt.Errorf("counter key %q: %w", key, err)
-	}
-	var t tally
-	if err := json.Unmarshal(value, &t); err != nil {
-		return delivery.HourlyCount{}, fmt.Errorf("counter %q: %w", key, err)
-	}
-	return delivery.HourlyCount{Hour: hour.UTC(), Event: string(event), Total: t.Total, Processed: t.Processed, Errors: t.Errors}, nil
 }
 
 // jobTally is the stored form of one hour's job counters.
@@ -135,24 +143,12 @@ func countJobs(tx *bolt.Tx, c *jobs.Change) error {
 
 // HourlyJobCounts reads the job counter keys of the hours that start in [from, to).
 func (s *Store) HourlyJobCounts(ctx context.Context, from, to time.Time) ([]jobs.HourlyJobCount, error) {
-	var out []jobs.HourlyJobCount
-	err := s.db.View(func(tx *bolt.Tx) error {
-		c := tx.Bucket(bucketJobCounts).Cursor()
-		for k, v := c.Seek([]byte(firstHour(from).Format(hourLayout))); k != nil; k, v = c.Next() {
-			hour, err := time.Parse(hourLayout, string(k))
-			if err != nil {
-				return fmt.Errorf("job counter key %q: %w", k, err)
-			}
-			if !hour.Before(to) {
-				return nil
-			}
-			var t jobTally
-			if err := json.Unmarshal(v, &t); err != nil {
-				return fmt.Errorf("job counter %q: %w", k, err)
-			}
-			out = append(out, jobs.HourlyJobCount{Hour: hour.UTC(), QueueTimes: t.QueueTimes, Conclusions: t.Conclusions})
+	out, err := readHours(s.db, bucketJobCounts, from, to, func(hour time.Time, key, value []byte) (jobs.HourlyJobCount, error) {
+		var t jobTally
+		if err := json.Unmarshal(value, &t); err != nil {
+			return jobs.HourlyJobCount{}, fmt.Errorf("job counter %q: %w", key, err)
 		}
-		return nil
+		return jobs.HourlyJobCount{Hour: hour, QueueTimes: t.QueueTimes, Conclusions: t.Conclusions}, nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("read hourly job counts: %w", err)

@@ -11,52 +11,42 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/storage/storagetest"
+	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
-func open(t *testing.T) *embedded.DB {
-	t.Helper()
-	db, err := embedded.Open(filepath.Join(t.TempDir(), "runnerhub.db"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { db.Close() })
-	return db
+func TestConformance(t *testing.T) {
+	storagetest.Conformance(t, func(t *testing.T) storagetest.Store { return testenv.Embedded(t).Store() })
 }
-
-func TestStoreConformance(t *testing.T) {
-	deliverytest.StoreSuite(t, func(t *testing.T) delivery.Store { return open(t).Store() }, jobstest.CommitFinish)
-}
-
-func stores(t *testing.T) jobstest.Stores {
-	s := open(t).Store()
-	return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s, JobCounters: s}
-}
-
-func TestJobStoreConformance(t *testing.T) { jobstest.StoreSuite(t, stores) }
-
-func TestCountersConformance(t *testing.T) { jobstest.CountersSuite(t, stores) }
 
 func TestQueueConformance(t *testing.T) {
 	deliverytest.QueueSuite(t, func(t *testing.T) (delivery.Queue, func(context.Context) []delivery.Message) {
-		q := open(t).Queue(3)
-		return q, func(ctx context.Context) []delivery.Message {
-			var out []delivery.Message
-			for {
-				ctx, cancel := context.WithTimeout(ctx, 50*time.Millisecond)
-				items, _ := q.Receive(ctx, 100)
-				cancel()
-				if len(items) == 0 {
-					return out
-				}
-				for _, it := range items {
-					out = append(out, it.Message)
-					q.Ack(it.ID)
-				}
-			}
-		}
+		q := testenv.Embedded(t).Queue(3)
+		return q, func(ctx context.Context) []delivery.Message { return testenv.DrainEmbedded(ctx, q) }
 	})
+}
+
+// openAt opens the database at path. The test closes it: a restart closes it and opens
+// path again.
+func openAt(t *testing.T, path string) *embedded.DB {
+	t.Helper()
+	db, err := embedded.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
+
+// accept records delivery id and queues it, as ingest does.
+func accept(t *testing.T, s *embedded.Store, q *embedded.Queue, id string) {
+	t.Helper()
+	if _, err := s.Create(context.Background(), record(id)); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Enqueue(context.Background(), msg(id)); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func msg(id string) delivery.Message {
@@ -72,20 +62,11 @@ func record(id string) *delivery.Record {
 // the consumer but not done — is queued again after the next start; finished ones are not.
 func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	ctx := context.Background()
 	store, q := db.Store(), db.Queue(3)
 	for _, id := range []string{"a", "b", "c"} {
-		rec := record(id)
-		if _, err := store.Create(ctx, rec); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Enqueue(ctx, delivery.Message{Key: rec.Key, Event: rec.Event}); err != nil {
-			t.Fatal(err)
-		}
+		accept(t, store, q, id)
 	}
 	items, err := q.Receive(ctx, 2)
 	if err != nil || len(items) != 2 {
@@ -98,10 +79,7 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 	q.Ack(items[0].ID)
 	db.Close()
 
-	db, err = embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	q = db.Queue(3)
 	if n, err := q.Recover(); err != nil || n != 2 {
@@ -118,14 +96,9 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 
 func TestQueueDeadLettersAfterMaxAttempts(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
+	db := testenv.Embedded(t)
 	q := db.Queue(2)
-	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
-		t.Fatal(err)
-	}
-	if err := q.Enqueue(ctx, msg("poison")); err != nil {
-		t.Fatal(err)
-	}
+	accept(t, db.Store(), q, "poison")
 	for attempt := range 2 {
 		items, err := q.Receive(ctx, 1)
 		if err != nil || len(items) != 1 || items[0].Attempts != attempt {
@@ -149,7 +122,7 @@ func TestQueueDeadLettersAfterMaxAttempts(t *testing.T) {
 }
 
 func TestReceiveWaitsForEnqueue(t *testing.T) {
-	q := open(t).Queue(3)
+	q := testenv.Embedded(t).Queue(3)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	got := make(chan []embedded.Item, 1)
@@ -168,12 +141,9 @@ func TestReceiveWaitsForEnqueue(t *testing.T) {
 
 func TestReplayDeadLetters(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
+	db := testenv.Embedded(t)
 	q := db.Queue(1)
-	if _, err := db.Store().Create(ctx, record("poison")); err != nil {
-		t.Fatal(err)
-	}
-	q.Enqueue(ctx, msg("poison"))
+	accept(t, db.Store(), q, "poison")
 	items, _ := q.Receive(ctx, 1)
 	if err := q.Nack(items[0].ID, errors.New("bug")); err != nil {
 		t.Fatal(err)
@@ -191,10 +161,7 @@ func TestReplayDeadLetters(t *testing.T) {
 // Job state, its indexes and the counters are in the file, not in memory.
 func TestJobStateSurvivesRestart(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	ctx := context.Background()
 	rec := record("restart")
 	if _, err := db.Store().Create(ctx, rec); err != nil {
@@ -209,10 +176,7 @@ func TestJobStateSurvivesRestart(t *testing.T) {
 	}
 	db.Close()
 
-	db, err = embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	s := db.Store()
 	if pending, err := s.PendingJobs(ctx, "linux", "", 10); err != nil || len(pending) != 1 || pending[0].ID != 42 {
@@ -235,7 +199,7 @@ func TestJobStateSurvivesRestart(t *testing.T) {
 // runs again: each of them must still apply exactly once.
 func TestBatchRetriesApplyOnce(t *testing.T) {
 	ctx := context.Background()
-	s := open(t).Store()
+	s := testenv.Embedded(t).Store()
 	runner := &jobs.Runner{Name: "contended", State: jobs.RunnerIdle}
 	if err := s.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{runner}}); err != nil {
 		t.Fatal(err)
@@ -279,7 +243,7 @@ func TestBatchRetriesApplyOnce(t *testing.T) {
 
 // A failed message comes back after a pause, not at once.
 func TestNackBacksOff(t *testing.T) {
-	q := open(t).Queue(3)
+	q := testenv.Embedded(t).Queue(3)
 	ctx := context.Background()
 	if err := q.Enqueue(ctx, msg("flaky")); err != nil {
 		t.Fatal(err)

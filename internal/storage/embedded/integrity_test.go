@@ -15,6 +15,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 )
 
@@ -24,10 +25,7 @@ import (
 func usedDatabase(t *testing.T) (path string, keys []delivery.Key) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	const n, writers = 3000, 32
 	keys = make([]delivery.Key, n)
 	var wg sync.WaitGroup
@@ -165,7 +163,7 @@ func TestOpenLockedByAnotherHandle(t *testing.T) {
 // A backup taken while writes go on is a sound database holding every delivery recorded
 // before it began.
 func TestWriteBackupWhileWriting(t *testing.T) {
-	db := open(t)
+	db := testenv.Embedded(t)
 	ctx := context.Background()
 	for i := range 50 {
 		if _, err := db.Store().Create(ctx, record(fmt.Sprintf("before-%d", i))); err != nil {
@@ -200,10 +198,7 @@ func TestWriteBackupWhileWriting(t *testing.T) {
 	if err := embedded.Verify(copyPath); err != nil {
 		t.Fatalf("Verify of the backup: %v", err)
 	}
-	restored, err := embedded.Open(copyPath)
-	if err != nil {
-		t.Fatal(err)
-	}
+	restored := openAt(t, copyPath)
 	defer restored.Close()
 	for i := range 50 {
 		if _, err := restored.Store().Get(ctx, record(fmt.Sprintf("before-%d", i)).Key); err != nil {

@@ -8,25 +8,16 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
-	"github.com/runnerhub/webhooks/internal/storage/embedded"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 )
-
-func TestListConformance(t *testing.T) {
-	deliverytest.ListSuite(t, func(t *testing.T) deliverytest.Listing { return open(t).Store() }, jobstest.CommitFinish)
-}
 
 // A database written before the time index existed gets one at the next start, holding
 // every delivery recorded until then.
 func TestTimeIndexIsBuiltForOlderDatabases(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "runnerhub.db")
-	db, err := embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db := openAt(t, path)
 	ctx := context.Background()
 	at := time.Date(2024, 5, 1, 12, 0, 0, 0, time.UTC)
 	for i, id := range []string{"old-1", "old-2", "old-3"} {
@@ -39,10 +30,7 @@ func TestTimeIndexIsBuiltForOlderDatabases(t *testing.T) {
 	db.Close()
 	dropTimeIndex(t, path)
 
-	db, err = embedded.Open(path)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db = openAt(t, path)
 	defer db.Close()
 	page, err := db.Store().List(ctx, delivery.ListQuery{Since: at, Until: at.Add(time.Hour), Limit: 10})
 	if err != nil {
@@ -73,15 +61,10 @@ func dropTimeIndex(t *testing.T, path string) {
 
 func TestDeadLettersPort(t *testing.T) {
 	ctx := context.Background()
-	db := open(t)
+	db := testenv.Embedded(t)
 	q := db.Queue(1)
 	for _, id := range []string{"ok", "poison"} {
-		if _, err := db.Store().Create(ctx, record(id)); err != nil {
-			t.Fatal(err)
-		}
-		if err := q.Enqueue(ctx, msg(id)); err != nil {
-			t.Fatal(err)
-		}
+		accept(t, db.Store(), q, id)
 	}
 	items, _ := q.Receive(ctx, 2)
 	if err := q.Nack(items[1].ID, errors.New("bug")); err != nil {

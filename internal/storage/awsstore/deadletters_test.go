@@ -1,21 +1,15 @@
 package awsstore
 
 import (
+	"context"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
-
-func TestFleetSuite(t *testing.T) {
-	t.Parallel()
-	stores := newStores(t)
-	jobstest.FleetSuite(t, func(*testing.T) jobstest.Stores { return stores })
-}
 
 // The depth gauges of /metrics and the health endpoint's depths are one reading: a
 // message received but not yet deleted (in flight) still counts as queued.
@@ -46,5 +40,37 @@ func TestDepthGaugesCountInFlight(t *testing.T) {
 	missing := NewQueue(c, env.EventsQueueURL+"-missing").DeadLetters(env.EventsDLQURL)
 	if _, err := delivery.DepthGauges(missing)(t.Context()); err == nil {
 		t.Fatal("depth of a missing queue: no error")
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	t.Parallel()
+	env := testenv.SharedAWS(t)
+	ctx := context.Background()
+	c := sqs.NewFromConfig(env.Config)
+	dl := NewQueue(c, env.EventsQueueURL).DeadLetters(env.EventsDLQURL)
+	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{}) {
+		t.Fatalf("depths of new queues %+v %v", d, err)
+	}
+	deadLetter(t, c, env.EventsDLQURL, "dead-1", "dead-2")
+	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{Dead: 2}) {
+		t.Fatalf("depths %+v %v, want 2 dead", d, err)
+	}
+	if n, err := dl.Redrive(ctx); err != nil || n != 2 {
+		t.Fatalf("redrive moved %d, %v", n, err)
+	}
+	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{Queued: 2}) {
+		t.Fatalf("depths after redrive %+v %v, want 2 queued", d, err)
+	}
+}
+
+// deadLetter puts a message for each delivery id on the dead-letter queue at dlqURL,
+// where the events queue's redrive policy would have moved it.
+func deadLetter(t *testing.T, c *sqs.Client, dlqURL string, ids ...string) {
+	t.Helper()
+	for _, id := range ids {
+		if err := NewQueue(c, dlqURL).Enqueue(t.Context(), delivery.Message{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: "push"}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -1,0 +1,91 @@
+package standalone
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
+)
+
+// execProvider writes an exec provider script that appends each call's stdin to
+// <dir>/<action>.log and answers as the contract says, and returns its path.
+func execProvider(t *testing.T, dir string) string {
+	t.Helper()
+	script := filepath.Join(dir, "provider")
+	body := `#!/bin/sh
+{ cat; echo; } >> "` + dir + `/$1.log"
+case "$1" in
+create) echo '{"providerId": "local-1"}' ;;
+delete) echo '{}' ;;
+list) echo '{"runners": []}' ;;
+esac
+`
+	if err := os.WriteFile(script, []byte(body), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return script
+}
+
+// calls reads the stdin of every call of action the script got.
+func calls(t *testing.T, dir, action string) []map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(dir, action+".log"))
+	if err != nil {
+		return nil
+	}
+	var out []map[string]any
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if strings.TrimSpace(sc.Text()) == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("%s stdin %q: %v", action, sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestQueuedJobStartsARunnerThroughItsPoolsProvider(t *testing.T) {
+	dir := t.TempDir()
+	pools := `[{"name": "linux", "labels": ["linux"], "maxRunners": 2,
+		"provider": {"type": "exec", "command": ["` + execProvider(t, dir) + `"], "timeout": "10s"}}]`
+	g := startGHStack(t, map[string]string{"RUNNERHUB_POOLS": pools, "RUNNERHUB_GITHUB_RUNNER_SCOPE": "org/octo",
+		"RUNNERHUB_PROVISIONER_INTERVAL": "1h"})
+	g.fake.Deliver(testHook, "workflow_job", queued(t, 501), fakegithub.Delivered)
+
+	created := poll(t, "the provider's create", func() ([]map[string]any, bool) {
+		c := calls(t, dir, "create")
+		return c, len(c) > 0
+	})
+	c := created[0]
+	name, _ := c["name"].(string)
+	if len(created) != 1 || !strings.HasPrefix(name, "rh-linux-") || c["pool"] != "linux" || c["jobId"] != 501.0 ||
+		c["repository"] != "octo/app" || c["jitConfig"] == "" || c["ephemeral"] != true {
+		t.Fatalf("create calls %v", created)
+	}
+	r := poll(t, "the runner's provider id recorded", func() (*jobs.Runner, bool) {
+		r, err := g.db.Store().Runner(t.Context(), name)
+		return r, err == nil && r.ProviderID == "local-1"
+	})
+	if r.State != jobs.RunnerStarting || r.JobID != 501 || r.GitHubID == 0 {
+		t.Fatalf("runner %+v, want starting for job 501", r)
+	}
+	// A JIT runner minted for a concurrent demand of the same job (the first pass's) is
+	// removed again once it loses the race.
+	poll(t, "GitHub to keep only "+name, func() ([]string, bool) {
+		names := g.fake.RunnerNames("org/octo")
+		return names, len(names) == 1 && names[0] == name
+	})
+	if got := g.metric(t, `runnerhub_provisioner_runners_created_total{pool="linux"}`); got != "1" {
+		t.Fatalf("runners created metric %q, want 1", got)
+	}
+}

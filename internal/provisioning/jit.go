@@ -3,6 +3,7 @@ package provisioning
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -114,5 +115,20 @@ func (p *Provisioner) JITErrors() []JITError {
 		out = append(out, e)
 	}
 	slices.SortFunc(out, func(a, b JITError) int { return strings.Compare(a.Pool, b.Pool) })
+	return out
+}
+
+// Problems describes each pool's current JIT failure, for health, which is public: the
+// pool and the cause, nothing that names a repository. A nil Provisioner (no GitHub
+// credentials) has none.
+func (p *Provisioner) Problems() []string {
+	if p == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range p.JITErrors() {
+		out = append(out, fmt.Sprintf("runners cannot start in pool %s: GitHub refused its JIT configurations %d times since %s (%s); see the log",
+			e.Pool, e.Count, e.Since.UTC().Format(time.RFC3339), e.Cause))
+	}
 	return out
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -87,5 +88,26 @@ func TestQueuedJobStartsARunnerThroughItsPoolsProvider(t *testing.T) {
 	})
 	if got := g.metric(t, `runnerhub_provisioner_runners_created_total{pool="linux"}`); got != "1" {
 		t.Fatalf("runners created metric %q, want 1", got)
+	}
+}
+
+func TestJITFailuresShowInHealth(t *testing.T) {
+	dir := t.TempDir()
+	pools := `[{"name": "linux", "labels": ["linux"], "maxRunners": 2,
+		"provider": {"type": "exec", "command": ["` + execProvider(t, dir) + `"], "timeout": "10s"}}]`
+	g := startGHStack(t, map[string]string{"RUNNERHUB_POOLS": pools, "RUNNERHUB_GITHUB_RUNNER_SCOPE": "org/octo",
+		"RUNNERHUB_PROVISIONER_INTERVAL": "1h"})
+	// The credentials may not register runners: every call is refused.
+	g.fake.FailNext(100, http.StatusForbidden)
+	g.fake.Deliver(testHook, "workflow_job", queued(t, 502), fakegithub.Delivered)
+	body := poll(t, "health to show the JIT failure", func() (string, bool) {
+		_, body := g.health(t)
+		return body, strings.Contains(body, "runners cannot start in pool linux")
+	})
+	if !strings.Contains(body, `"status":"degraded"`) || !strings.Contains(body, "(forbidden)") || strings.Contains(body, "octo") {
+		t.Fatalf("health %s, want degraded for pool linux's forbidden JIT configurations, naming no owner", body)
+	}
+	if c := calls(t, dir, "create"); len(c) != 0 {
+		t.Fatalf("create called %d times without a JIT configuration", len(c))
 	}
 }

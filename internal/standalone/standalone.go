@@ -169,6 +169,7 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 			Store: store, Lister: store, Counters: store, JobCounters: store, Queue: queue, DeadLetters: queue,
 			// POST /api/webhooks/test goes through the webhook endpoint itself.
 			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log, GivenUp: reconcile.GivenUpCount(store, time.Now),
+			Problems: provisioner.Problems,
 		}),
 		fleet.Routes(runners), backupRoutes(db, log), diagnosisRoutes(cfg, log, store, engine, reconciler))
 	s := &Stack{

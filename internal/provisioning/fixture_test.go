@@ -1,7 +1,6 @@
 package provisioning_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -44,7 +43,7 @@ type fixture struct {
 	metrics  *counts
 	signals  *signals
 	p        *provisioning.Provisioner
-	log      *syncWriter
+	log      *testenv.SyncBuffer
 	now      time.Time
 	mu       sync.Mutex
 }
@@ -58,10 +57,10 @@ func newFixture(t *testing.T, pools ...jobs.Pool) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{gh: fake, machines: &machines{byName: map[string]provider.Instance{}, pools: map[string]string{}}, metrics: &counts{n: map[string]int{}},
-		signals: &signals{}, log: &syncWriter{}, now: t0}
+		signals: &signals{}, log: &testenv.SyncBuffer{}, now: t0}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("provisioner's log:\n%s", f.log.b.String())
+			t.Logf("provisioner's log:\n%s", f.log.String())
 		}
 	})
 	f.engine = &jobs.Engine{Store: testenv.Embedded(t).Store(), Pools: pools, Step: time.Minute}
@@ -154,11 +153,7 @@ func (f *fixture) online(t *testing.T, name string, at time.Time) {
 
 func (f *fixture) registered() []string { return f.gh.RunnerNames(testScope) }
 
-func (f *fixture) logged(msg string) int {
-	f.log.mu.Lock()
-	defer f.log.mu.Unlock()
-	return strings.Count(f.log.b.String(), msg)
-}
+func (f *fixture) logged(msg string) int { return strings.Count(f.log.String(), msg) }
 
 // hookedGitHub is the real client, with a hook after each JIT configuration minted: a
 // moment for a test to change the world in.
@@ -317,17 +312,6 @@ func (s *signals) takeRetires() []jobs.Retire {
 	out := s.retires
 	s.retires = nil
 	return out
-}
-
-type syncWriter struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncWriter) Write(b []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(b)
 }
 
 func names(rs []*jobs.Runner) string {

@@ -55,12 +55,21 @@ func calls(t *testing.T, dir, action string) []map[string]any {
 	return out
 }
 
-func TestQueuedJobStartsARunnerThroughItsPoolsProvider(t *testing.T) {
+// startProvisioning starts a local stack whose pool linux names the exec provider
+// script, and returns it and the script's directory.
+func startProvisioning(t *testing.T) (*ghStack, string) {
+	t.Helper()
 	dir := t.TempDir()
 	pools := `[{"name": "linux", "labels": ["linux"], "maxRunners": 2,
 		"provider": {"type": "exec", "command": ["` + execProvider(t, dir) + `"], "timeout": "10s"}}]`
+	// Passes are the tests' business: the loop runs one at start only.
 	g := startGHStack(t, map[string]string{"RUNNERHUB_POOLS": pools, "RUNNERHUB_GITHUB_RUNNER_SCOPE": "org/octo",
 		"RUNNERHUB_PROVISIONER_INTERVAL": "1h"})
+	return g, dir
+}
+
+func TestQueuedJobStartsARunnerThroughItsPoolsProvider(t *testing.T) {
+	g, dir := startProvisioning(t)
 	g.fake.Deliver(testHook, "workflow_job", queued(t, 501), fakegithub.Delivered)
 
 	created := poll(t, "the provider's create", func() ([]map[string]any, bool) {
@@ -92,11 +101,7 @@ func TestQueuedJobStartsARunnerThroughItsPoolsProvider(t *testing.T) {
 }
 
 func TestJITFailuresShowInHealth(t *testing.T) {
-	dir := t.TempDir()
-	pools := `[{"name": "linux", "labels": ["linux"], "maxRunners": 2,
-		"provider": {"type": "exec", "command": ["` + execProvider(t, dir) + `"], "timeout": "10s"}}]`
-	g := startGHStack(t, map[string]string{"RUNNERHUB_POOLS": pools, "RUNNERHUB_GITHUB_RUNNER_SCOPE": "org/octo",
-		"RUNNERHUB_PROVISIONER_INTERVAL": "1h"})
+	g, dir := startProvisioning(t)
 	// The credentials may not register runners: every call is refused.
 	g.fake.FailNext(100, http.StatusForbidden)
 	g.fake.Deliver(testHook, "workflow_job", queued(t, 502), fakegithub.Delivered)

@@ -14,8 +14,9 @@ import (
 // Defaults of the Loop.
 const (
 	// DefaultWorkers is how many demands, pre-warms and retirements a Loop handles at
-	// once: a burst of queued jobs should not wait in line behind one provider call.
-	DefaultWorkers = 8
+	// once: a burst of queued jobs should not wait in line behind provider calls, which
+	// may take a second or two (a cloud's API, docker run).
+	DefaultWorkers = 32
 	// DefaultQueueSize bounds the signals waiting for a worker. Past it a signal is
 	// refused (the engine logs it); the next Pass catches up with what it asked for.
 	DefaultQueueSize = 4096

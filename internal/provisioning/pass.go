@@ -84,7 +84,9 @@ func (p *Provisioner) listGitHub(ctx context.Context, pools []jobs.Pool, rep *Re
 		if err != nil || failed[scope] || out[scope] != nil {
 			continue
 		}
-		list, err := p.GitHub.ListRunners(ctx, scope)
+		// The listing can wait for the next rate-limit window; JIT configurations cannot,
+		// so it leaves them the budget's last tenth, as the reconciler does.
+		list, err := p.GitHub.ListRunners(github.Background(ctx), scope)
 		if err != nil {
 			failed[scope] = true
 			rep.Errors = append(rep.Errors, err.Error())

@@ -22,6 +22,8 @@ func TestLoopRetriesFailedDemandsAndRetires(t *testing.T) {
 	go func() { loop.Run(ctx); close(done) }()
 	t.Cleanup(func() { stop(); <-done })
 
+	// After the loop's first pass, which would otherwise race the demand for the job.
+	waitFor(t, "the first pass", func() (int, bool) { n := f.logged("provisioning pass"); return n, n > 0 })
 	d := f.pending(t, 1, "linux", time.Now())
 	if err := loop.Demand(t.Context(), d); err != nil {
 		t.Fatal(err)

@@ -49,6 +49,8 @@ type Loop struct {
 	tasks chan task
 }
 
+var _ jobs.Signals = (*Loop)(nil)
+
 // task is one signal to handle, and how often it was tried.
 type task struct {
 	demand  *jobs.Demand

@@ -51,7 +51,8 @@ type Providers interface {
 	For(ctx context.Context, cfg provider.Config) (provider.Provider, error)
 }
 
-// Metrics count what the provisioner did, by pool; *metrics.Provisioner implements it.
+// Metrics count what the provisioner did, by pool; metrics.Provisioner implements it,
+// on Prometheus (Metrics.Provisioner) and on EMF (EMF.Provisioner).
 type Metrics interface {
 	RunnerCreated(pool string)
 	CreateFailed(pool string)

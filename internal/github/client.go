@@ -29,6 +29,15 @@ var (
 	ErrUnavailable = errors.New("GitHub unavailable")
 )
 
+// StatusError is an answer of GitHub's that this package has no sentinel for (403 without
+// a rate limit, 422...): the provisioner tells its causes apart by Code.
+type StatusError struct {
+	Code    int
+	Message string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("GitHub answered %d: %s", e.Code, e.Message) }
+
 // RateLimitedError says calls are refused until Until: GitHub's primary limit is spent
 // (X-RateLimit-Remaining 0) or it asked for a pause (secondary limit, Retry-After).
 type RateLimitedError struct {
@@ -286,7 +295,7 @@ func (c *Client) classify(resp *gh.Response, err error) error {
 		case code >= 500:
 			return fmt.Errorf("%w: %d %s", ErrUnavailable, code, describe(answer, err))
 		}
-		return fmt.Errorf("GitHub answered %d: %s", code, describe(answer, err))
+		return &StatusError{Code: code, Message: describe(answer, err)}
 	}
 	if errors.Is(err, context.Canceled) {
 		return err

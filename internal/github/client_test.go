@@ -126,6 +126,7 @@ func TestErrorsAreClassified(t *testing.T) {
 		{"500", func(f *fakegithub.Server) { f.FailNext(1, http.StatusInternalServerError) }, 7, github.ErrUnavailable},
 		{"502", func(f *fakegithub.Server) { f.FailNext(1, http.StatusBadGateway) }, 7, github.ErrUnavailable},
 		{"slower than the call timeout", func(f *fakegithub.Server) { f.SetDelay(2 * time.Second) }, 7, github.ErrUnavailable},
+		{"403", func(f *fakegithub.Server) { f.FailNext(1, http.StatusForbidden) }, 7, &github.StatusError{Code: http.StatusForbidden}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			fake := fakegithub.Start(t)
@@ -134,7 +135,12 @@ func TestErrorsAreClassified(t *testing.T) {
 			c := tokenClient(t, fake, github.Options{Timeout: 300 * time.Millisecond})
 			start := time.Now()
 			_, err := c.Job(context.Background(), "octo", "app", tc.job)
-			if !errors.Is(err, tc.wantIs) {
+			var status *github.StatusError
+			if want, ok := tc.wantIs.(*github.StatusError); ok {
+				if !errors.As(err, &status) || status.Code != want.Code {
+					t.Fatalf("error %v, want a StatusError %d", err, want.Code)
+				}
+			} else if !errors.Is(err, tc.wantIs) {
 				t.Fatalf("error %v, want one wrapping %v", err, tc.wantIs)
 			}
 			if time.Since(start) > time.Second {

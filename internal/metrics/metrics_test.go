@@ -3,10 +3,12 @@ package metrics
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
@@ -46,4 +48,50 @@ func TestEMFLineIsCloudWatchShaped(t *testing.T) {
 	if !strings.HasSuffix(buf.String(), "\n") {
 		t.Fatal("EMF lines must end with a newline")
 	}
+}
+
+func TestProvisionerCountsOnBothAdapters(t *testing.T) {
+	m := New()
+	p := m.Provisioner()
+	p.RunnerCreated("linux")
+	p.RunnerCreated("linux")
+	p.OrphanReaped("linux", "github")
+	if got := testutil.ToFloat64(collector(t, m, runnersCreated).WithLabelValues("linux")); got != 2 {
+		t.Fatalf("%s = %v, want 2", runnersCreated, got)
+	}
+	if got := testutil.ToFloat64(collector(t, m, orphansReaped).WithLabelValues("linux", "github")); got != 1 {
+		t.Fatalf("%s = %v, want 1", orphansReaped, got)
+	}
+
+	var buf bytes.Buffer
+	NewEMF(&buf, "RunnerHub").Provisioner().JITFailed("linux", "forbidden")
+	var line map[string]any
+	if err := json.Unmarshal(bytes.TrimSpace(buf.Bytes()), &line); err != nil {
+		t.Fatal(err)
+	}
+	dims := line["_aws"].(map[string]any)["CloudWatchMetrics"].([]any)[0].(map[string]any)["Dimensions"].([]any)[0].([]any)
+	if line[jitFailures] != 1.0 || line["pool"] != "linux" || line["cause"] != "forbidden" || len(dims) != 2 {
+		t.Fatalf("line %s", buf.String())
+	}
+}
+
+// collector finds a registered counter vector by name by counting through it: the
+// registry hands out descriptions, not collectors.
+func collector(t *testing.T, m *Metrics, name string) *prometheus.CounterVec {
+	t.Helper()
+	for _, c := range provisionerCounters {
+		if c.name == name {
+			v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.labels)
+			if err := m.Registry.Register(v); err != nil {
+				var are prometheus.AlreadyRegisteredError
+				if errors.As(err, &are) {
+					return are.ExistingCollector.(*prometheus.CounterVec)
+				}
+				t.Fatal(err)
+			}
+			t.Fatalf("%s was not registered", name)
+		}
+	}
+	t.Fatalf("no counter %s", name)
+	return nil
 }

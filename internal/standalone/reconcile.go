@@ -3,6 +3,7 @@ package standalone
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/api/diagnosis"
@@ -15,20 +16,28 @@ import (
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 )
 
-// newReconciler builds the reconciler from cfg.GitHub, or returns nil, after saying so
-// once, when no GitHub credentials are configured.
-func newReconciler(cfg config.Config, log *slog.Logger, store *embedded.Store, queue *embedded.Queue,
-	engine *jobs.Engine, m *metrics.Metrics) (*reconcile.Reconciler, error) {
+// newGitHub builds the GitHub client from cfg.GitHub, shared by the reconciler and the
+// provisioner (so that a rate limit one meets pauses the other), or returns nil, after
+// saying so once, when no GitHub credentials are configured.
+func newGitHub(cfg config.Config, log *slog.Logger, rm *metrics.Reconciler) (*github.Client, error) {
 	gc := cfg.GitHub
 	if !gc.Enabled() {
-		log.Info("GitHub: no credentials configured (RUNNERHUB_GITHUB_TOKEN or RUNNERHUB_GITHUB_APP_ID): redelivery and reconciliation are off")
+		log.Info("GitHub: no credentials configured (RUNNERHUB_GITHUB_TOKEN or RUNNERHUB_GITHUB_APP_ID): redelivery, reconciliation and starting runners are off")
+		if slices.ContainsFunc(cfg.Pools, func(p jobs.Pool) bool { return p.Provider != nil }) {
+			log.Warn("pools name a provider, but without GitHub credentials no runner can be started: their demands are only logged")
+		}
 		return nil, nil
 	}
-	rm := m.Reconciler()
-	client, err := github.New(gc, github.Options{Observer: rm, Log: log})
-	if err != nil {
-		return nil, err
+	return github.New(gc, github.Options{Observer: rm, Log: log})
+}
+
+// newReconciler builds the reconciler on client (nil: no credentials, no reconciler).
+func newReconciler(cfg config.Config, log *slog.Logger, client *github.Client, store *embedded.Store, queue *embedded.Queue,
+	engine *jobs.Engine, rm *metrics.Reconciler) *reconcile.Reconciler {
+	if client == nil {
+		return nil
 	}
+	gc := cfg.GitHub
 	log.Info("GitHub: reconciling", "api", gc.APIURL, "app", gc.App(), "hooks", len(gc.Hooks),
 		"runner_scopes", len(gc.RunnerScopes), "import_runners", gc.ImportRunners, "interval", gc.Interval.String(), "after", gc.After.String())
 	r := &reconcile.Reconciler{
@@ -39,7 +48,7 @@ func newReconciler(cfg config.Config, log *slog.Logger, store *embedded.Store, q
 		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Scopes: gc.RunnerScopes,
 			Import: gc.ImportRunners, Grace: gc.After, Log: log, Now: time.Now}
 	}
-	return r, nil
+	return r
 }
 
 // diagnosisRoutes serves GET /api/jobs/{id}/diagnosis, with GitHub's view when the

@@ -40,7 +40,7 @@ type ghStack struct {
 	fake *fakegithub.Server
 }
 
-func startGHStack(t *testing.T, extra map[string]string) *ghStack {
+func startGHStack(t testing.TB, extra map[string]string) *ghStack {
 	t.Helper()
 	fake := fakegithub.Start(t)
 	fake.Token = testPAT
@@ -86,7 +86,7 @@ func (g *ghStack) runner(t *testing.T, name string) *jobs.Runner {
 }
 
 // metric reads one sample from /metrics ("" when absent).
-func (g *ghStack) metric(t *testing.T, series string) string {
+func (g *ghStack) metric(t testing.TB, series string) string {
 	t.Helper()
 	_, body := apiCall(t, g.url, g.GeneratedToken, http.MethodGet, "/metrics", "")
 	m := regexp.MustCompile(`(?m)^` + regexp.QuoteMeta(series) + ` (\S+)$`).FindStringSubmatch(body)

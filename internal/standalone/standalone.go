@@ -34,6 +34,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/live/localhub"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
+	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/reconcile"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
 	"github.com/runnerhub/webhooks/internal/webhook"
@@ -70,13 +71,18 @@ type Stack struct {
 	// Reconciler talks back to GitHub every RUNNERHUB_RECONCILE_INTERVAL; nil without
 	// GitHub credentials.
 	Reconciler *reconcile.Reconciler
+	// Provisioner starts the runners of pools with a provider, fed by the engine's
+	// signals, and runs its pass every RUNNERHUB_PROVISIONER_INTERVAL; nil without
+	// GitHub credentials.
+	Provisioner *provisioning.Provisioner
 
-	db        *embedded.DB
-	queue     *embedded.Queue
-	processor *processing.Processor
-	live      *localhub.Server
-	fanout    *live.Coalescer
-	log       *slog.Logger
+	db           *embedded.DB
+	queue        *embedded.Queue
+	provisioning *provisioning.Loop
+	processor    *processing.Processor
+	live         *localhub.Server
+	fanout       *live.Coalescer
+	log          *slog.Logger
 	// requests and processing count what is in flight, for the shutdown's log.
 	requests, processing atomic.Int64
 	// Every resendEvery, the demands of jobs waiting longer than resendAfter go out
@@ -128,31 +134,49 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	// (Serve starts it), at most once per live.CoalesceInterval.
 	fanout := live.NewCoalescer(hub.Hub(), live.CoalesceInterval, live.CoalescerBuffer)
 	announcer := &live.Announcer{Outbox: fanout, Idle: func() bool { return hub.Count() == 0 }, Log: log}
-	signals := &jobs.SignalSender{Signals: logSignals{log: log}, Log: log}
-	// One engine for the processor and the fleet API: every commit, a delivery's or a
-	// runner operation's, is heard by the same subscribers.
-	engine := cfg.Engine(failures.Jobs(store), failures.Store(store), signals, m, jobs.Log{Logger: log}, announcer)
-	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: log}
-	runners.PoolChanged = announcer.AnnouncePoolChanges()
-	m.WatchPools(runners.PoolStatus)
-	// The reconciler's runner changes go through the engine, whose subscribers send their
-	// demands: it sends none itself.
-	reconciler, err := newReconciler(cfg, log, store, queue, engine, m)
+	rm := m.Reconciler()
+	client, err := newGitHub(cfg, log, rm)
 	if err != nil {
 		db.Close()
 		return nil, err
 	}
+	// The provisioner's loop hears the engine's signals; it can start runners only with
+	// GitHub credentials, which mint their JIT configurations.
+	var (
+		loop        *provisioning.Loop
+		provisioner *provisioning.Provisioner
+	)
+	if client != nil {
+		loop = &provisioning.Loop{Interval: cfg.ProvisionerInterval, Log: log}
+	}
+	signals := &jobs.SignalSender{Signals: localSignals{log: log, provisioner: loop}, Log: log}
+	// One engine for the processor and the fleet API: every commit, a delivery's or a
+	// runner operation's, is heard by the same subscribers.
+	engine := cfg.Engine(failures.Jobs(store), failures.Store(store), signals, m, jobs.Log{Logger: log}, announcer)
+	if loop != nil {
+		provisioner = newProvisioner(cfg, log, client, engine, m)
+		loop.Provisioner = provisioner
+	}
+	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: log}
+	runners.PoolChanged = announcer.AnnouncePoolChanges()
+	m.WatchPools(runners.PoolStatus)
+	// The reconciler's and the provisioner's runner changes go through the engine, whose
+	// subscribers send their signals: they send none themselves.
+	reconciler := newReconciler(cfg, log, client, store, queue, engine, rm)
 	routes := slices.Concat(ing.Routes(), m.Routes(), dashboard.Routes(),
 		hub.Routes(), live.TicketRoutes(tickets, "", time.Now),
 		deliveries.Routes(deliveries.Deps{
 			Store: store, Lister: store, Counters: store, JobCounters: store, Queue: queue, DeadLetters: queue,
 			// POST /api/webhooks/test goes through the webhook endpoint itself.
 			Ingest: ing, Secret: secret, Retention: cfg.Retention, Failures: failures, Log: log, GivenUp: reconcile.GivenUpCount(store, time.Now),
+			Problems: provisioner.Problems,
 		}),
 		fleet.Routes(runners), backupRoutes(db, log), diagnosisRoutes(cfg, log, store, engine, reconciler))
 	s := &Stack{
 		Routes:         routes,
 		Reconciler:     reconciler,
+		Provisioner:    provisioner,
+		provisioning:   loop,
 		SecretSource:   source,
 		GeneratedToken: generated,
 		db:             db,
@@ -232,6 +256,9 @@ func (s *Stack) Serve(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { s.fanout.Run(workCtx) })
 	if s.Reconciler != nil {
 		wg.Go(func() { every(workCtx, s.Reconciler.Interval, func(ctx context.Context) { s.Reconciler.Run(ctx) }) })
+	}
+	if s.provisioning != nil {
+		wg.Go(func() { s.provisioning.Run(workCtx) })
 	}
 
 	errc := make(chan error, 1)

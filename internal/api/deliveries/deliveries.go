@@ -53,6 +53,10 @@ type Deps struct {
 	GivenUp func(ctx context.Context) (int, error)
 	Log     *slog.Logger
 	Now     func() time.Time // time.Now when nil
+
+	// Problems, when set, are more reasons for a degraded health from the rest of the
+	// process (the local stack's provisioner). Health is public: they name no repository.
+	Problems func() []string
 }
 
 // Routes returns the endpoints; health is the only public one.

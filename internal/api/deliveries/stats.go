@@ -277,6 +277,11 @@ func (h *handlers) health(r *http.Request) (int, any, error) {
 			problem("deliveries given up: %d deliveries never arrived although redelivered; see webhook_deliveries_given_up_total and the reconciler's log", n)
 		}
 	}
+	if h.Problems != nil {
+		for _, r := range h.Problems() {
+			problem("%s", r)
+		}
+	}
 	return http.StatusOK, out, nil
 }
 

@@ -90,7 +90,9 @@ type planner struct {
 	// labelled holds, per pool, the runners with labels of their own (by name), read
 	// once per plan when a pool's labels alone do not fit a job (see fitting).
 	labelled map[string]map[string]*Runner
-	plan     *Plan
+	// stored is what each job and runner read counted as stored (poolcounts.go).
+	stored stored
+	plan   *Plan
 }
 
 // Plan reads the state rec touches and computes its effects. An error wrapping
@@ -125,7 +127,9 @@ func (e *Engine) plan(ctx context.Context, rec *delivery.Record, decoded *payloa
 	if err != nil {
 		return nil, err
 	}
-	p.collect()
+	if err := p.collect(); err != nil {
+		return nil, err
+	}
 	return p.plan, nil
 }
 
@@ -133,7 +137,7 @@ func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 	return &planner{
 		ctx: ctx, e: e, at: at.UTC(),
 		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{}, unmanaged: map[string]bool{},
-		dirty: map[any]bool{}, held: map[string]bool{}, plan: &Plan{State: delivery.Processed},
+		dirty: map[any]bool{}, held: map[string]bool{}, stored: stored{}, plan: &Plan{State: delivery.Processed},
 	}
 }
 
@@ -141,8 +145,9 @@ func (p *planner) ignore(reason string) {
 	p.plan.State, p.plan.Outcome = delivery.Ignored, Outcome{Code: OutcomeIgnored, Reason: reason}
 }
 
-// collect moves every changed entity into the Change, in a stable order.
-func (p *planner) collect() {
+// collect moves every changed entity into the Change, in a stable order, with the
+// changes to the pools' counts that writing them makes.
+func (p *planner) collect() error {
 	p.plan.Change.Gates = slices.DeleteFunc(p.plan.Change.Gates, func(g *Gate) bool { return !p.held[g.Pool] && !p.leavesWaiting(g.Pool) })
 	for _, id := range slices.Sorted(maps.Keys(p.jobs)) {
 		if j := p.jobs[id]; p.dirty[j] {
@@ -157,6 +162,7 @@ func (p *planner) collect() {
 	for _, name := range slices.Sorted(maps.Keys(p.deleted)) {
 		p.plan.Change.DeleteRunners = append(p.plan.Change.DeleteRunners, p.deleted[name])
 	}
+	return p.countChange()
 }
 
 func (p *planner) touch(v any) { p.dirty[v] = true }
@@ -202,6 +208,7 @@ func (p *planner) job(id int64) (*Job, error) {
 		return nil, err
 	}
 	p.jobs[id] = j
+	p.rememberJob(j)
 	return j, nil
 }
 
@@ -225,6 +232,7 @@ func (p *planner) runner(name string) (*Runner, error) {
 		return nil, err
 	}
 	p.runners[name] = r
+	p.rememberRunner(r)
 	return r, nil
 }
 
@@ -579,6 +587,7 @@ func (p *planner) cachedRunner(r *Runner) *Runner {
 		return cached
 	}
 	p.runners[r.Name] = r
+	p.rememberRunner(r)
 	return r
 }
 
@@ -715,6 +724,7 @@ func (p *planner) firstFitting(r *Runner, pl Pool, queue string) (*Job, error) {
 				continue
 			}
 			p.jobs[j.ID] = j
+			p.rememberJob(j)
 			if fits(j) {
 				return j, nil
 			}

@@ -162,7 +162,9 @@ func (e *Engine) fleetChange(ctx context.Context, op Operation, now time.Time, b
 		if err != nil {
 			return nil, err
 		}
-		p.collect()
+		if err := p.collect(); err != nil {
+			return nil, err
+		}
 		return &Commit{Plan: p.plan, Runner: r}, nil
 	})
 	if err != nil {

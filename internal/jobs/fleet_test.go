@@ -11,6 +11,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -40,7 +41,7 @@ func pending(t *testing.T, e *jobs.Engine, id int64, pool string, at time.Time, 
 	j := &jobs.Job{ID: id, Repository: "octo/repo", Labels: labels, Status: jobs.StatusQueued,
 		Priority: priority, Pool: pool, Allocation: jobs.AllocationPending, QueuedAt: at,
 		QueueKey: jobs.RankKey(jobs.Rank(at, priority, e.Step), id)}
-	commit(t, e, &jobs.Change{Jobs: []*jobs.Job{j}})
+	commit(t, e, jobstest.CountNew(t, &jobs.Change{Jobs: []*jobs.Job{j}}))
 	return j
 }
 
@@ -299,13 +300,13 @@ func TestPoolStatus(t *testing.T) {
 	pending(t, e, 1, "linux", t0, 0)
 	pending(t, e, 2, "linux", t0.Add(20*time.Minute), 100)
 	pending(t, e, 3, "linux", t0.Add(50*time.Minute), 0)
-	commit(t, e, &jobs.Change{Runners: []*jobs.Runner{
+	commit(t, e, jobstest.CountNew(t, &jobs.Change{Runners: []*jobs.Runner{
 		{Name: "l-idle", Pool: "linux", State: jobs.RunnerIdle, LastSeen: now},
 		{Name: "l-busy", Pool: "linux", State: jobs.RunnerBusy, JobID: 10, LastSeen: now.Add(-time.Minute)},
 		{Name: "l-reserved", Pool: "linux", State: jobs.RunnerReserved, JobID: 11, LastSeen: now},
-		{Name: "l-gone", Pool: "linux", State: jobs.RunnerBusy, JobID: 12, LastSeen: now.Add(-time.Hour)},
+		{Name: "l-gone", Pool: "linux", State: jobs.RunnerIdle, LastSeen: now.Add(-time.Hour)},
 		{Name: "g-idle", Pool: "gpu", State: jobs.RunnerIdle, LastSeen: now},
-	}})
+	}}))
 	got, err := e.PoolStatus(t.Context(), now, 5*time.Minute)
 	if err != nil {
 		t.Fatal(err)
@@ -315,8 +316,10 @@ func TestPoolStatus(t *testing.T) {
 		{Pool: jobs.Pool{Name: "arm", Labels: []string{"arm64"}, MinIdle: 2, MaxRunners: 3}, Demand: 2},
 		// One idle runner covers MinIdle 0: no demand.
 		{Pool: gpu, Idle: 1},
-		// 3 pending + MinIdle 1 − 1 idle = 3 wanted, but only 4 − 3 online may be added.
-		{Pool: linux, Idle: 1, Reserved: 1, Busy: 1, Offline: 1, PendingJobs: 3, OldestWait: time.Hour, Demand: 1},
+		// 3 pending + MinIdle 1 − 1 idle = 3 wanted, but only 4 − 3 online may be added. The
+		// oldest wait is the head of the queue's: job 2, queued 40 minutes ago with
+		// priority 100, ranks before job 1, queued an hour ago.
+		{Pool: linux, Idle: 1, Reserved: 1, Busy: 1, Offline: 1, PendingJobs: 3, OldestWait: 40 * time.Minute, Demand: 1},
 	}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("PoolStatus\n %+v\nwant\n %+v", got, want)

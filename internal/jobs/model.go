@@ -233,6 +233,11 @@ type Change struct {
 	// same write, so that a count is neither lost nor doubled.
 	QueueTimes  []QueueTime
 	Conclusions []Concluded
+	// Counts are the changes to the pools' counts (PoolCounts) that writing this Change
+	// makes, one per pool, added in the same write. The engine derives them from the
+	// entities' states as read and as written (planner.countChange); being part of the
+	// version-checked Change, they apply exactly when the entities do.
+	Counts []PoolCounts
 }
 
 // ErrConflict means a Change was not written because something it read has changed
@@ -275,6 +280,10 @@ type Store interface {
 	Pools(ctx context.Context) ([]Pool, error)
 	PutPool(ctx context.Context, p Pool) error
 	DeletePool(ctx context.Context, name string) error
+	// PoolCounts returns the counts of each of pools, in that order (zeros for a pool
+	// nothing was counted in), as every Commit's Counts left them: a fixed number of
+	// reads, whatever the number of runners and jobs.
+	PoolCounts(ctx context.Context, pools []string) ([]PoolCounts, error)
 	// Gate returns a pool's gate; one never written has Version 0 (never ErrNotFound).
 	Gate(ctx context.Context, pool string) (*Gate, error)
 	// Commit writes a Change atomically, or nothing and ErrConflict.

@@ -17,67 +17,69 @@ func (r *Runner) Offline(now time.Time, after time.Duration) bool {
 	return r.LastSeen.IsZero() || now.Sub(r.LastSeen) > after
 }
 
-// maxStatusPending bounds how much of a pending queue PoolStatus reads.
-const maxStatusPending = 1000
+// maxStatusIdle bounds how many of a pool's idle runners PoolStatus reads to find
+// those that went silent.
+const maxStatusIdle = MaxListLimit
 
 // PoolStatus is one pool's runners and queue at one moment.
 type PoolStatus struct {
 	Pool
-	// Runners by what they can do now; an offline runner counts only as Offline.
-	Idle, Reserved, Busy, Offline int
-	// PendingJobs counts the pool's pending queue, up to maxStatusPending (then
-	// PendingCapped is set); OldestWait is the longest wait among them.
-	PendingJobs   int
-	PendingCapped bool
-	OldestWait    time.Duration
+	// Runners by state, from the pool's counts (PoolCounts), except that the silent
+	// runners found among the first maxStatusIdle idle ones count only as Offline.
+	Idle, Reserved, Busy, Starting, Offline int
+	// PendingJobs counts the pool's pending queue; OldestWait is how long the job at its
+	// head (the next to be served) has waited.
+	PendingJobs int
+	OldestWait  time.Duration
 	// Demand is how many more runners the pool needs now: its pending jobs plus MinIdle,
 	// less its idle runners, at most MaxRunners less the runners online.
 	Demand int
 }
 
-// PoolStatus reads every pool's status at now. It reads each pool's runners (a page per
-// MaxListLimit runners) and up to maxStatusPending of its pending queue.
+// PoolStatus reads every pool's status at now with a fixed number of reads whatever the
+// size of the fleet: the pools, their counts (Store.PoolCounts), and per pool the head
+// of its pending queue and one page of its idle runners (for those gone silent, as
+// offline is decided on read). The head of the queue is the job that has waited longest
+// in virtual time; by queued time, a job of lower priority behind it may have waited up
+// to (the difference of their priorities) × Step longer.
 func (e *Engine) PoolStatus(ctx context.Context, now time.Time, offlineAfter time.Duration) ([]PoolStatus, error) {
 	pools, err := e.AllPools(ctx)
 	if err != nil {
 		return nil, err
 	}
+	names := make([]string, len(pools))
+	for i, pl := range pools {
+		names[i] = pl.Name
+	}
+	counts, err := e.Store.PoolCounts(ctx, names)
+	if err != nil {
+		return nil, fmt.Errorf("pool counts: %w", err)
+	}
 	out := make([]PoolStatus, len(pools))
 	for i, pl := range pools {
-		st := PoolStatus{Pool: pl}
-		for cursor := ""; ; {
-			runners, next, err := e.Store.ListRunners(ctx, pl.Name, cursor, MaxListLimit)
-			if err != nil {
-				return nil, fmt.Errorf("runners of pool %s: %w", pl.Name, err)
-			}
-			for _, r := range runners {
-				switch {
-				case r.Offline(now, offlineAfter):
-					st.Offline++
-				case r.State == RunnerIdle:
-					st.Idle++
-				case r.State == RunnerReserved:
-					st.Reserved++
-				default:
-					st.Busy++
-				}
-			}
-			if cursor = next; cursor == "" {
-				break
+		c := counts[i]
+		st := PoolStatus{Pool: pl, Idle: int(c.Idle), Reserved: int(c.Reserved), Busy: int(c.Busy),
+			Starting: int(c.Starting), PendingJobs: int(c.Pending)}
+		idle, err := e.Store.IdleRunners(ctx, pl.Name, "", maxStatusIdle)
+		if err != nil {
+			return nil, fmt.Errorf("idle runners of pool %s: %w", pl.Name, err)
+		}
+		for _, r := range idle {
+			if r.Offline(now, offlineAfter) {
+				st.Offline++
 			}
 		}
-		pending, err := e.Store.PendingJobs(ctx, pl.Name, "", maxStatusPending+1)
+		// On DynamoDB the idle index may lag the counts by a moment (a runner just
+		// removed): never report fewer than no idle runners.
+		st.Idle = max(0, st.Idle-st.Offline)
+		head, err := e.Store.PendingJobs(ctx, pl.Name, "", 1)
 		if err != nil {
 			return nil, fmt.Errorf("pending jobs of pool %s: %w", pl.Name, err)
 		}
-		st.PendingCapped = len(pending) > maxStatusPending
-		st.PendingJobs = min(len(pending), maxStatusPending)
-		for _, j := range pending[:st.PendingJobs] {
-			if !j.QueuedAt.IsZero() {
-				st.OldestWait = max(st.OldestWait, now.Sub(j.QueuedAt))
-			}
+		if len(head) > 0 && !head[0].QueuedAt.IsZero() {
+			st.OldestWait = max(0, now.Sub(head[0].QueuedAt))
 		}
-		online := st.Idle + st.Reserved + st.Busy
+		online := st.Idle + st.Reserved + st.Busy + st.Starting
 		st.Demand = max(0, min(st.PendingJobs+pl.MinIdle-st.Idle, pl.MaxRunners-online))
 		out[i] = st
 	}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 )
 
 // runnerData is a runner as the API shows it.
@@ -221,14 +222,14 @@ func TestListRunners(t *testing.T) {
 
 func TestPoolStatus(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
-		e.commit(t, &jobs.Change{Jobs: fixtureJobs()}) // pending: linux 4 and 2 (since 11:04 and 11:02), gpu 3
+		e.commit(t, jobstest.CountNew(t, &jobs.Change{Jobs: fixtureJobs()})) // pending: linux 4 and 2 (since 11:04 and 11:02), gpu 3
 		now := e.clock()
-		e.commit(t, &jobs.Change{Runners: []*jobs.Runner{
+		e.commit(t, jobstest.CountNew(t, &jobs.Change{Runners: []*jobs.Runner{
 			{Name: "l-busy", Pool: "linux", State: jobs.RunnerBusy, JobID: 7, LastSeen: now},
 			{Name: "l-reserved", Pool: "linux", State: jobs.RunnerReserved, JobID: 5, LastSeen: now.Add(-time.Minute)},
 			{Name: "l-silent", Pool: "linux", State: jobs.RunnerIdle, LastSeen: now.Add(-6 * time.Minute)},
 			{Name: "g-busy", Pool: "gpu", State: jobs.RunnerBusy, JobID: 8, LastSeen: now},
-		}})
+		}}))
 		expect(t, "create pool", e.request(t, http.MethodPut, "/api/pools/arm", map[string]any{"labels": []string{"arm64"}, "minIdle": 1, "maxRunners": 2}), http.StatusCreated, "")
 
 		type status struct {
@@ -252,8 +253,9 @@ func TestPoolStatus(t *testing.T) {
 			{Name: "arm", MinIdle: 1, MaxRunners: 2, Demand: 1},
 			// 1 pending + MinIdle 0, nothing idle; room for 2 − 1 online.
 			{Name: "gpu", Busy: 1, PendingJobs: 1, OldestWaitSeconds: 57 * 60, Demand: 1, MaxRunners: 2},
-			// 2 pending + MinIdle 1 = 3 wanted, but 3 − 2 online leaves room for 1.
-			{Name: "linux", Reserved: 1, Busy: 1, Offline: 1, PendingJobs: 2, OldestWaitSeconds: 58 * 60, Demand: 1, MinIdle: 1, MaxRunners: 3},
+			// 2 pending + MinIdle 1 = 3 wanted, but 3 − 2 online leaves room for 1. The oldest
+			// wait is that of the queue's head, job 4 (since 11:04, ranked before job 2).
+			{Name: "linux", Reserved: 1, Busy: 1, Offline: 1, PendingJobs: 2, OldestWaitSeconds: 56 * 60, Demand: 1, MinIdle: 1, MaxRunners: 3},
 		}
 		if fmt.Sprint(got.Pools) != fmt.Sprint(want) || got.OfflineAfterSeconds != 300 {
 			t.Errorf("pool status\n %+v (offline after %vs)\nwant\n %+v", got.Pools, got.OfflineAfterSeconds, want)

@@ -86,25 +86,28 @@ func newPoolView(p jobs.Pool, source string, overrides bool) poolView {
 }
 
 type poolStatusView struct {
-	Name              string   `json:"name"`
-	Labels            []string `json:"labels"`
-	MinIdle           int      `json:"minIdle"`
-	MaxRunners        int      `json:"maxRunners"`
-	Idle              int      `json:"idle"`
-	Reserved          int      `json:"reserved"`
-	Busy              int      `json:"busy"`
-	Offline           int      `json:"offline"`
-	PendingJobs       int      `json:"pendingJobs"`
-	PendingJobsCapped bool     `json:"pendingJobsCapped"`
-	OldestWaitSeconds float64  `json:"oldestWaitSeconds"`
-	Demand            int      `json:"demand"`
+	Name        string   `json:"name"`
+	Labels      []string `json:"labels"`
+	MinIdle     int      `json:"minIdle"`
+	MaxRunners  int      `json:"maxRunners"`
+	Idle        int      `json:"idle"`
+	Reserved    int      `json:"reserved"`
+	Busy        int      `json:"busy"`
+	Starting    int      `json:"starting"`
+	Offline     int      `json:"offline"`
+	PendingJobs int      `json:"pendingJobs"`
+	// PendingJobsCapped is always false: pendingJobs is counted on write, exactly. It
+	// stays for the clients of the time when it was counted on read, up to 1000.
+	PendingJobsCapped bool    `json:"pendingJobsCapped"`
+	OldestWaitSeconds float64 `json:"oldestWaitSeconds"`
+	Demand            int     `json:"demand"`
 }
 
 func newPoolStatusView(s jobs.PoolStatus) poolStatusView {
 	return poolStatusView{
 		Name: s.Name, Labels: list(s.Labels), MinIdle: s.MinIdle, MaxRunners: s.MaxRunners,
-		Idle: s.Idle, Reserved: s.Reserved, Busy: s.Busy, Offline: s.Offline,
-		PendingJobs: s.PendingJobs, PendingJobsCapped: s.PendingCapped,
+		Idle: s.Idle, Reserved: s.Reserved, Busy: s.Busy, Starting: s.Starting, Offline: s.Offline,
+		PendingJobs:       s.PendingJobs,
 		OldestWaitSeconds: s.OldestWait.Seconds(), Demand: s.Demand,
 	}
 }

@@ -22,6 +22,8 @@ func TestStoreSuite(t *testing.T) { onMem(t, jobstest.StoreSuite) }
 
 func TestCountersSuite(t *testing.T) { onMem(t, jobstest.CountersSuite) }
 
+func TestPoolCountsSuite(t *testing.T) { onMem(t, jobstest.PoolCountsSuite) }
+
 // onMem runs suite on the reference store twice: once with a fresh store per subtest,
 // once with one store for all, as the suites allow.
 func onMem(t *testing.T, suite func(*testing.T, func(*testing.T) jobstest.Stores)) {
@@ -47,6 +49,7 @@ type mem struct {
 	profiles   map[string]jobs.Profile
 	pools      map[string]jobs.Pool
 	gates      map[string]int64 // pool → version
+	poolCounts jobs.Tally
 }
 
 type counterKey struct {
@@ -65,6 +68,7 @@ func newMem() *mem {
 		profiles:   map[string]jobs.Profile{},
 		pools:      map[string]jobs.Pool{},
 		gates:      map[string]int64{},
+		poolCounts: jobs.Tally{},
 	}
 }
 
@@ -239,6 +243,19 @@ func (m *mem) PendingJobs(_ context.Context, pool, after string, limit int) ([]*
 	return list(m, m.jobs, pending, byQueueKey, limit, cloneJob), nil
 }
 
+func (m *mem) PoolCounts(_ context.Context, pools []string) ([]jobs.PoolCounts, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]jobs.PoolCounts, len(pools))
+	for i, pool := range pools {
+		out[i] = jobs.PoolCounts{Pool: pool}
+		if c, ok := m.poolCounts[pool]; ok {
+			out[i] = *c
+		}
+	}
+	return out, nil
+}
+
 func (m *mem) Pools(context.Context) ([]jobs.Pool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -309,6 +326,9 @@ func (m *mem) Commit(_ context.Context, c *jobs.Change) error {
 	}
 	for _, g := range c.Gates {
 		m.gates[g.Pool] = g.Version + 1
+	}
+	for _, d := range c.Counts {
+		m.poolCounts.Add(d, 1)
 	}
 	for _, q := range c.QueueTimes {
 		m.countJob(q.StartedAt, func(hc *jobs.HourlyJobCount) { hc.QueueTimes[jobs.QueueTimeBucket(q.Wait)]++ })

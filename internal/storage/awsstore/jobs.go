@@ -280,6 +280,7 @@ func (s *Store) changeItems(c *jobs.Change) ([]types.TransactWriteItem, error) {
 			ExpressionAttributeValues: values,
 		}})
 	}
+	items = append(items, s.poolCountItems(c)...)
 	items = append(items, s.jobCountItems(c)...)
 	// The Finish goes last: Commit finds a missing delivery by its place.
 	if c.Finish != nil {

@@ -52,6 +52,7 @@
 //	Run      pk RUN#<id>          sk RUN
 //	Profile  pk REPO#<owner/name> sk PROFILE
 //	Pool     pk POOLS             sk POOL#<name> (no version: pools are replaced whole)
+//	Counts   pk POOLCOUNTS#<pool>#<shard> sk COUNTS (ADD only; see poolcounts.go)
 //
 // The byTime index is overloaded as a sparse index: a job is in its pool's pending queue,
 // in queue order, exactly while it carries gsi1pk/gsi1sk, and a runner among its pool's

@@ -80,7 +80,10 @@ func Open(path string) (*DB, error) {
 				return err
 			}
 		}
-		return ensureTimeIndex(tx)
+		if err := ensureTimeIndex(tx); err != nil {
+			return err
+		}
+		return ensurePoolCounts(tx)
 	})
 	if err == nil {
 		err = writeMarker(path)

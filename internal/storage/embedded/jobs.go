@@ -251,6 +251,9 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 			return fmt.Errorf("gate of pool %s: %w", g.Pool, err)
 		}
 	}
+	if err := addCounts(tx, c.Counts); err != nil {
+		return err
+	}
 	return countJobs(tx, c)
 }
 

@@ -24,7 +24,7 @@ type Store interface {
 }
 
 // Conformance runs the suites of delivery.Store, delivery.Lister, checkpoint.Store,
-// jobs.Store (its fleet listings included) and the counters, each as a parallel subtest.
+// jobs.Store (its fleet listings and pool counts included) and the counters, each as a parallel subtest.
 // Every suite lets its subtests share a store, so newStore is called once per suite, with
 // the suite's test. The queue suite is not here: a queue is no part of the store.
 func Conformance(t *testing.T, newStore func(t *testing.T) Store) {
@@ -49,6 +49,7 @@ func Conformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Jobs", func(t *testing.T, s Store) { jobstest.StoreSuite(t, stores(s)) }},
 		{"Counters", func(t *testing.T, s Store) { jobstest.CountersSuite(t, stores(s)) }},
 		{"Fleet", func(t *testing.T, s Store) { jobstest.FleetSuite(t, stores(s)) }},
+		{"PoolCounts", func(t *testing.T, s Store) { jobstest.PoolCountsSuite(t, stores(s)) }},
 	}
 	for _, suite := range suites {
 		t.Run(suite.name, func(t *testing.T) {

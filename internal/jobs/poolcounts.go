@@ -32,6 +32,8 @@ func (r *Runner) Counts() PoolCounts {
 		c.Idle = 1
 	case RunnerReserved:
 		c.Reserved = 1
+	case RunnerStarting:
+		c.Starting = 1
 	default:
 		c.Busy = 1
 	}

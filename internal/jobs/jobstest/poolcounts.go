@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provider"
 )
 
 // CountNew sets c.Counts as the engine would for a Change of new jobs and runners only
@@ -123,11 +125,13 @@ type counted struct {
 func newCounted(t *testing.T, s Stores, maxRunners int) *counted {
 	label := newName("label")
 	c := &counted{t: t, s: s, label: label, now: time.Now().UTC().Truncate(time.Second)}
+	// Both pools fit every job; a job waits in the first by name, pools[0].
+	c.pools = []string{newName("pool"), newName("pool")}
+	slices.Sort(c.pools)
 	var pools []jobs.Pool
-	for range 2 {
-		name := newName("pool")
-		c.pools = append(c.pools, name)
-		pools = append(pools, jobs.Pool{Name: name, Labels: []string{label}, MaxRunners: maxRunners})
+	for _, name := range c.pools {
+		pools = append(pools, jobs.Pool{Name: name, Labels: []string{label}, MaxRunners: maxRunners,
+			Provider: &provider.Config{Type: "exec", Exec: &provider.ExecConfig{Command: []string{"/bin/true"}}}})
 	}
 	c.e = &jobs.Engine{Store: s.Jobs, Pools: pools, Step: time.Minute, Deliveries: s.Deliveries,
 		Now: func() time.Time { return c.now }}
@@ -200,7 +204,8 @@ func (c *counted) register(name, pool string, ephemeral bool) {
 // Each kind of change the engine makes keeps the counts equal to a recount: runners
 // registered and matched, jobs queued, reserved, started and completed, an ephemeral
 // runner deleted after its job, a reserved runner removed (its job back in the queue),
-// heartbeats.
+// runners started by the provisioner (for a job, and warm), created, removed while
+// starting and booted (a heartbeat), heartbeats.
 func testPoolCountsThroughEngine(t *testing.T, s Stores) {
 	c := newCounted(t, s, 10)
 	p1, p2 := c.pools[0], c.pools[1]
@@ -213,18 +218,39 @@ func testPoolCountsThroughEngine(t *testing.T, s Stores) {
 		c.deliver(id, "queued", "")
 	}
 	c.check("four jobs queued, two reserved")
+	ctx := context.Background()
+	booting, warm := newName("runner"), newName("runner")
+	waiting := mustPending(t, s.Jobs, p1, 1)[0].ID // j3 or j4, whichever ranks first
+	if _, _, err := c.e.StartRunner(ctx, jobs.StartSpec{Name: booting, Pool: p1, JobID: waiting}, c.now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.e.StartRunner(ctx, jobs.StartSpec{Name: warm, Pool: p2}, c.now); err != nil {
+		t.Fatal(err)
+	}
+	c.check("two runners starting")
+	if _, _, err := c.e.RunnerCreated(ctx, booting, "i-1", c.now); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.e.RemoveRunner(ctx, warm, c.now); err != nil {
+		t.Fatal(err)
+	}
+	c.check("a starting runner created, one removed")
+	if _, _, err := c.e.Heartbeat(ctx, booting, c.now); err != nil {
+		t.Fatal(err)
+	}
+	c.check("a starting runner booted and matched")
 	c.deliver(j1, "in_progress", eph)
 	c.check("a job started")
 	c.deliver(j1, "completed", eph)
 	c.check("an ephemeral runner deleted after its job")
-	if _, _, err := c.e.RemoveRunner(context.Background(), long, c.now); err != nil {
+	if _, _, err := c.e.RemoveRunner(ctx, long, c.now); err != nil {
 		t.Fatal(err)
 	}
 	c.check("a reserved runner removed")
 	c.register(other, p2, false) // takes a job from p1's queue
 	c.check("a runner registered in another pool")
 	c.deliver(j2, "completed", "") // cancelled while it waited
-	if _, _, err := c.e.Heartbeat(context.Background(), other, c.now); err != nil {
+	if _, _, err := c.e.Heartbeat(ctx, other, c.now); err != nil {
 		t.Fatal(err)
 	}
 	c.check("a job cancelled, a heartbeat")

@@ -6,6 +6,7 @@
 //	go run ./functions/local demo
 //	go run ./functions/local backup runnerhub-backup.db
 //	go run ./functions/local replay-dlq   # AWS: move the events DLQ back to the events queue
+//	go run ./functions/local recount-pools # AWS: rebuild the pools' counts (once, after upgrading)
 //	go run ./functions/local load         # measure durable ingest against a bare handler (make load)
 package main
 
@@ -20,8 +21,10 @@ import (
 	"syscall"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/logging"
 	"github.com/runnerhub/webhooks/internal/standalone"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
@@ -48,6 +51,8 @@ func main() {
 		err = standalone.DemoCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "replay-dlq":
 		err = replayDLQ(ctx, cfg)
+	case "recount-pools":
+		err = recountPools(ctx, cfg)
 	case "load":
 		err = load(ctx, cfg, os.Args[2:])
 	case "backup":
@@ -96,4 +101,29 @@ func replayDLQ(ctx context.Context, cfg config.Config) error {
 	n, err := awsstore.ReplayDLQ(ctx, sqs.NewFromConfig(awsCfg), cfg.EventsDLQURL, cfg.EventsQueueURL)
 	fmt.Printf("replayed %d message(s) from the DLQ\n", n)
 	return err
+}
+
+// recountPools rebuilds the deployed table's pool counts from its runners and pending
+// queues (jobs.Engine.Recount, awsstore.Store.SetPoolCounts): for a table written before
+// the counts existed. Run it once, with processing and the API stopped.
+func recountPools(ctx context.Context, cfg config.Config) error {
+	if err := cfg.RequireAWS("RUNNERHUB_EVENTS_TABLE"); err != nil {
+		return err
+	}
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return err
+	}
+	store := awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), nil, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention)
+	counts, err := (&jobs.Engine{Store: store, Pools: cfg.Pools}).Recount(ctx)
+	if err != nil {
+		return err
+	}
+	if err := store.SetPoolCounts(ctx, counts); err != nil {
+		return err
+	}
+	for _, c := range counts {
+		fmt.Printf("%s: idle %d, reserved %d, busy %d, starting %d, pending %d\n", c.Pool, c.Idle, c.Reserved, c.Busy, c.Starting, c.Pending)
+	}
+	return nil
 }

@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"context"
 	"fmt"
 	"maps"
 	"slices"
@@ -140,4 +141,52 @@ func (p *planner) countChange() error {
 	}
 	c.Counts = t.Counts()
 	return nil
+}
+
+// Recount counts every pool's runners and pending jobs from what is stored, reading all
+// of them (every page of the runners, and of each pool's queue): the counts the store
+// would hold had it kept them all along. It is for a store written before the counts
+// existed, once, while nothing else writes (awsstore.Store.SetPoolCounts); no request
+// path calls it.
+func (e *Engine) Recount(ctx context.Context) ([]PoolCounts, error) {
+	pools, err := e.AllPools(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := Tally{}
+	for _, pl := range pools {
+		t.Add(PoolCounts{Pool: pl.Name}, 1) // a pool with nothing counted is reset too
+	}
+	for cursor := ""; ; {
+		runners, next, err := e.Store.ListRunners(ctx, "", cursor, MaxListLimit)
+		if err != nil {
+			return nil, fmt.Errorf("recount runners: %w", err)
+		}
+		for _, r := range runners {
+			t.Add(r.Counts(), 1)
+		}
+		if cursor = next; cursor == "" {
+			break
+		}
+	}
+	for _, pl := range pools {
+		for after := ""; ; {
+			page, err := e.Store.PendingJobs(ctx, pl.Name, after, MaxListLimit)
+			if err != nil {
+				return nil, fmt.Errorf("recount pending jobs of pool %s: %w", pl.Name, err)
+			}
+			for _, j := range page {
+				t.Add(j.Counts(), 1)
+			}
+			if len(page) < MaxListLimit {
+				break
+			}
+			after = page[len(page)-1].QueueKey
+		}
+	}
+	out := make([]PoolCounts, 0, len(t))
+	for _, pool := range slices.Sorted(maps.Keys(t)) {
+		out = append(out, *t[pool])
+	}
+	return out, nil
 }

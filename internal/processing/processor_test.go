@@ -183,13 +183,13 @@ func awsStore(env *testenv.AWS, db *dynamodb.Client) *awsstore.Store {
 	return awsstore.NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, 24*time.Hour)
 }
 
-// commitRunners stores runners in Changes of at most 90 entities, within DynamoDB's 100
-// items per transaction.
+// commitRunners stores new runners, with their pools' counts, in Changes of at most 90
+// entities, within DynamoDB's 100 items per transaction.
 func commitRunners(t testing.TB, s jobs.Store, runners []*jobs.Runner) {
 	t.Helper()
 	for len(runners) > 0 {
 		n := min(len(runners), 90)
-		if err := s.Commit(context.Background(), &jobs.Change{Runners: runners[:n]}); err != nil {
+		if err := s.Commit(context.Background(), jobstest.CountNew(t, &jobs.Change{Runners: runners[:n]})); err != nil {
 			t.Fatal(err)
 		}
 		runners = runners[n:]

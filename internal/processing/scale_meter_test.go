@@ -294,7 +294,7 @@ func (g gsiShape) entrySize(item map[string]types.AttributeValue) int {
 }
 
 // shardedKeys are the partition keys awsstore spreads over shards by hashing deliveries
-// or jobs (shards.go there; not the runners', sharded by pool), and how many: such a key's load is its shards' mean, which hashing makes each shard's over
+// or jobs, or at random (shards.go, poolcounts.go there; not the runners', sharded by pool), and how many: such a key's load is its shards' mean, which hashing makes each shard's over
 // a real day's millions of deliveries, whatever a short simulation's sample gives one.
 var shardedKeys = []struct {
 	pattern *regexp.Regexp
@@ -303,6 +303,8 @@ var shardedKeys = []struct {
 	{regexp.MustCompile(`^(COUNTERS#\d{4}-\d\d-\d\d)#\d+$`), 8},
 	{regexp.MustCompile(`^(JOBCOUNTS#\d{4}-\d\d-\d\d)#\d+$`), 8},
 	{regexp.MustCompile(`^(DELIVERIES#\d{4}-\d\d-\d\d)#\d+$`), 8},
+	// A pool's counts, a shard chosen at random per commit.
+	{regexp.MustCompile(`^(POOLCOUNTS#[^#]+)#\d+$`), 8},
 }
 
 // load is the write load of one partition key, or the mean of a sharded key's shards.

@@ -27,6 +27,8 @@ commands:
   backup FILE  write an online, consistent copy of the running stack's database (backup -h)
   load         measure durable ingest against a bare HMAC-only handler (load -h; make load)
   replay-dlq   AWS: move the events DLQ back to the events queue
+  recount-pools  AWS: rebuild the pools' counts from the runners and queues (once, after
+                 upgrading a table from before the counts, with nothing else writing)
   help         print this
 
 Configuration is read from the environment; see the README's configuration reference.

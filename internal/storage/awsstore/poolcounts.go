@@ -153,3 +153,27 @@ func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeV
 		delay *= 2
 	}
 }
+
+// SetPoolCounts replaces the counts of each pool with the given ones (jobs.Engine.Recount),
+// one TransactWriteItems per pool putting every shard (the counts in shard 0, nothing in
+// the others). It is the rebuild of a table written before the counts existed: run it
+// once, while nothing else writes (no processing, no API), or a change committed
+// between the recount and this write would be lost from the counts.
+func (s *Store) SetPoolCounts(ctx context.Context, counts []jobs.PoolCounts) error {
+	for _, c := range counts {
+		items := make([]types.TransactWriteItem, poolCountShards)
+		for shard := range poolCountShards {
+			item := poolCountKey(c.Pool, shard)
+			if shard == 0 {
+				for _, a := range poolCountAttrs {
+					item[a.name] = numberValue(*a.field(&c))
+				}
+			}
+			items[shard] = types.TransactWriteItem{Put: &types.Put{TableName: &s.table, Item: item}}
+		}
+		if err := s.transact(ctx, items); err != nil {
+			return fmt.Errorf("set counts of pool %s: %w", c.Pool, err)
+		}
+	}
+	return nil
+}

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -109,35 +110,28 @@ func (p *planner) rememberRunner(r *Runner) { p.stored[r] = r.Counts() }
 func (p *planner) countChange() error {
 	c := &p.plan.Change
 	t := Tally{}
-	before := func(v any, version int64, what string) (PoolCounts, error) {
+	// move counts an entity out of what it counted as read and into what it counts now.
+	move := func(v any, version int64, now PoolCounts, what string) error {
 		was, ok := p.stored[v]
 		if !ok && version != 0 {
-			return PoolCounts{}, fmt.Errorf("plan writes %s at version %d without having read it: its counts before are unknown", what, version)
-		}
-		return was, nil
-	}
-	for _, j := range c.Jobs {
-		was, err := before(j, j.Version, fmt.Sprintf("job %d", j.ID))
-		if err != nil {
-			return err
+			return fmt.Errorf("plan writes %s at version %d without having read it: its counts before are unknown", what, version)
 		}
 		t.Add(was, -1)
-		t.Add(j.Counts(), 1)
+		t.Add(now, 1)
+		return nil
+	}
+	var errs []error
+	for _, j := range c.Jobs {
+		errs = append(errs, move(j, j.Version, j.Counts(), fmt.Sprintf("job %d", j.ID)))
 	}
 	for _, r := range c.Runners {
-		was, err := before(r, r.Version, "runner "+r.Name)
-		if err != nil {
-			return err
-		}
-		t.Add(was, -1)
-		t.Add(r.Counts(), 1)
+		errs = append(errs, move(r, r.Version, r.Counts(), "runner "+r.Name))
 	}
 	for _, r := range c.DeleteRunners {
-		was, err := before(r, r.Version, "runner "+r.Name)
-		if err != nil {
-			return err
-		}
-		t.Add(was, -1)
+		errs = append(errs, move(r, r.Version, PoolCounts{}, "runner "+r.Name))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
 	}
 	c.Counts = t.Counts()
 	return nil

@@ -57,7 +57,7 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 		if err := p.holdGate(pl.Name); err != nil {
 			return nil, err
 		}
-		if n, err := p.countRunners(pl.Name, pl.MaxRunners); err != nil || n >= pl.MaxRunners {
+		if n, err := p.countRunners(pl.Name); err != nil || n >= pl.MaxRunners {
 			return nil, cmp.Or(err, fmt.Errorf("pool %s has its %d runners: %w", pl.Name, pl.MaxRunners, ErrPoolFull))
 		}
 		r := &Runner{Name: spec.Name, Pool: spec.Pool, Labels: spec.Labels, Ephemeral: spec.Ephemeral,
@@ -69,22 +69,16 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 	})
 }
 
-// countRunners counts the runners of pool, stopping once it has seen atLeast of them:
-// registration only needs to know whether the pool is full.
-func (p *planner) countRunners(pool string, atLeast int) (int, error) {
-	n, cursor := 0, ""
-	for n < atLeast {
-		page, next, err := p.e.Store.ListRunners(p.ctx, pool, cursor, min(atLeast-n, MaxListLimit))
-		if err != nil {
-			return 0, err
-		}
-		n += len(page)
-		if next == "" {
-			break
-		}
-		cursor = next
+// countRunners returns how many runners pool has, in any state, from its counts: one
+// bounded read whatever maxRunners is. Under the pool's gate it is exact for what
+// matters: every change that adds a runner to a pool writes the pool's gate, so one
+// committed after the gate was read makes this plan conflict and count again.
+func (p *planner) countRunners(pool string) (int, error) {
+	counts, err := p.e.Store.PoolCounts(p.ctx, []string{pool})
+	if err != nil {
+		return 0, err
 	}
-	return n, nil
+	return int(counts[0].Runners()), nil
 }
 
 // RemoveRunner retires a runner at now. A job reserved for it goes back to its pool's

@@ -67,7 +67,7 @@ func (p *planner) checkStart(pool string, jobID int64) (Pool, error) {
 			return Pool{}, cmp.Or(err, fmt.Errorf("job %d: runner %s: %w", jobID, job.StartedRunner, ErrAlreadyStarting))
 		}
 	}
-	if n, err := p.countRunners(pl.Name, pl.MaxRunners); err != nil || n >= pl.MaxRunners {
+	if n, err := p.countRunners(pl.Name); err != nil || n >= pl.MaxRunners {
 		return Pool{}, cmp.Or(err, fmt.Errorf("pool %s has its %d runners: %w", pl.Name, pl.MaxRunners, ErrPoolFull))
 	}
 	return pl, nil

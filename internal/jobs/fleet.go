@@ -71,7 +71,7 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 
 // countRunners returns how many runners pool has, in any state, from its counts: one
 // bounded read whatever maxRunners is. Under the pool's gate it is exact for what
-// matters: every change that adds a runner to a pool writes the pool's gate, so one
+// matters: every change that adds a runner to a pool holds its gate (holdGate), so one
 // committed after the gate was read makes this plan conflict and count again.
 func (p *planner) countRunners(pool string) (int, error) {
 	counts, err := p.e.Store.PoolCounts(p.ctx, []string{pool})

@@ -30,9 +30,9 @@ func (m *Metrics) WatchQueues(depth func(ctx context.Context) (map[string]int, e
 // WatchPools adds the pool gauges, from the pool status status returns at every scrape.
 func (m *Metrics) WatchPools(status func(ctx context.Context) ([]jobs.PoolStatus, error)) {
 	var (
-		runners = prometheus.NewDesc("runnerhub_pool_runners", "Runners of a pool by state (idle, reserved, busy, offline: not seen lately).", []string{"pool", "state"}, nil)
+		runners = prometheus.NewDesc("runnerhub_pool_runners", "Runners of a pool by state (idle, reserved, busy, starting, offline: not seen lately).", []string{"pool", "state"}, nil)
 		pending = prometheus.NewDesc("runnerhub_pool_pending_jobs", "Jobs waiting in a pool's queue for a runner.", []string{"pool"}, nil)
-		oldest  = prometheus.NewDesc("runnerhub_pool_oldest_wait_seconds", "Longest wait among a pool's pending jobs.", []string{"pool"}, nil)
+		oldest  = prometheus.NewDesc("runnerhub_pool_oldest_wait_seconds", "Wait of the job at the head of a pool's queue (the next served).", []string{"pool"}, nil)
 		demand  = prometheus.NewDesc("runnerhub_pool_demand", "Runners a pool needs now: pending jobs plus minIdle less idle runners, within maxRunners.", []string{"pool"}, nil)
 	)
 	m.Registry.MustRegister(sampler{descs: []*prometheus.Desc{runners, pending, oldest, demand}, sample: func(ctx context.Context, ch chan<- prometheus.Metric) error {
@@ -41,7 +41,7 @@ func (m *Metrics) WatchPools(status func(ctx context.Context) ([]jobs.PoolStatus
 			ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 		}
 		for _, p := range pools {
-			for state, n := range map[string]int{"idle": p.Idle, "reserved": p.Reserved, "busy": p.Busy, "offline": p.Offline} {
+			for state, n := range map[string]int{"idle": p.Idle, "reserved": p.Reserved, "busy": p.Busy, "starting": p.Starting, "offline": p.Offline} {
 				gauge(runners, float64(n), p.Name, state)
 			}
 			gauge(pending, float64(p.PendingJobs), p.Name)

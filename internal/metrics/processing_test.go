@@ -203,25 +203,26 @@ func TestSampledGauges(t *testing.T) {
 	m.WatchQueues(func(context.Context) (map[string]int, error) { return map[string]int{"events": 3, "dlq": 1}, nil })
 	var poolErr error
 	m.WatchPools(func(context.Context) ([]jobs.PoolStatus, error) {
-		return []jobs.PoolStatus{{Pool: jobs.Pool{Name: "linux"}, Idle: 2, Busy: 1, Offline: 1, PendingJobs: 4,
+		return []jobs.PoolStatus{{Pool: jobs.Pool{Name: "linux"}, Idle: 2, Busy: 1, Starting: 3, Offline: 1, PendingJobs: 4,
 			OldestWait: 90 * time.Second, Demand: 2}}, poolErr
 	})
 	err := testutil.GatherAndCompare(m.Registry, strings.NewReader(`
 # HELP runnerhub_pool_demand Runners a pool needs now: pending jobs plus minIdle less idle runners, within maxRunners.
 # TYPE runnerhub_pool_demand gauge
 runnerhub_pool_demand{pool="linux"} 2
-# HELP runnerhub_pool_oldest_wait_seconds Longest wait among a pool's pending jobs.
+# HELP runnerhub_pool_oldest_wait_seconds Wait of the job at the head of a pool's queue (the next served).
 # TYPE runnerhub_pool_oldest_wait_seconds gauge
 runnerhub_pool_oldest_wait_seconds{pool="linux"} 90
 # HELP runnerhub_pool_pending_jobs Jobs waiting in a pool's queue for a runner.
 # TYPE runnerhub_pool_pending_jobs gauge
 runnerhub_pool_pending_jobs{pool="linux"} 4
-# HELP runnerhub_pool_runners Runners of a pool by state (idle, reserved, busy, offline: not seen lately).
+# HELP runnerhub_pool_runners Runners of a pool by state (idle, reserved, busy, starting, offline: not seen lately).
 # TYPE runnerhub_pool_runners gauge
 runnerhub_pool_runners{pool="linux",state="busy"} 1
 runnerhub_pool_runners{pool="linux",state="idle"} 2
 runnerhub_pool_runners{pool="linux",state="offline"} 1
 runnerhub_pool_runners{pool="linux",state="reserved"} 0
+runnerhub_pool_runners{pool="linux",state="starting"} 3
 # HELP webhook_queue_depth Deliveries in a queue (events: waiting or being processed; dlq: dead-lettered).
 # TYPE webhook_queue_depth gauge
 webhook_queue_depth{queue="dlq"} 1

@@ -1,12 +1,15 @@
 package fakegithub
 
 import (
-	"encoding/base64"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"slices"
 	"strconv"
 	"time"
+
+	"github.com/runnerhub/webhooks/internal/testenv/fakegithub/fakejit"
 )
 
 func (s *Server) routes(mux *http.ServeMux) {
@@ -15,6 +18,7 @@ func (s *Server) routes(mux *http.ServeMux) {
 	s.jobRoutes(mux)
 	s.runnerRoutes(mux)
 	s.registrationRoutes(mux)
+	s.fakeRoutes(mux)
 }
 
 // Job is GitHub's view of a workflow job, as PutJob stores it.
@@ -32,14 +36,45 @@ type Job struct {
 	RunnerName  string
 }
 
-// PutJob stores (or replaces) job j of repository (owner/name).
-func (s *Server) PutJob(repository string, j Job) {
+// PutJob stores (or replaces) job j of repository (owner/name). Once SendJobEvents is
+// set, a queued job waits for a connected runner that fits it, as on GitHub.
+func (s *Server) PutJob(repository string, j Job) { s.putJob(repository, j, true) }
+
+// putJob stores j, and offers it to the runners when assign is set.
+func (s *Server) putJob(repository string, j Job, assign bool) {
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now().Add(-time.Hour)
 	}
 	if j.StartedAt.IsZero() {
 		j.StartedAt = j.CreatedAt
 	}
+	s.mu.Lock()
+	if s.jobs[repository] == nil {
+		s.jobs[repository] = map[int64]*Job{}
+	}
+	s.jobs[repository][j.ID] = &j
+	var runs []run
+	if assign {
+		runs = s.assignLocked()
+	}
+	s.mu.Unlock()
+	s.startRuns(runs)
+}
+
+// JobState returns GitHub's view of a job of repository.
+func (s *Server) JobState(repository string, id int64) (Job, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	j, ok := s.jobs[repository][id]
+	if !ok {
+		return Job{}, false
+	}
+	return *j, true
+}
+
+// jobDoc is job j of repository as the REST API answers it, which is also the
+// workflow_job object of its webhook deliveries.
+func jobDoc(repository string, j Job) map[string]any {
 	opt := func(ok bool, v any) any {
 		if !ok {
 			return nil
@@ -47,7 +82,7 @@ func (s *Server) PutJob(repository string, j Job) {
 		return v
 	}
 	base := "https://api.github.com/repos/" + repository
-	doc := map[string]any{
+	return map[string]any{
 		"id": j.ID, "run_id": j.RunID, "run_attempt": 1, "node_id": "CR_fake" + strconv.FormatInt(j.ID, 10),
 		"run_url": base + "/actions/runs/" + strconv.FormatInt(j.RunID, 10),
 		"url":     base + "/actions/jobs/" + strconv.FormatInt(j.ID, 10), "html_url": "https://github.com/" + repository + "/actions/runs/" + strconv.FormatInt(j.RunID, 10) + "/job/" + strconv.FormatInt(j.ID, 10),
@@ -60,13 +95,6 @@ func (s *Server) PutJob(repository string, j Job) {
 		"runner_id": opt(j.RunnerID != 0, j.RunnerID), "runner_name": opt(j.RunnerName != "", j.RunnerName),
 		"runner_group_id": opt(j.RunnerID != 0, 1), "runner_group_name": opt(j.RunnerID != 0, "Default"),
 	}
-	raw, _ := json.Marshal(doc)
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.jobs[repository] == nil {
-		s.jobs[repository] = map[int64]json.RawMessage{}
-	}
-	s.jobs[repository][j.ID] = raw
 }
 
 // DeleteJob forgets a job: GitHub answers 404 for it from then on.
@@ -79,14 +107,13 @@ func (s *Server) DeleteJob(repository string, id int64) {
 func (s *Server) jobRoutes(mux *http.ServeMux) {
 	s.route(mux, "GET", "/repos/{owner}/{repo}/actions/jobs/{job_id}", authToken, func(w *recorder, r *http.Request) {
 		id, _ := pathInt(r, "job_id")
-		s.mu.Lock()
-		raw, ok := s.jobs[r.PathValue("owner")+"/"+r.PathValue("repo")][id]
-		s.mu.Unlock()
+		repository := r.PathValue("owner") + "/" + r.PathValue("repo")
+		j, ok := s.JobState(repository, id)
 		if !ok {
 			w.fail(http.StatusNotFound, "Not Found")
 			return
 		}
-		w.json(http.StatusOK, raw)
+		w.json(http.StatusOK, jobDoc(repository, j))
 	})
 }
 
@@ -97,6 +124,13 @@ type runner struct {
 	Status string
 	Busy   bool
 	Labels []string
+	// ephemeral runners (every JIT runner) take one job and are then removed.
+	ephemeral bool
+	// secret authenticates the runner's session (in its JIT configuration).
+	secret string
+	// job is the job the runner is running (repository and id), when Busy.
+	jobRepo string
+	jobID   int64
 }
 
 func (r *runner) doc() map[string]any {
@@ -108,17 +142,19 @@ func (r *runner) doc() map[string]any {
 		}
 		labels = append(labels, map[string]any{"id": i + 1, "name": l, "type": kind})
 	}
-	return map[string]any{"id": r.ID, "name": r.Name, "os": r.OS, "status": r.Status, "busy": r.Busy, "labels": labels}
+	return map[string]any{"id": r.ID, "name": r.Name, "os": r.OS, "status": r.Status, "busy": r.Busy, "labels": labels, "ephemeral": r.ephemeral}
 }
 
 // AddRunner registers a runner in scope ("org/<org>" or "repo/<owner>/<name>") and
 // returns its id.
 func (s *Server) AddRunner(scope, name string, labels []string, status string, busy bool) int64 {
-	id := s.id()
+	r := &runner{ID: s.id(), Name: name, OS: "Linux", Status: status, Busy: busy, Labels: labels}
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.runners[scope] = append(s.runners[scope], &runner{ID: id, Name: name, OS: "Linux", Status: status, Busy: busy, Labels: labels})
-	return id
+	s.runners[scope] = append(s.runners[scope], r)
+	runs := s.assignLocked()
+	s.mu.Unlock()
+	s.startRuns(runs)
+	return r.ID
 }
 
 // RunnerNames lists the runners registered in scope.
@@ -154,24 +190,44 @@ func (s *Server) runnerRoutes(mux *http.ServeMux) {
 				w.fail(http.StatusNotFound, "Not Found")
 				return
 			}
+			if rn := s.runners[scope][i]; rn.Busy {
+				w.json(http.StatusUnprocessableEntity, map[string]any{"message": "Bad request - Runner \"" + rn.Name + "\" is still running a job", "documentation_url": "https://docs.github.com/rest"})
+				return
+			}
 			s.runners[scope] = slices.Delete(s.runners[scope], i, i+1)
 			w.noContent()
 		})
-		s.route(mux, "POST", l.prefix+"/generate-jitconfig", authToken, func(w *recorder, r *http.Request) {
-			var req struct {
-				Name   string   `json:"name"`
-				Labels []string `json:"labels"`
-			}
-			if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Name == "" || len(req.Labels) == 0 {
-				w.json(http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"})
-				return
-			}
-			id := s.AddRunner(l.scope(r), req.Name, append([]string{"self-hosted"}, req.Labels...), "offline", false)
-			rn := &runner{ID: id, Name: req.Name, OS: "Linux", Status: "offline", Labels: append([]string{"self-hosted"}, req.Labels...)}
-			cfg := base64.StdEncoding.EncodeToString([]byte(`{"runner":"` + req.Name + `","fake":true}`))
-			w.json(http.StatusCreated, map[string]any{"runner": rn.doc(), "encoded_jit_config": cfg})
-		})
+		s.route(mux, "POST", l.prefix+"/generate-jitconfig", authToken, func(w *recorder, r *http.Request) { s.generateJITConfig(w, r, l.scope(r)) })
 	}
+}
+
+// generateJITConfig registers an offline, ephemeral runner, as GitHub does, and answers
+// its configuration (fakejit.Config, with a fresh secret for its session).
+func (s *Server) generateJITConfig(w *recorder, r *http.Request, scope string) {
+	var req struct {
+		Name   string   `json:"name"`
+		Labels []string `json:"labels"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil || req.Name == "" || len(req.Labels) == 0 {
+		w.json(http.StatusUnprocessableEntity, map[string]any{"message": "Validation Failed", "documentation_url": "https://docs.github.com/rest"})
+		return
+	}
+	secret := make([]byte, 16)
+	_, _ = rand.Read(secret)
+	rn := &runner{ID: s.id(), Name: req.Name, OS: "Linux", Status: "offline", Labels: append([]string{"self-hosted"}, req.Labels...),
+		ephemeral: true, secret: hex.EncodeToString(secret)}
+	s.mu.Lock()
+	taken := slices.ContainsFunc(s.runners[scope], func(x *runner) bool { return x.Name == rn.Name })
+	if !taken {
+		s.runners[scope] = append(s.runners[scope], rn)
+	}
+	s.mu.Unlock()
+	if taken {
+		w.fail(http.StatusConflict, "Already exists - A runner with the name "+rn.Name+" already exists.")
+		return
+	}
+	cfg := fakejit.Encode(fakejit.Config{RunnerID: rn.ID, Name: rn.Name, Labels: rn.Labels, Scope: scope, URL: s.URL, Secret: rn.secret})
+	w.json(http.StatusCreated, map[string]any{"runner": rn.doc(), "encoded_jit_config": cfg})
 }
 
 // registrationRoutes mints config.sh registration tokens (organization level only, as

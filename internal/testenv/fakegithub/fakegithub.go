@@ -59,14 +59,18 @@ type Server struct {
 	tokensIssued   int
 	installations  map[string]int64 // owner → installation id
 	hooks          map[string]*hook
-	jobs           map[string]map[int64]json.RawMessage // owner/repo → job id → job JSON
-	runners        map[string][]*runner                 // scope key → runners
+	jobs           map[string]map[int64]*Job // owner/repo → job id → job
+	runners        map[string][]*runner      // scope key → runners
 	nextID         int64
 	rate           rateState
 	failures       []failure
 	redeliveries   map[string]int // hook → redelivery requests accepted
 	tooOldRequests int
 	delay          time.Duration
+	events         *jobEvents // nil until SendJobEvents
+	// stop ends the job runs still going when the test ends; wg waits for them.
+	stop chan struct{}
+	wg   sync.WaitGroup
 }
 
 type installationToken struct {
@@ -111,8 +115,8 @@ func Start(t testing.TB) *Server {
 		PrivateKeyPEM: pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
 		TokenTTL:      time.Hour,
 		tokens:        map[string]installationToken{}, installations: map[string]int64{},
-		hooks: map[string]*hook{}, jobs: map[string]map[int64]json.RawMessage{}, runners: map[string][]*runner{},
-		redeliveries: map[string]int{}, nextID: 1000,
+		hooks: map[string]*hook{}, jobs: map[string]map[int64]*Job{}, runners: map[string][]*runner{},
+		redeliveries: map[string]int{}, nextID: 1000, stop: make(chan struct{}),
 		rate: rateState{limit: 5000, remaining: 5000, reset: time.Now().Add(time.Hour)},
 	}
 	mux := http.NewServeMux()
@@ -120,6 +124,10 @@ func Start(t testing.TB) *Server {
 	s.http = httptest.NewServer(mux)
 	s.URL = s.http.URL
 	t.Cleanup(func() {
+		s.mu.Lock()
+		close(s.stop) // under mu: startRuns adds no run once it is closed
+		s.mu.Unlock()
+		s.wg.Wait()
 		s.http.Close()
 		s.mu.Lock()
 		defer s.mu.Unlock()

@@ -49,6 +49,9 @@ const (
 	// Late: posted to the target, which records it, but logged as timed out (the
 	// receiver answered after GitHub's 10 seconds).
 	Late
+	// Unsent: never attempted and absent from the delivery log (GitHub lost it): only the
+	// REST API's state tells what happened.
+	Unsent
 )
 
 // redeliveryWindow is how far back GitHub redelivers.
@@ -127,6 +130,8 @@ func (s *Server) attempt(name, guid, event string, payload []byte, redelivery bo
 		"X-Hub-Signature-256": {sign(h.secret, payload)},
 	}
 	switch {
+	case mode == Unsent:
+		return a
 	case mode == Dropped || h.down:
 		a.statusCode = http.StatusBadGateway
 	default:

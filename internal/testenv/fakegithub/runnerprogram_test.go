@@ -192,9 +192,12 @@ func TestRunnerProgramFaults(t *testing.T) {
 		// want says, per create attempt, "failed", "online" or "silent" (created, never
 		// connects).
 		want []string
+		// process says whether a silent machine has a runner process.
+		process bool
 	}{
-		{"every third create fails", []string{"--fail-every", "3"}, []string{"online", "online", "failed", "online", "online", "failed"}},
-		{"the second runner never connects", []string{"--never-connect", "2"}, []string{"online", "silent", "online"}},
+		{"every third create fails", []string{"--fail-every", "3"}, []string{"online", "online", "failed", "online", "online", "failed"}, false},
+		{"the second runner never connects", []string{"--never-connect", "2"}, []string{"online", "silent", "online"}, true},
+		{"no runner processes", []string{"--no-runner"}, []string{"silent", "silent"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := startLoop(t)
@@ -229,8 +232,8 @@ func TestRunnerProgramFaults(t *testing.T) {
 				t.Fatalf("%d machines, want %d: a failed create must leave none", len(machines), n)
 			}
 			for _, m := range machines {
-				if names[m.Name] == "silent" && !alive(m.PID) {
-					t.Fatalf("the silent runner's process is not running")
+				if names[m.Name] == "silent" && (m.PID != 0 && alive(m.PID)) != tc.process {
+					t.Fatalf("silent runner %s: process %d, want one: %v", m.Name, m.PID, tc.process)
 				}
 			}
 		})

@@ -3,7 +3,7 @@
 // that connects with its JIT configuration (fakejit) and keeps its session until GitHub
 // removes the runner (after its job, for an ephemeral runner) or it is deleted.
 //
-//	fakerunner [--state DIR] [--fail-every N] [--never-connect K] [--poll D] [--lifetime D] create|delete|list
+//	fakerunner [--state DIR] [--fail-every N] [--never-connect K] [--no-runner] [--poll D] [--lifetime D] create|delete|list
 //
 // It speaks the exec provider's JSON contract on stdin and stdout. The state directory
 // (--state, or FAKERUNNER_STATE) holds one <providerId>.machine file per machine (the
@@ -13,7 +13,9 @@
 //
 // Faults: --fail-every N fails every Nth create attempt (counted across calls) before
 // starting anything; --never-connect K makes the Kth create attempt start a runner that
-// never connects, as a machine whose runner does not boot.
+// never connects, as a machine whose runner does not boot. --no-runner starts no runner
+// process at all: create only records the machine (for tests that measure RunnerHub, or
+// play the runners themselves).
 package main
 
 import (
@@ -57,6 +59,7 @@ type options struct {
 	state        string
 	failEvery    int
 	neverConnect int
+	noRunner     bool
 	poll         time.Duration
 	lifetime     time.Duration
 }
@@ -67,6 +70,7 @@ func main() {
 	flag.StringVar(&o.state, "state", os.Getenv("FAKERUNNER_STATE"), "state directory (default $FAKERUNNER_STATE)")
 	flag.IntVar(&o.failEvery, "fail-every", 0, "fail every Nth create attempt (0: never)")
 	flag.IntVar(&o.neverConnect, "never-connect", 0, "the Kth create attempt starts a runner that never connects (0: none)")
+	flag.BoolVar(&o.noRunner, "no-runner", false, "create records the machine and starts no runner process")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a runner renews its session")
 	flag.DurationVar(&o.lifetime, "lifetime", 5*time.Minute, "a runner process exits by itself after this long, so that none outlives a test")
 	flag.Parse()
@@ -132,6 +136,10 @@ func create(o options, stdin []byte) {
 	path := filepath.Join(o.state, m.ProviderID+".machine")
 	if err := writeMachine(path, m); err != nil {
 		fail("create: %v", err)
+	}
+	if o.noRunner {
+		answer(map[string]string{"providerId": m.ProviderID})
+		return
 	}
 	pid, err := startRunner(o, path, filepath.Join(o.state, m.ProviderID+".log"))
 	if err != nil {

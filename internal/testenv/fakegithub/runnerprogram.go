@@ -89,6 +89,7 @@ type Call struct {
 	Action string    // create, delete or list
 	Name   string    // the runner's (create, delete)
 	Pool   string    // create, list
+	JobID  int64     // create: the job the runner is started for (0: a warm runner)
 	At     time.Time // when the program started
 }
 
@@ -107,12 +108,13 @@ func (p *RunnerProgram) Calls(t testing.TB) []Call {
 	for sc.Scan() {
 		var line struct {
 			Action, Name, Pool string
+			JobID              int64
 			At                 int64
 		}
 		if err := json.Unmarshal(sc.Bytes(), &line); err != nil {
 			t.Fatalf("fakegithub: calls.log: %v", err)
 		}
-		out = append(out, Call{Action: line.Action, Name: line.Name, Pool: line.Pool, At: time.Unix(0, line.At)})
+		out = append(out, Call{Action: line.Action, Name: line.Name, Pool: line.Pool, JobID: line.JobID, At: time.Unix(0, line.At)})
 	}
 	return out
 }

@@ -98,7 +98,7 @@ func (l *loop) jitRequest(t *testing.T, name string) provider.CreateRequest {
 	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != http.StatusCreated {
 		t.Fatalf("generate-jitconfig: %d %v", resp.StatusCode, err)
 	}
-	return provider.CreateRequest{Name: name, Pool: "linux", Labels: []string{"linux"}, JITConfig: answer.EncodedJITConfig, Ephemeral: true}
+	return provider.CreateRequest{Name: name, Pool: "linux", Labels: []string{"linux"}, JITConfig: answer.EncodedJITConfig, Ephemeral: true, JobID: 77}
 }
 
 func (l *loop) status(name string) string {
@@ -160,7 +160,7 @@ func TestARunnerConnectsRunsItsJobAndExits(t *testing.T) {
 		t.Fatalf("list after delete: %v %v", got, err)
 	}
 	calls := l.prog.Calls(t)
-	if len(calls) != 4 || calls[0].Action != "create" || calls[0].Name != "rh-linux-1" || calls[0].At.Before(start) {
+	if len(calls) != 4 || calls[0].Action != "create" || calls[0].Name != "rh-linux-1" || calls[0].JobID != 77 || calls[0].At.Before(start) {
 		t.Fatalf("calls %+v", calls)
 	}
 }

@@ -341,11 +341,12 @@ func machines(state string) []machine {
 }
 
 // record appends the call to calls.log: its action, when the process started and the
-// runner's name and pool (never the JIT configuration).
+// runner's name, pool and job (never the JIT configuration).
 func record(state, action string, stdin []byte, at time.Time) {
 	var in struct {
-		Name string `json:"name"`
-		Pool string `json:"pool"`
+		Name  string `json:"name"`
+		Pool  string `json:"pool"`
+		JobID *int64 `json:"jobId"`
 	}
 	_ = json.Unmarshal(stdin, &in)
 	f, err := os.OpenFile(filepath.Join(state, "calls.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
@@ -353,7 +354,7 @@ func record(state, action string, stdin []byte, at time.Time) {
 		fail("record: %v", err)
 	}
 	defer f.Close()
-	line, _ := json.Marshal(map[string]any{"action": action, "name": in.Name, "pool": in.Pool, "at": at.UnixNano()})
+	line, _ := json.Marshal(map[string]any{"action": action, "name": in.Name, "pool": in.Pool, "jobId": in.JobID, "at": at.UnixNano()})
 	_, _ = f.Write(append(line, '\n'))
 }
 

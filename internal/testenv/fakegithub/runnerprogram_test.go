@@ -1,33 +1,28 @@
-package fakegithub_test
+package fakegithub
 
 import (
 	"bytes"
-	"context"
-	"encoding/json"
 	"io"
 	"log/slog"
-	"net/http"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/provider"
 	"github.com/runnerhub/webhooks/internal/provider/execprovider"
 	"github.com/runnerhub/webhooks/internal/provider/providertest"
-	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
 )
 
-func execProvider(p *fakegithub.RunnerProgram, log io.Writer, flags ...string) *execprovider.Provider {
+func execProvider(p *RunnerProgram, log io.Writer, flags ...string) *execprovider.Provider {
 	return execprovider.New(provider.ExecConfig{Command: p.Command(flags...), Timeout: 10 * time.Second}, slog.New(slog.NewTextHandler(log, nil)))
 }
 
 // The program speaks the exec provider's contract, as every provider does.
 func TestRunnerProgramConformance(t *testing.T) {
-	built := fakegithub.BuildRunnerProgram(t)
+	built := BuildRunnerProgram(t)
 	providertest.Run(t, func(t *testing.T) providertest.Harness {
 		p := built.Fresh(t)
 		return providertest.Harness{
@@ -46,79 +41,30 @@ func TestRunnerProgramConformance(t *testing.T) {
 }
 
 type loop struct {
-	gh    *fakegithub.Server
-	prog  *fakegithub.RunnerProgram
-	inbox *actions
+	gh    *Server
+	prog  *RunnerProgram
+	inbox *inbox
 }
 
-// actions keeps the action of each workflow_job delivery.
-type actions struct {
-	mu   sync.Mutex
-	list []string
-}
-
-func (a *actions) target(_ context.Context, _ http.Header, body []byte) int {
-	var p struct{ Action string }
-	_ = json.Unmarshal(body, &p)
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	a.list = append(a.list, p.Action)
-	return http.StatusAccepted
-}
-
-func (a *actions) get() []string {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.list)
-}
-
-func startLoop(t *testing.T) *loop {
-	gh := fakegithub.Start(t)
+// startLoop starts a fake GitHub that runs jobs, and gives it prog (a fresh build when
+// nil).
+func startLoop(t *testing.T, prog *RunnerProgram) *loop {
+	gh := Start(t)
 	gh.Token = "pat"
-	l := &loop{gh: gh, prog: fakegithub.BuildRunnerProgram(t), inbox: &actions{}}
-	gh.AddHook("repo/octo/app/12", 12, "s3cret", l.inbox.target)
-	gh.SendJobEvents("repo/octo/app/12", 50*time.Millisecond)
+	if prog == nil {
+		prog = BuildRunnerProgram(t)
+	}
+	l := &loop{gh: gh, prog: prog, inbox: &inbox{}}
+	gh.AddHook(loopHook, 12, "s3cret", l.inbox.target)
+	gh.SendJobEvents(loopHook, 50*time.Millisecond)
 	return l
 }
 
-// jitRequest mints a real JIT configuration from the fake and makes the create request.
+// jitRequest mints a JIT configuration from the fake and makes the create request.
 func (l *loop) jitRequest(t *testing.T, name string) provider.CreateRequest {
 	t.Helper()
-	req, _ := http.NewRequest("POST", l.gh.URL+"/orgs/octo/actions/runners/generate-jitconfig", strings.NewReader(`{"name":"`+name+`","runner_group_id":1,"labels":["linux"]}`))
-	req.Header.Set("Authorization", "Bearer pat")
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var answer struct {
-		EncodedJITConfig string `json:"encoded_jit_config"`
-	}
-	if err := json.NewDecoder(resp.Body).Decode(&answer); err != nil || resp.StatusCode != http.StatusCreated {
-		t.Fatalf("generate-jitconfig: %d %v", resp.StatusCode, err)
-	}
-	return provider.CreateRequest{Name: name, Pool: "linux", Labels: []string{"linux"}, JITConfig: answer.EncodedJITConfig, Ephemeral: true, JobID: 77}
-}
-
-func (l *loop) status(name string) string {
-	for _, r := range l.gh.Runners("org/octo") {
-		if r.Name == name {
-			return r.Status
-		}
-	}
-	return "gone"
-}
-
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	encoded, _ := jit(t, l.gh, name, "linux")
+	return provider.CreateRequest{Name: name, Pool: "linux", Labels: []string{"linux"}, JITConfig: encoded, Ephemeral: true, JobID: 77}
 }
 
 func alive(pid int) bool {
@@ -127,7 +73,7 @@ func alive(pid int) bool {
 }
 
 func TestARunnerConnectsRunsItsJobAndExits(t *testing.T) {
-	l := startLoop(t)
+	l := startLoop(t, nil)
 	p := execProvider(l.prog, io.Discard)
 	ctx := t.Context()
 	start := time.Now()
@@ -138,17 +84,19 @@ func TestARunnerConnectsRunsItsJobAndExits(t *testing.T) {
 	if took := time.Since(start); took > time.Second {
 		t.Fatalf("create took %v: it must start the runner detached and return", took)
 	}
-	waitUntil(t, "the runner online", func() bool { return l.status("rh-linux-1") == "online" })
-	l.gh.QueueJob("octo/app", fakegithub.Job{ID: 1, Labels: []string{"linux"}})
-	waitUntil(t, "the job's completed", func() bool { return slices.Equal(l.inbox.get(), []string{"queued", "in_progress", "completed"}) })
-	if got := l.status("rh-linux-1"); got != "gone" {
+	waitFor(t, "the runner online", func() bool { return runnerStatus(l.gh, "rh-linux-1") == "online" })
+	l.gh.QueueJob("octo/app", Job{ID: 1, Labels: []string{"linux"}})
+	waitFor(t, "the job's completed", func() bool {
+		return slices.Equal(l.inbox.actions(), []string{"queued 1", "in_progress 1 rh-linux-1", "completed 1 rh-linux-1"})
+	})
+	if got := runnerStatus(l.gh, "rh-linux-1"); got != "gone" {
 		t.Fatalf("the ephemeral runner is %s on GitHub after its job", got)
 	}
 	m := l.prog.Machines()
 	if len(m) != 1 || m[0].ProviderID != id {
 		t.Fatalf("machines %+v", m)
 	}
-	waitUntil(t, "the runner process to exit", func() bool { return !alive(m[0].PID) })
+	waitFor(t, "the runner process to exit", func() bool { return !alive(m[0].PID) })
 	// The machine stays listed until RunnerHub deletes it.
 	if got, err := p.List(ctx, "linux"); err != nil || len(got) != 1 {
 		t.Fatalf("list: %v %v", got, err)
@@ -166,13 +114,13 @@ func TestARunnerConnectsRunsItsJobAndExits(t *testing.T) {
 }
 
 func TestDeleteStopsARunner(t *testing.T) {
-	l := startLoop(t)
+	l := startLoop(t, nil)
 	p := execProvider(l.prog, io.Discard)
 	id, err := p.Create(t.Context(), l.jitRequest(t, "rh-linux-1"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the runner online", func() bool { return l.status("rh-linux-1") == "online" })
+	waitFor(t, "the runner online", func() bool { return runnerStatus(l.gh, "rh-linux-1") == "online" })
 	pid := l.prog.Machines()[0].PID
 	if err := p.Delete(t.Context(), "rh-linux-1", id); err != nil {
 		t.Fatal(err)
@@ -180,12 +128,13 @@ func TestDeleteStopsARunner(t *testing.T) {
 	if alive(pid) {
 		t.Fatal("the runner process outlived its delete")
 	}
-	if got := l.status("rh-linux-1"); got != "offline" {
+	if got := runnerStatus(l.gh, "rh-linux-1"); got != "offline" {
 		t.Fatalf("a stopped runner is %s on GitHub, want offline", got)
 	}
 }
 
 func TestRunnerProgramFaults(t *testing.T) {
+	built := BuildRunnerProgram(t)
 	for _, tc := range []struct {
 		name  string
 		flags []string
@@ -200,7 +149,7 @@ func TestRunnerProgramFaults(t *testing.T) {
 		{"no runner processes", []string{"--no-runner"}, []string{"silent", "silent"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			l := startLoop(t)
+			l := startLoop(t, built.Fresh(t))
 			var log bytes.Buffer
 			p := execProvider(l.prog, &log, tc.flags...)
 			names := map[string]string{}
@@ -217,12 +166,12 @@ func TestRunnerProgramFaults(t *testing.T) {
 			}
 			for name, want := range names {
 				if want == "online" {
-					waitUntil(t, name+" online", func() bool { return l.status(name) == "online" })
+					waitFor(t, name+" online", func() bool { return runnerStatus(l.gh, name) == "online" })
 				}
 			}
 			time.Sleep(300 * time.Millisecond) // three session renewals
 			for name, want := range names {
-				got := l.status(name)
+				got := runnerStatus(l.gh, name)
 				if (want == "online") != (got == "online") {
 					t.Fatalf("%s is %s on GitHub, want it %s", name, got, want)
 				}

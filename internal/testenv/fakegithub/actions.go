@@ -216,6 +216,7 @@ func (s *Server) generateJITConfig(w *recorder, r *http.Request, scope string) {
 	_, _ = rand.Read(secret)
 	rn := &runner{ID: s.id(), Name: req.Name, OS: "Linux", Status: "offline", Labels: append([]string{"self-hosted"}, req.Labels...),
 		ephemeral: true, secret: hex.EncodeToString(secret)}
+	doc := rn.doc() // before the runner is shared
 	s.mu.Lock()
 	taken := slices.ContainsFunc(s.runners[scope], func(x *runner) bool { return x.Name == rn.Name })
 	if !taken {
@@ -227,7 +228,7 @@ func (s *Server) generateJITConfig(w *recorder, r *http.Request, scope string) {
 		return
 	}
 	cfg := fakejit.Encode(fakejit.Config{RunnerID: rn.ID, Name: rn.Name, Labels: rn.Labels, Scope: scope, URL: s.URL, Secret: rn.secret})
-	w.json(http.StatusCreated, map[string]any{"runner": rn.doc(), "encoded_jit_config": cfg})
+	w.json(http.StatusCreated, map[string]any{"runner": doc, "encoded_jit_config": cfg})
 }
 
 // registrationRoutes mints config.sh registration tokens (organization level only, as
@@ -247,16 +248,18 @@ func (s *Server) listRunners(w *recorder, r *http.Request, scope, prefix string)
 	if n, err := strconv.Atoi(q.Get("page")); err == nil && n > 0 {
 		page = n
 	}
+	// Rendered under the lock: job runs change runners meanwhile.
 	s.mu.Lock()
-	all := slices.Clone(s.runners[scope])
-	s.mu.Unlock()
+	all := s.runners[scope]
 	start := min((page-1)*perPage, len(all))
 	end := min(start+perPage, len(all))
 	docs := []map[string]any{}
 	for _, rn := range all[start:end] {
 		docs = append(docs, rn.doc())
 	}
-	if end < len(all) {
+	total := len(all)
+	s.mu.Unlock()
+	if end < total {
 		next := *r.URL
 		nq := next.Query()
 		nq.Set("per_page", strconv.Itoa(perPage))
@@ -265,5 +268,5 @@ func (s *Server) listRunners(w *recorder, r *http.Request, scope, prefix string)
 		w.header.Set("Link", `<`+s.URL+next.RequestURI()+`>; rel="next"`)
 	}
 	_ = prefix
-	w.json(http.StatusOK, map[string]any{"total_count": len(all), "runners": docs})
+	w.json(http.StatusOK, map[string]any{"total_count": total, "runners": docs})
 }

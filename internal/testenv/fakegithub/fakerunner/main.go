@@ -7,8 +7,8 @@
 //
 // It speaks the exec provider's JSON contract on stdin and stdout. The state directory
 // (--state, or FAKERUNNER_STATE) holds one <providerId>.machine file per machine (the
-// create request, with the runner process's pid), the runner's <providerId>.log, one
-// file per create attempt under attempts/, and calls.log (one JSON line per call, with
+// create request, with the runner process's pid), the runner's <providerId>.log, the
+// count of create attempts (attempts), and calls.log (one JSON line per call, with
 // its start time, for latency measurements).
 //
 // Faults: --fail-every N fails every Nth create attempt (counted across calls) before
@@ -153,22 +153,32 @@ func create(o options, stdin []byte) {
 	answer(map[string]string{"providerId": m.ProviderID})
 }
 
-// countAttempt numbers this create attempt from 1, race-free across concurrent calls.
+// countAttempt numbers this create attempt from 1, race-free across concurrent calls:
+// the count is kept in the state directory's "attempts" file, under an exclusive lock.
 func countAttempt(state string) (int, error) {
-	dir := filepath.Join(state, "attempts")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
+	f, err := os.OpenFile(filepath.Join(state, "attempts"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
 		return 0, err
 	}
-	for n := 1; ; n++ {
-		f, err := os.OpenFile(filepath.Join(dir, strconv.Itoa(n)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-		if errors.Is(err, os.ErrExist) {
-			continue
-		}
-		if err != nil {
-			return 0, err
-		}
-		return n, f.Close()
+	defer f.Close()
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		return 0, err
 	}
+	b, err := io.ReadAll(f)
+	if err != nil {
+		return 0, err
+	}
+	n := 1
+	if len(b) > 0 {
+		if n, err = strconv.Atoi(string(b)); err != nil {
+			return 0, fmt.Errorf("attempts file: %w", err)
+		}
+		n++
+	}
+	if _, err := f.WriteAt([]byte(strconv.Itoa(n)), 0); err != nil {
+		return 0, err
+	}
+	return n, nil // closing the file releases the lock
 }
 
 // writeMachine writes m atomically (list and delete may read it meanwhile). It holds the

@@ -1,0 +1,145 @@
+// Package awsprovision is the ProvisionerFunction's handler: the demand queue's signals
+// (SQS batches with ReportBatchItemFailures) and the schedule's warm-pool and reaping
+// pass, handed to the provisioner.
+package awsprovision
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
+)
+
+// Provisioner is what the handler drives: the provisioning package's, on AWS.
+type Provisioner interface {
+	Demand(ctx context.Context, d jobs.Demand) error
+	Prewarm(ctx context.Context, p jobs.Prewarm) error
+	Pass(ctx context.Context, now time.Time) error
+}
+
+// Visibility hides a received message for a while: how a failed record waits for its
+// retry.
+type Visibility interface {
+	Hide(ctx context.Context, receiptHandle string, d time.Duration) error
+}
+
+// Retries of a failed record: hidden for FirstBackoff, doubling up to MaxBackoff, and
+// dropped (logged) after MaxAttempts receives. Dropping loses nothing for good: a job
+// still waiting has its demand sent again (the processor's ResendDemands), and a machine
+// whose retire signal was dropped is reaped as an orphan by the pass.
+const (
+	FirstBackoff = 10 * time.Second
+	MaxBackoff   = 5 * time.Minute
+	MaxAttempts  = 10
+)
+
+// Handler is the ProvisionerFunction's handler.
+type Handler struct {
+	Provisioner Provisioner
+	// Visibility sets a failed record's backoff; nil leaves the retry to the queue's
+	// visibility timeout.
+	Visibility Visibility
+	Log        *slog.Logger
+	Now        func() time.Time
+}
+
+// PassResult answers a scheduled invocation.
+type PassResult struct {
+	Pass time.Time `json:"pass"` // the time the pass ran for
+}
+
+// Handle takes an SQS batch of the demand queue (HandleSQS) or the schedule's
+// EventBridge event (the pass). Anything else is an error, so that a misrouted event
+// shows as a failed invocation rather than vanishing.
+func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (any, error) {
+	var probe struct {
+		events.SQSEvent
+		DetailType string `json:"detail-type"`
+		Source     string `json:"source"`
+	}
+	if err := json.Unmarshal(event, &probe); err != nil {
+		return nil, fmt.Errorf("the event is not a JSON object: %w", err)
+	}
+	switch {
+	case probe.Records != nil:
+		return h.HandleSQS(ctx, probe.SQSEvent)
+	case probe.Source == "aws.events" && probe.DetailType == "Scheduled Event":
+		now := h.Now().UTC()
+		if err := h.Provisioner.Pass(ctx, now); err != nil {
+			return nil, fmt.Errorf("provisioner pass: %w", err)
+		}
+		return PassResult{Pass: now}, nil
+	}
+	return nil, errors.New("the event is neither an SQS batch nor a scheduled event")
+}
+
+// HandleSQS applies each signal of the batch and reports the records that failed and
+// may succeed later, each hidden for its backoff. A record that is no signal is dropped
+// with an error logged: no retry would mend it.
+func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	var resp events.SQSEventResponse
+	for _, r := range ev.Records {
+		sig, err := awsstore.ReadSignal([]byte(r.Body))
+		if err != nil {
+			h.Log.LogAttrs(ctx, slog.LevelError, "provisioner: dropping a message that is not a signal",
+				slog.String("message_id", r.MessageId), slog.String("error", err.Error()))
+			continue
+		}
+		if err := h.apply(ctx, sig); err != nil {
+			if h.retry(ctx, r, sig, err) {
+				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
+			}
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) apply(ctx context.Context, sig awsstore.Signal) error {
+	switch {
+	case sig.Demand != nil:
+		return h.Provisioner.Demand(ctx, *sig.Demand)
+	case sig.Prewarm != nil:
+		return h.Provisioner.Prewarm(ctx, *sig.Prewarm)
+	}
+	return fmt.Errorf("no handler for %q signals", sig.Kind())
+}
+
+// retry logs the failure of record r and says whether to report it for another try,
+// setting its backoff when it is.
+func (h *Handler) retry(ctx context.Context, r events.SQSMessage, sig awsstore.Signal, err error) bool {
+	attempt, _ := strconv.Atoi(r.Attributes["ApproximateReceiveCount"])
+	attempt = max(attempt, 1)
+	attrs := []slog.Attr{slog.String("message_id", r.MessageId), slog.String("signal", sig.Kind()),
+		slog.Int("attempt", attempt), slog.String("error", err.Error())}
+	if attempt >= MaxAttempts {
+		h.Log.LogAttrs(ctx, slog.LevelError, "provisioner: signal failed too often, dropped", attrs...)
+		return false
+	}
+	wait := Backoff(attempt)
+	h.Log.LogAttrs(ctx, slog.LevelError, "provisioner: signal failed, retried later",
+		append(attrs, slog.Duration("retry_in", wait))...)
+	if h.Visibility != nil {
+		if err := h.Visibility.Hide(ctx, r.ReceiptHandle, wait); err != nil {
+			h.Log.LogAttrs(ctx, slog.LevelWarn, "provisioner: could not set the retry's backoff; the queue's visibility timeout applies",
+				slog.String("message_id", r.MessageId), slog.String("error", err.Error()))
+		}
+	}
+	return true
+}
+
+// Backoff is how long a record that failed on its attempt-th receive waits for the next.
+func Backoff(attempt int) time.Duration {
+	d := FirstBackoff
+	for i := 1; i < attempt && d < MaxBackoff; i++ {
+		d *= 2
+	}
+	return min(d, MaxBackoff)
+}

@@ -48,32 +48,35 @@ func dig(v any, path ...string) any {
 	return v
 }
 
-// The ReconcilerFunction may read the GitHub credentials' SSM parameters and nothing
-// else of SSM, no other function may read SSM at all, and no statement of it is a
-// wildcard.
-func TestReconcilerIAMIsLeastPrivilege(t *testing.T) {
+// Only the functions that talk to GitHub (the reconciler and the provisioner) may read
+// its credentials: GitHubCredentialsPolicy, attached to their roles alone, grants
+// ssm:GetParameter on the two credential parameters and nothing else of SSM. The only
+// other SSM actions in the template are those on the runners' JIT configurations.
+func TestGitHubCredentialsAreLeastPrivilege(t *testing.T) {
 	tpl := decodeTemplate(t)
 	resources := dig(tpl, "Resources").(map[string]any)
+	mayUseSSM := map[string]bool{"GitHubCredentialsPolicy": true, "ProvisionerFunction": true, "RunnerInstanceRole": true}
 	for name, res := range resources {
-		if name == "ReconcilerFunction" {
+		if mayUseSSM[name] {
 			continue
 		}
 		if raw, _ := json.Marshal(res); strings.Contains(string(raw), "ssm:") || strings.Contains(string(raw), "kms:") {
-			t.Errorf("%s is granted SSM or KMS actions; only the ReconcilerFunction reads GitHub's credentials", name)
+			t.Errorf("%s is granted SSM or KMS actions; only GitHubCredentialsPolicy reads GitHub's credentials", name)
 		}
 	}
-	policies, _ := json.Marshal(dig(resources, "ReconcilerFunction", "Properties", "Policies"))
-	var doc []struct {
-		Statement []any
+	policy := dig(resources, "GitHubCredentialsPolicy").(map[string]any)
+	if policy["Condition"] != "HasGitHubParameter" {
+		t.Errorf("GitHubCredentialsPolicy condition %v, want HasGitHubParameter", policy["Condition"])
 	}
-	if err := json.Unmarshal(policies, &doc); err != nil || len(doc) != 1 {
-		t.Fatalf("ReconcilerFunction policies: %s (%v)", policies, err)
+	roles, _ := json.Marshal(dig(policy, "Properties", "Roles"))
+	if string(roles) != `[{"Ref":"ReconcilerFunctionRole"},{"Ref":"ProvisionerFunctionRole"}]` {
+		t.Errorf("GitHubCredentialsPolicy is attached to %s, want the reconciler's and the provisioner's roles", roles)
 	}
 	var ssm []string
-	for _, st := range doc[0].Statement {
-		raw, _ := json.Marshal(st)
-		if strings.Contains(string(raw), `"*"`) || strings.Contains(string(raw), `"ssm:*"`) || strings.Contains(string(raw), `:*"`) {
-			t.Errorf("wildcard in a ReconcilerFunction statement: %s", raw)
+	for _, st := range statements(dig(policy, "Properties", "PolicyDocument", "Statement")) {
+		raw, _ := json.Marshal(st.body)
+		if strings.Contains(string(raw), `"*"`) || strings.Contains(string(raw), `:*"`) {
+			t.Errorf("wildcard in a GitHubCredentialsPolicy statement: %s", raw)
 		}
 		if strings.Contains(string(raw), "ssm:") {
 			ssm = append(ssm, string(raw))
@@ -82,7 +85,7 @@ func TestReconcilerIAMIsLeastPrivilege(t *testing.T) {
 	if len(ssm) != 1 {
 		t.Fatalf("SSM statements: %v, want one", ssm)
 	}
-	for _, want := range []string{`"ssm:GetParameter"`, `parameter/${GitHubAppPrivateKeyParameter}`, `parameter/${GitHubTokenParameter}`, `HasGitHubParameter`} {
+	for _, want := range []string{`"ssm:GetParameter"`, `parameter/${GitHubAppPrivateKeyParameter}`, `parameter/${GitHubTokenParameter}`} {
 		if !strings.Contains(ssm[0], want) {
 			t.Errorf("the SSM statement %s lacks %s", ssm[0], want)
 		}
@@ -94,21 +97,37 @@ func TestReconcilerIAMIsLeastPrivilege(t *testing.T) {
 	}
 }
 
+// statement is one statement of a policy document, with the condition it is under when
+// the template adds it with Fn::If ("" for none).
+type statement struct {
+	condition string
+	body      map[string]any
+}
+
+// statements lists a policy document's statements, those behind Fn::If included.
+func statements(list any) []statement {
+	var out []statement
+	items, _ := list.([]any)
+	for _, item := range items {
+		m, _ := item.(map[string]any)
+		if branches, ok := m["Fn::If"].([]any); ok && len(branches) == 3 {
+			for _, b := range branches[1:] {
+				if body, ok := b.(map[string]any); ok && body["Ref"] != "AWS::NoValue" {
+					out = append(out, statement{condition: branches[0].(string), body: body})
+				}
+			}
+			continue
+		}
+		out = append(out, statement{body: m})
+	}
+	return out
+}
+
 // ReconcileInterval's default is RUNNERHUB_RECONCILE_INTERVAL's, and every allowed value
 // has a schedule expression.
 func TestReconcileScheduleCoversEveryInterval(t *testing.T) {
 	tpl := decodeTemplate(t)
-	param := dig(tpl, "Parameters", "ReconcileInterval").(map[string]any)
-	if param["Default"] != "5m" {
-		t.Errorf("ReconcileInterval default %v, want 5m (RUNNERHUB_RECONCILE_INTERVAL's)", param["Default"])
-	}
-	schedules := dig(tpl, "Mappings", "ReconcileSchedules").(map[string]any)
-	for _, v := range param["AllowedValues"].([]any) {
-		expr, _ := dig(schedules, v.(string), "Expression").(string)
-		if !strings.HasPrefix(expr, "rate(") {
-			t.Errorf("interval %v has no schedule expression", v)
-		}
-	}
+	requireSchedules(t, tpl, "ReconcileInterval", "5m")
 	env := dig(tpl, "Resources", "ReconcilerFunction", "Properties", "Environment", "Variables").(map[string]any)
 	for _, name := range []string{"RUNNERHUB_GITHUB_API_URL", "RUNNERHUB_GITHUB_APP_ID", "RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER",
 		"RUNNERHUB_GITHUB_APP_INSTALLATION_ID", "RUNNERHUB_GITHUB_HOOKS", "RUNNERHUB_RECONCILE_INTERVAL", "RUNNERHUB_RECONCILE_AFTER"} {
@@ -122,5 +141,22 @@ func TestReconcileScheduleCoversEveryInterval(t *testing.T) {
 	}
 	if slices.Contains(keys, "RUNNERHUB_GITHUB_TOKEN") {
 		t.Error("a token in the function's environment: it belongs in SSM")
+	}
+}
+
+// requireSchedules checks that the interval parameter param defaults to def and that each
+// of its allowed values has an expression in IntervalSchedules.
+func requireSchedules(t *testing.T, tpl map[string]any, param, def string) {
+	t.Helper()
+	p := dig(tpl, "Parameters", param).(map[string]any)
+	if p["Default"] != def {
+		t.Errorf("%s default %v, want %s", param, p["Default"], def)
+	}
+	schedules := dig(tpl, "Mappings", "IntervalSchedules").(map[string]any)
+	for _, v := range p["AllowedValues"].([]any) {
+		expr, _ := dig(schedules, v.(string), "Expression").(string)
+		if !strings.HasPrefix(expr, "rate(") {
+			t.Errorf("%s %v has no schedule expression", param, v)
+		}
 	}
 }

@@ -22,6 +22,7 @@ import (
 type Provisioner interface {
 	Demand(ctx context.Context, d jobs.Demand) error
 	Prewarm(ctx context.Context, p jobs.Prewarm) error
+	Retire(ctx context.Context, r jobs.Retire) error
 	Pass(ctx context.Context, now time.Time) error
 }
 
@@ -108,6 +109,8 @@ func (h *Handler) apply(ctx context.Context, sig awsstore.Signal) error {
 		return h.Provisioner.Demand(ctx, *sig.Demand)
 	case sig.Prewarm != nil:
 		return h.Provisioner.Prewarm(ctx, *sig.Prewarm)
+	case sig.Retire != nil:
+		return h.Provisioner.Retire(ctx, *sig.Retire)
 	}
 	return fmt.Errorf("no handler for %q signals", sig.Kind())
 }

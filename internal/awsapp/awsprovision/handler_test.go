@@ -41,6 +41,11 @@ func (f *fakeProvisioner) Prewarm(_ context.Context, p jobs.Prewarm) error {
 	return nil
 }
 
+func (f *fakeProvisioner) Retire(_ context.Context, r jobs.Retire) error {
+	f.calls = append(f.calls, "retire "+r.Pool+" "+r.Runner+" "+r.ProviderID)
+	return nil
+}
+
 func (f *fakeProvisioner) Pass(_ context.Context, now time.Time) error {
 	f.passes = append(f.passes, now)
 	return nil
@@ -63,6 +68,7 @@ const (
 	demand42 = `{"type":"demand","pool":"linux","jobId":42,"repository":"o/r","labels":["linux"],"priority":0,"at":"2026-12-01T12:00:00Z"}`
 	demand43 = `{"type":"demand","pool":"linux","jobId":43,"repository":"o/r","labels":["linux"],"priority":0,"at":"2026-12-01T12:00:00Z"}`
 	prewarm  = `{"type":"prewarm","repository":"o/r","pools":["linux","gpu"],"reason":"push","at":"2026-12-01T12:00:00Z"}`
+	retire   = `{"type":"retire","pool":"linux","runner":"rh-linux-1a2b3c4d","providerId":"i-0abc","githubId":7,"jobId":42,"reason":"completed","at":"2026-12-01T12:00:00Z"}`
 )
 
 func TestHandleSQS(t *testing.T) {
@@ -76,8 +82,8 @@ func TestHandleSQS(t *testing.T) {
 		failed map[string]time.Duration
 		logged string // in the log when set
 	}{
-		{"every signal applied", []events.SQSMessage{record("a", demand42, 1), record("b", prewarm, 1)}, nil,
-			[]string{"demand linux 42", "prewarm o/r linux,gpu"}, map[string]time.Duration{}, ""},
+		{"every signal applied", []events.SQSMessage{record("a", demand42, 1), record("b", prewarm, 1), record("c", retire, 1)}, nil,
+			[]string{"demand linux 42", "prewarm o/r linux,gpu", "retire linux rh-linux-1a2b3c4d i-0abc"}, map[string]time.Duration{}, ""},
 		{"a failing demand is reported alone, backed off", []events.SQSMessage{record("a", demand42, 1), record("b", demand43, 3)}, []int64{43},
 			[]string{"demand linux 42", "demand linux 43"}, map[string]time.Duration{"b": 40 * time.Second}, "provider create failed"},
 		{"malformed records dropped, the rest applied", []events.SQSMessage{record("a", `{"type":"demand","pool":`, 1),

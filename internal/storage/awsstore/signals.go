@@ -43,37 +43,24 @@ func NewSignals(c *sqs.Client, url string) *Signals {
 
 // Demand sends a scale-up demand: pool needs a runner for a job.
 func (s *Signals) Demand(ctx context.Context, d jobs.Demand) error {
-	// Embedding promotes the signal's fields next to the type in the JSON object.
-	msg := struct {
-		Type string `json:"type"`
-		jobs.Demand
-	}{SignalDemand, d}
-	return s.send(ctx, SignalDemand, msg, fmt.Sprintf("for job %d in pool %s", d.JobID, d.Pool))
+	return s.send(ctx, Signal{Demand: &d}, fmt.Sprintf("for job %d in pool %s", d.JobID, d.Pool))
 }
 
 // Prewarm sends a pre-warm signal: a repository's usual pools will probably be wanted soon.
 func (s *Signals) Prewarm(ctx context.Context, p jobs.Prewarm) error {
-	msg := struct {
-		Type string `json:"type"`
-		jobs.Prewarm
-	}{SignalPrewarm, p}
-	return s.send(ctx, SignalPrewarm, msg, "for "+p.Repository)
+	return s.send(ctx, Signal{Prewarm: &p}, "for "+p.Repository)
 }
 
 // Retire sends a retire signal: a provisioned runner was deleted, so its machine and
 // its GitHub registration go too.
 func (s *Signals) Retire(ctx context.Context, r jobs.Retire) error {
-	msg := struct {
-		Type string `json:"type"`
-		jobs.Retire
-	}{SignalRetire, r}
-	return s.send(ctx, SignalRetire, msg, fmt.Sprintf("for runner %s in pool %s", r.Runner, r.Pool))
+	return s.send(ctx, Signal{Retire: &r}, fmt.Sprintf("for runner %s in pool %s", r.Runner, r.Pool))
 }
 
-// send puts one message of type kind on the queue; about says what it was for in errors.
-func (s *Signals) send(ctx context.Context, kind string, msg any, about string) error {
-	if err := sendJSON(ctx, s.c, s.url, msg, TypeAttribute, kind); err != nil {
-		return fmt.Errorf("send %s signal %s: %w", kind, about, err)
+// send puts one signal on the queue; about says what it was for in errors.
+func (s *Signals) send(ctx context.Context, sig Signal, about string) error {
+	if err := sendJSON(ctx, s.c, s.url, sig, TypeAttribute, sig.Kind()); err != nil {
+		return fmt.Errorf("send %s signal %s: %w", sig.Kind(), about, err)
 	}
 	return nil
 }

@@ -23,11 +23,16 @@ func TestReadSignalReadsWhatSignalsSent(t *testing.T) {
 		SignalDemand: {Demand: &jobs.Demand{Pool: "linux-x64", JobID: 123456789, Repository: "octo-org/octo-repo",
 			Labels: []string{"self-hosted", "linux"}, Priority: 110, At: at, Resent: true}},
 		SignalPrewarm: {Prewarm: &jobs.Prewarm{Repository: "octo-org/octo-repo", Pools: []string{"linux-x64", "gpu"}, Reason: "push", At: at}},
+		SignalRetire: {Retire: &jobs.Retire{Pool: "linux-x64", Runner: "rh-linux-x64-1a2b3c4d", ProviderID: "i-0abc", GitHubID: 7,
+			JobID: 123456789, Reason: jobs.RetireCompleted, At: at}},
 	}
 	if err := signals.Demand(t.Context(), *sent[SignalDemand].Demand); err != nil {
 		t.Fatal(err)
 	}
 	if err := signals.Prewarm(t.Context(), *sent[SignalPrewarm].Prewarm); err != nil {
+		t.Fatal(err)
+	}
+	if err := signals.Retire(t.Context(), *sent[SignalRetire].Retire); err != nil {
 		t.Fatal(err)
 	}
 	bodies := receiveSignals(t, c, env.DemandQueueURL, len(sent))
@@ -51,10 +56,11 @@ func TestReadSignalRefusesMalformedBodies(t *testing.T) {
 		{"not an object", `"demand"`, "not a signal"},
 		{"no type", `{"pool":"linux","jobId":1}`, "no type"},
 		{"unknown type", `{"type":"scale-down","pool":"linux"}`, `unknown signal type "scale-down"`},
-		{"demand without a job", `{"type":"demand","pool":"linux"}`, "without a pool or a job id"},
-		{"demand without a pool", `{"type":"demand","jobId":7}`, "without a pool or a job id"},
-		{"demand with a mistyped field", `{"type":"demand","pool":"linux","jobId":"7"}`, "demand signal"},
-		{"prewarm without pools", `{"type":"prewarm","repository":"o/r"}`, "without pools"},
+		{"demand without a job", `{"type":"demand","pool":"linux"}`, "demand signal without a pool and a job id"},
+		{"demand without a pool", `{"type":"demand","jobId":7}`, "demand signal without a pool and a job id"},
+		{"demand with a mistyped field", `{"type":"demand","pool":"linux","jobId":"7"}`, "demand signal: json"},
+		{"prewarm without pools", `{"type":"prewarm","repository":"o/r"}`, "prewarm signal without pools"},
+		{"retire without a runner", `{"type":"retire","pool":"linux","providerId":"i-0abc"}`, "retire signal without a pool and a runner"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := ReadSignal([]byte(tc.body))

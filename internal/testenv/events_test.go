@@ -194,6 +194,7 @@ func generateEvents(t *testing.T) map[string][]byte {
 	maps.Copy(files, generateWebSocketEvents(t))
 	maps.Copy(files, generateFanoutEvents(t))
 	maps.Copy(files, generateAPIEvents(t))
+	maps.Copy(files, generateProvisionerEvents(t))
 	return files
 }
 

@@ -221,3 +221,24 @@ func TestProvisionerFunctionWiring(t *testing.T) {
 		t.Errorf("DemandQueue visibility timeout %vs, want at least 6 x the function's %vs", visibility, timeout)
 	}
 }
+
+// Every function that reads the pools reads the runner scope too: the configuration of a
+// pool with a provider and no scope to register in is refused, so a function without it
+// would fail its cold start as soon as Pools names a provider.
+func TestFunctionsWithPoolsKnowTheRunnerScope(t *testing.T) {
+	tpl := decodeTemplate(t)
+	n := 0
+	for name, res := range dig(tpl, "Resources").(map[string]any) {
+		env, _ := dig(res, "Properties", "Environment", "Variables").(map[string]any)
+		if _, ok := env["RUNNERHUB_POOLS"]; !ok {
+			continue
+		}
+		n++
+		if got := jsonOf(env["RUNNERHUB_GITHUB_RUNNER_SCOPE"]); got != `{"Ref":"GitHubRunnerScope"}` {
+			t.Errorf("%s reads RUNNERHUB_POOLS, and its RUNNERHUB_GITHUB_RUNNER_SCOPE is %s", name, got)
+		}
+	}
+	if n < 4 {
+		t.Errorf("%d functions read RUNNERHUB_POOLS, want the processor, api, reconciler and provisioner", n)
+	}
+}

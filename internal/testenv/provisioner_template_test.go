@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -26,11 +25,6 @@ func provisionerStatements(t *testing.T, tpl map[string]any) map[string]statemen
 		out[sid] = st
 	}
 	return out
-}
-
-func jsonOf(v any) string {
-	b, _ := json.Marshal(v)
-	return string(b)
 }
 
 // The ProvisionerFunction's IAM is issue 12's: RunInstances only with the configured
@@ -203,6 +197,7 @@ func TestProvisionerFunctionWiring(t *testing.T) {
 		"RUNNERHUB_GITHUB_RUNNER_SCOPE":  `{"Ref":"GitHubRunnerScope"}`,
 		"RUNNERHUB_GITHUB_APP_ID":        `{"Ref":"GitHubAppId"}`,
 		"RUNNERHUB_GITHUB_API_URL":       `{"Ref":"GitHubApiUrl"}`,
+		"RUNNERHUB_FANOUT_QUEUE_URL":     `{"Ref":"FanoutQueue"}`,
 	} {
 		if got := jsonOf(env[name]); got != want {
 			t.Errorf("ProvisionerFunction %s = %s, want %s", name, got, want)

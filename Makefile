@@ -5,7 +5,7 @@ GO          ?= go
 GOARCH      ?= arm64
 BUILD_DIR   ?= build
 STATICCHECK ?= $(GO) run honnef.co/go/tools/cmd/staticcheck@v0.8.2
-FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction ReconcilerFunction FanoutFunction
+FUNCTIONS   := WebhookFunction ProcessorFunction ApiFunction WebSocketFunction ReconcilerFunction FanoutFunction ProvisionerFunction
 HOST_ARCH   := $(shell $(GO) env GOARCH)
 
 # Logical id → package.
@@ -15,6 +15,7 @@ PKG_ApiFunction       := ./functions/api
 PKG_WebSocketFunction := ./functions/websocket
 PKG_ReconcilerFunction := ./functions/reconciler
 PKG_FanoutFunction    := ./functions/fanout
+PKG_ProvisionerFunction := ./functions/provisioner
 
 .PHONY: run test lint bench load latency build $(addprefix build-,$(FUNCTIONS)) invoke local-aws fuzz clean replay-dlq
 

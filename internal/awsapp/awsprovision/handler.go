@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
 
@@ -23,8 +24,10 @@ type Provisioner interface {
 	Demand(ctx context.Context, d jobs.Demand) error
 	Prewarm(ctx context.Context, p jobs.Prewarm) error
 	Retire(ctx context.Context, r jobs.Retire) error
-	Pass(ctx context.Context, now time.Time) error
+	Pass(ctx context.Context, now time.Time) provisioning.Report
 }
+
+var _ Provisioner = (*provisioning.Provisioner)(nil)
 
 // Visibility hides a received message for a while: how a failed record waits for its
 // retry.
@@ -44,6 +47,8 @@ const (
 
 // Handler is the ProvisionerFunction's handler.
 type Handler struct {
+	// Provisioner is nil without GitHub credentials: nothing can be started, signals are
+	// dropped (logged) and the pass answers {"disabled": true}.
 	Provisioner Provisioner
 	// Visibility sets a failed record's backoff; nil leaves the retry to the queue's
 	// visibility timeout.
@@ -52,9 +57,11 @@ type Handler struct {
 	Now        func() time.Time
 }
 
-// PassResult answers a scheduled invocation.
+// PassResult answers a scheduled invocation: the pass's report, or {"disabled": true}
+// without GitHub credentials.
 type PassResult struct {
-	Pass time.Time `json:"pass"` // the time the pass ran for
+	*provisioning.Report
+	Disabled bool `json:"disabled,omitempty"`
 }
 
 // Handle takes an SQS batch of the demand queue (HandleSQS) or the schedule's
@@ -73,11 +80,13 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (any, error
 	case probe.Records != nil:
 		return h.HandleSQS(ctx, probe.SQSEvent)
 	case probe.Source == "aws.events" && probe.DetailType == "Scheduled Event":
-		now := h.Now().UTC()
-		if err := h.Provisioner.Pass(ctx, now); err != nil {
-			return nil, fmt.Errorf("provisioner pass: %w", err)
+		if h.Provisioner == nil {
+			return PassResult{Disabled: true}, nil
 		}
-		return PassResult{Pass: now}, nil
+		// A pass that failed in part reports it (and logs it) and still answers: the next
+		// one tries again, as a failed invocation's retry would, without doubling up.
+		rep := h.Provisioner.Pass(ctx, h.Now())
+		return PassResult{Report: &rep}, nil
 	}
 	return nil, errors.New("the event is neither an SQS batch nor a scheduled event")
 }
@@ -92,6 +101,11 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 		if err != nil {
 			h.Log.LogAttrs(ctx, slog.LevelError, "provisioner: dropping a message that is not a signal",
 				slog.String("message_id", r.MessageId), slog.String("error", err.Error()))
+			continue
+		}
+		if h.Provisioner == nil {
+			h.Log.LogAttrs(ctx, slog.LevelInfo, "provisioner: no GitHub credentials, signal dropped",
+				slog.String("message_id", r.MessageId), slog.String("signal", sig.Kind()))
 			continue
 		}
 		if err := h.apply(ctx, sig); err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -46,9 +47,9 @@ func (f *fakeProvisioner) Retire(_ context.Context, r jobs.Retire) error {
 	return nil
 }
 
-func (f *fakeProvisioner) Pass(_ context.Context, now time.Time) error {
+func (f *fakeProvisioner) Pass(_ context.Context, now time.Time) provisioning.Report {
 	f.passes = append(f.passes, now)
-	return nil
+	return provisioning.Report{Started: 2, OrphansReaped: 1}
 }
 
 // fakeVisibility records the backoffs set.
@@ -147,7 +148,7 @@ func TestHandle(t *testing.T) {
 		passes      int
 		calls       int
 	}{
-		{"scheduled event runs the pass", scheduled, `{"pass":"2026-12-01T12:00:00Z"}`, 1, 0},
+		{"scheduled event runs the pass", scheduled, `{"started":2,"online":0,"bootTimeouts":0,"idleTimeouts":0,"orphansReaped":1,"providerIdsFilled":0}`, 1, 0},
 		{"SQS batch", `{"Records":[{"messageId":"a","body":` + strconv.Quote(demand42) + `}]}`, `{"batchItemFailures":null}`, 0, 1},
 		{"another rule's event", `{"detail-type":"EC2 Instance State-change Notification","source":"aws.ec2"}`, "neither an SQS batch nor a scheduled event", 0, 0},
 		{"not JSON", `<xml/>`, "not a JSON object", 0, 0},
@@ -205,5 +206,23 @@ func TestQueueVisibilityHides(t *testing.T) {
 	time.Sleep(1500 * time.Millisecond) // the queue's own visibility timeout is 360 s
 	if receive() == nil {
 		t.Fatal("not received again after its 1 s backoff")
+	}
+}
+
+// Without GitHub credentials nothing can start: signals are dropped rather than retried
+// for days, and the pass says it is off.
+func TestHandleWithoutProvisioner(t *testing.T) {
+	var logs bytes.Buffer
+	h := &Handler{Log: slog.New(slog.NewJSONHandler(&logs, nil)), Now: time.Now}
+	resp, err := h.HandleSQS(t.Context(), events.SQSEvent{Records: []events.SQSMessage{record("a", demand42, 1), record("b", retire, 1)}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("batch answered %+v, %v; want every record done", resp, err)
+	}
+	if strings.Count(logs.String(), "no GitHub credentials, signal dropped") != 2 {
+		t.Errorf("log:\n%s", logs.String())
+	}
+	out, err := h.Handle(t.Context(), json.RawMessage(`{"detail-type":"Scheduled Event","source":"aws.events"}`))
+	if b, _ := json.Marshal(out); err != nil || string(b) != `{"disabled":true}` {
+		t.Fatalf("pass answered %s, %v; want disabled", b, err)
 	}
 }

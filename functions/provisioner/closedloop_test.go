@@ -1,0 +1,541 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provider/ec2provider"
+	"github.com/runnerhub/webhooks/internal/storage/awsstore"
+	"github.com/runnerhub/webhooks/internal/testenv"
+	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
+	"github.com/runnerhub/webhooks/internal/testenv/fakegithub/fakejit"
+)
+
+// The closed loop on the AWS host: the webhook, processor, provisioner and reconciler
+// functions as built bootstraps under aws-lambda-rie against moto, the ec2 provider on
+// moto's EC2, and the fake GitHub running jobs on the runners the test plays for the
+// instances moto reports (each reads its JIT configuration from SSM once, as an
+// instance's start-up script does, and connects with it).
+const (
+	loopScope  = "org/octo"
+	loopHook   = "repo/octo/app/12"
+	loopSecret = "closed-loop-webhook-secret"
+	loopToken  = "/runnerhub/closed-loop/github-token"
+)
+
+// loopPool is one pool of the loop: ephemeral runners with labels [name].
+type loopPool struct {
+	name                string
+	minIdle, maxRunners int
+}
+
+// fn is one function under rie, invoked from the loop's goroutines (so without a
+// testing.T), one invocation at a time as one execution environment takes them.
+type fn struct {
+	name string
+	mu   sync.Mutex
+	url  string
+}
+
+func startFn(t *testing.T, logicalID string, env []string) *fn {
+	t.Helper()
+	l := testenv.StartLambda(t, testenv.BuildFunction(t, logicalID), env)
+	return &fn{name: logicalID, url: l.URL}
+}
+
+// invoke sends payload and decodes the answer into out; a function error is an error.
+func (f *fn) invoke(ctx context.Context, payload []byte, out any) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(payload))
+	if err != nil {
+		return err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("%s: %w", f.name, err)
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"errorMessage"`)) {
+		return fmt.Errorf("%s answered %d %s (%v)", f.name, resp.StatusCode, body, err)
+	}
+	return json.Unmarshal(body, out)
+}
+
+// failures collects what went wrong in the loop's goroutines, for the test to report.
+type failures struct {
+	mu   sync.Mutex
+	errs []string
+}
+
+func (f *failures) add(err error) {
+	if err != nil && !errors.Is(err, context.Canceled) {
+		f.mu.Lock()
+		f.errs = append(f.errs, err.Error())
+		f.mu.Unlock()
+	}
+}
+
+func (f *failures) list() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.errs)
+}
+
+// webhookTarget delivers the fake GitHub's deliveries to the WebhookFunction as API
+// Gateway's HTTP API does, and answers its status code.
+func webhookTarget(webhook *fn, errs *failures) fakegithub.Target {
+	return func(ctx context.Context, header http.Header, body []byte) int {
+		headers := map[string]string{}
+		for k, v := range header {
+			headers[strings.ToLower(k)] = strings.Join(v, ",")
+		}
+		ev, _ := json.Marshal(events.APIGatewayV2HTTPRequest{
+			Version: "2.0", RouteKey: "POST /api/webhooks/github", RawPath: "/api/webhooks/github", Headers: headers, Body: string(body),
+			RequestContext: events.APIGatewayV2HTTPRequestContext{Stage: "$default",
+				HTTP: events.APIGatewayV2HTTPRequestContextHTTPDescription{Method: "POST", Path: "/api/webhooks/github", Protocol: "HTTP/1.1", SourceIP: "140.82.115.10"}},
+		})
+		var resp events.APIGatewayV2HTTPResponse
+		if err := webhook.invoke(ctx, ev, &resp); err != nil {
+			errs.add(err)
+			return 0
+		}
+		return resp.StatusCode
+	}
+}
+
+// eventSource plays Lambda's SQS event source mapping: batches of up to 10 messages of
+// queue go to target, and those it does not report as failed are deleted. A received
+// batch stays hidden for visibility seconds unless the function sets otherwise.
+func eventSource(ctx context.Context, c *sqs.Client, queue string, target *fn, visibility int32, errs *failures) {
+	for ctx.Err() == nil {
+		out, err := c.ReceiveMessage(ctx, &sqs.ReceiveMessageInput{QueueUrl: &queue, MaxNumberOfMessages: 10,
+			VisibilityTimeout: visibility, MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameAll},
+			MessageAttributeNames: []string{"All"}})
+		if err != nil {
+			errs.add(err)
+			time.Sleep(100 * time.Millisecond)
+			continue
+		}
+		if len(out.Messages) == 0 {
+			time.Sleep(200 * time.Millisecond) // a short poll: moto's long polls cost it more
+			continue
+		}
+		var batch events.SQSEvent
+		for _, m := range out.Messages {
+			batch.Records = append(batch.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+				Body: aws.ToString(m.Body), Attributes: m.Attributes, EventSource: "aws:sqs"})
+		}
+		payload, _ := json.Marshal(batch)
+		var resp events.SQSEventResponse
+		if err := target.invoke(ctx, payload, &resp); err != nil {
+			errs.add(err)
+			continue
+		}
+		for _, m := range out.Messages {
+			if slices.ContainsFunc(resp.BatchItemFailures, func(f events.SQSBatchItemFailure) bool { return f.ItemIdentifier == aws.ToString(m.MessageId) }) {
+				continue
+			}
+			if _, err := c.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: &queue, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				errs.add(err)
+			}
+		}
+	}
+}
+
+// every invokes target with payload every interval, as an EventBridge schedule does.
+func every(ctx context.Context, interval time.Duration, target *fn, payload []byte, errs *failures) {
+	tick := time.NewTicker(interval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+		var out json.RawMessage
+		errs.add(target.invoke(ctx, payload, &out))
+	}
+}
+
+// capacityFaults stands between the provisioner and moto and answers every nth
+// RunInstances with EC2's InsufficientInstanceCapacity, as a region out of an instance
+// type does; everything else goes to moto.
+type capacityFaults struct {
+	every        int64
+	runs, failed atomic.Int64
+	moto         *httputil.ReverseProxy
+}
+
+func (p *capacityFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") == "RunInstances" {
+		if p.runs.Add(1)%p.every == 0 {
+			p.failed.Add(1)
+			w.Header().Set("Content-Type", "text/xml")
+			w.WriteHeader(http.StatusBadRequest)
+			fmt.Fprint(w, `<?xml version="1.0" encoding="UTF-8"?><Response><Errors><Error><Code>InsufficientInstanceCapacity</Code>`+
+				`<Message>We currently do not have sufficient capacity in the Availability Zone you requested.</Message></Error></Errors>`+
+				`<RequestID>closed-loop-fault</RequestID></Response>`)
+			return
+		}
+	}
+	p.moto.ServeHTTP(w, r)
+}
+
+// runners plays the runner on each instance moto reports: it reads the instance's JIT
+// configuration parameter (named by its tag) once, deletes it, and keeps connecting to
+// the fake GitHub with it until GitHub no longer has the runner. The silentAt-th
+// instance's runner never connects.
+type runners struct {
+	ec2      *ec2.Client
+	ssm      *ssm.Client
+	github   string
+	silentAt int
+	errs     *failures
+
+	mu     sync.Mutex
+	seen   map[string]string // instance id → runner name
+	silent string
+	wg     sync.WaitGroup
+}
+
+func (p *runners) watch(ctx context.Context) {
+	for ctx.Err() == nil {
+		out, err := p.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+			{Name: aws.String("tag-key"), Values: []string{ec2provider.TagPool}},
+			{Name: aws.String("instance-state-name"), Values: []string{"pending", "running"}},
+		}})
+		p.errs.add(err)
+		for _, r := range reservations(out) {
+			for _, i := range r.Instances {
+				id := aws.ToString(i.InstanceId)
+				p.mu.Lock()
+				_, known := p.seen[id]
+				if !known {
+					p.seen[id] = tag(i, ec2provider.TagRunner)
+					if len(p.seen) == p.silentAt {
+						p.silent = p.seen[id]
+						known = true // its runner never boots
+					}
+				}
+				p.mu.Unlock()
+				if !known {
+					param := tag(i, ec2provider.TagJITParameter)
+					p.wg.Go(func() { p.errs.add(p.play(ctx, param)) })
+				}
+			}
+		}
+		time.Sleep(250 * time.Millisecond)
+	}
+	p.wg.Wait()
+}
+
+func reservations(out *ec2.DescribeInstancesOutput) []ec2types.Reservation {
+	if out == nil {
+		return nil
+	}
+	return out.Reservations
+}
+
+func (p *runners) play(ctx context.Context, param string) error {
+	got, err := p.ssm.GetParameter(ctx, &ssm.GetParameterInput{Name: aws.String(param), WithDecryption: aws.Bool(true)})
+	if err != nil {
+		var gone *ssmtypes.ParameterNotFound
+		if errors.As(err, &gone) {
+			return nil // deleted with its instance before the runner booted
+		}
+		return fmt.Errorf("runner reading %s: %w", param, err)
+	}
+	if _, err := p.ssm.DeleteParameter(ctx, &ssm.DeleteParameterInput{Name: aws.String(param)}); err != nil {
+		return fmt.Errorf("runner deleting %s: %w", param, err)
+	}
+	body, _ := json.Marshal(fakejit.ConnectRequest{EncodedJITConfig: aws.ToString(got.Parameter.Value)})
+	for ctx.Err() == nil {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.github+fakejit.ConnectPath, bytes.NewReader(body))
+		resp, err := http.DefaultClient.Do(req)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusNotFound {
+				return nil // GitHub removed the runner: after its job, or RunnerHub deleted it
+			}
+			if resp.StatusCode != http.StatusOK {
+				return fmt.Errorf("runner of %s: connect answered %d", param, resp.StatusCode)
+			}
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return nil
+}
+
+// liveInstances lists the names of pool's runner instances moto has not terminated.
+func liveInstances(ctx context.Context, c *ec2.Client, pool string) ([]string, error) {
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{
+		{Name: aws.String("tag:" + ec2provider.TagPool), Values: []string{pool}},
+		{Name: aws.String("instance-state-name"), Values: []string{"pending", "running", "stopping", "stopped"}},
+	}})
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			names = append(names, tag(i, ec2provider.TagRunner))
+		}
+	}
+	slices.Sort(names)
+	return names, nil
+}
+
+// settled says whether, in each pool, RunnerHub, GitHub and EC2 agree on exactly minIdle
+// idle runners and nothing else; the reason when not.
+func settled(ctx context.Context, store *awsstore.Store, fake *fakegithub.Server, c *ec2.Client, pools []loopPool) (string, bool) {
+	for _, p := range pools {
+		held, _, err := store.ListRunners(ctx, p.name, "", jobs.MaxListLimit)
+		if err != nil {
+			return err.Error(), false
+		}
+		var ours []string
+		for _, r := range held {
+			if r.State != jobs.RunnerIdle {
+				return fmt.Sprintf("pool %s: runner %s is %s", p.name, r.Name, r.State), false
+			}
+			ours = append(ours, r.Name)
+		}
+		if len(ours) != p.minIdle {
+			return fmt.Sprintf("pool %s: %d idle runners %v, want minIdle %d", p.name, len(ours), ours, p.minIdle), false
+		}
+		var theirs []string
+		for _, r := range fake.Runners(loopScope) {
+			if strings.HasPrefix(r.Name, "rh-"+p.name+"-") {
+				if r.Status != "online" || r.Busy {
+					return fmt.Sprintf("pool %s: GitHub has runner %s %s (busy %v)", p.name, r.Name, r.Status, r.Busy), false
+				}
+				theirs = append(theirs, r.Name)
+			}
+		}
+		machines, err := liveInstances(ctx, c, p.name)
+		if err != nil {
+			return err.Error(), false
+		}
+		slices.Sort(ours)
+		slices.Sort(theirs)
+		if !slices.Equal(ours, theirs) || !slices.Equal(ours, machines) {
+			return fmt.Sprintf("pool %s: RunnerHub has %v, GitHub %v, EC2 %v", p.name, ours, theirs, machines), false
+		}
+	}
+	return "", true
+}
+
+// queueDepth says how many messages queue holds, visible and in flight.
+func queueDepth(ctx context.Context, c *sqs.Client, queue string) string {
+	out, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: &queue, AttributeNames: []sqstypes.QueueAttributeName{
+		sqstypes.QueueAttributeNameApproximateNumberOfMessages, sqstypes.QueueAttributeNameApproximateNumberOfMessagesNotVisible}})
+	if err != nil {
+		return err.Error()
+	}
+	return out.Attributes["ApproximateNumberOfMessages"] + "+" + out.Attributes["ApproximateNumberOfMessagesNotVisible"]
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, errs *failures, check func() (string, bool)) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for {
+		why, done := check()
+		if done {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("still waiting for %s after %v: %s\nerrors in the loop: %q", what, d, why, errs.list())
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func TestClosedLoopOnAWS(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the closed loop takes a minute")
+	}
+	began := time.Now()
+	env := testenv.StartAWS(t) // its own moto: EC2 instances are not per stack
+	fake := fakegithub.Start(t)
+	fake.AddInstallation("octo")
+	fake.Token = "github_pat_closed_loop"
+	if _, err := env.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(loopToken),
+		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(fake.Token), Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	pools := []loopPool{{"linux", 1, 4}, {"gpu", 1, 3}}
+	lt, subnet := env.LaunchTemplate(t, "closed-loop-runner"), env.Subnets(t)[0]
+	var doc []map[string]any
+	for _, p := range pools {
+		doc = append(doc, map[string]any{"name": p.name, "labels": []string{p.name}, "minIdle": p.minIdle, "maxRunners": p.maxRunners,
+			"ephemeral": true, "bootTimeout": "5s", "idleTimeout": "3s",
+			"provider": map[string]any{"type": "ec2", "launchTemplate": map[string]string{"id": lt}, "subnets": []string{subnet}}})
+	}
+	poolsJSON, _ := json.Marshal(doc)
+	// Every function reading the pools needs the scope their runners register in.
+	withPools := append(env.Env(), "RUNNERHUB_POOLS="+string(poolsJSON), "RUNNERHUB_GITHUB_RUNNER_SCOPE="+loopScope)
+	github := []string{"RUNNERHUB_GITHUB_API_URL=" + fake.URL, "RUNNERHUB_GITHUB_TOKEN_PARAMETER=" + loopToken}
+
+	// Faults: every fifth RunInstances fails; the runner of the third instance never
+	// connects, so that its boot timeout replaces it; the first completed delivery is
+	// lost (logged as failed), so that the reconciler's redelivery recovers it.
+	motoURL, _ := url.Parse(env.Endpoint)
+	faults := &capacityFaults{every: 5, moto: httputil.NewSingleHostReverseProxy(motoURL)}
+	faultyAWS := httptest.NewServer(faults)
+	t.Cleanup(faultyAWS.Close)
+	provisionerEnv := append(slices.DeleteFunc(slices.Clone(withPools), func(kv string) bool { return strings.HasPrefix(kv, "AWS_ENDPOINT_URL=") }),
+		"AWS_ENDPOINT_URL="+faultyAWS.URL)
+	provisionerEnv = append(provisionerEnv, github...)
+
+	var errs failures
+	webhook := startFn(t, "WebhookFunction", append(env.Env(), "GITHUB_WEBHOOK_SECRET="+loopSecret))
+	processor := startFn(t, "ProcessorFunction", withPools)
+	// Two execution environments of the ProvisionerFunction: the queue's and the schedule's.
+	signals := startFn(t, "ProvisionerFunction", provisionerEnv)
+	passes := startFn(t, "ProvisionerFunction", provisionerEnv)
+	reconciler := startFn(t, "ReconcilerFunction", append(append(slices.Clone(withPools), github...),
+		"RUNNERHUB_GITHUB_HOOKS="+loopHook, "RUNNERHUB_RECONCILE_AFTER=1s"))
+	fake.AddHook(loopHook, 12, loopSecret, webhookTarget(webhook, &errs))
+	fake.SendJobEvents(loopHook, 300*time.Millisecond)
+	fake.DropNextCompleted(1, fakegithub.Dropped)
+
+	queues := sqs.NewFromConfig(env.Config)
+	players := &runners{ec2: env.EC2(), ssm: env.SSM(), github: fake.URL, silentAt: 3, errs: &errs, seen: map[string]string{}}
+	ctx, stop := context.WithCancel(context.Background())
+	var loop sync.WaitGroup
+	loop.Go(func() { eventSource(ctx, queues, env.EventsQueueURL, processor, 5, &errs) })
+	loop.Go(func() { eventSource(ctx, queues, env.DemandQueueURL, signals, 30, &errs) })
+	// The test's pace; on AWS the pass runs every minute at the most (ProvisionerInterval).
+	passEvent, reconcileEvent := readEvent(t, scheduledEvent), testenv.ReadEvent(t, "reconciler-scheduled.json")
+	loop.Go(func() { every(ctx, time.Second, passes, passEvent, &errs) })
+	loop.Go(func() { every(ctx, 3*time.Second, reconciler, reconcileEvent, &errs) })
+	loop.Go(func() { players.watch(ctx) })
+	t.Cleanup(func() { stop(); loop.Wait() })
+
+	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+		env.EventsTable, env.PayloadBucket, 24*time.Hour)
+	// maxRunners is never exceeded: sampled in RunnerHub (starting runners included) and
+	// on GitHub (busy runners).
+	var sampling sync.WaitGroup
+	held, busy := map[string]int{}, map[string]int{}
+	sampleCtx, stopSampling := context.WithCancel(ctx)
+	sampling.Go(func() {
+		for sampleCtx.Err() == nil {
+			for _, p := range pools {
+				rs, _, err := store.ListRunners(sampleCtx, p.name, "", jobs.MaxListLimit)
+				errs.add(err)
+				n := 0
+				for _, r := range fake.Runners(loopScope) {
+					if r.Busy && strings.HasPrefix(r.Name, "rh-"+p.name+"-") {
+						n++
+					}
+				}
+				held[p.name], busy[p.name] = max(held[p.name], len(rs)), max(busy[p.name], n)
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	})
+	t.Cleanup(func() { stopSampling(); sampling.Wait() })
+
+	const bursts, perBurst = 5, 10
+	var ids []int64
+	for b := range bursts {
+		for i := range perBurst {
+			id := int64(3000 + b*perBurst + i)
+			pool := pools[0].name
+			if i%5 >= 3 {
+				pool = pools[1].name
+			}
+			fake.QueueJob("octo/app", fakegithub.Job{ID: id, RunID: 7000 + int64(b), Name: fmt.Sprintf("job-%d", id), Labels: []string{"self-hosted", pool}})
+			ids = append(ids, id)
+		}
+		time.Sleep(2 * time.Second)
+	}
+
+	lastLog := time.Now()
+	waitFor(t, 5*time.Minute, "every job completed in RunnerHub", &errs, func() (string, bool) {
+		waiting := 0
+		var first string
+		for _, id := range ids {
+			if j, err := store.Job(ctx, id); err != nil || j.Status != jobs.StatusCompleted {
+				waiting++
+				if first == "" {
+					first = fmt.Sprintf("job %d: %+v %v", id, j, err)
+				}
+			}
+		}
+		if time.Since(lastLog) > 15*time.Second {
+			lastLog = time.Now()
+			t.Logf("%v: %d jobs not completed; queued: %s events, %s signals", time.Since(began).Round(time.Second), waiting,
+				queueDepth(ctx, queues, env.EventsQueueURL), queueDepth(ctx, queues, env.DemandQueueURL))
+		}
+		return first, waiting == 0
+	})
+	waitFor(t, time.Minute, "each pool back to minIdle idle runners, the same in RunnerHub, on GitHub and in EC2", &errs, func() (string, bool) {
+		return settled(ctx, store, fake, env.EC2(), pools)
+	})
+	stopSampling()
+	sampling.Wait()
+
+	for _, p := range pools {
+		t.Logf("pool %s: at most %d runners held and %d busy on GitHub (maxRunners %d)", p.name, held[p.name], busy[p.name], p.maxRunners)
+		if held[p.name] > p.maxRunners || busy[p.name] > p.maxRunners {
+			t.Errorf("pool %s went over maxRunners %d: %d held, %d busy", p.name, p.maxRunners, held[p.name], busy[p.name])
+		}
+	}
+	for _, id := range ids {
+		if j, _ := fake.JobState("octo/app", id); j.Status != "completed" || j.RunnerName == "" {
+			t.Errorf("GitHub's job %d: %+v", id, j)
+		}
+	}
+	players.mu.Lock()
+	started, silent := len(players.seen), players.silent
+	players.mu.Unlock()
+	if silent == "" {
+		t.Fatal("no runner was kept from connecting")
+	}
+	if _, err := store.Runner(ctx, silent); err == nil {
+		t.Errorf("the runner that never connected, %s, is still held", silent)
+	}
+	if faults.failed.Load() == 0 || started < len(ids)+len(pools) {
+		t.Errorf("%d RunInstances, %d failed, %d instances for %d jobs and the warm runners", faults.runs.Load(), faults.failed.Load(), started, len(ids))
+	}
+	if n := fake.Redeliveries(loopHook); n < 1 {
+		t.Errorf("the dropped completed was not redelivered (%d redeliveries)", n)
+	}
+	if e := errs.list(); len(e) > 0 {
+		t.Logf("errors the loop met (retried): %q", e)
+	}
+	t.Logf("closed loop on AWS: %d jobs, %d instances (%d of %d RunInstances failing), %d redeliveries, in %v",
+		len(ids), started, faults.failed.Load(), faults.runs.Load(), fake.Redeliveries(loopHook), time.Since(began).Round(time.Millisecond))
+}

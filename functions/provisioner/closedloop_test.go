@@ -185,16 +185,24 @@ func every(ctx context.Context, interval time.Duration, target *fn, payload []by
 	}
 }
 
-// capacityFaults stands between the provisioner and moto and answers every nth
+// capacityFaults stands between the functions and moto. It answers every nth
 // RunInstances with EC2's InsufficientInstanceCapacity, as a region out of an instance
-// type does; everything else goes to moto.
+// type does, and runs DynamoDB transactions one at a time: moto does not isolate
+// concurrent ones, which DynamoDB does (serializably), so without it two functions could
+// both commit against the same version of a pool's gate. Everything else goes to moto
+// as it comes.
 type capacityFaults struct {
 	every        int64
 	runs, failed atomic.Int64
 	moto         *httputil.ReverseProxy
+	transactions sync.Mutex
 }
 
 func (p *capacityFaults) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if strings.HasSuffix(r.Header.Get("X-Amz-Target"), ".TransactWriteItems") {
+		p.transactions.Lock()
+		defer p.transactions.Unlock()
+	}
 	body, _ := io.ReadAll(r.Body)
 	r.Body = io.NopCloser(bytes.NewReader(body))
 	if form, err := url.ParseQuery(string(body)); err == nil && form.Get("Action") == "RunInstances" {
@@ -403,22 +411,22 @@ func TestClosedLoopOnAWS(t *testing.T) {
 	}
 	poolsJSON, _ := json.Marshal(doc)
 	// Every function reading the pools needs the scope their runners register in.
-	withPools := append(env.Env(), "RUNNERHUB_POOLS="+string(poolsJSON), "RUNNERHUB_GITHUB_RUNNER_SCOPE="+loopScope)
-	github := []string{"RUNNERHUB_GITHUB_API_URL=" + fake.URL, "RUNNERHUB_GITHUB_TOKEN_PARAMETER=" + loopToken}
-
 	// Faults: every fifth RunInstances fails; the runner of the third instance never
 	// connects, so that its boot timeout replaces it; the first completed delivery is
-	// lost (logged as failed), so that the reconciler's redelivery recovers it.
+	// lost (logged as failed), so that the reconciler's redelivery recovers it. Every
+	// function reaches moto through the fault injector, which also isolates transactions.
 	motoURL, _ := url.Parse(env.Endpoint)
 	faults := &capacityFaults{every: 5, moto: httputil.NewSingleHostReverseProxy(motoURL)}
 	faultyAWS := httptest.NewServer(faults)
 	t.Cleanup(faultyAWS.Close)
-	provisionerEnv := append(slices.DeleteFunc(slices.Clone(withPools), func(kv string) bool { return strings.HasPrefix(kv, "AWS_ENDPOINT_URL=") }),
+	awsEnv := append(slices.DeleteFunc(env.Env(), func(kv string) bool { return strings.HasPrefix(kv, "AWS_ENDPOINT_URL=") }),
 		"AWS_ENDPOINT_URL="+faultyAWS.URL)
-	provisionerEnv = append(provisionerEnv, github...)
+	withPools := append(slices.Clone(awsEnv), "RUNNERHUB_POOLS="+string(poolsJSON), "RUNNERHUB_GITHUB_RUNNER_SCOPE="+loopScope)
+	github := []string{"RUNNERHUB_GITHUB_API_URL=" + fake.URL, "RUNNERHUB_GITHUB_TOKEN_PARAMETER=" + loopToken}
+	provisionerEnv := append(slices.Clone(withPools), github...)
 
 	var errs failures
-	webhook := startFn(t, "WebhookFunction", append(env.Env(), "GITHUB_WEBHOOK_SECRET="+loopSecret))
+	webhook := startFn(t, "WebhookFunction", append(slices.Clone(awsEnv), "GITHUB_WEBHOOK_SECRET="+loopSecret))
 	processor := startFn(t, "ProcessorFunction", withPools)
 	// Two execution environments of the ProvisionerFunction: the queue's and the schedule's.
 	signals := startFn(t, "ProvisionerFunction", provisionerEnv)

@@ -43,10 +43,12 @@ import (
 // workers process queued deliveries concurrently: their store writes then share bbolt's
 // group commits instead of paying an fsync each. A worker is held for the whole wait of its
 // commit, so workers bound the deliveries in processing: at 500 deliveries/s, 16 of them
-// were all held when a commit took 30 ms or more (a slow fsync on a loaded machine), and
-// the queue grew behind them; 64 ride out a 125 ms commit. Deliveries about one job
-// conflict more with more workers, but each group still commits one change of that job.
-const workers = 64
+// were all held when a commit took 32 ms or more (a slow fsync on a loaded machine), and
+// the queue grew behind them; 32 ride out a 64 ms commit. More would ride out longer
+// ones, but deliveries about one job then conflict more: each group commits one change
+// of that job, and every other plan of it checked in the group lengthens the commit
+// (with 64, make load's ingest rate fell in two runs of three against 16).
+const workers = 32
 
 // maxAttempts is how often the local consumer tries a delivery before it dead-letters it,
 // matching the events queue's maxReceiveCount in template.yaml.

@@ -24,10 +24,12 @@ type Options struct {
 	Secret string
 	Event  string
 	Body   []byte
-	// BodyFor, when set, makes the n-th delivery's body instead (signed for it).
-	BodyFor     func(n int) ([]byte, error)
+	// Bodies, when set, are the deliveries' bodies instead (the n-th delivery's is
+	// Bodies[n-1], signed for it), made before the run so that making them is not timed.
+	Bodies      [][]byte
 	Connections int
-	// Count bounds the deliveries sent; the run also ends at Deadline (zero: none).
+	// Count bounds the deliveries sent (at most len(Bodies) with Bodies); the run also
+	// ends at Deadline (zero: none).
 	Count    int
 	Deadline time.Time
 	// Rate, when positive, paces deliveries at that many per second (open loop: each is
@@ -75,6 +77,9 @@ func ID(prefix string, n int) string { return fmt.Sprintf("%s%d", prefix, n) }
 func Run(ctx context.Context, opts Options) (*Result, error) {
 	if opts.Connections <= 0 || opts.Count <= 0 {
 		return nil, fmt.Errorf("loadgen: want positive connections and count, got %d and %d", opts.Connections, opts.Count)
+	}
+	if opts.Bodies != nil && opts.Count > len(opts.Bodies) {
+		return nil, fmt.Errorf("loadgen: %d deliveries to send, %d bodies", opts.Count, len(opts.Bodies))
 	}
 	if !opts.Deadline.IsZero() {
 		var cancel context.CancelFunc
@@ -125,12 +130,8 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 					opts.Sent(id, at)
 				}
 				body, bodySig := opts.Body, sig
-				if opts.BodyFor != nil {
-					var err error
-					if body, err = opts.BodyFor(int(n)); err != nil {
-						mine.statuses[0]++
-						continue
-					}
+				if opts.Bodies != nil {
+					body = opts.Bodies[n-1]
 					bodySig = webhook.Sign(opts.Secret, body)
 				}
 				status := post(ctx, client, opts, id, body, bodySig)

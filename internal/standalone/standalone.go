@@ -41,8 +41,14 @@ import (
 )
 
 // workers process queued deliveries concurrently: their store writes then share bbolt's
-// group commits instead of paying an fsync each.
-const workers = 16
+// group commits instead of paying an fsync each. A worker is held for the whole wait of its
+// commit, so workers bound the deliveries in processing: at 500 deliveries/s, 16 of them
+// were all held when a commit took 32 ms or more (a slow fsync on a loaded machine), and
+// the queue grew behind them; 32 ride out a 64 ms commit. More would ride out longer
+// ones, but deliveries about one job then conflict more: each group commits one change
+// of that job, and every other plan of it checked in the group lengthens the commit
+// (with 64, make load's ingest rate fell in two runs of three against 16).
+const workers = 32
 
 // maxAttempts is how often the local consumer tries a delivery before it dead-letters it,
 // matching the events queue's maxReceiveCount in template.yaml.
@@ -303,10 +309,12 @@ func (s *Stack) logStopped(err error) {
 }
 
 // consume feeds the processor from the embedded queue, acknowledging what it finished
-// and handing failures back to the queue (which dead-letters repeat offenders).
+// and handing failures back to the queue (which dead-letters repeat offenders). It takes
+// one delivery at a time: a worker that took several processed them one after the other,
+// each waiting for its own commit, while idle workers could have taken them.
 func (s *Stack) consume(ctx context.Context) {
 	for {
-		items, err := s.queue.Receive(ctx, 4)
+		items, err := s.queue.Receive(ctx, 1)
 		if err != nil {
 			return // only when ctx ends
 		}

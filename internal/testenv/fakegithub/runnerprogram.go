@@ -93,6 +93,21 @@ type Call struct {
 	At     time.Time // when the program started
 }
 
+// NeverConnected returns the runner, and its pool, whose machine the --never-connect
+// fault started ("" before that attempt). The file is the program's neverConnectedFile.
+func (p *RunnerProgram) NeverConnected(t testing.TB) (name, pool string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.State, "never-connected"))
+	if os.IsNotExist(err) {
+		return "", ""
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, pool, _ = strings.Cut(string(b), "\n")
+	return name, pool
+}
+
 // Calls reads every call made so far, in order.
 func (p *RunnerProgram) Calls(t testing.TB) []Call {
 	t.Helper()

@@ -119,6 +119,10 @@ func main() {
 	}
 }
 
+// neverConnectedFile names, in the state directory, the runner of the --never-connect
+// attempt and its pool (RunnerProgram.NeverConnected reads it).
+const neverConnectedFile = "never-connected"
+
 func create(o options, stdin []byte) {
 	var m machine
 	if err := json.Unmarshal(stdin, &m); err != nil || m.Name == "" || m.Pool == "" || m.JITConfig == "" {
@@ -133,6 +137,13 @@ func create(o options, stdin []byte) {
 	}
 	m.ProviderID = "fr-" + m.Name
 	m.NeverConnects = n == o.neverConnect
+	if m.NeverConnects {
+		// Kept after the machine is deleted, for the test to name the runner: which
+		// runner makes the Kth attempt is up to concurrent provider calls.
+		if err := os.WriteFile(filepath.Join(o.state, neverConnectedFile), []byte(m.Name+"\n"+m.Pool), 0o600); err != nil {
+			fail("create: %v", err)
+		}
+	}
 	path := filepath.Join(o.state, m.ProviderID+".machine")
 	if err := writeMachine(path, m); err != nil {
 		fail("create: %v", err)

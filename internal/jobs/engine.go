@@ -1,6 +1,7 @@
 package jobs
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"maps"
@@ -84,8 +85,9 @@ type planner struct {
 	// often), so each is read once per plan.
 	unmanaged map[string]bool
 	dirty     map[any]bool
-	// held are the pools whose gates the Change writes whatever the plan decides.
-	held  map[string]bool
+	// gates are the allocation gate sides the plan read, at the versions it read them
+	// (see gate and collectGates).
+	gates map[GateKey]*Gate
 	pools []Pool
 	// labelled holds, per pool, the runners with labels of their own (by name), read
 	// once per plan when a pool's labels alone do not fit a job (see fitting).
@@ -137,7 +139,7 @@ func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 	return &planner{
 		ctx: ctx, e: e, at: at.UTC(),
 		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{}, unmanaged: map[string]bool{},
-		dirty: map[any]bool{}, held: map[string]bool{}, stored: stored{}, plan: &Plan{State: delivery.Processed},
+		dirty: map[any]bool{}, gates: map[GateKey]*Gate{}, stored: stored{}, plan: &Plan{State: delivery.Processed},
 	}
 }
 
@@ -148,7 +150,7 @@ func (p *planner) ignore(reason string) {
 // collect moves every changed entity into the Change, in a stable order, with the
 // changes to the pools' counts that writing them makes.
 func (p *planner) collect() error {
-	p.plan.Change.Gates = slices.DeleteFunc(p.plan.Change.Gates, func(g *Gate) bool { return !p.held[g.Pool] && !p.leavesWaiting(g.Pool) })
+	p.collectGates()
 	for _, id := range slices.Sorted(maps.Keys(p.jobs)) {
 		if j := p.jobs[id]; p.dirty[j] {
 			p.plan.Change.Jobs = append(p.plan.Change.Jobs, j)
@@ -167,29 +169,78 @@ func (p *planner) collect() error {
 
 func (p *planner) touch(v any) { p.dirty[v] = true }
 
-// holdGate reads the pool's gate and always writes it: a count of the pool's runners
-// (maxRunners) must be ordered with every other change of them.
+// holdGate reads the pool's capacity gate and always writes it: a count of the pool's
+// runners (maxRunners) must be ordered with every other such count.
 func (p *planner) holdGate(pool string) error {
-	p.held[pool] = true
-	return p.gate(pool)
+	for _, g := range p.plan.Change.Gates {
+		if g.Pool == pool && g.Side == GateCapacity {
+			return nil
+		}
+	}
+	g, err := p.e.Store.Gate(p.ctx, pool, GateCapacity)
+	if err != nil {
+		return err
+	}
+	p.plan.Change.Gates = append(p.plan.Change.Gates, g)
+	return nil
 }
 
-// leavesWaiting reports whether the plan leaves a job pending or a runner idle in pool:
-// a negative allocation decision, which only holds if nothing changed the pool's idle
-// runners or queue since the plan read them, so the Change writes the gate. A plan that
-// only reserves (a job takes an idle runner, a freed runner takes a pending job) needs
-// no gate: the runner's and the job's versions order it with any plan that wants either.
-// Without the gate, a reservation concurrent with the queueing of a higher-ranked job
-// may take a lower-ranked one: the two arrived at the same moment, and nothing waits
-// beside an idle runner.
-func (p *planner) leavesWaiting(pool string) bool {
+// collectGates puts in the Change the allocation gate sides its decisions need (see
+// Gate). A plan that leaves a job pending checks the runners side of every pool whose
+// idle runners it read, and bumps those pools' jobs sides: a runner of any of them could
+// have run the job, and the plan that frees one checks only its own pool's jobs side
+// (see match). A plan that leaves a runner idle checks the jobs side of the pools whose
+// queues it read under their gates, and bumps their runners sides. A side both checked
+// and bumped is written version checked. A plan that only reserves (a job takes an idle
+// runner, a freed runner takes a pending job) needs no gate: the runner's and the job's
+// versions order it with any plan that wants either. Without a gate, a reservation
+// concurrent with the queueing of a higher-ranked job may take a lower-ranked one: the
+// two arrived at the same moment, and nothing waits beside an idle runner.
+func (p *planner) collectGates() {
+	checked, bumped := map[GateKey]*Gate{}, map[GateKey]bool{}
+	jobPending, runnerIdle := p.leavesJobPending(), p.leavesRunnerIdle()
+	for key, g := range p.gates {
+		other, leaves := GateKey{Pool: key.Pool, Side: GateJobs}, jobPending
+		if key.Side == GateJobs {
+			other.Side, leaves = GateRunners, runnerIdle
+		}
+		if leaves {
+			checked[key], bumped[other] = g, true
+		}
+	}
+	for _, key := range slices.SortedFunc(maps.Keys(checked), compareGateKeys) {
+		if g := checked[key]; bumped[key] {
+			p.plan.Change.Gates = append(p.plan.Change.Gates, g)
+		} else {
+			p.plan.Change.GateChecks = append(p.plan.Change.GateChecks, g)
+		}
+	}
+	for _, key := range slices.SortedFunc(maps.Keys(bumped), compareGateKeys) {
+		if checked[key] == nil {
+			p.plan.Change.GateBumps = append(p.plan.Change.GateBumps, key)
+		}
+	}
+}
+
+func compareGateKeys(a, b GateKey) int {
+	return cmp.Or(strings.Compare(a.Pool, b.Pool), strings.Compare(string(a.Side), string(b.Side)))
+}
+
+// leavesJobPending reports whether the plan leaves a job pending in a pool, and
+// leavesRunnerIdle whether it leaves a runner idle: negative allocation decisions, which
+// only hold if nothing changed what the plan read since (see collectGates).
+func (p *planner) leavesJobPending() bool {
 	for _, j := range p.jobs {
-		if p.dirty[j] && j.Allocation == AllocationPending && j.Pool == pool {
+		if p.dirty[j] && j.Allocation == AllocationPending {
 			return true
 		}
 	}
+	return false
+}
+
+func (p *planner) leavesRunnerIdle() bool {
 	for _, r := range p.runners {
-		if p.dirty[r] && r.State == RunnerIdle && r.Pool == pool {
+		if p.dirty[r] && r.State == RunnerIdle {
 			return true
 		}
 	}
@@ -531,7 +582,7 @@ func (p *planner) settle(job *Job, from Status) error {
 // that would fit but are offline. Offline is decided on read (see Runner.Offline), so
 // silent runners stay in the idle index and a search must be able to read past them.
 func (p *planner) idleRunner(pl Pool, job *Job) (*Runner, int, error) {
-	if err := p.gate(pl.Name); err != nil {
+	if err := p.gate(pl.Name, GateRunners); err != nil {
 		return nil, 0, err
 	}
 	offline := 0
@@ -605,20 +656,19 @@ const firstPage = 8
 // pageSize is the size of a search's next read after it has read `read` entries.
 func pageSize(read int) int { return min(max(firstPage, read), MaxListLimit) }
 
-// gate reads the pool's gate (once), before the plan reads the pool's idle runners or
-// pending queue to allocate. The Change writes it only if the plan leaves something
-// waiting in the pool (see collect and Gate).
-func (p *planner) gate(pool string) error {
-	for _, g := range p.plan.Change.Gates {
-		if g.Pool == pool {
-			return nil
-		}
+// gate reads one allocation side of the pool's gate (once): the runners side before the
+// plan reads the pool's idle runners, the jobs side before it reads the pool's queue.
+// collectGates decides what the Change does with it.
+func (p *planner) gate(pool string, side GateSide) error {
+	key := GateKey{Pool: pool, Side: side}
+	if _, read := p.gates[key]; read {
+		return nil
 	}
-	g, err := p.e.Store.Gate(p.ctx, pool)
+	g, err := p.e.Store.Gate(p.ctx, pool, side)
 	if err != nil {
 		return err
 	}
-	p.plan.Change.Gates = append(p.plan.Change.Gates, g)
+	p.gates[key] = g
 	return nil
 }
 
@@ -648,17 +698,19 @@ const (
 // because a job that fits several pools waits in only one of them and must not wait
 // beside an idle runner of another.
 //
-// Only the runner's own pool's gate is taken to search. That is enough: a job that r fits counts r's pool
-// among its fitting pools (runnerFits and fitting agree), so a plan that leaves such a
-// job pending has read r's pool's idle runners under r's pool's gate, and the two plans
-// conflict there. Taking every searched pool's gate made small pools' gates as hot as the
-// busiest pool's, each freed runner with nothing waiting at home writing them all.
+// Only the jobs side of the runner's own pool's gate is taken to search. That is enough:
+// a job that r fits counts r's pool among its fitting pools (runnerFits and fitting
+// agree), so a plan that leaves such a job pending, in whichever pool, has read r's
+// pool's idle runners under its runners side, checks that side and bumps r's pool's jobs
+// side (collectGates): of the two plans, the one committing second fails its check.
+// Taking every searched pool's gate made small pools' gates as hot as the busiest
+// pool's, each freed runner with nothing waiting at home writing them all.
 func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 	pl, ok, err := p.pool(r.Pool)
 	if err != nil || !ok {
 		return nil, err
 	}
-	if err := p.gate(r.Pool); err != nil {
+	if err := p.gate(r.Pool, GateJobs); err != nil {
 		return nil, err
 	}
 	best, err := p.firstFitting(r, pl, r.Pool)

@@ -192,17 +192,45 @@ type Profile struct {
 	Version  int64
 }
 
-// Gate serialises allocation decisions within one pool. A plan that reads a pool's idle
-// runners or pending queue to allocate and leaves a job pending or a runner idle there
-// writes the pool's gate, version checked, in the same Change. Without it two plans could
-// each read the other's state before it is written — a runner being freed and a job
-// being queued in the same pool — and both commit, leaving the job waiting beside the
-// idle runner (with a needless scale-up demand). With it one of them conflicts and is
-// planned again. A plan that only reserves needs no gate (planner.leavesWaiting); one
-// that counts a pool's runners (registration, starting) always writes it.
+// Gate is one of a pool's gate counters (GateSide), which order the plans that decide
+// something about the pool's idle runners, pending queue or runner count.
+//
+// Allocation has two sides. A plan that leaves a job pending must not miss a runner being
+// freed at the same moment, nor a plan that leaves a runner idle miss a job being queued:
+// both would commit, and the job would wait beside the idle runner (with a needless
+// scale-up demand). So a plan that leaves a job pending checks, unwritten (Change.
+// GateChecks), the runners side of every pool whose idle runners it read, at the version
+// it read before reading them, and increments (Change.GateBumps) the jobs side of the
+// pool the job waits in; a plan that leaves a runner idle does the mirror. Of a job plan
+// and a runner plan that read before the other committed, the one committing second
+// fails its check and is planned again, now seeing the other's effect. Two plans that
+// each only leave jobs waiting (a burst of queued jobs in a dry pool), or each only
+// runners idle, check nothing the other writes: they commute, and never conflict on the
+// gate. A plan that only reserves needs no gate (planner.collectGates). A plan that
+// both checks and increments one side writes it version checked (Change.Gates).
+//
+// The capacity side serialises the plans that count a pool's runners against maxRunners
+// (registration, starting): they write it version checked, and nothing else does, so
+// starting runners does not contend with allocation.
 type Gate struct {
 	Pool    string
+	Side    GateSide
 	Version int64
+}
+
+// GateSide names one of a pool's gate counters.
+type GateSide string
+
+const (
+	GateCapacity GateSide = ""        // runner counts: read and written version checked
+	GateJobs     GateSide = "jobs"    // incremented when a plan leaves a job pending
+	GateRunners  GateSide = "runners" // incremented when a plan leaves a runner idle
+)
+
+// GateKey names a gate counter that a Change increments without a version check.
+type GateKey struct {
+	Pool string
+	Side GateSide
 }
 
 // Finish marks the delivery whose effects a Change carries as done, in the same atomic
@@ -227,8 +255,14 @@ type Change struct {
 	DeleteRunners []*Runner
 	Runs          []*Run
 	Profiles      []*Profile
-	Gates         []*Gate
-	Finish        *Finish
+	// Gates are written at Version+1 if stored at Version; GateChecks are only checked
+	// (a failed check fails the Change with ErrConflict); GateBumps are incremented
+	// whatever their version, so that concurrent Changes bumping one gate commute. A
+	// Change names each gate at most once in all three.
+	Gates      []*Gate
+	GateChecks []*Gate
+	GateBumps  []GateKey
+	Finish     *Finish
 	// QueueTimes and Conclusions are added to the hourly job counters (Counters) in the
 	// same write, so that a count is neither lost nor doubled.
 	QueueTimes  []QueueTime
@@ -284,8 +318,9 @@ type Store interface {
 	// nothing was counted in), as every Commit's Counts left them: a fixed number of
 	// reads, whatever the number of runners and jobs.
 	PoolCounts(ctx context.Context, pools []string) ([]PoolCounts, error)
-	// Gate returns a pool's gate; one never written has Version 0 (never ErrNotFound).
-	Gate(ctx context.Context, pool string) (*Gate, error)
+	// Gate returns one side of a pool's gate; one never written has Version 0 (never
+	// ErrNotFound).
+	Gate(ctx context.Context, pool string, side GateSide) (*Gate, error)
 	// Commit writes a Change atomically, or nothing and ErrConflict.
 	Commit(ctx context.Context, c *Change) error
 	// ListJobs returns a page of the jobs f selects and the cursor of the next page (""

@@ -67,6 +67,7 @@ func StoreSuite(t *testing.T, newStore func(t *testing.T) Stores) {
 		{"PendingJobs", testPendingJobs},
 		{"Pools", testPools},
 		{"Gates", testGates},
+		{"GateSides", testGateSides},
 		{"NotFound", testNotFound},
 		{"Finish", testFinish},
 		{"FinishAlone", testFinishAlone},
@@ -722,7 +723,7 @@ func testGates(t *testing.T, s Stores) {
 	pool := newName("pool")
 	version := func() int64 {
 		t.Helper()
-		g, err := s.Jobs.Gate(ctx, pool)
+		g, err := s.Jobs.Gate(ctx, pool, jobs.GateCapacity)
 		if err != nil || g.Pool != pool {
 			t.Fatalf("Gate(%s) = %+v, %v", pool, g, err)
 		}
@@ -746,5 +747,67 @@ func testGates(t *testing.T, s Stores) {
 	mustCommit(t, s.Jobs, &jobs.Change{Gates: []*jobs.Gate{{Pool: pool, Version: 1}}})
 	if v := version(); v != 2 {
 		t.Fatalf("gate at version %d after two commits, want 2", v)
+	}
+}
+
+// The two allocation sides of a pool's gate (jobs.Gate): bumps commute, so Changes that
+// bump one side at stale versions all commit, each adding one; a check of a side fails
+// its whole Change once the side was bumped since it was read, and writes nothing; the
+// sides and the capacity gate count apart; and a side both checked and written (Gates)
+// is version checked.
+func testGateSides(t *testing.T, s Stores) {
+	ctx := t.Context()
+	pool := newName("pool")
+	version := func(side jobs.GateSide) int64 {
+		t.Helper()
+		g, err := s.Jobs.Gate(ctx, pool, side)
+		if err != nil || g.Pool != pool || g.Side != side {
+			t.Fatalf("Gate(%s, %q) = %+v, %v", pool, side, g, err)
+		}
+		return g.Version
+	}
+	runnersRead := &jobs.Gate{Pool: pool, Side: jobs.GateRunners, Version: version(jobs.GateRunners)}
+	jobsSide := jobs.GateKey{Pool: pool, Side: jobs.GateJobs}
+	// Three job plans that read the runners side at the same version: none conflicts.
+	for range 3 {
+		mustCommit(t, s.Jobs, &jobs.Change{GateChecks: []*jobs.Gate{runnersRead}, GateBumps: []jobs.GateKey{jobsSide}})
+	}
+	if v := version(jobs.GateJobs); v != 3 {
+		t.Fatalf("jobs side at version %d after three bumps, want 3", v)
+	}
+	if v := version(jobs.GateRunners); v != 0 {
+		t.Fatalf("checked runners side at version %d, want 0: a check writes nothing", v)
+	}
+	// A runner plan that read the jobs side before the last bump conflicts as a whole.
+	runner := newName("runner")
+	commitConflict(t, s.Jobs, &jobs.Change{
+		GateChecks: []*jobs.Gate{{Pool: pool, Side: jobs.GateJobs, Version: 2}},
+		GateBumps:  []jobs.GateKey{{Pool: pool, Side: jobs.GateRunners}},
+		Runners:    []*jobs.Runner{{Name: runner, Pool: pool, State: jobs.RunnerIdle}},
+	})
+	if _, err := s.Jobs.Runner(ctx, runner); !errors.Is(err, jobs.ErrNotFound) {
+		t.Fatalf("a change with a stale gate check wrote its runner: %v", err)
+	}
+	if v := version(jobs.GateRunners); v != 0 {
+		t.Fatalf("runners side at version %d after a conflicting change, want 0", v)
+	}
+	// Read again, it commits; and then a job plan that read the runners side before it
+	// conflicts in turn.
+	mustCommit(t, s.Jobs, &jobs.Change{
+		GateChecks: []*jobs.Gate{{Pool: pool, Side: jobs.GateJobs, Version: 3}},
+		GateBumps:  []jobs.GateKey{{Pool: pool, Side: jobs.GateRunners}},
+	})
+	commitConflict(t, s.Jobs, &jobs.Change{GateChecks: []*jobs.Gate{runnersRead}, GateBumps: []jobs.GateKey{jobsSide}})
+	if v := version(jobs.GateJobs); v != 3 {
+		t.Fatalf("jobs side at version %d after a conflicting bump, want 3", v)
+	}
+	if v := version(jobs.GateCapacity); v != 0 {
+		t.Fatalf("capacity gate at version %d after bumps of the sides, want 0", v)
+	}
+	// Checked and written: version checked.
+	commitConflict(t, s.Jobs, &jobs.Change{Gates: []*jobs.Gate{{Pool: pool, Side: jobs.GateJobs, Version: 2}}})
+	mustCommit(t, s.Jobs, &jobs.Change{Gates: []*jobs.Gate{{Pool: pool, Side: jobs.GateJobs, Version: 3}}})
+	if v := version(jobs.GateJobs); v != 4 {
+		t.Fatalf("jobs side at version %d after a versioned write, want 4", v)
 	}
 }

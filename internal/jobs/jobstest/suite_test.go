@@ -48,7 +48,7 @@ type mem struct {
 	runs       map[int64]jobs.Run
 	profiles   map[string]jobs.Profile
 	pools      map[string]jobs.Pool
-	gates      map[string]int64 // pool → version
+	gates      map[jobs.GateKey]int64 // pool and side → version
 	poolCounts jobs.Tally
 }
 
@@ -67,7 +67,7 @@ func newMem() *mem {
 		runs:       map[int64]jobs.Run{},
 		profiles:   map[string]jobs.Profile{},
 		pools:      map[string]jobs.Pool{},
-		gates:      map[string]int64{},
+		gates:      map[jobs.GateKey]int64{},
 		poolCounts: jobs.Tally{},
 	}
 }
@@ -193,10 +193,10 @@ func (m *mem) Profile(_ context.Context, repo string) (*jobs.Profile, error) {
 	return get(m, m.profiles, repo, cloneProfile)
 }
 
-func (m *mem) Gate(_ context.Context, pool string) (*jobs.Gate, error) {
+func (m *mem) Gate(_ context.Context, pool string, side jobs.GateSide) (*jobs.Gate, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return &jobs.Gate{Pool: pool, Version: m.gates[pool]}, nil
+	return &jobs.Gate{Pool: pool, Side: side, Version: m.gates[jobs.GateKey{Pool: pool, Side: side}]}, nil
 }
 
 func cloneJob(j jobs.Job) jobs.Job {
@@ -325,7 +325,10 @@ func (m *mem) Commit(_ context.Context, c *jobs.Change) error {
 		m.profiles[p.Repository] = p
 	}
 	for _, g := range c.Gates {
-		m.gates[g.Pool] = g.Version + 1
+		m.gates[jobs.GateKey{Pool: g.Pool, Side: g.Side}] = g.Version + 1
+	}
+	for _, k := range c.GateBumps {
+		m.gates[k]++
 	}
 	for _, d := range c.Counts {
 		m.poolCounts.Add(d, 1)
@@ -391,8 +394,8 @@ func (m *mem) check(c *jobs.Change) error {
 	for _, p := range c.Profiles {
 		stale = stale || m.profiles[p.Repository].Version != p.Version
 	}
-	for _, g := range c.Gates {
-		stale = stale || m.gates[g.Pool] != g.Version
+	for _, g := range slices.Concat(c.Gates, c.GateChecks) {
+		stale = stale || m.gates[jobs.GateKey{Pool: g.Pool, Side: g.Side}] != g.Version
 	}
 	if stale {
 		return jobs.ErrConflict

@@ -82,8 +82,9 @@ type profileAttrs struct {
 }
 
 type gateAttrs struct {
-	Pool    string `dynamodbav:"-"` // in the key only
-	Version int64  `dynamodbav:"version,omitempty"`
+	Pool    string        `dynamodbav:"-"` // in the key only
+	Side    jobs.GateSide `dynamodbav:"-"` // in the key only
+	Version int64         `dynamodbav:"version,omitempty"`
 }
 
 // poolAttrs keeps a pool's provider as a map of its Go fields (Type, and Exec or EC2),

@@ -76,22 +76,60 @@ func (s *Store) Run(ctx context.Context, id int64) (*jobs.Run, error) {
 	return getEntity(ctx, s, runKey(id), fmt.Sprintf("run %d", id), decodeRun)
 }
 
-// Gate reads a pool's gate (one strongly consistent GetItem); the item holds only its
-// key and version.
-func (s *Store) Gate(ctx context.Context, pool string) (*jobs.Gate, error) {
-	g, err := getEntity(ctx, s, gateKey(pool), "gate of pool "+pool, decodeGate)
+// Gate reads a side of a pool's gate (one strongly consistent GetItem); the item holds
+// only its key and version.
+func (s *Store) Gate(ctx context.Context, pool string, side jobs.GateSide) (*jobs.Gate, error) {
+	g, err := getEntity(ctx, s, gateKey(pool, side), "gate of pool "+pool, decodeGate)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return &jobs.Gate{Pool: pool}, nil
+		return &jobs.Gate{Pool: pool, Side: side}, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	g.Pool = pool // the item holds it only in its key
+	g.Pool, g.Side = pool, side // the item holds them only in its key
 	return g, nil
 }
 
-func gateKey(pool string) map[string]types.AttributeValue {
-	return entityKey("GATE#"+pool, "GATE")
+// gateKey is the item of a side of a pool's gate. The capacity side keeps the key of
+// the single gate before sides; the allocation sides have partitions of their own, as
+// each takes a busy pool's allocation rate.
+func gateKey(pool string, side jobs.GateSide) map[string]types.AttributeValue {
+	if side == jobs.GateCapacity {
+		return entityKey("GATE#"+pool, "GATE")
+	}
+	return entityKey("GATE#"+pool+"#"+string(side), "GATE")
+}
+
+// gateItems are a Change's gate actions: a versioned Put of each gate it writes, a
+// ConditionCheck of each it only checks, and an Update that ADDs one to the version of
+// each it bumps, on no condition, so that concurrent bumps commute.
+func (s *Store) gateItems(c *jobs.Change) ([]types.TransactWriteItem, error) {
+	items, err := versionedPuts(s, c.Gates, func(g *jobs.Gate) (map[string]types.AttributeValue, error) {
+		return marshalItem(gateKey(g.Pool, g.Side), gateAttrs(*g))
+	}, func(g *jobs.Gate) int64 { return g.Version })
+	if err != nil {
+		return nil, err
+	}
+	for _, g := range c.GateChecks {
+		cond, names, values := versionCondition(g.Version)
+		items = append(items, types.TransactWriteItem{ConditionCheck: &types.ConditionCheck{
+			TableName:                 &s.table,
+			Key:                       gateKey(g.Pool, g.Side),
+			ConditionExpression:       cond,
+			ExpressionAttributeNames:  names,
+			ExpressionAttributeValues: values,
+		}})
+	}
+	for _, k := range c.GateBumps {
+		items = append(items, types.TransactWriteItem{Update: &types.Update{
+			TableName:                 &s.table,
+			Key:                       gateKey(k.Pool, k.Side),
+			UpdateExpression:          aws.String("ADD #version :one"),
+			ExpressionAttributeNames:  map[string]string{"#version": attrVersion},
+			ExpressionAttributeValues: map[string]types.AttributeValue{":one": numberValue(1)},
+		}})
+	}
+	return items, nil
 }
 
 // Profile reads a repository's profile (one strongly consistent GetItem).
@@ -262,9 +300,7 @@ func (s *Store) changeItems(c *jobs.Change) ([]types.TransactWriteItem, error) {
 	profileItems, profilesErr := versionedPuts(s, c.Profiles, func(p *jobs.Profile) (map[string]types.AttributeValue, error) {
 		return marshalItem(profileKey(p.Repository), profileAttrs(*p))
 	}, func(p *jobs.Profile) int64 { return p.Version })
-	gateItems, gatesErr := versionedPuts(s, c.Gates, func(g *jobs.Gate) (map[string]types.AttributeValue, error) {
-		return marshalItem(gateKey(g.Pool), gateAttrs(*g))
-	}, func(g *jobs.Gate) int64 { return g.Version })
+	gateItems, gatesErr := s.gateItems(c)
 	if err := errors.Join(jobsErr, runnersErr, runsErr, profilesErr, gatesErr); err != nil {
 		return nil, fmt.Errorf("commit: %w", err)
 	}

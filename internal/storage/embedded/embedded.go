@@ -40,7 +40,7 @@ var (
 	bucketRunners  = []byte("runners")  // runner name → jobs.Runner (JSON)
 	bucketRuns     = []byte("runs")     // 8-byte big-endian run id → jobs.Run (JSON)
 	bucketProfiles = []byte("profiles") // repository → jobs.Profile (JSON)
-	bucketGates    = []byte("gates")    // pool → jobs.Gate (JSON)
+	bucketGates    = []byte("gates")    // pool, or pool#side → jobs.Gate (JSON); see gateKey
 	bucketPools    = []byte("pools")    // pool name → jobs.Pool (JSON)
 	// Indexes, kept by Commit from each entity's old and new state.
 	bucketPendingJobs = []byte("pendingJobs") // <pool>\x00<QueueKey> → job key, for jobs with Allocation pending

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
@@ -82,12 +83,56 @@ func lookup[T any](db *bolt.DB, bucket, key []byte, what string) (*T, error) {
 	return v, nil
 }
 
-func (s *Store) Gate(ctx context.Context, pool string) (*jobs.Gate, error) {
-	g, err := lookup[jobs.Gate](s.db, bucketGates, []byte(pool), "gate of pool "+pool)
+func (s *Store) Gate(ctx context.Context, pool string, side jobs.GateSide) (*jobs.Gate, error) {
+	g, err := lookup[jobs.Gate](s.db, bucketGates, gateKey(pool, side), "gate of pool "+pool)
 	if errors.Is(err, jobs.ErrNotFound) {
-		return &jobs.Gate{Pool: pool}, nil
+		return &jobs.Gate{Pool: pool, Side: side}, nil
 	}
 	return g, err
+}
+
+// gateKey is where a side of a pool's gate is kept: the capacity side under the pool's
+// name, as the single gate was before it had sides, the others after a '#', which no
+// pool name has.
+func gateKey(pool string, side jobs.GateSide) []byte {
+	if side == jobs.GateCapacity {
+		return []byte(pool)
+	}
+	return []byte(pool + "#" + string(side))
+}
+
+// checkGates is check's part for the gates a change writes at their next version or
+// only checks.
+func checkGates(tx *bolt.Tx, c *jobs.Change) error {
+	for _, g := range slices.Concat(c.Gates, c.GateChecks) {
+		if err := checkVersion(tx.Bucket(bucketGates), gateKey(g.Pool, g.Side), g.Version, "gate", string(gateKey(g.Pool, g.Side))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// writeGates is commit's part for the gates: those checked (by checkGates) are stored at
+// their next version, those bumped at one more than whatever is stored.
+func writeGates(tx *bolt.Tx, c *jobs.Change) error {
+	gates := tx.Bucket(bucketGates)
+	for _, g := range c.Gates {
+		next := *g
+		if _, err := swap(gates, gateKey(g.Pool, g.Side), &next, func(g *jobs.Gate) *int64 { return &g.Version }); err != nil {
+			return fmt.Errorf("gate of pool %s: %w", g.Pool, err)
+		}
+	}
+	for _, k := range c.GateBumps {
+		g := jobs.Gate{Pool: k.Pool, Side: k.Side}
+		if _, err := getJSON(gates, gateKey(k.Pool, k.Side), &g); err != nil {
+			return fmt.Errorf("gate of pool %s: %w", k.Pool, err)
+		}
+		g.Version++
+		if err := putJSON(gates, gateKey(k.Pool, k.Side), g); err != nil {
+			return fmt.Errorf("gate of pool %s: %w", k.Pool, err)
+		}
+	}
+	return nil
 }
 
 func (s *Store) Pools(ctx context.Context) ([]jobs.Pool, error) {
@@ -177,10 +222,7 @@ func check(tx *bolt.Tx, c *jobs.Change) error {
 	for _, p := range c.Profiles {
 		err = cmp.Or(err, checkVersion(tx.Bucket(bucketProfiles), []byte(p.Repository), p.Version, "profile of", p.Repository))
 	}
-	for _, g := range c.Gates {
-		err = cmp.Or(err, checkVersion(tx.Bucket(bucketGates), []byte(g.Pool), g.Version, "gate of pool", g.Pool))
-	}
-	return err
+	return cmp.Or(err, checkGates(tx, c))
 }
 
 // checkVersion is swap's test alone: the entity under key must be stored at version read
@@ -245,11 +287,8 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 			return err
 		}
 	}
-	for _, g := range c.Gates {
-		next := *g
-		if _, err := swap(tx.Bucket(bucketGates), []byte(g.Pool), &next, func(g *jobs.Gate) *int64 { return &g.Version }); err != nil {
-			return fmt.Errorf("gate of pool %s: %w", g.Pool, err)
-		}
+	if err := writeGates(tx, c); err != nil {
+		return err
 	}
 	if err := addCounts(tx, c.Counts); err != nil {
 		return err

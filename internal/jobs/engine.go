@@ -710,8 +710,10 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 	if err != nil || !ok {
 		return nil, err
 	}
-	if err := p.gate(r.Pool, GateJobs); err != nil {
-		return nil, err
+	if !p.leftPendingFor(r, pl) {
+		if err := p.gate(r.Pool, GateJobs); err != nil {
+			return nil, err
+		}
 	}
 	best, err := p.firstFitting(r, pl, r.Pool)
 	if err != nil || best != nil || !acrossPools {
@@ -745,6 +747,18 @@ func (p *planner) match(r *Runner, acrossPools bool) (*Job, error) {
 		p.reserve(best, r)
 	}
 	return best, nil
+}
+
+// leftPendingFor reports whether this plan has put a job that r fits in r's own queue
+// (place does, before it matches): r is then taken whatever the queue holds, which is
+// read only to rank, so no gate side need hold the decision and none is read for it.
+func (p *planner) leftPendingFor(r *Runner, pl Pool) bool {
+	for _, j := range p.jobs {
+		if p.dirty[j] && j.Allocation == AllocationPending && j.Pool == r.Pool && p.runnerFits(r, pl, j) {
+			return true
+		}
+	}
+	return false
 }
 
 // firstFitting returns the highest-ranked job pending in queue's pool that the idle

@@ -187,6 +187,10 @@ func (m *capacityMeter) observe(ctx context.Context, params, result any, err err
 				writes = append(writes, written{key: it.Update.Key, transactional: true})
 			case it.Delete != nil:
 				writes = append(writes, written{key: it.Delete.Key, deleted: true, transactional: true})
+			case it.ConditionCheck != nil:
+				// Charged as a transactional write of the item, to be safe: it is an
+				// action on the item's partition, as a gate side's check is.
+				writes = append(writes, written{key: it.ConditionCheck.Key, transactional: true})
 			}
 		}
 		if err != nil {

@@ -52,8 +52,8 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 		if err != nil || existing != nil {
 			return nil, cmp.Or(err, fmt.Errorf("runner %s: %w", spec.Name, ErrExists))
 		}
-		// Counted under the pool's gate, so two registrations at once cannot both take
-		// the last place.
+		// Counted under the pool's capacity gate, so two registrations (or a
+		// registration and a start) at once cannot both take the last place.
 		if err := p.holdGate(pl.Name); err != nil {
 			return nil, err
 		}

@@ -1,7 +1,7 @@
 package jobs
 
 // The fleet operations through which the provisioner starts runners: a runner is
-// recorded as starting, under its pool's gate, before its provider is asked for it.
+// recorded as starting, under its pool's capacity gate, before its provider is asked for it.
 
 import (
 	"cmp"
@@ -80,8 +80,9 @@ func serves(r *Runner, job int64) bool {
 	return r != nil && (r.State == RunnerStarting || r.JobID == job)
 }
 
-// StartRunner records a runner as starting at now, in one commit with the pool's gate
-// (so that concurrent starts cannot both take the last place) and, for a job's runner,
+// StartRunner records a runner as starting at now, in one commit with the pool's
+// capacity gate (so that concurrent starts cannot both take the last place; allocation
+// never writes that side, so starts do not contend with deliveries) and, for a job's runner,
 // the job's StartedRunner (so that a repeated demand starts nothing more). It fails as
 // CheckStart does, or with ErrExists for a name in use.
 func (e *Engine) StartRunner(ctx context.Context, spec StartSpec, now time.Time) (*Runner, *Plan, error) {

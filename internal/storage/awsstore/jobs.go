@@ -259,7 +259,7 @@ func (s *Store) DeletePool(ctx context.Context, name string) error {
 // Commit writes a Change in one TransactWriteItems: a Put of every job, runner, run and
 // profile, on condition that the stored version is the one the entity was read at (or
 // that none is stored, for version 0), storing the next version; a Delete of every runner
-// to delete on the same condition; and the Finish (the delivery's final state, on
+// to delete on the same condition; the gate actions (gateItems); and the Finish (the delivery's final state, on
 // condition that it is still received, and its processed count). Any failed condition
 // cancels it all: ErrConflict, or ErrNotFound for a Finish of a delivery that was never
 // recorded. The Change itself is left as it was: read again to see the new versions.

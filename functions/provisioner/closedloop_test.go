@@ -373,19 +373,13 @@ func queueDepth(ctx context.Context, c *sqs.Client, queue string) string {
 	return out.Attributes["ApproximateNumberOfMessages"] + "+" + out.Attributes["ApproximateNumberOfMessagesNotVisible"]
 }
 
+// waitFor is testenv.WaitUntil, every 200 ms, with the loop's errors in its failure.
 func waitFor(t *testing.T, d time.Duration, what string, errs *failures, check func() (string, bool)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
+	testenv.WaitUntil(t, d, 200*time.Millisecond, what, func() (string, bool) {
 		why, done := check()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s after %v: %s\nerrors in the loop: %q", what, d, why, errs.list())
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return fmt.Sprintf("%s\nerrors in the loop: %q", why, errs.list()), done
+	})
 }
 
 func TestClosedLoopOnAWS(t *testing.T) {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv"
 	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
 )
 
@@ -250,19 +251,8 @@ func TestClosedLoop(t *testing.T) {
 		len(ids), len(creates), failEvery, g.fake.Redeliveries(testHook), time.Since(began).Round(time.Millisecond))
 }
 
-// waitLong calls check until it reports done, for up to d, failing t with check's last
-// reason then.
+// waitLong calls check every 20 ms until it reports done, for up to d.
 func waitLong(t *testing.T, d time.Duration, what string, check func() (string, bool)) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for {
-		why, done := check()
-		if done {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s after %v: %s", what, d, why)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.WaitUntil(t, d, 20*time.Millisecond, what, check)
 }

@@ -68,7 +68,7 @@ type Commit struct {
 	// Delivery is the applied delivery (OpDelivery), nil for fleet operations.
 	Delivery *delivery.Record
 	// Runner is the runner a fleet operation was about, as committed (as it was, for
-	// OpRemove); nil for deliveries.
+	// OpRemove); nil for deliveries and for a burst of starts (see Engine.StartRunners).
 	Runner *Runner
 	// At is when the change was committed (the delivery's finish time), UTC.
 	At time.Time
@@ -307,7 +307,11 @@ func (l Log) Committed(ctx context.Context, c *Commit) {
 		"outcome_code", c.Outcome.Code, "conflicts", c.Conflicts)
 	for _, t := range c.Transitions {
 		j := t.Job
-		l.Logger.InfoContext(ctx, "fleet handover", "operation", c.Operation, "runner", c.Runner.Name,
+		runner := j.StartedRunner // a burst of starts is about several runners
+		if c.Runner != nil {
+			runner = c.Runner.Name
+		}
+		l.Logger.InfoContext(ctx, "fleet handover", "operation", c.Operation, "runner", runner,
 			"job_id", j.ID, "repository", j.Repository, "allocation", j.Allocation, "pool", j.Pool,
 			"reserved_runner", j.ReservedRunner)
 	}

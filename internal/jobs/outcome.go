@@ -29,7 +29,7 @@ const (
 	OutcomeRegistered     OutcomeCode = "runner.registered" // Runner, Pool, Reserved
 	OutcomeRemoved        OutcomeCode = "runner.removed"    // Runner
 	OutcomeHeartbeat      OutcomeCode = "runner.heartbeat"  // Runner, Reserved
-	OutcomeStarting       OutcomeCode = "runner.starting"   // Runner, Pool, Job (0 for a warm runner)
+	OutcomeStarting       OutcomeCode = "runner.starting"   // Runner, Pool, Job (0 for a warm runner); Runners, Pool for a burst
 	OutcomeCreated        OutcomeCode = "runner.created"    // Runner
 )
 
@@ -55,6 +55,8 @@ type Outcome struct {
 	// Reserved is the job a fleet operation reserved its runner for, 0 for none.
 	Reserved int64  `json:"reserved,omitempty"`
 	Reason   string `json:"reason,omitempty"`
+	// Runners are the runners a burst started in one commit.
+	Runners []string `json:"runners,omitempty"`
 }
 
 // Text renders the outcome for people, as the delivery records, logs and dashboards show it.
@@ -102,6 +104,9 @@ func (o Outcome) Text() string {
 	case OutcomeHeartbeat:
 		return "heartbeat of runner " + o.Runner + o.reserved()
 	case OutcomeStarting:
+		if len(o.Runners) > 0 {
+			return fmt.Sprintf("%d runners starting in pool %s", len(o.Runners), o.Pool)
+		}
 		if o.Job == 0 {
 			return "runner " + o.Runner + " starting in pool " + o.Pool + " (warm)"
 		}

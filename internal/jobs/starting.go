@@ -80,40 +80,132 @@ func serves(r *Runner, job int64) bool {
 	return r != nil && (r.State == RunnerStarting || r.JobID == job)
 }
 
-// StartRunner records a runner as starting at now, in one commit with the pool's
-// capacity gate (so that concurrent starts cannot both take the last place; allocation
-// never writes that side, so starts do not contend with deliveries) and, for a job's runner,
-// the job's StartedRunner (so that a repeated demand starts nothing more). It fails as
-// CheckStart does, or with ErrExists for a name in use.
+// MaxStartBatch bounds the runners one StartRunners commit records, so that its change
+// stays well inside one DynamoDB transaction (100 items): each start writes its runner
+// and its job, beside the pool's gate and counts.
+const MaxStartBatch = 32
+
+// Started is what StartRunners did with one spec: the runner as committed, or why it
+// was refused (as CheckStart refuses, ErrExists for a name in use, or ErrInvalid).
+type Started struct {
+	Runner *Runner
+	Err    error
+}
+
+// StartRunner records one runner as starting at now: StartRunners of spec alone. It
+// returns the runner, the plan and the refusal, if any.
 func (e *Engine) StartRunner(ctx context.Context, spec StartSpec, now time.Time) (*Runner, *Plan, error) {
-	if err := ValidateRunnerName(spec.Name); err != nil {
+	started, plan, err := e.StartRunners(ctx, []StartSpec{spec}, now)
+	if err != nil {
 		return nil, nil, err
+	}
+	return started[0].Runner, plan, started[0].Err
+}
+
+// StartRunners records the runners of specs, all of one pool, as starting at now, in one
+// commit with the pool's capacity gate (so that concurrent starts cannot both take the
+// last place; allocation never writes that side, so starts do not contend with
+// deliveries) and, for each job's runner, the job's StartedRunner (so that a repeated
+// demand starts nothing more). Each spec is refused or started on its own, in order:
+// those past the pool's room are refused with ErrPoolFull. One commit for a burst of
+// starts is what keeps them from waiting in line behind each other's commits, since
+// every start writes the pool's gate. The plan is nil when every spec was refused; an
+// error means nothing was recorded.
+func (e *Engine) StartRunners(ctx context.Context, specs []StartSpec, now time.Time) ([]Started, *Plan, error) {
+	if len(specs) == 0 || len(specs) > MaxStartBatch {
+		return nil, nil, invalid("start 1 to %d runners at once, not %d", MaxStartBatch, len(specs))
+	}
+	pool := specs[0].Pool
+	for _, s := range specs {
+		if s.Pool != pool {
+			return nil, nil, invalid("runners started at once are of one pool, not %s and %s", pool, s.Pool)
+		}
+	}
+	var started []Started
+	c, err := e.commit(ctx, OpStart, func(int) (*Commit, error) {
+		p := e.newPlanner(ctx, now)
+		started = make([]Started, len(specs))
+		var runners []*Runner
+		for i, spec := range specs {
+			r, err := p.startRunner(spec)
+			if err != nil && !isRefusal(err) {
+				return nil, err
+			}
+			started[i] = Started{Runner: r, Err: err}
+			if r != nil {
+				runners = append(runners, r)
+			}
+		}
+		if len(runners) == 0 {
+			return nil, nil
+		}
+		p.plan.Outcome = startingOutcome(runners)
+		if err := p.collect(); err != nil {
+			return nil, err
+		}
+		c := &Commit{Plan: p.plan}
+		if len(runners) == 1 {
+			c.Runner = runners[0]
+		}
+		return c, nil
+	})
+	if err != nil || c == nil {
+		return started, nil, err
+	}
+	return started, c.Plan, nil
+}
+
+// startRunner adds spec's runner to the plan, as starting, or says why not.
+func (p *planner) startRunner(spec StartSpec) (*Runner, error) {
+	if err := ValidateRunnerName(spec.Name); err != nil {
+		return nil, err
 	}
 	if err := validateRunnerLabels(spec.Labels); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return e.fleetChange(ctx, OpStart, now, func(p *planner) (*Runner, error) {
-		if err := p.holdGate(spec.Pool); err != nil {
-			return nil, err
+	if err := p.holdGate(spec.Pool); err != nil {
+		return nil, err
+	}
+	if _, err := p.checkStart(spec.Pool, spec.JobID); err != nil {
+		return nil, err
+	}
+	if existing, err := p.runner(spec.Name); err != nil || existing != nil {
+		return nil, cmp.Or(err, fmt.Errorf("runner %s: %w", spec.Name, ErrExists))
+	}
+	r := &Runner{Name: spec.Name, Pool: spec.Pool, Labels: spec.Labels, Ephemeral: spec.Ephemeral,
+		State: RunnerStarting, JobID: spec.JobID, GitHubID: spec.GitHubID, UpdatedAt: p.at}
+	p.runners[r.Name] = r
+	p.touch(r)
+	p.added[r.Pool]++
+	if spec.JobID != 0 {
+		job := p.jobs[spec.JobID] // read by checkStart
+		job.StartedRunner = r.Name
+		p.touch(job)
+	}
+	return r, nil
+}
+
+// isRefusal says whether err refuses one start, rather than failing the plan (a read).
+func isRefusal(err error) bool {
+	for _, refusal := range []error{ErrInvalid, ErrNotWaiting, ErrAlreadyStarting, ErrNoProvider, ErrUnknownPool, ErrPoolFull, ErrExists} {
+		if errors.Is(err, refusal) {
+			return true
 		}
-		if _, err := p.checkStart(spec.Pool, spec.JobID); err != nil {
-			return nil, err
-		}
-		if existing, err := p.runner(spec.Name); err != nil || existing != nil {
-			return nil, cmp.Or(err, fmt.Errorf("runner %s: %w", spec.Name, ErrExists))
-		}
-		r := &Runner{Name: spec.Name, Pool: spec.Pool, Labels: spec.Labels, Ephemeral: spec.Ephemeral,
-			State: RunnerStarting, JobID: spec.JobID, GitHubID: spec.GitHubID, UpdatedAt: p.at}
-		p.runners[r.Name] = r
-		p.touch(r)
-		if spec.JobID != 0 {
-			job := p.jobs[spec.JobID] // read by checkStart
-			job.StartedRunner = r.Name
-			p.touch(job)
-		}
-		p.plan.Outcome = Outcome{Code: OutcomeStarting, Runner: r.Name, Pool: r.Pool, Job: spec.JobID}
-		return r, nil
-	})
+	}
+	return false
+}
+
+// startingOutcome names the one runner started, or counts the runners of a burst.
+func startingOutcome(runners []*Runner) Outcome {
+	r := runners[0]
+	if len(runners) == 1 {
+		return Outcome{Code: OutcomeStarting, Runner: r.Name, Pool: r.Pool, Job: r.JobID}
+	}
+	o := Outcome{Code: OutcomeStarting, Pool: r.Pool}
+	for _, r := range runners {
+		o.Runners = append(o.Runners, r.Name)
+	}
+	return o
 }
 
 // RunnerCreated records the provider's id for the machine of a runner at now. It fails

@@ -183,3 +183,47 @@ func (r *retireRecorder) Retire(_ context.Context, x jobs.Retire) error {
 	r.retires = append(r.retires, x)
 	return nil
 }
+
+// A burst of starts is one commit: each spec is started or refused on its own, in
+// order, with the runners the commit starts counted against maxRunners.
+func TestStartRunnersInOneCommit(t *testing.T) {
+	e := newProvisionedEngine(t)
+	for id := range int64(4) {
+		pending(t, e, id+1, "auto", t0, 0)
+	}
+	start(t, e, "rh-auto-0", 4, t0)
+	specs := []jobs.StartSpec{
+		{Name: "rh-auto-1", Pool: "auto", JobID: 1},
+		{Name: "rh-auto-1b", Pool: "auto", JobID: 1}, // the same job again
+		{Name: "rh-auto-0", Pool: "auto", JobID: 2},  // a name in use
+		{Name: "rh-auto-2", Pool: "auto", JobID: 2},
+		{Name: "rh-auto-3", Pool: "auto", JobID: 3}, // past the pool's 3
+		{Name: "-bad", Pool: "auto"},
+	}
+	commits := 0
+	e.Subscribe(jobs.SubscriberFunc(func(context.Context, *jobs.Commit) { commits++ }))
+	started, plan, err := e.StartRunners(t.Context(), specs, t0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []error{nil, jobs.ErrAlreadyStarting, jobs.ErrExists, nil, jobs.ErrPoolFull, jobs.ErrInvalid}
+	for i, s := range started {
+		if !errors.Is(s.Err, want[i]) || (s.Err == nil) != (s.Runner != nil) {
+			t.Errorf("spec %s: %+v, want %v", specs[i].Name, s, want[i])
+		}
+	}
+	if commits != 1 || len(plan.Change.Runners) != 2 || plan.Outcome.Text() != "2 runners starting in pool auto" {
+		t.Fatalf("%d commits of runners %v, outcome %q; want one of two", commits, plan.Change.Runners, plan.Outcome.Text())
+	}
+	for _, c := range []struct {
+		job    int64
+		runner string
+	}{{1, "rh-auto-1"}, {2, "rh-auto-2"}, {3, ""}} {
+		if j := job(t, e, c.job); j.StartedRunner != c.runner {
+			t.Errorf("job %d started runner %q, want %q", c.job, j.StartedRunner, c.runner)
+		}
+	}
+	if _, _, err := e.StartRunners(t.Context(), []jobs.StartSpec{{Name: "rh-a", Pool: "auto"}, {Name: "rh-b", Pool: "linux"}}, t0); !errors.Is(err, jobs.ErrInvalid) {
+		t.Fatalf("starting in two pools at once: %v, want ErrInvalid", err)
+	}
+}

@@ -109,8 +109,8 @@ type Provisioner struct {
 	// restart (or, on AWS, a new execution environment) starts its grace again, which
 	// delays reaping but never reaps early.
 	orphans map[string]time.Time
-	// starting holds one lock per pool, around StartRunner (see startRunner).
-	starting map[string]*sync.Mutex
+	// starting holds the start line of each pool (see startRunner).
+	starting map[string]*startLine
 }
 
 func (p *Provisioner) now() time.Time {
@@ -225,7 +225,7 @@ func (p *Provisioner) start(ctx context.Context, pool jobs.Pool, jobID int64, re
 		return nothing, fmt.Errorf("pool %s: %w", pool.Name, err)
 	}
 	p.jitMinted(ctx, pool.Name)
-	_, _, err = p.startRunner(ctx, jobs.StartSpec{Name: name, Pool: pool.Name, Ephemeral: pool.Ephemeral, JobID: jobID, GitHubID: jit.Runner.ID}, now)
+	err = p.startRunner(ctx, jobs.StartSpec{Name: name, Pool: pool.Name, Ephemeral: pool.Ephemeral, JobID: jobID, GitHubID: jit.Runner.ID}, now)
 	if err != nil {
 		// Nothing records the minted runner: remove it now rather than leave it to the
 		// orphan reaping.
@@ -262,25 +262,23 @@ func (p *Provisioner) start(ctx context.Context, pool jobs.Pool, jobID int64, re
 	return started, nil
 }
 
-// startRunner records a starting runner, one commit at a time per pool in this process.
-// Every start writes its pool's gate, so concurrent starts in one pool conflict and are
-// planned again after a jittered wait: under a burst, waiting in line here is shorter.
-// (Other processes, and deliveries into the pool, still conflict now and then; the
-// engine plans those again.)
-func (p *Provisioner) startRunner(ctx context.Context, spec jobs.StartSpec, now time.Time) (*jobs.Runner, *jobs.Plan, error) {
+// startRunner records a starting runner in its pool's start line (see startLine).
+func (p *Provisioner) startRunner(ctx context.Context, spec jobs.StartSpec, now time.Time) error {
 	p.mu.Lock()
 	if p.starting == nil {
-		p.starting = map[string]*sync.Mutex{}
+		p.starting = map[string]*startLine{}
 	}
 	line, ok := p.starting[spec.Pool]
 	if !ok {
-		line = &sync.Mutex{}
+		line = &startLine{}
 		p.starting[spec.Pool] = line
 	}
 	p.mu.Unlock()
-	line.Lock()
-	defer line.Unlock()
-	return p.Engine.StartRunner(ctx, spec, now)
+	started, err := line.start(ctx, spec, now, p.Engine)
+	if err != nil {
+		return err
+	}
+	return started.Err
 }
 
 // scope is where pool's runners register.

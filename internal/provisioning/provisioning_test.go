@@ -1,11 +1,13 @@
 package provisioning_test
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -94,6 +96,50 @@ func TestMaxRunnersHoldsUnderConcurrentDemands(t *testing.T) {
 	}
 	if n := len(f.runners(t, "linux")); n != 2 {
 		t.Fatalf("%d runners after the pass", n)
+	}
+}
+
+// Concurrent demands in one pool are recorded a burst at a time, each burst in one
+// commit: while the first start commits, the others gather behind it.
+func TestABurstOfDemandsIsRecordedInFewCommits(t *testing.T) {
+	const burst = 40
+	pool := linuxPool()
+	pool.MaxRunners = burst
+	f := newFixture(t, pool)
+	var demands []jobs.Demand
+	for id := range int64(burst) {
+		demands = append(demands, f.pending(t, 100+id, "linux", t0))
+	}
+	var starts atomic.Int32
+	f.engine.Subscribe(jobs.SubscriberFunc(func(_ context.Context, c *jobs.Commit) {
+		// The first commit waits until every demand has its JIT runner, and so is about
+		// to enter the line.
+		if c.Operation == jobs.OpStart && starts.Add(1) == 1 {
+			deadline := time.Now().Add(10 * time.Second)
+			for len(f.registered()) < burst && time.Now().Before(deadline) {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}))
+	var wg sync.WaitGroup
+	for _, d := range demands {
+		wg.Go(func() {
+			if err := f.p.Demand(t.Context(), d); err != nil {
+				t.Errorf("Demand %d: %v", d.JobID, err)
+			}
+		})
+	}
+	wg.Wait()
+	if rs := f.runners(t, "linux"); len(rs) != burst || f.machines.created() != burst {
+		t.Fatalf("%d runners, %d creates; want %d of each", len(rs), f.machines.created(), burst)
+	}
+	for _, d := range demands {
+		if f.job(t, d.JobID).StartedRunner == "" {
+			t.Fatalf("job %d has no runner started", d.JobID)
+		}
+	}
+	if n := starts.Load(); n > burst/5 {
+		t.Fatalf("%d starts took %d commits, want at most %d", burst, n, burst/5)
 	}
 }
 

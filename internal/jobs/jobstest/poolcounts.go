@@ -52,6 +52,7 @@ func PoolCountsSuite(t *testing.T, newStores func(t *testing.T) Stores) {
 		{"ConflictCountsNothing", testPoolCountsConflict},
 		{"EngineKeepsThemExact", testPoolCountsThroughEngine},
 		{"ConcurrentChangesStayExact", testPoolCountsConcurrent},
+		{"BurstOfStartsIsOneCommit", testPoolCountsBurstOfStarts},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStores(t)) })
@@ -272,4 +273,32 @@ func testPoolCountsConcurrent(t *testing.T, s Stores) {
 	}
 	wg.Wait()
 	c.check("runners registered and jobs queued at once")
+}
+
+// A burst of jobs.MaxStartBatch starts, each for a waiting job, fits in one commit (on
+// DynamoDB, one transaction) and counts every runner it starts.
+func testPoolCountsBurstOfStarts(t *testing.T, s Stores) {
+	c := newCounted(t, s, jobs.MaxStartBatch)
+	var specs []jobs.StartSpec
+	for range jobs.MaxStartBatch {
+		id := newID()
+		c.deliver(id, "queued", "")
+		specs = append(specs, jobs.StartSpec{Name: newName("runner"), Pool: c.pools[0], JobID: id})
+	}
+	started, plan, err := c.e.StartRunners(context.Background(), specs, c.now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, st := range started {
+		if st.Err != nil {
+			t.Fatalf("start %d of %d: %v", i, len(specs), st.Err)
+		}
+	}
+	if len(plan.Change.Runners) != jobs.MaxStartBatch {
+		t.Fatalf("one commit started %d runners, want %d", len(plan.Change.Runners), jobs.MaxStartBatch)
+	}
+	c.check("a burst of starts")
+	if got := mustPoolCounts(t, s.Jobs, c.pools[0])[0]; got.Starting != jobs.MaxStartBatch || got.Pending != jobs.MaxStartBatch {
+		t.Fatalf("counts after the burst %+v, want %d starting beside %d pending", got, jobs.MaxStartBatch, jobs.MaxStartBatch)
+	}
 }

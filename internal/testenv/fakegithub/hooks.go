@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"slices"
 	"strconv"
@@ -18,6 +19,14 @@ import (
 
 // Target receives a hook's deliveries and answers with a status code (0: no answer).
 type Target func(ctx context.Context, header http.Header, body []byte) int
+
+// poster posts the deliveries. Unlike http.DefaultClient it keeps enough connections
+// open for a burst of concurrent deliveries, rather than dialling anew for most of them.
+var poster = func() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	return &http.Client{Transport: tr}
+}()
 
 // HTTPTarget posts deliveries to url, as GitHub does, with a 10-second limit.
 func HTTPTarget(url string) Target {
@@ -29,10 +38,11 @@ func HTTPTarget(url string) Target {
 			return 0
 		}
 		req.Header = header
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := poster.Do(req)
 		if err != nil {
 			return 0
 		}
+		_, _ = io.Copy(io.Discard, resp.Body) // read to the end, so that the connection is reused
 		resp.Body.Close()
 		return resp.StatusCode
 	}

@@ -17,6 +17,12 @@ import (
 // DefaultCallTimeout bounds one REST call (a redirect or a token refresh included).
 const DefaultCallTimeout = 10 * time.Second
 
+// idleConnections is how many connections to the API the client keeps open for reuse.
+// http.DefaultTransport keeps 2 per host, so a burst of concurrent calls (the
+// provisioner mints a JIT configuration per demand) would close and dial again, TLS
+// handshake included, nearly every connection it used.
+const idleConnections = 64
+
 // secondaryBackoff is how long calls pause after a secondary rate limit that names no
 // Retry-After (GitHub's documentation: wait at least a minute).
 const secondaryBackoff = time.Minute
@@ -112,7 +118,7 @@ func (c *Client) reserved(ctx context.Context) error {
 // Options tune New; the zero value is production's.
 type Options struct {
 	Timeout   time.Duration     // per call, DefaultCallTimeout when zero
-	Transport http.RoundTripper // http.DefaultTransport when nil
+	Transport http.RoundTripper // http.DefaultTransport, keeping idleConnections, when nil
 	Observer  Observer
 	Log       *slog.Logger
 	Now       func() time.Time
@@ -132,7 +138,9 @@ func New(cfg Config, o Options) (*Client, error) {
 		c.timeout = DefaultCallTimeout
 	}
 	if c.base == nil {
-		c.base = http.DefaultTransport
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = idleConnections
+		c.base = tr
 	}
 	if c.log == nil {
 		c.log = slog.New(slog.DiscardHandler)

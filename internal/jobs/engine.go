@@ -94,9 +94,10 @@ type planner struct {
 	labelled map[string]map[string]*Runner
 	// stored is what each job and runner read counted as stored (poolcounts.go).
 	stored stored
-	// added counts the runners the plan starts, by pool, for the pool's room.
-	added map[string]int
-	plan  *Plan
+	// counted holds each pool's runners as read, once per plan (see countRunners), and
+	// added the runners the plan starts, by pool.
+	counted, added map[string]int
+	plan           *Plan
 }
 
 // Plan reads the state rec touches and computes its effects. An error wrapping
@@ -141,7 +142,7 @@ func (e *Engine) newPlanner(ctx context.Context, at time.Time) *planner {
 	return &planner{
 		ctx: ctx, e: e, at: at.UTC(),
 		jobs: map[int64]*Job{}, runners: map[string]*Runner{}, deleted: map[string]*Runner{}, unmanaged: map[string]bool{},
-		dirty: map[any]bool{}, gates: map[GateKey]*Gate{}, stored: stored{}, added: map[string]int{}, plan: &Plan{State: delivery.Processed},
+		dirty: map[any]bool{}, gates: map[GateKey]*Gate{}, stored: stored{}, counted: map[string]int{}, added: map[string]int{}, plan: &Plan{State: delivery.Processed},
 	}
 }
 

@@ -70,15 +70,21 @@ func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.T
 }
 
 // countRunners returns how many runners pool has, in any state, from its counts (one
-// bounded read whatever maxRunners is), and those the plan starts. Under the pool's gate it is exact for what
-// matters: every change that adds a runner to a pool holds its gate (holdGate), so one
-// committed after the gate was read makes this plan conflict and count again.
+// bounded read whatever maxRunners is, once per plan however many starts it plans), and
+// those the plan starts. Under the pool's gate it is exact for what matters: every
+// change that adds a runner to a pool holds its gate (holdGate), so one committed after
+// the gate was read makes this plan conflict and count again.
 func (p *planner) countRunners(pool string) (int, error) {
-	counts, err := p.e.Store.PoolCounts(p.ctx, []string{pool})
-	if err != nil {
-		return 0, err
+	n, ok := p.counted[pool]
+	if !ok {
+		counts, err := p.e.Store.PoolCounts(p.ctx, []string{pool})
+		if err != nil {
+			return 0, err
+		}
+		n = int(counts[0].Runners())
+		p.counted[pool] = n
 	}
-	return int(counts[0].Runners()) + p.added[pool], nil
+	return n + p.added[pool], nil
 }
 
 // RemoveRunner retires a runner at now. A job reserved for it goes back to its pool's

@@ -14,9 +14,11 @@ import (
 // Defaults of the Loop.
 const (
 	// DefaultWorkers is how many demands, pre-warms and retirements a Loop handles at
-	// once: a burst of queued jobs should not wait in line behind provider calls, which
-	// may take a second or two (a cloud's API, docker run).
-	DefaultWorkers = 32
+	// once, and so how many provider calls run at once at most: a burst of queued jobs
+	// should not wait in line behind provider calls, which may take a second or two (a
+	// cloud's API, docker run). Under a burst of 200 on two cores, 32 workers left the
+	// demands waiting for a worker longer than for anything else.
+	DefaultWorkers = 128
 	// DefaultQueueSize bounds the signals waiting for a worker. Past it a signal is
 	// refused (the engine logs it); the next Pass catches up with what it asked for.
 	DefaultQueueSize = 4096

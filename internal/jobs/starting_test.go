@@ -1,10 +1,12 @@
 package jobs_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -201,7 +203,8 @@ func TestStartRunnersInOneCommit(t *testing.T) {
 		{Name: "-bad", Pool: "auto"},
 	}
 	commits := 0
-	e.Subscribe(jobs.SubscriberFunc(func(context.Context, *jobs.Commit) { commits++ }))
+	var logged bytes.Buffer
+	e.Subscribe(jobs.SubscriberFunc(func(context.Context, *jobs.Commit) { commits++ }), jobs.Log{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
 	started, plan, err := e.StartRunners(t.Context(), specs, t0)
 	if err != nil {
 		t.Fatal(err)
@@ -221,6 +224,12 @@ func TestStartRunnersInOneCommit(t *testing.T) {
 	}{{1, "rh-auto-1"}, {2, "rh-auto-2"}, {3, ""}} {
 		if j := job(t, e, c.job); j.StartedRunner != c.runner {
 			t.Errorf("job %d started runner %q, want %q", c.job, j.StartedRunner, c.runner)
+		}
+	}
+	// The log names each job's own runner, though the commit is about several.
+	for _, want := range []string{"runner=rh-auto-1 job_id=1", "runner=rh-auto-2 job_id=2"} {
+		if !strings.Contains(logged.String(), want) {
+			t.Errorf("log lacks %q:\n%s", want, logged.String())
 		}
 	}
 	if _, _, err := e.StartRunners(t.Context(), []jobs.StartSpec{{Name: "rh-a", Pool: "auto"}, {Name: "rh-b", Pool: "linux"}}, t0); !errors.Is(err, jobs.ErrInvalid) {

@@ -22,3 +22,13 @@ func decodeBody(r *http.Request, v any, emptyOK bool) error {
 func wrongType(err *json.UnmarshalTypeError) string {
 	return err.Field + " has the wrong type (" + err.Value + ")"
 }
+
+// nameParam reads the {name} path parameter and checks it with validate (a pool's or a
+// runner's rules): a bad name is a 400 that says why.
+func nameParam(r *http.Request, validate func(string) error) (string, error) {
+	name := r.PathValue("name")
+	if err := validate(name); err != nil {
+		return "", httpjson.BadRequest("invalid_parameter", err.Error())
+	}
+	return name, nil
+}

@@ -57,15 +57,6 @@ func (s poolSet) views() []poolView {
 	return views
 }
 
-// poolName reads and checks the {name} path parameter.
-func poolName(r *http.Request) (string, error) {
-	name := r.PathValue("name")
-	if err := jobs.ValidatePoolName(name); err != nil {
-		return "", httpjson.BadRequest("invalid_parameter", err.Error())
-	}
-	return name, nil
-}
-
 // listPools answers GET /api/pools.
 func (h *handlers) listPools(r *http.Request) (int, any, error) {
 	set, err := h.poolSet(r)
@@ -89,7 +80,7 @@ func (h *handlers) getPool(r *http.Request) (int, any, error) {
 // namedPool returns the pool the request's {name} names, configured or created here
 // (404 when there is none).
 func (h *handlers) namedPool(r *http.Request) (poolView, error) {
-	name, err := poolName(r)
+	name, err := nameParam(r, jobs.ValidatePoolName)
 	if err != nil {
 		return poolView{}, err
 	}
@@ -108,7 +99,7 @@ func (h *handlers) namedPool(r *http.Request) (poolView, error) {
 // PoolDocument): 201 for a new pool, 200 for a replaced one. A pool of the
 // configuration's name overrides it.
 func (h *handlers) putPool(r *http.Request) (int, any, error) {
-	name, err := poolName(r)
+	name, err := nameParam(r, jobs.ValidatePoolName)
 	if err != nil {
 		return 0, nil, err
 	}

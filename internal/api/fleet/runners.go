@@ -91,18 +91,9 @@ func (h *handlers) registerRunner(r *http.Request) (int, any, error) {
 	return http.StatusCreated, h.runnerView(rn), nil
 }
 
-// runnerName reads and checks the {name} path parameter.
-func runnerName(r *http.Request) (string, error) {
-	name := r.PathValue("name")
-	if err := jobs.ValidateRunnerName(name); err != nil {
-		return "", httpjson.BadRequest("invalid_parameter", err.Error())
-	}
-	return name, nil
-}
-
 // getRunner answers GET /api/runners/{name}.
 func (h *handlers) getRunner(r *http.Request) (int, any, error) {
-	name, err := runnerName(r)
+	name, err := nameParam(r, jobs.ValidateRunnerName)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -134,7 +125,7 @@ func (h *handlers) heartbeat(r *http.Request) (int, any, error) {
 
 // changeRunner applies a fleet operation to the runner the path names.
 func (h *handlers) changeRunner(r *http.Request, op func(ctx context.Context, name string, now time.Time) (*jobs.Runner, *jobs.Plan, error)) (int, any, error) {
-	name, err := runnerName(r)
+	name, err := nameParam(r, jobs.ValidateRunnerName)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -4,6 +4,7 @@
 package githubconfig
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"strconv"
@@ -186,29 +187,38 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	case c.AppID == 0 && hasKey:
 		fail("a GitHub App private key needs RUNNERHUB_GITHUB_APP_ID")
 	}
-	if v := getenv("RUNNERHUB_GITHUB_HOOKS"); v != "" {
+	// commaList hands each item of the comma-separated variable name to add; an item it
+	// refuses is reported under the variable's name, and the others are still read.
+	commaList := func(name string, add func(item string) error) {
+		v := getenv(name)
+		if v == "" {
+			return
+		}
 		for _, s := range strings.Split(v, ",") {
-			h, err := ParseHook(strings.TrimSpace(s))
-			if err != nil {
-				fail("RUNNERHUB_GITHUB_HOOKS: %v", err)
-				continue
+			if err := add(strings.TrimSpace(s)); err != nil {
+				fail("%s: %v", name, err)
 			}
-			if h.Kind == HookApp && c.AppID == 0 {
-				fail("RUNNERHUB_GITHUB_HOOKS: the app hook needs GitHub App credentials")
-			}
-			c.Hooks = append(c.Hooks, h)
 		}
 	}
-	if v := getenv("RUNNERHUB_GITHUB_RUNNER_SCOPE"); v != "" {
-		for _, s := range strings.Split(v, ",") {
-			sc, err := ParseScope(strings.TrimSpace(s))
-			if err != nil {
-				fail("RUNNERHUB_GITHUB_RUNNER_SCOPE: %v", err)
-				continue
-			}
-			c.RunnerScopes = append(c.RunnerScopes, sc)
+	commaList("RUNNERHUB_GITHUB_HOOKS", func(s string) error {
+		h, err := ParseHook(s)
+		if err != nil {
+			return err
 		}
-	}
+		c.Hooks = append(c.Hooks, h)
+		if h.Kind == HookApp && c.AppID == 0 {
+			return errors.New("the app hook needs GitHub App credentials")
+		}
+		return nil
+	})
+	commaList("RUNNERHUB_GITHUB_RUNNER_SCOPE", func(s string) error {
+		sc, err := ParseScope(s)
+		if err != nil {
+			return err
+		}
+		c.RunnerScopes = append(c.RunnerScopes, sc)
+		return nil
+	})
 	switch v := getenv("RUNNERHUB_GITHUB_IMPORT_RUNNERS"); v {
 	case "", "0", "false":
 	case "1", "true":

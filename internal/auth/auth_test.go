@@ -8,21 +8,6 @@ import (
 )
 
 func TestTokens(t *testing.T) {
-	tokens, err := Parse(" current-token-0123456789 , previous-token-0123456789,")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for tok, want := range map[string]bool{
-		"current-token-0123456789":  true,
-		"previous-token-0123456789": true,
-		"current-token-012345678":   false,
-		"":                          false,
-		"CURRENT-TOKEN-0123456789":  false,
-	} {
-		if got := tokens.Role(tok) == RoleAdmin; got != want {
-			t.Errorf("Role(%q) == RoleAdmin: %v", tok, got)
-		}
-	}
 	if _, err := Parse("short"); err == nil || !strings.Contains(err.Error(), "token 1") {
 		t.Fatalf("short token: %v", err)
 	}
@@ -34,21 +19,42 @@ func TestTokens(t *testing.T) {
 	}
 }
 
+// TestRoles checks the role of each token, with the admin list alone (Parse) and with
+// both lists (ParseRoles).
 func TestRoles(t *testing.T) {
-	tokens, err := ParseRoles("admin-token-0123456789", " read-token-0123456789 ,read-token-9876543210")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for tok, want := range map[string]Role{
-		"admin-token-0123456789": RoleAdmin,
-		"read-token-0123456789":  RoleRead,
-		"read-token-9876543210":  RoleRead,
-		"read-token-012345678":   RoleNone,
-		"":                       RoleNone,
+	for _, tc := range []struct {
+		name  string
+		parse func() (*Tokens, error)
+		want  map[string]Role
+	}{
+		{"admin tokens", func() (*Tokens, error) { return Parse(" current-token-0123456789 , previous-token-0123456789,") }, map[string]Role{
+			"current-token-0123456789":  RoleAdmin,
+			"previous-token-0123456789": RoleAdmin,
+			"current-token-012345678":   RoleNone,
+			"":                          RoleNone,
+			"CURRENT-TOKEN-0123456789":  RoleNone,
+		}},
+		{"admin and read tokens", func() (*Tokens, error) {
+			return ParseRoles("admin-token-0123456789", " read-token-0123456789 ,read-token-9876543210")
+		}, map[string]Role{
+			"admin-token-0123456789": RoleAdmin,
+			"read-token-0123456789":  RoleRead,
+			"read-token-9876543210":  RoleRead,
+			"read-token-012345678":   RoleNone,
+			"":                       RoleNone,
+		}},
 	} {
-		if got := tokens.Role(tok); got != want {
-			t.Errorf("Role(%q) = %v, want %v", tok, got, want)
-		}
+		t.Run(tc.name, func(t *testing.T) {
+			tokens, err := tc.parse()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for tok, want := range tc.want {
+				if got := tokens.Role(tok); got != want {
+					t.Errorf("Role(%q) = %v, want %v", tok, got, want)
+				}
+			}
+		})
 	}
 	for _, tc := range []struct{ name, admin, read, want string }{
 		{"short read token", "admin-token-0123456789", "short", "RUNNERHUB_API_READ_TOKENS: token 1 is shorter"},

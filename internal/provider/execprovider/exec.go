@@ -45,8 +45,10 @@ func New(cfg provider.ExecConfig, log *slog.Logger) *Provider {
 	return &Provider{command: cfg.Command, timeout: cfg.Timeout, log: log}
 }
 
-// createInput is create's stdin; repository and jobId are null for a warm runner.
-type createInput struct {
+// CreateInput is create's stdin, the contract's create request; repository and jobId
+// are null for a warm runner. It is exported for the fake providers of the tests, whose
+// machines are made from it.
+type CreateInput struct {
 	Name       string   `json:"name"`
 	Pool       string   `json:"pool"`
 	Labels     []string `json:"labels"`
@@ -58,7 +60,7 @@ type createInput struct {
 
 // Create runs "command create".
 func (p *Provider) Create(ctx context.Context, req provider.CreateRequest) (string, error) {
-	in := createInput{Name: req.Name, Pool: req.Pool, Labels: req.Labels, JITConfig: req.JITConfig, Ephemeral: req.Ephemeral}
+	in := CreateInput{Name: req.Name, Pool: req.Pool, Labels: req.Labels, JITConfig: req.JITConfig, Ephemeral: req.Ephemeral}
 	if in.Labels == nil {
 		in.Labels = []string{}
 	}

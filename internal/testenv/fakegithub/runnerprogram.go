@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/runnerhub/webhooks/internal/provider/execprovider/execfake"
 )
 
 // RunnerProgram is the fake runner program (./fakerunner), an exec provider whose
@@ -69,19 +71,7 @@ type Machine struct {
 
 // Machines lists the machines the program runs (created and not deleted).
 func (p *RunnerProgram) Machines() []Machine {
-	files, _ := filepath.Glob(filepath.Join(p.State, "*.machine"))
-	var out []Machine
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		var m Machine
-		if json.Unmarshal(b, &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
+	return execfake.Machines[Machine](p.State)
 }
 
 // Call is one call of the program, from its calls.log.

@@ -37,20 +37,17 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/provider/execprovider"
+	"github.com/runnerhub/webhooks/internal/provider/execprovider/execfake"
 	"github.com/runnerhub/webhooks/internal/testenv/fakegithub/fakejit"
 )
 
 // machine is a <providerId>.machine file.
 type machine struct {
-	Name       string   `json:"name"`
-	Pool       string   `json:"pool"`
-	Labels     []string `json:"labels"`
-	JITConfig  string   `json:"jitConfig"`
-	Ephemeral  bool     `json:"ephemeral"`
-	Repository *string  `json:"repository"`
-	JobID      *int64   `json:"jobId"`
-	ProviderID string   `json:"providerId"`
-	PID        int      `json:"pid"`
+	// CreateInput is the create request the machine was made from.
+	execprovider.CreateInput
+	ProviderID string `json:"providerId"`
+	PID        int    `json:"pid"`
 	// NeverConnects is the --never-connect fault.
 	NeverConnects bool `json:"neverConnects,omitempty"`
 }
@@ -75,14 +72,14 @@ func main() {
 	flag.DurationVar(&o.lifetime, "lifetime", 5*time.Minute, "a runner process exits by itself after this long, so that none outlives a test")
 	flag.Parse()
 	if o.state == "" || flag.NArg() < 1 {
-		fail("usage: fakerunner --state DIR [--fail-every N] [--never-connect K] create|delete|list")
+		execfake.Fail("usage: fakerunner --state DIR [--fail-every N] [--never-connect K] create|delete|list")
 	}
 	if flag.Arg(0) == "run" && flag.NArg() == 2 {
 		os.Exit(runRunner(o, flag.Arg(1)))
 	}
 	stdin, err := io.ReadAll(os.Stdin)
 	if err != nil {
-		fail("read stdin: %v", err)
+		execfake.Fail("read stdin: %v", err)
 	}
 	record(o.state, flag.Arg(0), stdin, started)
 	switch flag.Arg(0) {
@@ -94,28 +91,28 @@ func main() {
 			ProviderID string `json:"providerId"`
 		}
 		if err := json.Unmarshal(stdin, &in); err != nil || in.ProviderID == "" {
-			fail("delete: stdin %q has no providerId", stdin)
+			execfake.Fail("delete: stdin %q has no providerId", stdin)
 		}
 		if err := remove(o.state, in.ProviderID); err != nil {
-			fail("delete %s: %v", in.ProviderID, err)
+			execfake.Fail("delete %s: %v", in.ProviderID, err)
 		}
-		answer(struct{}{})
+		execfake.Answer(struct{}{})
 	case "list":
 		var in struct {
 			Pool string `json:"pool"`
 		}
 		if err := json.Unmarshal(stdin, &in); err != nil {
-			fail("list: %v", err)
+			execfake.Fail("list: %v", err)
 		}
 		runners := []map[string]string{}
-		for _, m := range machines(o.state) {
+		for _, m := range execfake.Machines[machine](o.state) {
 			if m.Pool == in.Pool {
 				runners = append(runners, map[string]string{"name": m.Name, "providerId": m.ProviderID})
 			}
 		}
-		answer(map[string]any{"runners": runners})
+		execfake.Answer(map[string]any{"runners": runners})
 	default:
-		fail("unknown action %q", flag.Arg(0))
+		execfake.Fail("unknown action %q", flag.Arg(0))
 	}
 }
 
@@ -126,14 +123,14 @@ const neverConnectedFile = "never-connected"
 func create(o options, stdin []byte) {
 	var m machine
 	if err := json.Unmarshal(stdin, &m); err != nil || m.Name == "" || m.Pool == "" || m.JITConfig == "" {
-		fail("create: stdin is not {\"name\", \"pool\", \"jitConfig\", ...}")
+		execfake.Fail("create: stdin is not {\"name\", \"pool\", \"jitConfig\", ...}")
 	}
 	n, err := countAttempt(o.state)
 	if err != nil {
-		fail("create: %v", err)
+		execfake.Fail("create: %v", err)
 	}
 	if o.failEvery > 0 && n%o.failEvery == 0 {
-		fail("create %s: fake cloud out of capacity (attempt %d, --fail-every %d)", m.Name, n, o.failEvery)
+		execfake.Fail("create %s: fake cloud out of capacity (attempt %d, --fail-every %d)", m.Name, n, o.failEvery)
 	}
 	m.ProviderID = "fr-" + m.Name
 	m.NeverConnects = n == o.neverConnect
@@ -141,27 +138,27 @@ func create(o options, stdin []byte) {
 		// Kept after the machine is deleted, for the test to name the runner: which
 		// runner makes the Kth attempt is up to concurrent provider calls.
 		if err := os.WriteFile(filepath.Join(o.state, neverConnectedFile), []byte(m.Name+"\n"+m.Pool), 0o600); err != nil {
-			fail("create: %v", err)
+			execfake.Fail("create: %v", err)
 		}
 	}
 	path := filepath.Join(o.state, m.ProviderID+".machine")
 	if err := writeMachine(path, m); err != nil {
-		fail("create: %v", err)
+		execfake.Fail("create: %v", err)
 	}
 	if o.noRunner {
-		answer(map[string]string{"providerId": m.ProviderID})
+		execfake.Answer(map[string]string{"providerId": m.ProviderID})
 		return
 	}
 	pid, err := startRunner(o, path, filepath.Join(o.state, m.ProviderID+".log"))
 	if err != nil {
 		_ = os.Remove(path)
-		fail("create %s: start the runner: %v", m.Name, err)
+		execfake.Fail("create %s: start the runner: %v", m.Name, err)
 	}
 	m.PID = pid
 	if err := writeMachine(path, m); err != nil {
-		fail("create: %v", err)
+		execfake.Fail("create: %v", err)
 	}
-	answer(map[string]string{"providerId": m.ProviderID})
+	execfake.Answer(map[string]string{"providerId": m.ProviderID})
 }
 
 // countAttempt numbers this create attempt from 1, race-free across concurrent calls:
@@ -345,22 +342,6 @@ func runsMachine(pid int, path string) bool {
 	return err == nil && slices.Contains(strings.Split(string(cmdline), "\x00"), path)
 }
 
-func machines(state string) []machine {
-	files, _ := filepath.Glob(filepath.Join(state, "*.machine"))
-	var out []machine
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			continue // deleted meanwhile
-		}
-		var m machine
-		if json.Unmarshal(b, &m) == nil {
-			out = append(out, m)
-		}
-	}
-	return out
-}
-
 // record appends the call to calls.log: its action, when the process started and the
 // runner's name, pool and job (never the JIT configuration).
 func record(state, action string, stdin []byte, at time.Time) {
@@ -370,22 +351,5 @@ func record(state, action string, stdin []byte, at time.Time) {
 		JobID *int64 `json:"jobId"`
 	}
 	_ = json.Unmarshal(stdin, &in)
-	f, err := os.OpenFile(filepath.Join(state, "calls.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		fail("record: %v", err)
-	}
-	defer f.Close()
-	line, _ := json.Marshal(map[string]any{"action": action, "name": in.Name, "pool": in.Pool, "jobId": in.JobID, "at": at.UnixNano()})
-	_, _ = f.Write(append(line, '\n'))
-}
-
-func answer(v any) {
-	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {
-		fail("answer: %v", err)
-	}
-}
-
-func fail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-	os.Exit(1)
+	execfake.Record(state, map[string]any{"action": action, "name": in.Name, "pool": in.Pool, "jobId": in.JobID, "at": at.UnixNano()})
 }

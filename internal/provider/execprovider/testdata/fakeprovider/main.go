@@ -15,6 +15,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/runnerhub/webhooks/internal/provider/execprovider/execfake"
 )
 
 func main() {
@@ -23,13 +25,14 @@ func main() {
 	flag.String("zone", "", "ignored: tests pass it to check that the command's own arguments come first")
 	flag.Parse()
 	if *state == "" || flag.NArg() != 1 {
-		fail("usage: fakeprovider --state DIR [--misbehave MODE] create|delete|list")
+		execfake.Fail("usage: fakeprovider --state DIR [--misbehave MODE] create|delete|list")
 	}
 	stdin, err := io.ReadAll(os.Stdin)
 	if err != nil {
-		fail("read stdin: %v", err)
+		execfake.Fail("read stdin: %v", err)
 	}
-	record(*state, flag.Arg(0), stdin)
+	// calls.log lets the tests see each call's arguments and stdin.
+	execfake.Record(*state, map[string]any{"args": os.Args[1:], "action": flag.Arg(0), "stdin": json.RawMessage(stdin)})
 	switch *misbehave {
 	case "exit3":
 		fmt.Fprintln(os.Stderr, "progress line")
@@ -56,7 +59,7 @@ func main() {
 		// A child in the same process group, which a timeout must end too.
 		child := exec.Command("sleep", "300")
 		if err := child.Start(); err != nil {
-			fail("start child: %v", err)
+			execfake.Fail("start child: %v", err)
 		}
 		os.WriteFile(filepath.Join(*state, "child.pid"), []byte(fmt.Sprint(child.Process.Pid)), 0o600)
 		time.Sleep(300 * time.Second)
@@ -65,7 +68,7 @@ func main() {
 		child := exec.Command("sleep", "30")
 		child.Stdout = os.Stdout
 		if err := child.Start(); err != nil {
-			fail("start child: %v", err)
+			execfake.Fail("start child: %v", err)
 		}
 		os.WriteFile(filepath.Join(*state, "child.pid"), []byte(fmt.Sprint(child.Process.Pid)), 0o600)
 	}
@@ -73,26 +76,26 @@ func main() {
 	case "create":
 		var in struct{ Name string }
 		if err := json.Unmarshal(stdin, &in); err != nil || in.Name == "" {
-			fail("create: stdin %q has no name", stdin)
+			execfake.Fail("create: stdin %q has no name", stdin)
 		}
 		id := "fake-" + in.Name
 		if err := os.WriteFile(filepath.Join(*state, id+".machine"), stdin, 0o600); err != nil {
-			fail("create: %v", err)
+			execfake.Fail("create: %v", err)
 		}
-		answer(map[string]string{"providerId": id})
+		execfake.Answer(map[string]string{"providerId": id})
 	case "delete":
 		var in struct{ ProviderID string }
 		if err := json.Unmarshal(stdin, &in); err != nil {
-			fail("delete: %v", err)
+			execfake.Fail("delete: %v", err)
 		}
 		if err := os.Remove(filepath.Join(*state, filepath.Base(in.ProviderID)+".machine")); err != nil && !os.IsNotExist(err) {
-			fail("delete: %v", err)
+			execfake.Fail("delete: %v", err)
 		}
-		answer(struct{}{})
+		execfake.Answer(struct{}{})
 	case "list":
 		var in struct{ Pool string }
 		if err := json.Unmarshal(stdin, &in); err != nil {
-			fail("list: %v", err)
+			execfake.Fail("list: %v", err)
 		}
 		files, _ := filepath.Glob(filepath.Join(*state, "*.machine"))
 		runners := []map[string]string{}
@@ -104,30 +107,8 @@ func main() {
 				runners = append(runners, map[string]string{"name": m.Name, "providerId": strings.TrimSuffix(filepath.Base(f), ".machine")})
 			}
 		}
-		answer(map[string]any{"runners": runners})
+		execfake.Answer(map[string]any{"runners": runners})
 	default:
-		fail("unknown action %q", flag.Arg(0))
+		execfake.Fail("unknown action %q", flag.Arg(0))
 	}
-}
-
-// record appends the call to calls.log, so that tests can see the arguments and stdin.
-func record(state, action string, stdin []byte) {
-	f, err := os.OpenFile(filepath.Join(state, "calls.log"), os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
-	if err != nil {
-		fail("record: %v", err)
-	}
-	defer f.Close()
-	line, _ := json.Marshal(map[string]any{"args": os.Args[1:], "action": action, "stdin": json.RawMessage(stdin)})
-	f.Write(append(line, '\n'))
-}
-
-func answer(v any) {
-	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {
-		fail("answer: %v", err)
-	}
-}
-
-func fail(format string, args ...any) {
-	fmt.Fprintf(os.Stderr, format+"\n", args...)
-	os.Exit(1)
 }

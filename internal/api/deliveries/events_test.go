@@ -11,33 +11,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/api/deliveries"
 	"github.com/runnerhub/webhooks/internal/delivery"
 )
 
-// item and list mirror the JSON of the listing.
-type item struct {
-	ID          string     `json:"id"`
-	HookID      string     `json:"hookId"`
-	DeliveryID  string     `json:"deliveryId"`
-	Repository  string     `json:"repository"`
-	Event       string     `json:"event"`
-	Action      string     `json:"action"`
-	Timestamp   time.Time  `json:"timestamp"`
-	Processed   bool       `json:"processed"`
-	State       string     `json:"state"`
-	Outcome     string     `json:"outcome"`
-	ProcessedAt *time.Time `json:"processedAt"`
-	Redelivered bool       `json:"redelivered"`
-}
-
-type list struct {
-	Events     []item `json:"events"`
-	Total      int    `json:"total"`
-	Limit      int    `json:"limit"`
-	Offset     int    `json:"offset"`
-	HasMore    bool   `json:"hasMore"`
-	NextCursor string `json:"nextCursor"`
-}
+// item and list are the listing's answer as the tests decode it (cost_test.go too).
+type (
+	item = deliveries.EventItem
+	list = deliveries.EventList
+)
 
 func TestListEvents(t *testing.T) {
 	forEachStore(t, func(t *testing.T, e *env) {
@@ -64,16 +46,19 @@ func TestListEvents(t *testing.T) {
 		})
 
 		t.Run("EveryField", func(t *testing.T) {
-			var got list
+			// The description's fields (id, repository, event, action, timestamp,
+			// processed) and the others, by their JSON names.
+			var got struct{ Events []map[string]any }
 			e.call(t, "GET", "/api/webhooks/events?limit=1", "").ok(t, http.StatusOK, &got)
 			rec := all[0] // processed: every third is, the first included
-			want := item{
-				ID: "109948940:" + rec.DeliveryID, HookID: "109948940", DeliveryID: rec.DeliveryID,
-				Repository: rec.Repository, Event: rec.Event, Action: rec.Action, Timestamp: rec.ReceivedAt,
-				Processed: true, State: "processed", Outcome: rec.Outcome, ProcessedAt: &rec.ProcessedAt,
+			want := map[string]any{
+				"id": "109948940:" + rec.DeliveryID, "hookId": "109948940", "deliveryId": rec.DeliveryID,
+				"repository": rec.Repository, "event": rec.Event, "action": rec.Action, "timestamp": rec.ReceivedAt,
+				"processed": true, "state": "processed", "outcome": rec.Outcome, "processedAt": rec.ProcessedAt,
+				"redelivered": false,
 			}
-			if len(got.Events) != 1 || !sameItem(got.Events[0], want) {
-				t.Errorf("item %+v, want %+v", got.Events, want)
+			if len(got.Events) != 1 || !sameFields(got.Events[0], want) {
+				t.Errorf("item %v, want %v", got.Events, want)
 			}
 		})
 
@@ -194,12 +179,7 @@ func TestGetEvent(t *testing.T) {
 		if _, err := e.store.Create(t.Context(), rec); err != nil {
 			t.Fatal(err)
 		}
-		var got struct {
-			item
-			InstallationTargetType string          `json:"installationTargetType"`
-			InstallationTargetID   string          `json:"installationTargetId"`
-			Payload                json.RawMessage `json:"payload"`
-		}
+		var got deliveries.EventDetail
 		e.call(t, "GET", "/api/webhooks/events/42:"+rec.DeliveryID, "").ok(t, http.StatusOK, &got)
 		if got.ID != "42:"+rec.DeliveryID || got.Event != "workflow_job" || got.State != "received" || got.Processed ||
 			got.InstallationTargetType != "repository" || got.InstallationTargetID != "7" {
@@ -367,11 +347,26 @@ func checkItems(t *testing.T, got []item, want []*delivery.Record) {
 	}
 }
 
-func sameItem(a, b item) bool {
-	pa, pb := a.ProcessedAt, b.ProcessedAt
-	a.ProcessedAt, b.ProcessedAt = nil, nil
-	timesEqual := (pa == nil) == (pb == nil) && (pa == nil || pa.Equal(*pb))
-	ta, tb := a.Timestamp, b.Timestamp
-	a.Timestamp, b.Timestamp = time.Time{}, time.Time{}
-	return a == b && ta.Equal(tb) && timesEqual
+// sameFields compares a decoded JSON object with want, whose times stand for the
+// RFC 3339 strings that denote them.
+func sameFields(got, want map[string]any) bool {
+	if len(got) != len(want) {
+		return false
+	}
+	for name, w := range want {
+		g, ok := got[name]
+		if !ok {
+			return false
+		}
+		if wt, isTime := w.(time.Time); isTime {
+			s, _ := g.(string)
+			gt, err := time.Parse(time.RFC3339Nano, s)
+			if err != nil || !gt.Equal(wt) {
+				return false
+			}
+		} else if g != w {
+			return false
+		}
+	}
+	return true
 }

@@ -8,22 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/api/fleet"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 )
-
-// runnerData is a runner as the API shows it.
-type runnerData struct {
-	Name      string     `json:"name"`
-	Pool      string     `json:"pool"`
-	Labels    []string   `json:"labels"`
-	Ephemeral bool       `json:"ephemeral"`
-	State     string     `json:"state"`
-	Offline   bool       `json:"offline"`
-	JobID     *int64     `json:"jobId"`
-	LastSeen  *time.Time `json:"lastSeen"`
-	UpdatedAt *time.Time `json:"updatedAt"`
-}
 
 type jobData struct {
 	ID             int64   `json:"id"`
@@ -31,9 +19,9 @@ type jobData struct {
 	ReservedRunner *string `json:"reservedRunner"`
 }
 
-func (e *env) runner(t *testing.T, name string) runnerData {
+func (e *env) runner(t *testing.T, name string) fleet.RunnerView {
 	t.Helper()
-	var r runnerData
+	var r fleet.RunnerView
 	e.request(t, http.MethodGet, "/api/runners/"+name, nil).data(t, &r)
 	return r
 }
@@ -58,9 +46,20 @@ func TestRunnerLifecycle(t *testing.T) {
 		e.commit(t, &jobs.Change{Jobs: fixtureJobs()}) // linux queue: 4, then 2
 
 		// A new idle runner takes the next fitting pending job at once.
-		var r runnerData
+		var r fleet.RunnerView
 		resp := e.request(t, http.MethodPost, "/api/runners", map[string]any{"name": "linux-1", "pool": "linux", "labels": []string{"big"}, "ephemeral": true})
 		expect(t, "register", resp, http.StatusCreated, "")
+		// The description's fields, camelCase, unknowns null.
+		var wire map[string]any
+		resp.data(t, &wire)
+		seen := e.clock().UTC().Format(time.RFC3339Nano)
+		want := map[string]any{
+			"name": "linux-1", "pool": "linux", "labels": []any{"big"}, "ephemeral": true,
+			"state": "reserved", "offline": false, "jobId": 4.0, "lastSeen": seen, "updatedAt": seen,
+		}
+		if fmt.Sprint(wire) != fmt.Sprint(want) {
+			t.Errorf("POST /api/runners:\n %v\nwant\n %v", wire, want)
+		}
 		resp.data(t, &r)
 		if r.Name != "linux-1" || r.Pool != "linux" || !slices.Equal(r.Labels, []string{"big"}) || !r.Ephemeral ||
 			r.State != "reserved" || deref(r.JobID) != int64(4) || r.Offline || !r.LastSeen.Equal(e.clock()) {
@@ -166,7 +165,7 @@ func TestRegisterRunnerRejects(t *testing.T) {
 			}
 		}
 		var page struct {
-			Runners []runnerData `json:"runners"`
+			Runners []fleet.RunnerView `json:"runners"`
 		}
 		e.request(t, http.MethodGet, "/api/runners", nil).data(t, &page)
 		var names []string
@@ -186,7 +185,7 @@ func TestListRunners(t *testing.T) {
 		}
 		list := func(query string, limit int) []string {
 			t.Helper()
-			runners, pages := listPages[runnerData](t, e, "/api/runners", "runners", query, limit)
+			runners, pages := listPages[fleet.RunnerView](t, e, "/api/runners", "runners", query, limit)
 			if slices.ContainsFunc(pages[:len(pages)-1], func(n int) bool { return n < limit }) {
 				t.Fatalf("runners?%s: pages of %v for limit %d, want every page but the last full", query, pages, limit)
 			}

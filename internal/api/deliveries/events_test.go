@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -347,8 +348,8 @@ func checkItems(t *testing.T, got []item, want []*delivery.Record) {
 	}
 }
 
-// sameFields compares a decoded JSON object with want, whose times stand for the
-// RFC 3339 strings that denote them.
+// sameFields compares a decoded JSON object with want, whose times (at its top level)
+// stand for the RFC 3339 strings that denote them.
 func sameFields(got, want map[string]any) bool {
 	if len(got) != len(want) {
 		return false
@@ -364,7 +365,7 @@ func sameFields(got, want map[string]any) bool {
 			if err != nil || !gt.Equal(wt) {
 				return false
 			}
-		} else if g != w {
+		} else if !reflect.DeepEqual(g, w) {
 			return false
 		}
 	}

@@ -193,22 +193,10 @@ func equalEvents(got, want []eventCounts) bool {
 	return true
 }
 
-type healthData struct {
-	Status        string        `json:"status"`
-	Reasons       []string      `json:"reasons"`
-	RecentEvents  int64         `json:"recentEvents"`
-	LastEventTime *time.Time    `json:"lastEventTime"`
-	HourlyStats   []eventCounts `json:"hourlyStats"`
-	Queue         *struct {
-		Queued       int64 `json:"queued"`
-		DeadLettered int64 `json:"deadLettered"`
-	} `json:"queue"`
-}
-
 // health asks without a token, as a load balancer or uptime check would.
-func (e *env) health(t *testing.T) healthData {
+func (e *env) health(t *testing.T) deliveries.Health {
 	t.Helper()
-	var h healthData
+	var h deliveries.Health
 	a := e.send(t, "GET", "/api/webhooks/health", "", false)
 	a.ok(t, http.StatusOK, &h)
 	if strings.Contains(a.Body, "octo-org") || strings.Contains(a.Body, "secret-project") {
@@ -217,7 +205,14 @@ func (e *env) health(t *testing.T) healthData {
 	return h
 }
 
-func (h healthData) degradedBy(t *testing.T, words ...string) {
+// queued is the queue.queued of a decoded health answer (nil when it has none).
+func queued(wire map[string]any) any {
+	q, _ := wire["queue"].(map[string]any)
+	return q["queued"]
+}
+
+// degradedBy checks that h is degraded for reasons that mention each of words.
+func degradedBy(t *testing.T, h deliveries.Health, words ...string) {
 	t.Helper()
 	if h.Status != "degraded" {
 		t.Errorf("status %q, want degraded: %v", h.Status, h.Reasons)
@@ -247,7 +242,7 @@ func TestHealth(t *testing.T) {
 		stale := record(t, e, "push", e.now.Add(-30*time.Hour).Truncate(time.Millisecond), true)
 		t.Run("NoDeliveryFor24Hours", func(t *testing.T) {
 			h := e.health(t)
-			h.degradedBy(t, "last event age", "24 hours", stale.ReceivedAt.UTC().Format(time.RFC3339))
+			degradedBy(t, h, "last event age", "24 hours", stale.ReceivedAt.UTC().Format(time.RFC3339))
 			if h.LastEventTime == nil || !h.LastEventTime.Equal(stale.ReceivedAt) {
 				t.Errorf("lastEventTime %v, want %v", h.LastEventTime, stale.ReceivedAt)
 			}
@@ -259,6 +254,24 @@ func TestHealth(t *testing.T) {
 		e.drain(t)
 
 		t.Run("Healthy", func(t *testing.T) {
+			// The description's fields (status, recentEvents, lastEventTime, hourlyStats)
+			// and the others, by their JSON names.
+			var wire map[string]any
+			e.send(t, "GET", "/api/webhooks/health", "", false).ok(t, http.StatusOK, &wire)
+			want := map[string]any{
+				"status": "healthy", "reasons": []any{}, "recentEvents": 2.0, "lastEventTime": last.ReceivedAt,
+				"hourlyStats": []any{
+					map[string]any{"event": "push", "total": 1.0, "processed": 1.0, "pending": 0.0, "errors": 0.0},
+					map[string]any{"event": "workflow_job", "total": 1.0, "processed": 0.0, "pending": 1.0, "errors": 0.0},
+				},
+				// Only the name of queued: what the embedded queue counts as queued includes
+				// messages received but not yet deleted.
+				"queue":     map[string]any{"queued": queued(wire), "deadLettered": 0.0},
+				"checkedAt": e.now.Truncate(time.Millisecond),
+			}
+			if !sameFields(wire, want) {
+				t.Errorf("health %v, want %v", wire, want)
+			}
 			h := e.health(t)
 			if h.Status != "healthy" || len(h.Reasons) != 0 || h.Queue == nil || h.Queue.DeadLettered != 0 {
 				t.Errorf("%+v, want healthy with no reasons and an empty dead-letter queue", h)
@@ -283,14 +296,14 @@ func TestHealth(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			e.health(t).degradedBy(t, "queue backlog", "more than 1")
+			degradedBy(t, e.health(t), "queue backlog", "more than 1")
 			e.drain(t)
 		})
 
 		t.Run("DeadLetters", func(t *testing.T) {
 			e.deadLetter(t, delivery.Message{Key: last.Key, Event: last.Event})
 			h := e.health(t)
-			h.degradedBy(t, "dead-letter queue: 1 deliveries")
+			degradedBy(t, h, "dead-letter queue: 1 deliveries")
 			if h.Queue == nil || h.Queue.DeadLettered != 1 {
 				t.Errorf("queue %+v, want 1 dead-lettered", h.Queue)
 			}
@@ -330,7 +343,7 @@ func TestHealthSeesWriteFailures(t *testing.T) {
 					broken.call(t, "POST", "/api/webhooks/test", `{"eventType": "push"}`).failed(t, http.StatusServiceUnavailable, c.code)
 				}
 				now = now.Add(deliveries.DefaultFailureWindow) // the window runs from the last failure
-				broken.health(t).degradedBy(t, c.reason, "5 minutes")
+				degradedBy(t, broken.health(t), c.reason, "5 minutes")
 				now = now.Add(time.Second)
 				if h := broken.health(t); h.Status != "healthy" || len(h.Reasons) != 0 {
 					t.Errorf("after the window: %+v, want healthy", h)
@@ -398,7 +411,7 @@ func TestBackendFailures(t *testing.T) {
 			broken.deps.Lister, broken.deps.Counters, broken.deps.DeadLetters = failing{}, failing{}, failing{}
 			broken.rebuild(t)
 			h := broken.health(t)
-			h.degradedBy(t, "store errors: the hourly counters", "store errors: the latest delivery", "queue errors")
+			degradedBy(t, h, "store errors: the hourly counters", "store errors: the latest delivery", "queue errors")
 			if h.Queue != nil {
 				t.Errorf("queue depths %+v reported although they could not be read", h.Queue)
 			}

@@ -35,18 +35,14 @@ const retention = 30 * 24 * time.Hour
 
 func TestConformance(t *testing.T) {
 	t.Parallel()
-	storagetest.Conformance(t, func(t *testing.T) storagetest.Store {
-		env := testenv.SharedAWS(t)
-		return newStore(env, env.DynamoDB())
-	})
+	storagetest.Conformance(t, func(t *testing.T) storagetest.Store { return sharedStore(t) })
 }
 
 // The queue suite wants an empty queue per subtest: every subtest drains what it sent, so
 // the subtests share one queue.
 func TestQueueSuite(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
-	c := sqs.NewFromConfig(env.Config)
+	env, c := sharedSQS(t)
 	q := NewQueue(c, env.EventsQueueURL)
 	deliverytest.QueueSuite(t, func(t *testing.T) (delivery.Queue, func(context.Context) []delivery.Message) {
 		return q, drainer(t, c, env.EventsQueueURL)
@@ -322,6 +318,19 @@ func rawItem(t *testing.T, db *dynamodb.Client, table string, key delivery.Key) 
 
 func newStore(env *testenv.AWS, db *dynamodb.Client) *Store {
 	return NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, retention)
+}
+
+// sharedStore is a Store on the test's own table and bucket in the package's moto, for
+// tests that need no DynamoDB client of their own.
+func sharedStore(t *testing.T) *Store {
+	env := testenv.SharedAWS(t)
+	return newStore(env, env.DynamoDB())
+}
+
+// sharedSQS is the test's own resources in the package's moto and an SQS client on them.
+func sharedSQS(t *testing.T) (*testenv.AWS, *sqs.Client) {
+	env := testenv.SharedAWS(t)
+	return env, sqs.NewFromConfig(env.Config)
 }
 
 func newRecord(payload []byte) *delivery.Record {

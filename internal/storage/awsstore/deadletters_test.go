@@ -6,17 +6,16 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
-	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 // The depth gauges of /metrics and the health endpoint's depths are one reading: a
 // message received but not yet deleted (in flight) still counts as queued.
 func TestDepthGaugesCountInFlight(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
-	c := sqs.NewFromConfig(env.Config)
+	env, c := sharedSQS(t)
 	for url, n := range map[string]int{env.EventsQueueURL: 2, env.EventsDLQURL: 1} {
 		for range n {
 			if _, err := c.SendMessage(t.Context(), &sqs.SendMessageInput{QueueUrl: aws.String(url), MessageBody: aws.String("{}")}); err != nil {
@@ -45,9 +44,8 @@ func TestDepthGaugesCountInFlight(t *testing.T) {
 
 func TestDeadLetters(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
+	env, c := sharedSQS(t)
 	ctx := context.Background()
-	c := sqs.NewFromConfig(env.Config)
 	dl := NewQueue(c, env.EventsQueueURL).DeadLetters(env.EventsDLQURL)
 	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{}) {
 		t.Fatalf("depths of new queues %+v %v", d, err)
@@ -61,6 +59,25 @@ func TestDeadLetters(t *testing.T) {
 	}
 	if d, err := dl.Depths(ctx); err != nil || d != (delivery.Depths{Queued: 2}) {
 		t.Fatalf("depths after redrive %+v %v, want 2 queued", d, err)
+	}
+}
+
+// ReplayDLQ, the command-line replay, moves the whole DLQ back in one call.
+func TestReplayDLQ(t *testing.T) {
+	env, c := sharedSQS(t)
+	ctx := context.Background()
+	deadLetter(t, c, env.EventsDLQURL, "dead-1", "dead-2", "dead-3")
+	n, err := ReplayDLQ(ctx, c, env.EventsDLQURL, env.EventsQueueURL)
+	if err != nil || n != 3 {
+		t.Fatalf("replayed %d, %v", n, err)
+	}
+	got := drainer(t, c, env.EventsQueueURL)(ctx)
+	if len(got) != 3 {
+		t.Fatalf("events queue holds %v", got)
+	}
+	attrs, err := c.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{QueueUrl: aws.String(env.EventsDLQURL), AttributeNames: []types.QueueAttributeName{"ApproximateNumberOfMessages"}})
+	if err != nil || attrs.Attributes["ApproximateNumberOfMessages"] != "0" {
+		t.Fatalf("DLQ not empty: %v %v", attrs.Attributes, err)
 	}
 }
 

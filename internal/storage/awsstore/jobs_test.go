@@ -27,8 +27,7 @@ import (
 // (The suite's ConcurrentReserve does one round from one shared read.)
 func TestConcurrentReserveOneWinner(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
-	store := newStore(env, env.DynamoDB())
+	store := sharedStore(t)
 	const racers, rounds = 8, 5
 	for round := range rounds {
 		pool := fmt.Sprintf("race-%d", round)
@@ -234,8 +233,7 @@ func checkItem(t *testing.T, db *dynamodb.Client, table, pk, sk string, want map
 // and is not a conflict (retrying cannot help).
 func TestCommitTooLarge(t *testing.T) {
 	t.Parallel()
-	env := testenv.SharedAWS(t)
-	store := newStore(env, env.DynamoDB())
+	store := sharedStore(t)
 	c := &jobs.Change{}
 	for i := range 101 {
 		c.Runs = append(c.Runs, &jobs.Run{ID: int64(i + 1)})
@@ -249,6 +247,46 @@ func TestCommitTooLarge(t *testing.T) {
 	}
 	c.Runs = c.Runs[:100]
 	mustCommit(t, store, c)
+}
+
+// A table written before the counts existed (entities, no counts), or whose counts are
+// off, is rebuilt by a recount: SetPoolCounts replaces every shard of each pool.
+func TestSetPoolCountsRebuildsFromARecount(t *testing.T) {
+	t.Parallel()
+	store := sharedStore(t)
+	ctx := t.Context()
+	at := time.Date(2026, 5, 4, 12, 0, 0, 0, time.UTC)
+	old := &jobs.Change{Runners: []*jobs.Runner{
+		{Name: "l-1", Pool: "linux", State: jobs.RunnerIdle, LastSeen: at},
+		{Name: "l-2", Pool: "linux", State: jobs.RunnerStarting, LastSeen: at},
+		{Name: "g-1", Pool: "gpu", State: jobs.RunnerBusy, JobID: 8, LastSeen: at},
+	}}
+	for i := range 3 {
+		old.Jobs = append(old.Jobs, &jobs.Job{ID: int64(i + 1), Pool: "gpu", Status: jobs.StatusQueued, QueuedAt: at,
+			Allocation: jobs.AllocationPending, QueueKey: jobs.RankKey(at, int64(i+1))})
+	}
+	if err := store.Commit(ctx, old); err != nil {
+		t.Fatal(err)
+	}
+	// Counts that are off, in several shards: all of them must go.
+	for range 3 {
+		if err := store.Commit(ctx, &jobs.Change{Counts: []jobs.PoolCounts{{Pool: "linux", Busy: 5}, {Pool: "arm", Idle: 2}}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e := &jobs.Engine{Store: store, Pools: []jobs.Pool{{Name: "linux"}, {Name: "gpu"}, {Name: "arm"}}}
+	counts, err := e.Recount(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := store.SetPoolCounts(ctx, counts); err != nil {
+		t.Fatal(err)
+	}
+	want := []jobs.PoolCounts{{Pool: "arm"}, {Pool: "gpu", Busy: 1, Pending: 3}, {Pool: "linux", Idle: 1, Starting: 1}}
+	got, err := store.PoolCounts(ctx, []string{"arm", "gpu", "linux"})
+	if err != nil || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("counts after the rebuild: %+v, %v; want %+v", got, err, want)
+	}
 }
 
 // DynamoDB cancels transactions that touch an item another transaction has in flight

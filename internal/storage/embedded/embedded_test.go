@@ -49,6 +49,25 @@ func accept(t *testing.T, s *embedded.Store, q *embedded.Queue, id string) {
 	}
 }
 
+// poisoned is a queue giving up on a delivery after maxAttempts, and the delivery
+// "poison" accepted and failed on each of them with "cannot parse": dead-lettered.
+func poisoned(t *testing.T, maxAttempts int) *embedded.Queue {
+	t.Helper()
+	db := testenv.Embedded(t)
+	q := db.Queue(maxAttempts)
+	accept(t, db.Store(), q, "poison")
+	for attempt := range maxAttempts {
+		items, err := q.Receive(context.Background(), 1)
+		if err != nil || len(items) != 1 || items[0].Attempts != attempt {
+			t.Fatalf("attempt %d: %+v %v", attempt, items, err)
+		}
+		if err := q.Nack(items[0].ID, errors.New("cannot parse")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return q
+}
+
 func msg(id string) delivery.Message {
 	return delivery.Message{Key: delivery.Key{HookID: "1", DeliveryID: id}, Event: "push"}
 }
@@ -95,19 +114,7 @@ func TestUnfinishedDeliveriesAreRecoveredAfterRestart(t *testing.T) {
 }
 
 func TestQueueDeadLettersAfterMaxAttempts(t *testing.T) {
-	ctx := context.Background()
-	db := testenv.Embedded(t)
-	q := db.Queue(2)
-	accept(t, db.Store(), q, "poison")
-	for attempt := range 2 {
-		items, err := q.Receive(ctx, 1)
-		if err != nil || len(items) != 1 || items[0].Attempts != attempt {
-			t.Fatalf("attempt %d: %+v %v", attempt, items, err)
-		}
-		if err := q.Nack(items[0].ID, errors.New("cannot parse")); err != nil {
-			t.Fatal(err)
-		}
-	}
+	q := poisoned(t, 2)
 	pending, dead, err := q.Depth()
 	if err != nil || pending != 0 || dead != 1 {
 		t.Fatalf("depth pending=%d dead=%d %v", pending, dead, err)
@@ -140,19 +147,12 @@ func TestReceiveWaitsForEnqueue(t *testing.T) {
 }
 
 func TestReplayDeadLetters(t *testing.T) {
-	ctx := context.Background()
-	db := testenv.Embedded(t)
-	q := db.Queue(1)
-	accept(t, db.Store(), q, "poison")
-	items, _ := q.Receive(ctx, 1)
-	if err := q.Nack(items[0].ID, errors.New("bug")); err != nil {
-		t.Fatal(err)
-	}
+	q := poisoned(t, 1)
 	if n, err := q.ReplayDeadLetters(); err != nil || n != 1 {
 		t.Fatalf("replayed %d, %v", n, err)
 	}
 	pending, dead, _ := q.Depth()
-	items, _ = q.Receive(ctx, 1)
+	items, _ := q.Receive(context.Background(), 1)
 	if pending != 1 || dead != 0 || len(items) != 1 || items[0].DeliveryID != "poison" || items[0].Attempts != 0 {
 		t.Fatalf("after replay: pending %d dead %d items %+v", pending, dead, items)
 	}

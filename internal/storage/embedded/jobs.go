@@ -262,38 +262,32 @@ func commit(tx *bolt.Tx, c *jobs.Change) error {
 			return err
 		}
 	}
-	for _, j := range c.Jobs {
-		if err := putJob(tx, j); err != nil {
+	for _, write := range []func() error{
+		writeEach(tx, c.Jobs, putJob),
+		writeEach(tx, c.Runners, putRunner),
+		writeEach(tx, c.DeleteRunners, deleteRunner),
+		writeEach(tx, c.Runs, putRun),
+		writeEach(tx, c.Profiles, putProfile),
+		func() error { return writeGates(tx, c) },
+		func() error { return addCounts(tx, c.Counts) },
+	} {
+		if err := write(); err != nil {
 			return err
 		}
-	}
-	for _, r := range c.Runners {
-		if err := putRunner(tx, r); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.DeleteRunners {
-		if err := deleteRunner(tx, r); err != nil {
-			return err
-		}
-	}
-	for _, r := range c.Runs {
-		if err := putRun(tx, r); err != nil {
-			return err
-		}
-	}
-	for _, p := range c.Profiles {
-		if err := putProfile(tx, p); err != nil {
-			return err
-		}
-	}
-	if err := writeGates(tx, c); err != nil {
-		return err
-	}
-	if err := addCounts(tx, c.Counts); err != nil {
-		return err
 	}
 	return countJobs(tx, c)
+}
+
+// writeEach is one step of commit: write each of items in tx, up to the first error.
+func writeEach[T any](tx *bolt.Tx, items []T, write func(*bolt.Tx, T) error) func() error {
+	return func() error {
+		for _, item := range items {
+			if err := write(tx, item); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 }
 
 // finishDelivery is the delivery's part of a change: it moves the delivery to its final

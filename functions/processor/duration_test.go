@@ -56,13 +56,10 @@ func TestLambdaDurations(t *testing.T) {
 
 	batch := sqsBatch(t, testenv.ReceiveAll(t, sqs.NewFromConfig(env.Config), env.EventsQueueURL), env.EventsQueueURL)
 	start := time.Now()
-	var resp events.SQSEventResponse
-	if err := json.Unmarshal(processorFn.Invoke(t, batch.payload), &resp); err != nil {
-		t.Fatal(err)
-	}
+	failed := processorFn.InvokeSQS(t, batch.payload)
 	took := time.Since(start)
-	if len(resp.BatchItemFailures) > 0 {
-		t.Fatalf("batch item failures %v", resp.BatchItemFailures)
+	if len(failed) > 0 {
+		t.Fatalf("batch item failures %v", failed)
 	}
 	report = append(report, fmt.Sprintf("processor batch of %d              %6.1f ms (%.1f ms per delivery)", batch.n, ms(took), ms(took)/float64(batch.n)))
 	t.Logf("warm invocations under aws-lambda-rie against moto:\n%s", strings.Join(report, "\n"))

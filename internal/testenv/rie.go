@@ -142,6 +142,22 @@ func (l *Lambda) InvokeHTTP(t testing.TB, event []byte) events.APIGatewayV2HTTPR
 	return resp
 }
 
+// InvokeSQS invokes the function with an SQS event and returns the message ids its
+// answer reports as failed (batchItemFailures), failing the test when the function
+// answers anything else.
+func (l *Lambda) InvokeSQS(t testing.TB, event []byte) []string {
+	t.Helper()
+	var resp events.SQSEventResponse
+	if err := json.Unmarshal(l.Invoke(t, event), &resp); err != nil {
+		t.Fatalf("the response is not an SQS event response: %v", err)
+	}
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	return failed
+}
+
 // initReport is the emulator's line for a finished init phase, as Lambda's REPORT line
 // gives "Init Duration".
 var initReport = regexp.MustCompile(`INIT REPORT\(durationMs: ([0-9.]+)\)`)

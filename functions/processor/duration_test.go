@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -96,17 +94,7 @@ type batchEvent struct {
 // sqsBatch is the SQS event the event source mapping would make of messages.
 func sqsBatch(t *testing.T, messages []sqstypes.Message, queueURL string) batchEvent {
 	t.Helper()
-	var e events.SQSEvent
-	for _, m := range messages {
-		r := events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
-			Body: aws.ToString(m.Body), Md5OfBody: aws.ToString(m.MD5OfBody), EventSource: "aws:sqs",
-			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:" + filepath.Base(queueURL), AWSRegion: "us-east-1",
-			MessageAttributes: map[string]events.SQSMessageAttribute{}}
-		for k, v := range m.MessageAttributes {
-			r.MessageAttributes[k] = events.SQSMessageAttribute{StringValue: v.StringValue, DataType: aws.ToString(v.DataType)}
-		}
-		e.Records = append(e.Records, r)
-	}
+	e := testenv.SQSEvent(messages, queueURL)
 	if len(e.Records) == 0 {
 		t.Fatal("the webhook function queued nothing")
 	}

@@ -51,33 +51,26 @@ const (
 // fn is one function under rie, invoked from the loop's goroutines (so without a
 // testing.T), one invocation at a time as one execution environment takes them.
 type fn struct {
-	name string
-	mu   sync.Mutex
-	url  string
+	name   string
+	mu     sync.Mutex
+	lambda *testenv.Lambda
 }
 
 func startFn(t *testing.T, logicalID string, env []string) *fn {
 	t.Helper()
-	l := testenv.StartLambda(t, testenv.BuildFunction(t, logicalID), env)
-	return &fn{name: logicalID, url: l.URL}
+	return &fn{name: logicalID, lambda: testenv.StartLambda(t, testenv.BuildFunction(t, logicalID), env)}
 }
 
 // invoke sends payload and decodes the answer into out; a function error is an error.
 func (f *fn) invoke(ctx context.Context, payload []byte, out any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	body, err := f.lambda.Call(ctx, payload)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"errorMessage"`)) {
-		return fmt.Errorf("%s answered %d %s (%v)", f.name, resp.StatusCode, body, err)
+	if bytes.Contains(body, []byte(`"errorMessage"`)) {
+		return fmt.Errorf("%s answered %s", f.name, body)
 	}
 	return json.Unmarshal(body, out)
 }
@@ -141,12 +134,7 @@ func eventSource(ctx context.Context, c *sqs.Client, queue string, target *fn, v
 			time.Sleep(200 * time.Millisecond) // a short poll: moto's long polls cost it more
 			continue
 		}
-		var batch events.SQSEvent
-		for _, m := range out.Messages {
-			batch.Records = append(batch.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
-				Body: aws.ToString(m.Body), Attributes: m.Attributes, EventSource: "aws:sqs"})
-		}
-		payload, _ := json.Marshal(batch)
+		payload, _ := json.Marshal(testenv.SQSEvent(out.Messages, queue))
 		var resp events.SQSEventResponse
 		if err := target.invoke(ctx, payload, &resp); err != nil {
 			errs.add(err)

@@ -4,7 +4,6 @@ package main
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
@@ -17,7 +16,6 @@ import (
 	"github.com/runnerhub/webhooks/internal/dashboard"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/httpapi"
-	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/reconcile"
@@ -43,8 +41,7 @@ func main() {
 	})
 	// Runner operations go through the same commit pipeline as the processor's deliveries,
 	// with the same subscribers (EMF only counts their conflicts).
-	engine := cfg.Engine(app.Store, app.Store, &jobs.SignalSender{Signals: app.Signals, Log: app.Log},
-		metrics.NewEMF(os.Stdout, "RunnerHub"), jobs.Log{Logger: app.Log})
+	engine := app.Engine(awsapp.NewEMF())
 	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log}
 	if app.Announcer != nil { // runner and pool changes made here are announced like the processor's
 		engine.Subscribe(app.Announcer)

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
@@ -56,13 +54,10 @@ func TestLambdaDurations(t *testing.T) {
 
 	batch := sqsBatch(t, testenv.ReceiveAll(t, sqs.NewFromConfig(env.Config), env.EventsQueueURL), env.EventsQueueURL)
 	start := time.Now()
-	var resp events.SQSEventResponse
-	if err := json.Unmarshal(processorFn.Invoke(t, batch.payload), &resp); err != nil {
-		t.Fatal(err)
-	}
+	failed := processorFn.InvokeSQS(t, batch.payload)
 	took := time.Since(start)
-	if len(resp.BatchItemFailures) > 0 {
-		t.Fatalf("batch item failures %v", resp.BatchItemFailures)
+	if len(failed) > 0 {
+		t.Fatalf("batch item failures %v", failed)
 	}
 	report = append(report, fmt.Sprintf("processor batch of %d              %6.1f ms (%.1f ms per delivery)", batch.n, ms(took), ms(took)/float64(batch.n)))
 	t.Logf("warm invocations under aws-lambda-rie against moto:\n%s", strings.Join(report, "\n"))
@@ -99,17 +94,7 @@ type batchEvent struct {
 // sqsBatch is the SQS event the event source mapping would make of messages.
 func sqsBatch(t *testing.T, messages []sqstypes.Message, queueURL string) batchEvent {
 	t.Helper()
-	var e events.SQSEvent
-	for _, m := range messages {
-		r := events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
-			Body: aws.ToString(m.Body), Md5OfBody: aws.ToString(m.MD5OfBody), EventSource: "aws:sqs",
-			EventSourceARN: "arn:aws:sqs:us-east-1:123456789012:" + filepath.Base(queueURL), AWSRegion: "us-east-1",
-			MessageAttributes: map[string]events.SQSMessageAttribute{}}
-		for k, v := range m.MessageAttributes {
-			r.MessageAttributes[k] = events.SQSMessageAttribute{StringValue: v.StringValue, DataType: aws.ToString(v.DataType)}
-		}
-		e.Records = append(e.Records, r)
-	}
+	e := testenv.SQSEvent(messages, queueURL)
 	if len(e.Records) == 0 {
 		t.Fatal("the webhook function queued nothing")
 	}

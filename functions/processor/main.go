@@ -4,23 +4,18 @@ package main
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/aws/aws-lambda-go/lambda"
 	"github.com/runnerhub/webhooks/internal/awsapp"
-	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/processing"
 )
 
 func main() {
 	app := awsapp.Must(awsapp.New(context.Background(),
 		"RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_PAYLOAD_BUCKET", "RUNNERHUB_DEMAND_QUEUE_URL"))
-	signals := &jobs.SignalSender{Signals: app.Signals, Log: app.Log}
-	// The Prometheus figures as EMF lines: CloudWatch metrics without an API call.
-	emf := metrics.NewEMF(os.Stdout, "RunnerHub")
-	engine := app.Config.Engine(app.Store, app.Store, signals, emf, jobs.Log{Logger: app.Log})
+	emf := awsapp.NewEMF()
+	engine := app.Engine(emf)
 	if app.Announcer != nil { // live updates: each commit's goes to FanoutQueue
 		engine.Subscribe(app.Announcer)
 	}

@@ -69,14 +69,7 @@ func TestProcessorFunction(t *testing.T) {
 	var first map[queued]map[string]ddbtypes.AttributeValue
 	for _, round := range []string{"first", "again"} {
 		t.Run(round, func(t *testing.T) {
-			var resp events.SQSEventResponse
-			if err := json.Unmarshal(processorFn.Invoke(t, batchEvent), &resp); err != nil {
-				t.Fatal(err)
-			}
-			var failed []string
-			for _, f := range resp.BatchItemFailures {
-				failed = append(failed, f.ItemIdentifier)
-			}
+			failed := processorFn.InvokeSQS(t, batchEvent)
 			if !slices.Equal(failed, wantFailures) {
 				t.Errorf("batchItemFailures %v, want exactly the malformed record %v", failed, wantFailures)
 			}

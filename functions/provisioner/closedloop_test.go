@@ -29,7 +29,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
-	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provider/ec2provider"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -49,42 +48,29 @@ const (
 	loopToken  = "/runnerhub/closed-loop/github-token"
 )
 
-// loopPool is one pool of the loop: ephemeral runners with labels [name].
-type loopPool struct {
-	name                string
-	minIdle, maxRunners int
-}
-
 // fn is one function under rie, invoked from the loop's goroutines (so without a
 // testing.T), one invocation at a time as one execution environment takes them.
 type fn struct {
-	name string
-	mu   sync.Mutex
-	url  string
+	name   string
+	mu     sync.Mutex
+	lambda *testenv.Lambda
 }
 
 func startFn(t *testing.T, logicalID string, env []string) *fn {
 	t.Helper()
-	l := testenv.StartLambda(t, testenv.BuildFunction(t, logicalID), env)
-	return &fn{name: logicalID, url: l.URL}
+	return &fn{name: logicalID, lambda: testenv.StartLambda(t, testenv.BuildFunction(t, logicalID), env)}
 }
 
 // invoke sends payload and decodes the answer into out; a function error is an error.
 func (f *fn) invoke(ctx context.Context, payload []byte, out any) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, f.url, bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	resp, err := http.DefaultClient.Do(req)
+	body, err := f.lambda.Call(ctx, payload)
 	if err != nil {
 		return fmt.Errorf("%s: %w", f.name, err)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil || resp.StatusCode != http.StatusOK || bytes.Contains(body, []byte(`"errorMessage"`)) {
-		return fmt.Errorf("%s answered %d %s (%v)", f.name, resp.StatusCode, body, err)
+	if bytes.Contains(body, []byte(`"errorMessage"`)) {
+		return fmt.Errorf("%s answered %s", f.name, body)
 	}
 	return json.Unmarshal(body, out)
 }
@@ -148,12 +134,7 @@ func eventSource(ctx context.Context, c *sqs.Client, queue string, target *fn, v
 			time.Sleep(200 * time.Millisecond) // a short poll: moto's long polls cost it more
 			continue
 		}
-		var batch events.SQSEvent
-		for _, m := range out.Messages {
-			batch.Records = append(batch.Records, events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
-				Body: aws.ToString(m.Body), Attributes: m.Attributes, EventSource: "aws:sqs"})
-		}
-		payload, _ := json.Marshal(batch)
+		payload, _ := json.Marshal(testenv.SQSEvent(out.Messages, queue))
 		var resp events.SQSEventResponse
 		if err := target.invoke(ctx, payload, &resp); err != nil {
 			errs.add(err)
@@ -325,39 +306,14 @@ func liveInstances(ctx context.Context, c *ec2.Client, pool string) ([]string, e
 
 // settled says whether, in each pool, RunnerHub, GitHub and EC2 agree on exactly minIdle
 // idle runners and nothing else; the reason when not.
-func settled(ctx context.Context, store *awsstore.Store, fake *fakegithub.Server, c *ec2.Client, pools []loopPool) (string, bool) {
+func settled(ctx context.Context, store *awsstore.Store, fake *fakegithub.Server, c *ec2.Client, pools []testenv.LoopPool) (string, bool) {
 	for _, p := range pools {
-		held, _, err := store.ListRunners(ctx, p.name, "", jobs.MaxListLimit)
+		machines, err := liveInstances(ctx, c, p.Name)
 		if err != nil {
 			return err.Error(), false
 		}
-		var ours []string
-		for _, r := range held {
-			if r.State != jobs.RunnerIdle {
-				return fmt.Sprintf("pool %s: runner %s is %s", p.name, r.Name, r.State), false
-			}
-			ours = append(ours, r.Name)
-		}
-		if len(ours) != p.minIdle {
-			return fmt.Sprintf("pool %s: %d idle runners %v, want minIdle %d", p.name, len(ours), ours, p.minIdle), false
-		}
-		var theirs []string
-		for _, r := range fake.Runners(loopScope) {
-			if strings.HasPrefix(r.Name, "rh-"+p.name+"-") {
-				if r.Status != "online" || r.Busy {
-					return fmt.Sprintf("pool %s: GitHub has runner %s %s (busy %v)", p.name, r.Name, r.Status, r.Busy), false
-				}
-				theirs = append(theirs, r.Name)
-			}
-		}
-		machines, err := liveInstances(ctx, c, p.name)
-		if err != nil {
-			return err.Error(), false
-		}
-		slices.Sort(ours)
-		slices.Sort(theirs)
-		if !slices.Equal(ours, theirs) || !slices.Equal(ours, machines) {
-			return fmt.Sprintf("pool %s: RunnerHub has %v, GitHub %v, EC2 %v", p.name, ours, theirs, machines), false
+		if why, ok := testenv.PoolSettled(ctx, p, store, fake, loopScope, "EC2", machines); !ok {
+			return why, false
 		}
 	}
 	return "", true
@@ -395,11 +351,11 @@ func TestClosedLoopOnAWS(t *testing.T) {
 		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(fake.Token), Overwrite: aws.Bool(true)}); err != nil {
 		t.Fatal(err)
 	}
-	pools := []loopPool{{"linux", 1, 4}, {"gpu", 1, 3}}
+	pools := []testenv.LoopPool{{Name: "linux", MinIdle: 1, MaxRunners: 4}, {Name: "gpu", MinIdle: 1, MaxRunners: 3}}
 	lt, subnet := env.LaunchTemplate(t, "closed-loop-runner"), env.Subnets(t)[0]
 	var doc []map[string]any
 	for _, p := range pools {
-		doc = append(doc, map[string]any{"name": p.name, "labels": []string{p.name}, "minIdle": p.minIdle, "maxRunners": p.maxRunners,
+		doc = append(doc, map[string]any{"name": p.Name, "labels": []string{p.Name}, "minIdle": p.MinIdle, "maxRunners": p.MaxRunners,
 			"ephemeral": true, "bootTimeout": "5s", "idleTimeout": "3s",
 			"provider": map[string]any{"type": "ec2", "launchTemplate": map[string]string{"id": lt}, "subnets": []string{subnet}}})
 	}
@@ -447,55 +403,14 @@ func TestClosedLoopOnAWS(t *testing.T) {
 	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
 	// maxRunners is never exceeded: sampled in RunnerHub (starting runners included) and
-	// on GitHub (busy runners).
-	var sampling sync.WaitGroup
-	held, busy := map[string]int{}, map[string]int{}
-	sampleCtx, stopSampling := context.WithCancel(ctx)
-	sampling.Go(func() {
-		for sampleCtx.Err() == nil {
-			for _, p := range pools {
-				rs, _, err := store.ListRunners(sampleCtx, p.name, "", jobs.MaxListLimit)
-				errs.add(err)
-				n := 0
-				for _, r := range fake.Runners(loopScope) {
-					if r.Busy && strings.HasPrefix(r.Name, "rh-"+p.name+"-") {
-						n++
-					}
-				}
-				held[p.name], busy[p.name] = max(held[p.name], len(rs)), max(busy[p.name], n)
-			}
-			time.Sleep(250 * time.Millisecond)
-		}
-	})
-	t.Cleanup(func() { stopSampling(); sampling.Wait() })
+	// on GitHub (busy runners); moto's failures to answer are the loop's, retried.
+	sampler := testenv.SampleFleet(t, store, fake, loopScope, pools, 250*time.Millisecond, errs.add)
 
-	const bursts, perBurst = 5, 10
-	var ids []int64
-	for b := range bursts {
-		for i := range perBurst {
-			id := int64(3000 + b*perBurst + i)
-			pool := pools[0].name
-			if i%5 >= 3 {
-				pool = pools[1].name
-			}
-			fake.QueueJob("octo/app", fakegithub.Job{ID: id, RunID: 7000 + int64(b), Name: fmt.Sprintf("job-%d", id), Labels: []string{"self-hosted", pool}})
-			ids = append(ids, id)
-		}
-		time.Sleep(2 * time.Second)
-	}
+	ids := testenv.QueueJobBursts(fake, "octo/app", pools, 5, 10, 2*time.Second)
 
 	lastLog := time.Now()
 	waitFor(t, 5*time.Minute, "every job completed in RunnerHub", &errs, func() (string, bool) {
-		waiting := 0
-		var first string
-		for _, id := range ids {
-			if j, err := store.Job(ctx, id); err != nil || j.Status != jobs.StatusCompleted {
-				waiting++
-				if first == "" {
-					first = fmt.Sprintf("job %d: %+v %v", id, j, err)
-				}
-			}
-		}
+		waiting, first := testenv.JobsNotCompleted(ctx, store, ids)
 		if time.Since(lastLog) > 15*time.Second {
 			lastLog = time.Now()
 			t.Logf("%v: %d jobs not completed; queued: %s events, %s signals", time.Since(began).Round(time.Second), waiting,
@@ -506,20 +421,9 @@ func TestClosedLoopOnAWS(t *testing.T) {
 	waitFor(t, time.Minute, "each pool back to minIdle idle runners, the same in RunnerHub, on GitHub and in EC2", &errs, func() (string, bool) {
 		return settled(ctx, store, fake, env.EC2(), pools)
 	})
-	stopSampling()
-	sampling.Wait()
+	sampler.Finish(t)
 
-	for _, p := range pools {
-		t.Logf("pool %s: at most %d runners held and %d busy on GitHub (maxRunners %d)", p.name, held[p.name], busy[p.name], p.maxRunners)
-		if held[p.name] > p.maxRunners || busy[p.name] > p.maxRunners {
-			t.Errorf("pool %s went over maxRunners %d: %d held, %d busy", p.name, p.maxRunners, held[p.name], busy[p.name])
-		}
-	}
-	for _, id := range ids {
-		if j, _ := fake.JobState("octo/app", id); j.Status != "completed" || j.RunnerName == "" {
-			t.Errorf("GitHub's job %d: %+v", id, j)
-		}
-	}
+	testenv.CheckJobsRanOnGitHub(t, fake, "octo/app", ids)
 	players.mu.Lock()
 	started, silent := len(players.seen), players.silent
 	players.mu.Unlock()

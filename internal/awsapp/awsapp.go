@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/awslive"
 	"github.com/runnerhub/webhooks/internal/logging"
@@ -84,6 +85,20 @@ func Must(app *App, err error) *App {
 	return app
 }
 
+// NewEMF returns the functions' metrics: the Prometheus figures as CloudWatch embedded
+// metric format lines on stdout, in the RunnerHub namespace (CloudWatch metrics without
+// an API call).
+func NewEMF() *metrics.EMF {
+	return metrics.NewEMF(os.Stdout, "RunnerHub")
+}
+
+// Engine builds the job engine on the app's store, with the subscribers every function's
+// commits have, in order: their demands go to the demand queue, m counts them (and their
+// conflicts), and they are logged. Live updates are the caller's to subscribe.
+func (a *App) Engine(m jobs.Subscriber) *jobs.Engine {
+	return a.Config.Engine(a.Store, a.Store, &jobs.SignalSender{Signals: a.Signals, Log: a.Log}, m, jobs.Log{Logger: a.Log})
+}
+
 // Ingest returns the webhook handler on the app's store and queue. In AWS a missing
 // secret always fails closed: AllowUnsigned is never set here.
 func (a *App) Ingest() *ingest.Handler {
@@ -94,7 +109,7 @@ func (a *App) Ingest() *ingest.Handler {
 		MaxBodyBytes:         a.Config.MaxBodyBytes,
 		MaxBodyBytesInFlight: a.Config.MaxBodyBytesInFlight,
 		Log:                  a.Log,
-		Metrics:              metrics.NewEMF(os.Stdout, "RunnerHub"),
+		Metrics:              NewEMF(),
 		Now:                  time.Now,
 	}
 }

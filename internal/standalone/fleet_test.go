@@ -15,10 +15,7 @@ import (
 // registered over the API takes it, and /metrics counts all of it.
 func TestFleetEndToEnd(t *testing.T) {
 	const token = "local-fleet-token-0123456789"
-	s, base := startStack(t, map[string]string{
-		"RUNNERHUB_API_TOKENS": token,
-		"RUNNERHUB_POOLS":      `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
-	})
+	s, base := startFleetStack(t, token)
 	call := func(method, path, body string) (int, string) {
 		t.Helper()
 		return apiCall(t, base, token, method, path, body)

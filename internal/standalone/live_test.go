@@ -19,10 +19,7 @@ import (
 // delivery causes once processed.
 func TestLiveUpdates(t *testing.T) {
 	const token = "rh_local-live-test-token-0123456789"
-	_, base := startStack(t, map[string]string{
-		"RUNNERHUB_API_TOKENS": token,
-		"RUNNERHUB_POOLS":      `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
-	})
+	_, base := startFleetStack(t, token)
 	wsURL := "ws" + strings.TrimPrefix(base, "http") + "/ws"
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()

@@ -37,6 +37,17 @@ func testConfig(t testing.TB, dir string, extra map[string]string) config.Config
 	return cfg
 }
 
+// startFleetStack starts a local stack (startStack) with token as its admin API token and
+// one pool, ubuntu, of up to two ubuntu-latest runners: the pool of the job of
+// testdata/workflow_job.queued.json.
+func startFleetStack(t testing.TB, token string) (*Stack, string) {
+	t.Helper()
+	return startStack(t, map[string]string{
+		"RUNNERHUB_API_TOKENS": token,
+		"RUNNERHUB_POOLS":      `[{"name": "ubuntu", "labels": ["ubuntu-latest"], "maxRunners": 2}]`,
+	})
+}
+
 // startStack opens a local stack configured with extra in a fresh data directory and
 // serves it until the test ends; it returns the stack and its base URL.
 func startStack(t testing.TB, extra map[string]string) (*Stack, string) {
@@ -97,20 +108,17 @@ func waitState(t *testing.T, s *Stack, key delivery.Key, want delivery.State) *d
 	})
 }
 
-// poll calls get until it reports done, for up to 5 seconds, and returns its last value.
+// poll calls get every 10 ms until it reports done, for up to 5 seconds, and returns its
+// last value.
 func poll[T any](t *testing.T, what string, get func() (T, bool)) T {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		v, done := get()
-		if done {
-			return v
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("still waiting for %s: last %+v", what, v)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	var v T
+	testenv.WaitUntil(t, 5*time.Second, 10*time.Millisecond, what, func() (string, bool) {
+		var done bool
+		v, done = get()
+		return fmt.Sprintf("last %+v", v), done
+	})
+	return v
 }
 
 func TestEndToEndOverHTTP(t *testing.T) {

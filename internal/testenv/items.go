@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
@@ -76,6 +77,23 @@ func ReceiveAll(t testing.TB, queue *sqs.Client, url string) []sqstypes.Message 
 		}
 		all = append(all, out.Messages...)
 	}
+}
+
+// SQSEvent is the event Lambda's SQS event source mapping makes of messages received
+// from the queue at url: their ids, receipt handles, bodies and attributes.
+func SQSEvent(messages []sqstypes.Message, url string) events.SQSEvent {
+	var e events.SQSEvent
+	for _, m := range messages {
+		r := events.SQSMessage{MessageId: aws.ToString(m.MessageId), ReceiptHandle: aws.ToString(m.ReceiptHandle),
+			Body: aws.ToString(m.Body), Md5OfBody: aws.ToString(m.MD5OfBody), Attributes: m.Attributes, EventSource: "aws:sqs",
+			EventSourceARN: "arn:aws:sqs:" + motoRegion + ":123456789012:" + filepath.Base(url), AWSRegion: motoRegion,
+			MessageAttributes: map[string]events.SQSMessageAttribute{}}
+		for k, v := range m.MessageAttributes {
+			r.MessageAttributes[k] = events.SQSMessageAttribute{StringValue: v.StringValue, DataType: aws.ToString(v.DataType)}
+		}
+		e.Records = append(e.Records, r)
+	}
+	return e
 }
 
 // Queued is the message the webhook function puts on the events queue for a delivery.

@@ -112,23 +112,33 @@ func (l *Lambda) Invoke(t testing.TB, payload []byte) []byte {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), invokeTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.URL, bytes.NewReader(payload))
+	body, err := l.Call(ctx, payload)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return body
+}
+
+// Call is Invoke for callers without a testing.T (a test's own goroutines, playing an
+// event source): the emulator answering anything but 200 is an error.
+func (l *Lambda) Call(ctx context.Context, payload []byte) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.URL, bytes.NewReader(payload))
+	if err != nil {
+		return nil, err
+	}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatalf("invoking the function: %v", err)
+		return nil, fmt.Errorf("invoking the function: %w", err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	if err != nil {
-		t.Fatalf("reading the function's response: %v", err)
+		return nil, fmt.Errorf("reading the function's response: %w", err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("aws-lambda-rie answered %s (the function failed; see its output below): %s", resp.Status, body)
+		return nil, fmt.Errorf("aws-lambda-rie answered %s (the function failed; see its output below): %s", resp.Status, body)
 	}
-	return body
+	return body, nil
 }
 
 // InvokeHTTP invokes the function with an API Gateway HTTP API event and decodes its
@@ -140,6 +150,22 @@ func (l *Lambda) InvokeHTTP(t testing.TB, event []byte) events.APIGatewayV2HTTPR
 		t.Fatalf("the response is not an API Gateway HTTP API response: %v", err)
 	}
 	return resp
+}
+
+// InvokeSQS invokes the function with an SQS event and returns the message ids its
+// answer reports as failed (batchItemFailures), failing the test when the function
+// answers anything else.
+func (l *Lambda) InvokeSQS(t testing.TB, event []byte) []string {
+	t.Helper()
+	var resp events.SQSEventResponse
+	if err := json.Unmarshal(l.Invoke(t, event), &resp); err != nil {
+		t.Fatalf("the response is not an SQS event response: %v", err)
+	}
+	var failed []string
+	for _, f := range resp.BatchItemFailures {
+		failed = append(failed, f.ItemIdentifier)
+	}
+	return failed
 }
 
 // initReport is the emulator's line for a finished init phase, as Lambda's REPORT line

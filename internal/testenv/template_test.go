@@ -22,6 +22,158 @@ func TestTemplateLintsClean(t *testing.T) {
 	}
 }
 
+// decodeTemplate reads template.yaml as cfn-lint does (its YAML loader knows the
+// CloudFormation tags) and returns it as JSON-shaped maps.
+func decodeTemplate(t *testing.T) map[string]any {
+	t.Helper()
+	python := RequireTool(t, "python3", "install Python 3")
+	script := `import json, sys
+from cfnlint.decode import decode
+tpl, matches = decode(sys.argv[1])
+if matches:
+    sys.exit("\n".join(str(m) for m in matches))
+print(json.dumps(tpl, default=str))`
+	out, err := exec.Command(python, "-c", script, filepath.Join(RepoRoot(t), "template.yaml")).Output()
+	if err != nil {
+		if ee, ok := err.(*exec.ExitError); ok && strings.Contains(string(ee.Stderr), "No module named") {
+			if ToolsRequired() {
+				t.Fatalf("cfnlint is not importable: %s", ee.Stderr)
+			}
+			t.Skipf("cfnlint is not importable from python3: %s", ee.Stderr)
+		}
+		t.Fatalf("decoding template.yaml: %v", err)
+	}
+	var tpl map[string]any
+	if err := json.Unmarshal(out, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	return tpl
+}
+
+func dig(v any, path ...string) any {
+	for _, p := range path {
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil
+		}
+		v = m[p]
+	}
+	return v
+}
+
+// Only the functions that talk to GitHub (the reconciler and the provisioner) may read
+// its credentials: GitHubCredentialsPolicy, attached to their roles alone, grants
+// ssm:GetParameter on the two credential parameters and nothing else of SSM. The only
+// other SSM actions in the template are those on the runners' JIT configurations.
+func TestGitHubCredentialsAreLeastPrivilege(t *testing.T) {
+	tpl := decodeTemplate(t)
+	resources := dig(tpl, "Resources").(map[string]any)
+	mayUseSSM := map[string]bool{"GitHubCredentialsPolicy": true, "ProvisionerFunction": true, "RunnerInstanceRole": true}
+	for name, res := range resources {
+		if mayUseSSM[name] {
+			continue
+		}
+		if raw, _ := json.Marshal(res); strings.Contains(string(raw), "ssm:") || strings.Contains(string(raw), "kms:") {
+			t.Errorf("%s is granted SSM or KMS actions; only GitHubCredentialsPolicy reads GitHub's credentials", name)
+		}
+	}
+	policy := dig(resources, "GitHubCredentialsPolicy").(map[string]any)
+	if policy["Condition"] != "HasGitHubParameter" {
+		t.Errorf("GitHubCredentialsPolicy condition %v, want HasGitHubParameter", policy["Condition"])
+	}
+	roles, _ := json.Marshal(dig(policy, "Properties", "Roles"))
+	if string(roles) != `[{"Ref":"ReconcilerFunctionRole"},{"Ref":"ProvisionerFunctionRole"}]` {
+		t.Errorf("GitHubCredentialsPolicy is attached to %s, want the reconciler's and the provisioner's roles", roles)
+	}
+	var ssm []string
+	for _, st := range statements(dig(policy, "Properties", "PolicyDocument", "Statement")) {
+		raw, _ := json.Marshal(st.body)
+		if strings.Contains(string(raw), `"*"`) || strings.Contains(string(raw), `:*"`) {
+			t.Errorf("wildcard in a GitHubCredentialsPolicy statement: %s", raw)
+		}
+		if strings.Contains(string(raw), "ssm:") {
+			ssm = append(ssm, string(raw))
+		}
+	}
+	if len(ssm) != 1 {
+		t.Fatalf("SSM statements: %v, want one", ssm)
+	}
+	for _, want := range []string{`"ssm:GetParameter"`, `parameter/${GitHubAppPrivateKeyParameter}`, `parameter/${GitHubTokenParameter}`} {
+		if !strings.Contains(ssm[0], want) {
+			t.Errorf("the SSM statement %s lacks %s", ssm[0], want)
+		}
+	}
+	for _, bad := range []string{"ssm:GetParameters", "ssm:GetParametersByPath", "DescribeParameters"} {
+		if strings.Contains(ssm[0], bad) {
+			t.Errorf("the SSM statement grants %s", bad)
+		}
+	}
+}
+
+// statement is one statement of a policy document, with the condition it is under when
+// the template adds it with Fn::If ("" for none).
+type statement struct {
+	condition string
+	body      map[string]any
+}
+
+// statements lists a policy document's statements, those behind Fn::If included.
+func statements(list any) []statement {
+	var out []statement
+	items, _ := list.([]any)
+	for _, item := range items {
+		m, _ := item.(map[string]any)
+		if branches, ok := m["Fn::If"].([]any); ok && len(branches) == 3 {
+			for _, b := range branches[1:] {
+				if body, ok := b.(map[string]any); ok && body["Ref"] != "AWS::NoValue" {
+					out = append(out, statement{condition: branches[0].(string), body: body})
+				}
+			}
+			continue
+		}
+		out = append(out, statement{body: m})
+	}
+	return out
+}
+
+// ReconcileInterval's default is RUNNERHUB_RECONCILE_INTERVAL's, and every allowed value
+// has a schedule expression.
+func TestReconcileScheduleCoversEveryInterval(t *testing.T) {
+	tpl := decodeTemplate(t)
+	requireSchedules(t, tpl, "ReconcileInterval", "5m")
+	env := dig(tpl, "Resources", "ReconcilerFunction", "Properties", "Environment", "Variables").(map[string]any)
+	for _, name := range []string{"RUNNERHUB_GITHUB_API_URL", "RUNNERHUB_GITHUB_APP_ID", "RUNNERHUB_GITHUB_APP_PRIVATE_KEY_PARAMETER",
+		"RUNNERHUB_GITHUB_APP_INSTALLATION_ID", "RUNNERHUB_GITHUB_HOOKS", "RUNNERHUB_RECONCILE_INTERVAL", "RUNNERHUB_RECONCILE_AFTER"} {
+		if _, ok := env[name]; !ok {
+			t.Errorf("ReconcilerFunction lacks %s", name)
+		}
+	}
+	keys := make([]string, 0, len(env))
+	for k := range env {
+		keys = append(keys, k)
+	}
+	if slices.Contains(keys, "RUNNERHUB_GITHUB_TOKEN") {
+		t.Error("a token in the function's environment: it belongs in SSM")
+	}
+}
+
+// requireSchedules checks that the interval parameter param defaults to def and that each
+// of its allowed values has an expression in IntervalSchedules.
+func requireSchedules(t *testing.T, tpl map[string]any, param, def string) {
+	t.Helper()
+	p := dig(tpl, "Parameters", param).(map[string]any)
+	if p["Default"] != def {
+		t.Errorf("%s default %v, want %s", param, p["Default"], def)
+	}
+	schedules := dig(tpl, "Mappings", "IntervalSchedules").(map[string]any)
+	for _, v := range p["AllowedValues"].([]any) {
+		expr, _ := dig(schedules, v.(string), "Expression").(string)
+		if !strings.HasPrefix(expr, "rate(") {
+			t.Errorf("%s %v has no schedule expression", param, v)
+		}
+	}
+}
+
 // policyStatements returns a function's policy statements.
 func policyStatements(t *testing.T, resources map[string]any, function string) []map[string]any {
 	t.Helper()

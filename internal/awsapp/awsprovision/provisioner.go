@@ -2,7 +2,6 @@ package awsprovision
 
 import (
 	"context"
-	"os"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -10,15 +9,12 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/awsapp/awsreconcile"
-	"github.com/runnerhub/webhooks/internal/github"
-	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/provider/providers"
 	"github.com/runnerhub/webhooks/internal/provisioning"
 )
 
 // New builds the ProvisionerFunction's handler from the app: the GitHub client from the
-// credentials in SSM (awsreconcile.GitHubConfig), the engine on the DynamoDB store
+// credentials in SSM (awsreconcile.GitHubClient), the engine on the DynamoDB store
 // (its retire signals and demands go to the demand queue, its commits are counted in
 // EMF and announced live through FanoutQueue), the pools' providers on the function's AWS configuration,
 // and the backoff on the demand queue. Without GitHub credentials it logs so once and
@@ -26,20 +22,15 @@ import (
 func New(ctx context.Context, app *awsapp.App) (*Handler, error) {
 	h := &Handler{Log: app.Log, Now: time.Now,
 		Visibility: QueueVisibility{SQS: sqs.NewFromConfig(app.AWS), QueueURL: app.Config.DemandQueueURL}}
-	gc, err := awsreconcile.GitHubConfig(ctx, app)
+	emf := awsapp.NewEMF()
+	gc, client, err := awsreconcile.GitHubClient(ctx, app, emf, "no runner can be started, signals are dropped")
 	if err != nil {
 		return nil, err
 	}
-	if !gc.Enabled() {
-		app.Log.Info("GitHub: no credentials configured (GitHubAppId with GitHubAppPrivateKeyParameter, or GitHubTokenParameter): no runner can be started, signals are dropped")
+	if client == nil {
 		return h, nil
 	}
-	emf := metrics.NewEMF(os.Stdout, "RunnerHub")
-	client, err := github.New(gc, github.Options{Observer: emf, Log: app.Log})
-	if err != nil {
-		return nil, err
-	}
-	engine := app.Config.Engine(app.Store, app.Store, &jobs.SignalSender{Signals: app.Signals, Log: app.Log}, emf, jobs.Log{Logger: app.Log})
+	engine := app.Engine(emf)
 	if app.Announcer != nil { // live updates: each commit's goes to FanoutQueue
 		engine.Subscribe(app.Announcer)
 	}

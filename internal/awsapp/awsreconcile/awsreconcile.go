@@ -15,8 +15,6 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/awsapp"
 	"github.com/runnerhub/webhooks/internal/github"
-	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/metrics"
 	"github.com/runnerhub/webhooks/internal/reconcile"
 )
 
@@ -55,20 +53,27 @@ func GitHubConfig(ctx context.Context, a *awsapp.App) (github.Config, error) {
 	return gc, nil
 }
 
+// GitHubClient is the function's GitHub client, built from GitHubConfig and observed by
+// m. Without GitHub credentials the client is nil and the function logs so once, with
+// off: what it then does not do.
+func GitHubClient(ctx context.Context, a *awsapp.App, m github.Observer, off string) (github.Config, *github.Client, error) {
+	gc, err := GitHubConfig(ctx, a)
+	if err != nil || !gc.Enabled() {
+		if err == nil {
+			a.Log.Info("GitHub: no credentials configured (GitHubAppId with GitHubAppPrivateKeyParameter, or GitHubTokenParameter): " + off)
+		}
+		return gc, nil, err
+	}
+	client, err := github.New(gc, github.Options{Observer: m, Log: a.Log})
+	return gc, client, err
+}
+
 // New builds the reconciler of the ReconcilerFunction from GitHubConfig. Without
 // GitHub credentials it logs so once and returns nil.
 func New(ctx context.Context, a *awsapp.App) (*reconcile.Reconciler, error) {
-	gc, err := GitHubConfig(ctx, a)
-	if err != nil {
-		return nil, err
-	}
-	if !gc.Enabled() {
-		a.Log.Info("GitHub: no credentials configured (GitHubAppId with GitHubAppPrivateKeyParameter, or GitHubTokenParameter): redelivery and reconciliation are off")
-		return nil, nil
-	}
-	m := metrics.NewEMF(os.Stdout, "RunnerHub")
-	client, err := github.New(gc, github.Options{Observer: m, Log: a.Log})
-	if err != nil {
+	m := awsapp.NewEMF()
+	gc, client, err := GitHubClient(ctx, a, m, "redelivery and reconciliation are off")
+	if err != nil || client == nil {
 		return nil, err
 	}
 	r := &reconcile.Reconciler{
@@ -78,7 +83,7 @@ func New(ctx context.Context, a *awsapp.App) (*reconcile.Reconciler, error) {
 	if len(gc.RunnerScopes) > 0 {
 		// Runner changes go through the commit pipeline, whose subscribers send their
 		// demands (the reconciler sends none itself), count conflicts and log handovers.
-		engine := a.Config.Engine(a.Store, a.Store, &jobs.SignalSender{Signals: a.Signals, Log: a.Log}, m, jobs.Log{Logger: a.Log})
+		engine := a.Engine(m)
 		r.Runners = &reconcile.RunnerReconciler{GitHub: client, Engine: engine, Scopes: gc.RunnerScopes,
 			Import: gc.ImportRunners, Grace: gc.After, Log: a.Log, Now: time.Now}
 	}

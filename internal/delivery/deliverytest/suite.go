@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // Finish moves a recorded delivery of s to a final state, as the processor does. The
@@ -34,26 +35,20 @@ type Finish func(t *testing.T, s delivery.Store, rec *delivery.Record, state del
 // newStore. Every subtest calls newStore once and uses keys of its own, so newStore may
 // hand out the same store each time.
 func StoreSuite(t *testing.T, newStore func(t *testing.T) delivery.Store, finish Finish) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s delivery.Store)
-	}{
-		{"CreateNew", testCreateNew},
-		{"CreateExistingKeepsFirst", testCreateExistingKeepsFirst},
-		{"CreateExistingKeepsFirstLargePayload", testCreateExistingKeepsFirstLargePayload},
-		{"CreateAfterFinishReturnsFinished", func(t *testing.T, s delivery.Store) { testCreateAfterFinish(t, s, finish) }},
-		{"SameDeliveryOtherHook", testSameDeliveryOtherHook},
-		{"GetUnknown", testGetUnknown},
-		{"GetRoundTripsEveryField", testGetRoundTripsEveryField},
-		{"GetRoundTripsReceived", testGetRoundTripsReceived},
-		{"Payloads", testPayloads},
-		{"NoAliasing", testNoAliasing},
-		{"ConcurrentCreate", testConcurrentCreate},
-		{"MarkRedelivered", func(t *testing.T, s delivery.Store) { testMarkRedelivered(t, s, finish) }},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
-	}
+	suite.Run(t, newStore, []suite.Case[delivery.Store]{
+		{Name: "CreateNew", Run: testCreateNew},
+		{Name: "CreateExistingKeepsFirst", Run: testCreateExistingKeepsFirst},
+		{Name: "CreateExistingKeepsFirstLargePayload", Run: testCreateExistingKeepsFirstLargePayload},
+		{Name: "CreateAfterFinishReturnsFinished", Run: func(t *testing.T, s delivery.Store) { testCreateAfterFinish(t, s, finish) }},
+		{Name: "SameDeliveryOtherHook", Run: testSameDeliveryOtherHook},
+		{Name: "GetUnknown", Run: testGetUnknown},
+		{Name: "GetRoundTripsEveryField", Run: testGetRoundTripsEveryField},
+		{Name: "GetRoundTripsReceived", Run: testGetRoundTripsReceived},
+		{Name: "Payloads", Run: testPayloads},
+		{Name: "NoAliasing", Run: testNoAliasing},
+		{Name: "ConcurrentCreate", Run: testConcurrentCreate},
+		{Name: "MarkRedelivered", Run: func(t *testing.T, s delivery.Store) { testMarkRedelivered(t, s, finish) }},
+	})
 }
 
 func testCreateNew(t *testing.T, s delivery.Store) {
@@ -243,16 +238,7 @@ func testConcurrentCreate(t *testing.T, s delivery.Store) {
 
 	existing := make([]*delivery.Record, n)
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range recs {
-		wg.Go(func() {
-			<-start
-			existing[i], errs[i] = s.Create(t.Context(), recs[i])
-		})
-	}
-	close(start)
-	wg.Wait()
+	suite.Race(n, func(i int) { existing[i], errs[i] = s.Create(t.Context(), recs[i]) })
 
 	winner := -1
 	for i, err := range errs {

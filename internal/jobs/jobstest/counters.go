@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // CountersSuite runs every behaviour delivery.Counters and jobs.Counters promise, and
@@ -16,22 +17,16 @@ import (
 // subtest counts events of its own (made-up event names in hours long past), so
 // newStores may hand out the same stores each time.
 func CountersSuite(t *testing.T, newStores func(t *testing.T) Stores) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s Stores, c *counting)
-	}{
-		{"CreateCountsTotalOnce", testCreateCountsTotalOnce},
-		{"CreateFinishedCountsProcessed", testCreateFinishedCountsProcessed},
-		{"ChangeFinishCountsProcessedOnce", testChangeFinishCountsProcessedOnce},
-		{"ConflictCountsNothing", testConflictCountsNothing},
-		{"CountError", testCountError},
-		{"HourlyCountsRange", testHourlyCountsRange},
-		{"JobCounts", testJobCounts},
-		{"JobCountsConflictCountsNothing", testJobCountsConflict},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStores(t), newCounting()) })
-	}
+	suite.Run(t, newStores, []suite.Case[Stores]{
+		{Name: "CreateCountsTotalOnce", Run: testCreateCountsTotalOnce},
+		{Name: "CreateFinishedCountsProcessed", Run: testCreateFinishedCountsProcessed},
+		{Name: "ChangeFinishCountsProcessedOnce", Run: testChangeFinishCountsProcessedOnce},
+		{Name: "ConflictCountsNothing", Run: testConflictCountsNothing},
+		{Name: "CountError", Run: testCountError},
+		{Name: "HourlyCountsRange", Run: testHourlyCountsRange},
+		{Name: "JobCounts", Run: testJobCounts},
+		{Name: "JobCountsConflictCountsNothing", Run: testJobCountsConflict},
+	})
 }
 
 // counting is one subtest's event and hour, neither shared with any other subtest.
@@ -107,7 +102,8 @@ func checkCounts(t *testing.T, what string, got []delivery.HourlyCount, want ...
 	}
 }
 
-func testCreateCountsTotalOnce(t *testing.T, s Stores, c *counting) {
+func testCreateCountsTotalOnce(t *testing.T, s Stores) {
+	c := newCounting()
 	// The last millisecond of the hour, in another zone: still counted in that UTC hour.
 	first := c.create(t, s.Deliveries, c.at(0, time.Hour-time.Millisecond))
 	c.check(t, s.Counters, "after one Create", 0, 2, c.count(0, 1, 0, 0))
@@ -125,7 +121,8 @@ func testCreateCountsTotalOnce(t *testing.T, s Stores, c *counting) {
 }
 
 // A delivery recorded finished is never pending: it counts as processed at once.
-func testCreateFinishedCountsProcessed(t *testing.T, s Stores, c *counting) {
+func testCreateFinishedCountsProcessed(t *testing.T, s Stores) {
+	c := newCounting()
 	rec := newDelivery(c.event, c.at(0, time.Minute))
 	rec.State, rec.Outcome, rec.ProcessedAt = delivery.Ignored, "ignored: recorded finished", rec.ReceivedAt
 	mustCreate(t, s.Deliveries, rec)
@@ -133,7 +130,8 @@ func testCreateFinishedCountsProcessed(t *testing.T, s Stores, c *counting) {
 }
 
 // The processed count goes to the hour the delivery was received in, not finished in.
-func testChangeFinishCountsProcessedOnce(t *testing.T, s Stores, c *counting) {
+func testChangeFinishCountsProcessedOnce(t *testing.T, s Stores) {
+	c := newCounting()
 	rec := c.create(t, s.Deliveries, c.at(0, time.Minute))
 	fin := finishOf(rec, delivery.Processed, "processed")
 	fin.At = c.at(1, time.Minute)
@@ -144,7 +142,8 @@ func testChangeFinishCountsProcessedOnce(t *testing.T, s Stores, c *counting) {
 	c.check(t, s.Counters, "after a second Commit", 0, 2, c.count(0, 1, 1, 0))
 }
 
-func testConflictCountsNothing(t *testing.T, s Stores, c *counting) {
+func testConflictCountsNothing(t *testing.T, s Stores) {
+	c := newCounting()
 	rec := c.create(t, s.Deliveries, c.at(0, time.Minute))
 	stale := &jobs.Runner{Name: newName("runner"), State: jobs.RunnerIdle, Version: 1} // never stored
 	fin := finishOf(rec, delivery.Processed, "processed")
@@ -155,7 +154,8 @@ func testConflictCountsNothing(t *testing.T, s Stores, c *counting) {
 	c.check(t, s.Counters, "after the Commit again", 0, 1, c.count(0, 1, 1, 0))
 }
 
-func testCountError(t *testing.T, s Stores, c *counting) {
+func testCountError(t *testing.T, s Stores) {
+	c := newCounting()
 	countError := func(receivedAt time.Time) {
 		t.Helper()
 		if err := s.Counters.CountError(t.Context(), c.event, receivedAt); err != nil {
@@ -171,7 +171,8 @@ func testCountError(t *testing.T, s Stores, c *counting) {
 }
 
 // Counters in hours 0, 1, 3 and 4 of one event and hour 1 of another, read in [1, 4).
-func testHourlyCountsRange(t *testing.T, s Stores, c *counting) {
+func testHourlyCountsRange(t *testing.T, s Stores) {
+	c := newCounting()
 	other := &counting{event: newName("event"), hour: c.hour}
 	for _, n := range []int{0, 1, 1, 3, 4} {
 		c.create(t, s.Deliveries, c.at(n, time.Duration(n)*time.Minute))
@@ -221,7 +222,8 @@ func (c *counting) checkJobs(t *testing.T, s jobs.Counters, what string, first, 
 // conclusions in the hour the job completed; two of them for one job in one hour (a
 // transaction touches a counter item once) count twice. Hours are UTC hours and a read
 // returns only the hours in range, oldest first.
-func testJobCounts(t *testing.T, s Stores, c *counting) {
+func testJobCounts(t *testing.T, s Stores) {
+	c := newCounting()
 	job := newID()
 	mustCommit(t, s.Jobs, &jobs.Change{
 		QueueTimes: []jobs.QueueTime{
@@ -249,7 +251,8 @@ func testJobCounts(t *testing.T, s Stores, c *counting) {
 	c.checkJobs(t, s.JobCounters, "hour [2, 3), nothing counted", 2, 1)
 }
 
-func testJobCountsConflict(t *testing.T, s Stores, c *counting) {
+func testJobCountsConflict(t *testing.T, s Stores) {
+	c := newCounting()
 	stale := &jobs.Runner{Name: newName("runner"), State: jobs.RunnerIdle, Version: 1} // never stored
 	commitConflict(t, s.Jobs, &jobs.Change{Runners: []*jobs.Runner{stale},
 		QueueTimes:  []jobs.QueueTime{{JobID: newID(), StartedAt: c.at(0, 0), Wait: time.Second}},

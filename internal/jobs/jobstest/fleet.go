@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // FleetSuite runs what jobs.Store promises for the fleet listings (ListJobs, ListRunners)
@@ -25,21 +26,15 @@ import (
 // name), in pages of at most the limit that are full except the last, unless the filter
 // is applied on the page (a repository with a pool, or with status pending).
 func FleetSuite(t *testing.T, newStore func(t *testing.T) Stores) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s Stores)
-	}{
-		{"ListJobs", testListJobs},
-		{"ListJobsFollowsChanges", testListJobsFollowsChanges},
-		{"ListRunners", testListRunners},
-		{"ListRunnersFollowsChanges", testListRunnersFollowsChanges},
-		{"RunnerLastSeen", testRunnerLastSeen},
-		{"StartingRunner", testStartingRunner},
-		{"InvalidListings", testInvalidListings},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
-	}
+	suite.Run(t, newStore, []suite.Case[Stores]{
+		{Name: "ListJobs", Run: testListJobs},
+		{Name: "ListJobsFollowsChanges", Run: testListJobsFollowsChanges},
+		{Name: "ListRunners", Run: testListRunners},
+		{Name: "ListRunnersFollowsChanges", Run: testListRunnersFollowsChanges},
+		{Name: "RunnerLastSeen", Run: testRunnerLastSeen},
+		{Name: "StartingRunner", Run: testStartingRunner},
+		{Name: "InvalidListings", Run: testInvalidListings},
+	})
 }
 
 // fleet is one subtest's repositories, pools and jobs.

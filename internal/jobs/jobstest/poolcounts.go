@@ -12,6 +12,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provider"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // CountNew sets c.Counts as the engine would for a Change of new jobs and runners only
@@ -44,19 +45,13 @@ func CountNew(t testing.TB, c *jobs.Change) *jobs.Change {
 // each time (every subtest uses pools of its own). The engine's part, deriving the
 // counts from what a Change writes, is held to the stored runners and queues.
 func PoolCountsSuite(t *testing.T, newStores func(t *testing.T) Stores) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s Stores)
-	}{
-		{"AddAndRead", testPoolCountsAddAndRead},
-		{"ConflictCountsNothing", testPoolCountsConflict},
-		{"EngineKeepsThemExact", testPoolCountsThroughEngine},
-		{"ConcurrentChangesStayExact", testPoolCountsConcurrent},
-		{"BurstOfStartsIsOneCommit", testPoolCountsBurstOfStarts},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStores(t)) })
-	}
+	suite.Run(t, newStores, []suite.Case[Stores]{
+		{Name: "AddAndRead", Run: testPoolCountsAddAndRead},
+		{Name: "ConflictCountsNothing", Run: testPoolCountsConflict},
+		{Name: "EngineKeepsThemExact", Run: testPoolCountsThroughEngine},
+		{Name: "ConcurrentChangesStayExact", Run: testPoolCountsConcurrent},
+		{Name: "BurstOfStartsIsOneCommit", Run: testPoolCountsBurstOfStarts},
+	})
 }
 
 func mustPoolCounts(t *testing.T, s jobs.Store, pools ...string) []jobs.PoolCounts {

@@ -31,13 +31,13 @@ import (
 	"reflect"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provider"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // Stores are the ports of one storage adapter that the suites need together: a Change's
@@ -53,32 +53,26 @@ type Stores struct {
 // (Counters is not used). Every subtest calls newStore once and uses ids, names, pools
 // and repositories of its own, so newStore may hand out the same stores each time.
 func StoreSuite(t *testing.T, newStore func(t *testing.T) Stores) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s Stores)
-	}{
-		{"CommitNewRoundTrips", testCommitNewRoundTrips},
-		{"CommitLeavesChangeAlone", testCommitLeavesChangeAlone},
-		{"Versions", testVersions},
-		{"DeleteRunners", testDeleteRunners},
-		{"ChangeAppliesEverything", testChangeAppliesEverything},
-		{"ConflictWritesNothing", testConflictWritesNothing},
-		{"IdleRunners", testIdleRunners},
-		{"PendingJobs", testPendingJobs},
-		{"Pools", testPools},
-		{"Gates", testGates},
-		{"GateSides", testGateSides},
-		{"NotFound", testNotFound},
-		{"Finish", testFinish},
-		{"FinishAlone", testFinishAlone},
-		{"FinishTwiceConflicts", testFinishTwiceConflicts},
-		{"FinishOfRecordedFinishedConflicts", testFinishOfRecordedFinished},
-		{"FinishUnknownDelivery", testFinishUnknownDelivery},
-		{"ConcurrentReserve", testConcurrentReserve},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t)) })
-	}
+	suite.Run(t, newStore, []suite.Case[Stores]{
+		{Name: "CommitNewRoundTrips", Run: testCommitNewRoundTrips},
+		{Name: "CommitLeavesChangeAlone", Run: testCommitLeavesChangeAlone},
+		{Name: "Versions", Run: testVersions},
+		{Name: "DeleteRunners", Run: testDeleteRunners},
+		{Name: "ChangeAppliesEverything", Run: testChangeAppliesEverything},
+		{Name: "ConflictWritesNothing", Run: testConflictWritesNothing},
+		{Name: "IdleRunners", Run: testIdleRunners},
+		{Name: "PendingJobs", Run: testPendingJobs},
+		{Name: "Pools", Run: testPools},
+		{Name: "Gates", Run: testGates},
+		{Name: "GateSides", Run: testGateSides},
+		{Name: "NotFound", Run: testNotFound},
+		{Name: "Finish", Run: testFinish},
+		{Name: "FinishAlone", Run: testFinishAlone},
+		{Name: "FinishTwiceConflicts", Run: testFinishTwiceConflicts},
+		{Name: "FinishOfRecordedFinishedConflicts", Run: testFinishOfRecordedFinished},
+		{Name: "FinishUnknownDelivery", Run: testFinishUnknownDelivery},
+		{Name: "ConcurrentReserve", Run: testConcurrentReserve},
+	})
 }
 
 // entities is one entity of every kind, as a Change that creates them all.
@@ -665,16 +659,7 @@ func testConcurrentReserve(t *testing.T, s Stores) {
 		changes[i] = &jobs.Change{Jobs: []*jobs.Job{j}, Runners: []*jobs.Runner{&r}}
 	}
 	errs := make([]error, n)
-	start := make(chan struct{})
-	var wg sync.WaitGroup
-	for i := range changes {
-		wg.Go(func() {
-			<-start
-			errs[i] = s.Jobs.Commit(t.Context(), changes[i])
-		})
-	}
-	close(start)
-	wg.Wait()
+	suite.Race(n, func(i int) { errs[i] = s.Jobs.Commit(t.Context(), changes[i]) })
 
 	winner := -1
 	for i, err := range errs {

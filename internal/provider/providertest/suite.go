@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/provider"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // Harness is one adapter under test.
@@ -25,18 +26,12 @@ type Harness struct {
 
 // Run runs the suite; newHarness is called once per test.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
-	tests := []struct {
-		name string
-		test func(t *testing.T, h Harness)
-	}{
-		{"CreateListDelete", testCreateListDelete},
-		{"ListSeparatesPools", testListSeparatesPools},
-		{"DeleteTwice", testDeleteTwice},
-		{"CanceledCreateStartsNothing", testCanceledCreate},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { tc.test(t, newHarness(t)) })
-	}
+	suite.Run(t, newHarness, []suite.Case[Harness]{
+		{Name: "CreateListDelete", Run: testCreateListDelete},
+		{Name: "ListSeparatesPools", Run: testListSeparatesPools},
+		{Name: "DeleteTwice", Run: testDeleteTwice},
+		{Name: "CanceledCreateStartsNothing", Run: testCanceledCreate},
+	})
 }
 
 var seq atomic.Int64

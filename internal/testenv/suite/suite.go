@@ -1,0 +1,39 @@
+// Package suite holds what the conformance suites share: the runner of a suite's table,
+// where every case is a subtest of its own on a harness made for it alone (so that one
+// adapter's failure names the case), and the start of a race between concurrent callers.
+package suite
+
+import (
+	"sync"
+	"testing"
+)
+
+// Case is one named behaviour of a suite, checked against harness h.
+type Case[H any] struct {
+	Name string
+	Run  func(t *testing.T, h H)
+}
+
+// Run runs each case, in order, as a subtest of t, calling newHarness once per subtest
+// (inside it, so that the harness's cleanups belong to that subtest).
+func Run[H any](t *testing.T, newHarness func(t *testing.T) H, cases []Case[H]) {
+	t.Helper()
+	for _, c := range cases {
+		t.Run(c.Name, func(t *testing.T) { c.Run(t, newHarness(t)) })
+	}
+}
+
+// Race calls racer(0) to racer(n-1), each in a goroutine of its own, released together
+// once all are started so that they contend, and returns when every one has returned.
+func Race(n int, racer func(i int)) {
+	start := make(chan struct{})
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			racer(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+}

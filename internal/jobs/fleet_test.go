@@ -1,6 +1,7 @@
 package jobs_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"slices"
@@ -54,20 +55,22 @@ func commit(t *testing.T, e *jobs.Engine, c *jobs.Change) {
 
 func job(t *testing.T, e *jobs.Engine, id int64) *jobs.Job {
 	t.Helper()
-	j, err := e.Store.Job(t.Context(), id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return j
+	return stored(t, e.Store.Job, id)
 }
 
 func runner(t *testing.T, e *jobs.Engine, name string) *jobs.Runner {
 	t.Helper()
-	r, err := e.Store.Runner(t.Context(), name)
+	return stored(t, e.Store.Runner, name)
+}
+
+// stored is what read finds under key, the test failing on a read error.
+func stored[K, V any](t *testing.T, read func(context.Context, K) (V, error), key K) V {
+	t.Helper()
+	v, err := read(t.Context(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return r
+	return v
 }
 
 func register(t *testing.T, e *jobs.Engine, name, pool string, at time.Time) *jobs.Runner {

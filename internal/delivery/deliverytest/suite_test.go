@@ -9,6 +9,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // The suites run against the simplest adapters that keep the ports' promises, so that a
@@ -96,21 +97,12 @@ func clone(rec delivery.Record) *delivery.Record {
 func storedTime(t time.Time) time.Time { return t.UTC().Truncate(time.Millisecond) }
 
 type memQueue struct {
-	mu   sync.Mutex
-	msgs []delivery.Message
+	msgs suite.Recorded[delivery.Message]
 }
 
 func (q *memQueue) Enqueue(_ context.Context, msg delivery.Message) error {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	q.msgs = append(q.msgs, msg)
+	q.msgs.Add(msg)
 	return nil
 }
 
-func (q *memQueue) drain(context.Context) []delivery.Message {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	msgs := q.msgs
-	q.msgs = nil
-	return msgs
-}
+func (q *memQueue) drain(context.Context) []delivery.Message { return q.msgs.Take() }

@@ -2,9 +2,9 @@ package jobstest
 
 import (
 	"context"
-	"sync"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 var _ jobs.Signals = (*Signals)(nil)
@@ -12,15 +12,12 @@ var _ jobs.Signals = (*Signals)(nil)
 // Signals records the signals sent to it, for tests that check what the engine or an
 // API asked for. It is safe for concurrent senders.
 type Signals struct {
-	mu      sync.Mutex
-	demands []jobs.Demand
+	demands suite.Recorded[jobs.Demand]
 }
 
 // Demand records d.
 func (s *Signals) Demand(_ context.Context, d jobs.Demand) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.demands = append(s.demands, d)
+	s.demands.Add(d)
 	return nil
 }
 
@@ -30,15 +27,7 @@ func (s *Signals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
 func (s *Signals) Retire(context.Context, jobs.Retire) error { return nil }
 
 // Demands returns a copy of the demands recorded so far, in the order sent.
-func (s *Signals) Demands() []jobs.Demand {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return append([]jobs.Demand(nil), s.demands...)
-}
+func (s *Signals) Demands() []jobs.Demand { return s.demands.All() }
 
 // Forget drops what was recorded, for a test that sends again.
-func (s *Signals) Forget() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.demands = nil
-}
+func (s *Signals) Forget() { s.demands.Take() }

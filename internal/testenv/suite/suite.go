@@ -1,6 +1,7 @@
-// Package suite holds what the conformance suites share: the runner of a suite's table,
-// where every case is a subtest of its own on a harness made for it alone (so that one
-// adapter's failure names the case), and the start of a race between concurrent callers.
+// Package suite holds what the conformance suites and their fakes share: the runner of a
+// suite's table, where every case is a subtest of its own on a harness made for it alone
+// (so that one adapter's failure names the case), the start of a race between concurrent
+// callers, and a record of what concurrent callers handed a fake.
 package suite
 
 import (

@@ -147,53 +147,43 @@ func versionedEntities(s jobs.Store) []versioned {
 			write: func(v int64, note string) *jobs.Change {
 				return &jobs.Change{Jobs: []*jobs.Job{{ID: jobID, Name: note, Status: jobs.StatusQueued, Version: v}}}
 			},
-			read: func(ctx context.Context) (int64, string, error) {
-				j, err := s.Job(ctx, jobID)
-				if err != nil {
-					return 0, "", err
-				}
-				return j.Version, j.Name, nil
-			},
+			read: readBy(s.Job, jobID, func(j *jobs.Job) (int64, string) { return j.Version, j.Name }),
 		},
 		{
 			kind: "Runner",
 			write: func(v int64, note string) *jobs.Change {
 				return &jobs.Change{Runners: []*jobs.Runner{{Name: runnerName, Labels: []string{note}, State: jobs.RunnerBusy, Version: v}}}
 			},
-			read: func(ctx context.Context) (int64, string, error) {
-				r, err := s.Runner(ctx, runnerName)
-				if err != nil {
-					return 0, "", err
-				}
-				return r.Version, strings.Join(r.Labels, ","), nil
-			},
+			read: readBy(s.Runner, runnerName, func(r *jobs.Runner) (int64, string) { return r.Version, strings.Join(r.Labels, ",") }),
 		},
 		{
 			kind: "Run",
 			write: func(v int64, note string) *jobs.Change {
 				return &jobs.Change{Runs: []*jobs.Run{{ID: runID, WorkflowName: note, Version: v}}}
 			},
-			read: func(ctx context.Context) (int64, string, error) {
-				r, err := s.Run(ctx, runID)
-				if err != nil {
-					return 0, "", err
-				}
-				return r.Version, r.WorkflowName, nil
-			},
+			read: readBy(s.Run, runID, func(r *jobs.Run) (int64, string) { return r.Version, r.WorkflowName }),
 		},
 		{
 			kind: "Profile",
 			write: func(v int64, note string) *jobs.Change {
 				return &jobs.Change{Profiles: []*jobs.Profile{{Repository: repo, PoolUses: map[string]int{note: 1}, Version: v}}}
 			},
-			read: func(ctx context.Context) (int64, string, error) {
-				p, err := s.Profile(ctx, repo)
-				if err != nil {
-					return 0, "", err
-				}
-				return p.Version, strings.Join(slices.Sorted(maps.Keys(p.PoolUses)), ","), nil
-			},
+			read: readBy(s.Profile, repo, func(p *jobs.Profile) (int64, string) {
+				return p.Version, strings.Join(slices.Sorted(maps.Keys(p.PoolUses)), ",")
+			}),
 		},
+	}
+}
+
+// readBy is a versioned read: the entity under key, by get, reduced by versionAndNote.
+func readBy[K, E any](get func(context.Context, K) (*E, error), key K, versionAndNote func(*E) (int64, string)) func(context.Context) (int64, string, error) {
+	return func(ctx context.Context) (int64, string, error) {
+		e, err := get(ctx, key)
+		if err != nil {
+			return 0, "", err
+		}
+		v, note := versionAndNote(e)
+		return v, note, nil
 	}
 }
 
@@ -214,18 +204,31 @@ func testVersions(t *testing.T, s Stores) {
 					t.Fatalf("%s: read: version %d, %q, err %v; want version %d, %q", step, v, note, err, wantVersion, wantNote)
 				}
 			}
-			commitConflict(t, s.Jobs, e.write(1, "never stored"))
-			check("update of a missing entity", 0, "")
-			mustCommit(t, s.Jobs, e.write(0, "first"))
-			check("create", 1, "first")
-			commitConflict(t, s.Jobs, e.write(0, "created again"))
-			check("create of an existing entity", 1, "first")
-			mustCommit(t, s.Jobs, e.write(1, "second"))
-			check("update", 2, "second")
-			commitConflict(t, s.Jobs, e.write(1, "stale"))
-			check("stale update", 2, "second")
-			commitConflict(t, s.Jobs, e.write(3, "ahead"))
-			check("update at a version never stored", 2, "second")
+			// Each step writes at a version and then reads what is stored.
+			for _, step := range []struct {
+				name        string
+				version     int64
+				note        string
+				conflicts   bool
+				wantVersion int64 // 0: nothing is stored
+				wantNote    string
+			}{
+				{"update of a missing entity", 1, "never stored", true, 0, ""},
+				{"create", 0, "first", false, 1, "first"},
+				{"create of an existing entity", 0, "created again", true, 1, "first"},
+				{"update", 1, "second", false, 2, "second"},
+				{"stale update", 1, "stale", true, 2, "second"},
+				{"update at a version never stored", 3, "ahead", true, 2, "second"},
+			} {
+				err := s.Jobs.Commit(t.Context(), e.write(step.version, step.note))
+				switch {
+				case step.conflicts && !errors.Is(err, jobs.ErrConflict):
+					t.Fatalf("%s: Commit: err = %v, want ErrConflict", step.name, err)
+				case !step.conflicts && err != nil:
+					t.Fatalf("%s: Commit: %v", step.name, err)
+				}
+				check(step.name, step.wantVersion, step.wantNote)
+			}
 		})
 	}
 }

@@ -35,19 +35,19 @@ type Finish func(t *testing.T, s delivery.Store, rec *delivery.Record, state del
 // newStore. Every subtest calls newStore once and uses keys of its own, so newStore may
 // hand out the same store each time.
 func StoreSuite(t *testing.T, newStore func(t *testing.T) delivery.Store, finish Finish) {
-	suite.Run(t, newStore, []suite.Case[delivery.Store]{
-		{Name: "CreateNew", Run: testCreateNew},
-		{Name: "CreateExistingKeepsFirst", Run: testCreateExistingKeepsFirst},
-		{Name: "CreateExistingKeepsFirstLargePayload", Run: testCreateExistingKeepsFirstLargePayload},
-		{Name: "CreateAfterFinishReturnsFinished", Run: func(t *testing.T, s delivery.Store) { testCreateAfterFinish(t, s, finish) }},
-		{Name: "SameDeliveryOtherHook", Run: testSameDeliveryOtherHook},
-		{Name: "GetUnknown", Run: testGetUnknown},
-		{Name: "GetRoundTripsEveryField", Run: testGetRoundTripsEveryField},
-		{Name: "GetRoundTripsReceived", Run: testGetRoundTripsReceived},
-		{Name: "Payloads", Run: testPayloads},
-		{Name: "NoAliasing", Run: testNoAliasing},
-		{Name: "ConcurrentCreate", Run: testConcurrentCreate},
-		{Name: "MarkRedelivered", Run: func(t *testing.T, s delivery.Store) { testMarkRedelivered(t, s, finish) }},
+	suite.Run(t, newStore, suite.Cases[delivery.Store]{
+		{"CreateNew", testCreateNew},
+		{"CreateExistingKeepsFirst", testCreateExistingKeepsFirst},
+		{"CreateExistingKeepsFirstLargePayload", testCreateExistingKeepsFirstLargePayload},
+		{"CreateAfterFinishReturnsFinished", func(t *testing.T, s delivery.Store) { testCreateAfterFinish(t, s, finish) }},
+		{"SameDeliveryOtherHook", testSameDeliveryOtherHook},
+		{"GetUnknown", testGetUnknown},
+		{"GetRoundTripsEveryField", testGetRoundTripsEveryField},
+		{"GetRoundTripsReceived", testGetRoundTripsReceived},
+		{"Payloads", testPayloads},
+		{"NoAliasing", testNoAliasing},
+		{"ConcurrentCreate", testConcurrentCreate},
+		{"MarkRedelivered", func(t *testing.T, s delivery.Store) { testMarkRedelivered(t, s, finish) }},
 	})
 }
 

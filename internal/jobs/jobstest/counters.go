@@ -17,15 +17,15 @@ import (
 // subtest counts events of its own (made-up event names in hours long past), so
 // newStores may hand out the same stores each time.
 func CountersSuite(t *testing.T, newStores func(t *testing.T) Stores) {
-	suite.Run(t, newStores, []suite.Case[Stores]{
-		{Name: "CreateCountsTotalOnce", Run: testCreateCountsTotalOnce},
-		{Name: "CreateFinishedCountsProcessed", Run: testCreateFinishedCountsProcessed},
-		{Name: "ChangeFinishCountsProcessedOnce", Run: testChangeFinishCountsProcessedOnce},
-		{Name: "ConflictCountsNothing", Run: testConflictCountsNothing},
-		{Name: "CountError", Run: testCountError},
-		{Name: "HourlyCountsRange", Run: testHourlyCountsRange},
-		{Name: "JobCounts", Run: testJobCounts},
-		{Name: "JobCountsConflictCountsNothing", Run: testJobCountsConflict},
+	suite.Run(t, newStores, suite.Cases[Stores]{
+		{"CreateCountsTotalOnce", testCreateCountsTotalOnce},
+		{"CreateFinishedCountsProcessed", testCreateFinishedCountsProcessed},
+		{"ChangeFinishCountsProcessedOnce", testChangeFinishCountsProcessedOnce},
+		{"ConflictCountsNothing", testConflictCountsNothing},
+		{"CountError", testCountError},
+		{"HourlyCountsRange", testHourlyCountsRange},
+		{"JobCounts", testJobCounts},
+		{"JobCountsConflictCountsNothing", testJobCountsConflict},
 	})
 }
 

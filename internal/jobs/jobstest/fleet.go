@@ -26,14 +26,14 @@ import (
 // name), in pages of at most the limit that are full except the last, unless the filter
 // is applied on the page (a repository with a pool, or with status pending).
 func FleetSuite(t *testing.T, newStore func(t *testing.T) Stores) {
-	suite.Run(t, newStore, []suite.Case[Stores]{
-		{Name: "ListJobs", Run: testListJobs},
-		{Name: "ListJobsFollowsChanges", Run: testListJobsFollowsChanges},
-		{Name: "ListRunners", Run: testListRunners},
-		{Name: "ListRunnersFollowsChanges", Run: testListRunnersFollowsChanges},
-		{Name: "RunnerLastSeen", Run: testRunnerLastSeen},
-		{Name: "StartingRunner", Run: testStartingRunner},
-		{Name: "InvalidListings", Run: testInvalidListings},
+	suite.Run(t, newStore, suite.Cases[Stores]{
+		{"ListJobs", testListJobs},
+		{"ListJobsFollowsChanges", testListJobsFollowsChanges},
+		{"ListRunners", testListRunners},
+		{"ListRunnersFollowsChanges", testListRunnersFollowsChanges},
+		{"RunnerLastSeen", testRunnerLastSeen},
+		{"StartingRunner", testStartingRunner},
+		{"InvalidListings", testInvalidListings},
 	})
 }
 

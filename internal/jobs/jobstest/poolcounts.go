@@ -45,12 +45,12 @@ func CountNew(t testing.TB, c *jobs.Change) *jobs.Change {
 // each time (every subtest uses pools of its own). The engine's part, deriving the
 // counts from what a Change writes, is held to the stored runners and queues.
 func PoolCountsSuite(t *testing.T, newStores func(t *testing.T) Stores) {
-	suite.Run(t, newStores, []suite.Case[Stores]{
-		{Name: "AddAndRead", Run: testPoolCountsAddAndRead},
-		{Name: "ConflictCountsNothing", Run: testPoolCountsConflict},
-		{Name: "EngineKeepsThemExact", Run: testPoolCountsThroughEngine},
-		{Name: "ConcurrentChangesStayExact", Run: testPoolCountsConcurrent},
-		{Name: "BurstOfStartsIsOneCommit", Run: testPoolCountsBurstOfStarts},
+	suite.Run(t, newStores, suite.Cases[Stores]{
+		{"AddAndRead", testPoolCountsAddAndRead},
+		{"ConflictCountsNothing", testPoolCountsConflict},
+		{"EngineKeepsThemExact", testPoolCountsThroughEngine},
+		{"ConcurrentChangesStayExact", testPoolCountsConcurrent},
+		{"BurstOfStartsIsOneCommit", testPoolCountsBurstOfStarts},
 	})
 }
 

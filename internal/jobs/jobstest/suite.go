@@ -53,25 +53,25 @@ type Stores struct {
 // (Counters is not used). Every subtest calls newStore once and uses ids, names, pools
 // and repositories of its own, so newStore may hand out the same stores each time.
 func StoreSuite(t *testing.T, newStore func(t *testing.T) Stores) {
-	suite.Run(t, newStore, []suite.Case[Stores]{
-		{Name: "CommitNewRoundTrips", Run: testCommitNewRoundTrips},
-		{Name: "CommitLeavesChangeAlone", Run: testCommitLeavesChangeAlone},
-		{Name: "Versions", Run: testVersions},
-		{Name: "DeleteRunners", Run: testDeleteRunners},
-		{Name: "ChangeAppliesEverything", Run: testChangeAppliesEverything},
-		{Name: "ConflictWritesNothing", Run: testConflictWritesNothing},
-		{Name: "IdleRunners", Run: testIdleRunners},
-		{Name: "PendingJobs", Run: testPendingJobs},
-		{Name: "Pools", Run: testPools},
-		{Name: "Gates", Run: testGates},
-		{Name: "GateSides", Run: testGateSides},
-		{Name: "NotFound", Run: testNotFound},
-		{Name: "Finish", Run: testFinish},
-		{Name: "FinishAlone", Run: testFinishAlone},
-		{Name: "FinishTwiceConflicts", Run: testFinishTwiceConflicts},
-		{Name: "FinishOfRecordedFinishedConflicts", Run: testFinishOfRecordedFinished},
-		{Name: "FinishUnknownDelivery", Run: testFinishUnknownDelivery},
-		{Name: "ConcurrentReserve", Run: testConcurrentReserve},
+	suite.Run(t, newStore, suite.Cases[Stores]{
+		{"CommitNewRoundTrips", testCommitNewRoundTrips},
+		{"CommitLeavesChangeAlone", testCommitLeavesChangeAlone},
+		{"Versions", testVersions},
+		{"DeleteRunners", testDeleteRunners},
+		{"ChangeAppliesEverything", testChangeAppliesEverything},
+		{"ConflictWritesNothing", testConflictWritesNothing},
+		{"IdleRunners", testIdleRunners},
+		{"PendingJobs", testPendingJobs},
+		{"Pools", testPools},
+		{"Gates", testGates},
+		{"GateSides", testGateSides},
+		{"NotFound", testNotFound},
+		{"Finish", testFinish},
+		{"FinishAlone", testFinishAlone},
+		{"FinishTwiceConflicts", testFinishTwiceConflicts},
+		{"FinishOfRecordedFinishedConflicts", testFinishOfRecordedFinished},
+		{"FinishUnknownDelivery", testFinishUnknownDelivery},
+		{"ConcurrentReserve", testConcurrentReserve},
 	})
 }
 

@@ -51,22 +51,22 @@ type Harness struct {
 
 // Run runs the suite; newHarness is called once per subtest.
 func Run(t *testing.T, newHarness func(t *testing.T) *Harness) {
-	suite.Run(t, newHarness, []suite.Case[*Harness]{
-		{Name: "connect requires a token or ticket", Run: testConnect},
-		{Name: "a connection has its credentials' role", Run: testRole},
-		{Name: "subscribe and unsubscribe report the subscription", Run: testSubscribe},
-		{Name: "messages reach their rooms and global ones every subscriber", Run: testRooms},
-		{Name: "unsubscribed rooms receive nothing", Run: testUnsubscribe},
-		{Name: "malformed messages are answered and the connection stays open", Run: testMalformed},
-		{Name: "subscriptions are bounded", Run: testTooMany},
-		{Name: "a forgotten connection is told to reconnect", Run: testUnknown},
-		{Name: "a gone connection is forgotten", Run: testGone},
-		{Name: "expired records are ignored", Run: testExpired},
-		{Name: "closing forgets the connection", Run: testClose},
-		{Name: "large messages are trimmed", Run: testTrimmed},
-		{Name: "concurrent subscriptions are all kept", Run: testConcurrentUpdates},
-		{Name: "a broadcast is one post per connection", Run: testCoalesced},
-		{Name: "the audience of a room is its subscribers and everything's", Run: testAudience},
+	suite.Run(t, newHarness, suite.Cases[*Harness]{
+		{"connect requires a token or ticket", testConnect},
+		{"a connection has its credentials' role", testRole},
+		{"subscribe and unsubscribe report the subscription", testSubscribe},
+		{"messages reach their rooms and global ones every subscriber", testRooms},
+		{"unsubscribed rooms receive nothing", testUnsubscribe},
+		{"malformed messages are answered and the connection stays open", testMalformed},
+		{"subscriptions are bounded", testTooMany},
+		{"a forgotten connection is told to reconnect", testUnknown},
+		{"a gone connection is forgotten", testGone},
+		{"expired records are ignored", testExpired},
+		{"closing forgets the connection", testClose},
+		{"large messages are trimmed", testTrimmed},
+		{"concurrent subscriptions are all kept", testConcurrentUpdates},
+		{"a broadcast is one post per connection", testCoalesced},
+		{"the audience of a room is its subscribers and everything's", testAudience},
 	})
 }
 

@@ -26,11 +26,11 @@ type Harness struct {
 
 // Run runs the suite; newHarness is called once per test.
 func Run(t *testing.T, newHarness func(t *testing.T) Harness) {
-	suite.Run(t, newHarness, []suite.Case[Harness]{
-		{Name: "CreateListDelete", Run: testCreateListDelete},
-		{Name: "ListSeparatesPools", Run: testListSeparatesPools},
-		{Name: "DeleteTwice", Run: testDeleteTwice},
-		{Name: "CanceledCreateStartsNothing", Run: testCanceledCreate},
+	suite.Run(t, newHarness, suite.Cases[Harness]{
+		{"CreateListDelete", testCreateListDelete},
+		{"ListSeparatesPools", testListSeparatesPools},
+		{"DeleteTwice", testDeleteTwice},
+		{"CanceledCreateStartsNothing", testCanceledCreate},
 	})
 }
 

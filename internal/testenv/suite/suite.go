@@ -9,15 +9,16 @@ import (
 	"testing"
 )
 
-// Case is one named behaviour of a suite, checked against harness h.
-type Case[H any] struct {
+// Cases are the named behaviours of a suite, each checked against a harness h. The
+// element type is left unnamed so that a suite lists its cases as {name, test} pairs.
+type Cases[H any] = []struct {
 	Name string
 	Run  func(t *testing.T, h H)
 }
 
 // Run runs each case, in order, as a subtest of t, calling newHarness once per subtest
 // (inside it, so that the harness's cleanups belong to that subtest).
-func Run[H any](t *testing.T, newHarness func(t *testing.T) H, cases []Case[H]) {
+func Run[H any](t *testing.T, newHarness func(t *testing.T) H, cases Cases[H]) {
 	t.Helper()
 	for _, c := range cases {
 		t.Run(c.Name, func(t *testing.T) { c.Run(t, newHarness(t)) })

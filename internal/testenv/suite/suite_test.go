@@ -38,10 +38,10 @@ func TestRunGivesEachCaseItsOwnHarness(t *testing.T) {
 		previous = h.cleaned
 	}
 
-	suite.Run(t, newHarness, []suite.Case[harness]{
-		{Name: "First", Run: check},
-		{Name: "Second", Run: check},
-		{Name: "Third", Run: check},
+	suite.Run(t, newHarness, suite.Cases[harness]{
+		{"First", check},
+		{"Second", check},
+		{"Third", check},
 	})
 
 	want := []string{t.Name() + "/First", t.Name() + "/Second", t.Name() + "/Third"}

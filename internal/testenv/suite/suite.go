@@ -26,7 +26,7 @@ func Run[H any](t *testing.T, newHarness func(t *testing.T) H, cases Cases[H]) {
 }
 
 // Race calls racer(0) to racer(n-1), each in a goroutine of its own, released together
-// once all are started so that they contend, and returns when every one has returned.
+// once all are launched so that they contend, and returns when every one has returned.
 func Race(n int, racer func(i int)) {
 	start := make(chan struct{})
 	var wg sync.WaitGroup

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/provider"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
@@ -162,28 +163,22 @@ func TestDeletedProvisionedRunnersAreRetired(t *testing.T) {
 		t.Fatalf("completed retires %+v; want %+v", plan.Retires, want)
 	}
 	// After the commit, the signal sender sends them.
-	sent := &retireRecorder{}
+	sent := &jobstest.Signals{}
 	e.Subscribe(&jobs.SignalSender{Signals: sent, Log: slog.New(slog.DiscardHandler)})
 	if _, _, err := e.RemoveRunner(t.Context(), "rh-auto-2", t0); err != nil {
 		t.Fatal(err)
 	}
-	if len(sent.retires) != 1 || sent.retires[0].Runner != "rh-auto-2" || sent.retires[0].Reason != jobs.RetireRemoved {
-		t.Fatalf("remove sent retires %+v; want rh-auto-2, removed", sent.retires)
+	if retires := sent.TakeRetires(); len(retires) != 1 || retires[0].Runner != "rh-auto-2" || retires[0].Reason != jobs.RetireRemoved {
+		t.Fatalf("remove sent retires %+v; want rh-auto-2, removed", retires)
 	}
 	// A runner registered through the API has nothing behind it to delete.
 	register(t, e, "by-hand", "linux", t0)
-	if _, _, err := e.RemoveRunner(t.Context(), "by-hand", t0); err != nil || len(sent.retires) != 1 {
-		t.Fatalf("removing a registered runner: sent retires %+v, %v; want none more", sent.retires, err)
+	if _, _, err := e.RemoveRunner(t.Context(), "by-hand", t0); err != nil {
+		t.Fatal(err)
 	}
-}
-
-type retireRecorder struct{ retires []jobs.Retire }
-
-func (r *retireRecorder) Demand(context.Context, jobs.Demand) error   { return nil }
-func (r *retireRecorder) Prewarm(context.Context, jobs.Prewarm) error { return nil }
-func (r *retireRecorder) Retire(_ context.Context, x jobs.Retire) error {
-	r.retires = append(r.retires, x)
-	return nil
+	if retires := sent.TakeRetires(); len(retires) != 0 {
+		t.Fatalf("removing a registered runner sent retires %+v; want none", retires)
+	}
 }
 
 // A burst of starts is one commit: each spec is started or refused on its own, in

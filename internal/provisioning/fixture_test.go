@@ -13,6 +13,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/github"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/provider"
 	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -41,7 +42,7 @@ type fixture struct {
 	github   *hookedGitHub
 	machines *machines
 	metrics  *counts
-	signals  *signals
+	signals  *jobstest.Signals
 	p        *provisioning.Provisioner
 	log      *testenv.SyncBuffer
 	now      time.Time
@@ -57,7 +58,7 @@ func newFixture(t *testing.T, pools ...jobs.Pool) *fixture {
 		t.Fatal(err)
 	}
 	f := &fixture{gh: fake, machines: &machines{byName: map[string]provider.Instance{}, pools: map[string]string{}}, metrics: &counts{n: map[string]int{}},
-		signals: &signals{}, log: &testenv.SyncBuffer{}, now: t0}
+		signals: &jobstest.Signals{}, log: &testenv.SyncBuffer{}, now: t0}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("provisioner's log:\n%s", f.log.String())
@@ -134,7 +135,7 @@ func (f *fixture) job(t *testing.T, id int64) *jobs.Job {
 // retire hands the Retire signals sent so far to the provisioner, as a host does.
 func (f *fixture) retire(t *testing.T) []jobs.Retire {
 	t.Helper()
-	sent := f.signals.takeRetires()
+	sent := f.signals.TakeRetires()
 	for _, r := range sent {
 		if err := f.p.Retire(t.Context(), r); err != nil {
 			t.Fatalf("Retire %s: %v", r.Runner, err)
@@ -282,37 +283,6 @@ func (c *counts) BootTimedOut(pool string)          { c.add("boot_timeout/" + po
 func (c *counts) IdleTimedOut(pool string)          { c.add("idle_timeout/" + pool) }
 func (c *counts) OrphanReaped(pool, where string)   { c.add("orphan/" + pool + "/" + where) }
 func (c *counts) JITFailed(pool, cause string)      { c.add("jit/" + pool + "/" + cause) }
-
-// signals records what the engine signals.
-type signals struct {
-	mu      sync.Mutex
-	demands []jobs.Demand
-	retires []jobs.Retire
-}
-
-func (s *signals) Demand(_ context.Context, d jobs.Demand) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.demands = append(s.demands, d)
-	return nil
-}
-
-func (s *signals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
-
-func (s *signals) Retire(_ context.Context, r jobs.Retire) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.retires = append(s.retires, r)
-	return nil
-}
-
-func (s *signals) takeRetires() []jobs.Retire {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	out := s.retires
-	s.retires = nil
-	return out
-}
 
 func names(rs []*jobs.Runner) string {
 	var out []string

@@ -434,7 +434,7 @@ func TestRetireIsIdempotent(t *testing.T) {
 	if _, _, err := f.engine.RemoveRunner(t.Context(), r.Name, f.advance(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	sent := f.signals.takeRetires()
+	sent := f.signals.TakeRetires()
 	if len(sent) != 1 || sent[0].ProviderID != r.ProviderID || sent[0].GitHubID != r.GitHubID {
 		t.Fatalf("retires %+v, want runner %s's", sent, r.Name)
 	}
@@ -470,7 +470,7 @@ func TestRetireStartsRunnersForWaitingJobs(t *testing.T) {
 	if _, _, err := f.engine.RemoveRunner(t.Context(), r[0].Name, f.advance(time.Second)); err != nil {
 		t.Fatal(err)
 	}
-	sent := f.signals.takeRetires()
+	sent := f.signals.TakeRetires()
 	if len(sent) != 1 {
 		t.Fatalf("retires %+v", sent)
 	}

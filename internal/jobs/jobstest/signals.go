@@ -13,6 +13,7 @@ var _ jobs.Signals = (*Signals)(nil)
 // API asked for. It is safe for concurrent senders.
 type Signals struct {
 	demands suite.Recorded[jobs.Demand]
+	retires suite.Recorded[jobs.Retire]
 }
 
 // Demand records d.
@@ -21,10 +22,17 @@ func (s *Signals) Demand(_ context.Context, d jobs.Demand) error {
 	return nil
 }
 
-// Prewarm and Retire accept their signal and keep nothing: no test reads them back.
+// Prewarm accepts its signal and keeps nothing: no test reads them back.
 func (s *Signals) Prewarm(context.Context, jobs.Prewarm) error { return nil }
 
-func (s *Signals) Retire(context.Context, jobs.Retire) error { return nil }
+// Retire records r.
+func (s *Signals) Retire(_ context.Context, r jobs.Retire) error {
+	s.retires.Add(r)
+	return nil
+}
+
+// TakeRetires returns the retires recorded since the last call, in the order sent.
+func (s *Signals) TakeRetires() []jobs.Retire { return s.retires.Take() }
 
 // Demands returns a copy of the demands recorded so far, in the order sent.
 func (s *Signals) Demands() []jobs.Demand { return s.demands.All() }

@@ -100,6 +100,30 @@ func (f *fixture) pending(t *testing.T, id int64, pool string, at time.Time) job
 	return jobs.Demand{Pool: pool, JobID: id, Repository: testRepo, Labels: j.Labels, At: at}
 }
 
+// pendingJobs queues n jobs (ids 100 on) in pool at t0 and returns their demands.
+func (f *fixture) pendingJobs(t *testing.T, n int, pool string) []jobs.Demand {
+	t.Helper()
+	var demands []jobs.Demand
+	for id := range int64(n) {
+		demands = append(demands, f.pending(t, 100+id, pool, t0))
+	}
+	return demands
+}
+
+// demandAtOnce hands every demand to the provisioner at once, each on its own goroutine,
+// and waits for them all.
+func (f *fixture) demandAtOnce(t *testing.T, demands []jobs.Demand) {
+	var wg sync.WaitGroup
+	for _, d := range demands {
+		wg.Go(func() {
+			if err := f.p.Demand(t.Context(), d); err != nil {
+				t.Errorf("Demand %d: %v", d.JobID, err)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // take marks job id as taken by a runner RunnerHub does not manage, as an in_progress
 // naming a hosted runner would.
 func (f *fixture) take(t *testing.T, id int64) {

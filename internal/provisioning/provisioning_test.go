@@ -71,19 +71,8 @@ func TestDemandStartsOneRunnerPerJob(t *testing.T) {
 
 func TestMaxRunnersHoldsUnderConcurrentDemands(t *testing.T) {
 	f := newFixture(t, linuxPool()) // maxRunners 2
-	var demands []jobs.Demand
-	for id := range int64(8) {
-		demands = append(demands, f.pending(t, 100+id, "linux", t0))
-	}
-	var wg sync.WaitGroup
-	for _, d := range demands {
-		wg.Go(func() {
-			if err := f.p.Demand(t.Context(), d); err != nil {
-				t.Errorf("Demand %d: %v", d.JobID, err)
-			}
-		})
-	}
-	wg.Wait()
+	demands := f.pendingJobs(t, 8, "linux")
+	f.demandAtOnce(t, demands)
 	if rs := f.runners(t, "linux"); len(rs) != 2 || f.machines.created() != 2 {
 		t.Fatalf("runners %s after %d creates; want 2 (maxRunners)", names(rs), f.machines.created())
 	}
@@ -106,10 +95,7 @@ func TestABurstOfDemandsIsRecordedInFewCommits(t *testing.T) {
 	pool := linuxPool()
 	pool.MaxRunners = burst
 	f := newFixture(t, pool)
-	var demands []jobs.Demand
-	for id := range int64(burst) {
-		demands = append(demands, f.pending(t, 100+id, "linux", t0))
-	}
+	demands := f.pendingJobs(t, burst, "linux")
 	var starts atomic.Int32
 	f.engine.Subscribe(jobs.SubscriberFunc(func(_ context.Context, c *jobs.Commit) {
 		// The first commit waits until every demand has its JIT runner, and so is about
@@ -121,15 +107,7 @@ func TestABurstOfDemandsIsRecordedInFewCommits(t *testing.T) {
 			}
 		}
 	}))
-	var wg sync.WaitGroup
-	for _, d := range demands {
-		wg.Go(func() {
-			if err := f.p.Demand(t.Context(), d); err != nil {
-				t.Errorf("Demand %d: %v", d.JobID, err)
-			}
-		})
-	}
-	wg.Wait()
+	f.demandAtOnce(t, demands)
 	if rs := f.runners(t, "linux"); len(rs) != burst || f.machines.created() != burst {
 		t.Fatalf("%d runners, %d creates; want %d of each", len(rs), f.machines.created(), burst)
 	}

@@ -38,7 +38,7 @@ type Provisioner struct {
 func (m *Metrics) Provisioner() Provisioner {
 	counters := map[string]*prometheus.CounterVec{}
 	for _, c := range provisionerCounters {
-		v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.labels)
+		v := counterVec(c.name, c.help, c.labels...)
 		m.Registry.MustRegister(v)
 		counters[c.name] = v
 	}

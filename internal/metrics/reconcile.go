@@ -21,26 +21,11 @@ type Reconciler struct {
 // Reconciler registers the reconciler's collectors in m's registry.
 func (m *Metrics) Reconciler() *Reconciler {
 	r := &Reconciler{
-		redeliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "webhook_redeliveries_requested_total",
-			Help: "Redeliveries RunnerHub asked GitHub for: deliveries that failed and never reached RunnerHub.",
-		}, []string{"hook"}),
-		givenUp: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webhook_deliveries_given_up_total",
-			Help: "Deliveries that never arrived and were no longer redelivered (too many attempts, or about to leave GitHub's three days).",
-		}),
-		lateAcks: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "webhook_late_acknowledgements_total",
-			Help: "Deliveries RunnerHub recorded but GitHub logged as failed: acknowledged too late (slower than GitHub's 10 seconds) or with an error.",
-		}),
-		rateLimit: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "runnerhub_github_rate_limit_remaining",
-			Help: "GitHub REST calls left in the current rate-limit window, as GitHub last reported (X-RateLimit-Remaining), by resource.",
-		}, []string{"resource"}),
-		stranded: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "runnerhub_reconcile_stranded_jobs_total",
-			Help: "Jobs whose news RunnerHub had missed, found by asking GitHub, by GitHub's status (gone: GitHub answers 404).",
-		}, []string{"status"}),
+		redeliveries: counterVec("webhook_redeliveries_requested_total", "Redeliveries RunnerHub asked GitHub for: deliveries that failed and never reached RunnerHub.", "hook"),
+		givenUp:      counter("webhook_deliveries_given_up_total", "Deliveries that never arrived and were no longer redelivered (too many attempts, or about to leave GitHub's three days)."),
+		lateAcks:     counter("webhook_late_acknowledgements_total", "Deliveries RunnerHub recorded but GitHub logged as failed: acknowledged too late (slower than GitHub's 10 seconds) or with an error."),
+		rateLimit:    gaugeVec("runnerhub_github_rate_limit_remaining", "GitHub REST calls left in the current rate-limit window, as GitHub last reported (X-RateLimit-Remaining), by resource.", "resource"),
+		stranded:     counterVec("runnerhub_reconcile_stranded_jobs_total", "Jobs whose news RunnerHub had missed, found by asking GitHub, by GitHub's status (gone: GitHub answers 404).", "status"),
 	}
 	m.Registry.MustRegister(r.redeliveries, r.givenUp, r.lateAcks, r.rateLimit, r.stranded)
 	return r

@@ -181,12 +181,7 @@ func optionalTime(t time.Time) *time.Time {
 // The payload fields the repository messages carry.
 type (
 	pushPayload struct {
-		Ref     string `json:"ref"`
-		Before  string `json:"before"`
-		After   string `json:"after"`
-		Created bool   `json:"created"`
-		Deleted bool   `json:"deleted"`
-		Forced  bool   `json:"forced"`
+		refUpdate
 		Commits []struct {
 			ID string `json:"id"`
 		} `json:"commits"`
@@ -232,14 +227,20 @@ type (
 // maxCommitMessage bounds the head commit message a push-event carries.
 const maxCommitMessage = 1024
 
+// refUpdate is what a push did to its ref, as GitHub's payload says and as the
+// push-event passes it on (the same JSON names).
+type refUpdate struct {
+	Ref     string `json:"ref"`
+	Before  string `json:"before"`
+	After   string `json:"after"`
+	Created bool   `json:"created"`
+	Deleted bool   `json:"deleted"`
+	Forced  bool   `json:"forced"`
+}
+
 type pushData struct {
-	Repository repoRef     `json:"repository"`
-	Ref        string      `json:"ref"`
-	Before     string      `json:"before"`
-	After      string      `json:"after"`
-	Created    bool        `json:"created"`
-	Deleted    bool        `json:"deleted"`
-	Forced     bool        `json:"forced"`
+	Repository repoRef `json:"repository"`
+	refUpdate
 	Commits    int         `json:"commits"`
 	HeadCommit *headCommit `json:"headCommit,omitempty"`
 	Pusher     string      `json:"pusher,omitempty"`
@@ -265,8 +266,7 @@ type pushBrief struct {
 
 func (p *pushPayload) data(rec *delivery.Record, plan *jobs.Plan) pushData {
 	d := pushData{
-		Repository: repoRef{rec.Repository}, Ref: p.Ref, Before: p.Before, After: p.After, Created: p.Created,
-		Deleted: p.Deleted, Forced: p.Forced, Commits: len(p.Commits), Pusher: p.Pusher.Name, Sender: p.Sender.Login,
+		Repository: repoRef{rec.Repository}, refUpdate: p.refUpdate, Commits: len(p.Commits), Pusher: p.Pusher.Name, Sender: p.Sender.Login,
 		Prewarm: prewarmed(plan), DeliveryID: rec.DeliveryID,
 	}
 	if c := p.HeadCommit; c != nil {

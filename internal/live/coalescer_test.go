@@ -43,12 +43,7 @@ func (s *gatedSender) messages(t *testing.T) []received {
 func subscribedHub(t *testing.T, sender live.Sender) *live.Hub {
 	t.Helper()
 	hub := &live.Hub{Registry: localhub.NewRegistry(), Sender: sender}
-	if err := hub.Connect(context.Background(), live.Connection{ID: "dashboard"}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := hub.Subscribe(context.Background(), "dashboard", nil); err != nil {
-		t.Fatal(err)
-	}
+	connect(t, hub, "dashboard")
 	return hub
 }
 

@@ -160,11 +160,17 @@ func (f *publishFixture) deliverPayload(t *testing.T, event, name string, payloa
 
 func (f *publishFixture) connect(t *testing.T, id string, repos ...string) {
 	t.Helper()
+	connect(t, f.hub, id, repos...)
+}
+
+// connect opens connection id on hub and subscribes it to repos (nil: everything).
+func connect(t *testing.T, hub *live.Hub, id string, repos ...string) {
+	t.Helper()
 	ctx := context.Background()
-	if err := f.hub.Connect(ctx, live.Connection{ID: id}); err != nil {
+	if err := hub.Connect(ctx, live.Connection{ID: id}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.hub.Subscribe(ctx, id, repos); err != nil {
+	if _, err := hub.Subscribe(ctx, id, repos); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -97,21 +97,10 @@ func TestFanoutPostRate(t *testing.T) {
 	hub := &live.Hub{Registry: registry, Sender: sender, Pools: emptyPools{}}
 	ctx := context.Background()
 	for i := range *rateConnections {
-		id := fmt.Sprintf("dashboard-%02d", i)
-		if err := hub.Connect(ctx, live.Connection{ID: id}); err != nil {
-			t.Fatal(err)
-		}
-		if _, err := hub.Subscribe(ctx, id, nil); err != nil {
-			t.Fatal(err)
-		}
+		connect(t, hub, fmt.Sprintf("dashboard-%02d", i))
 	}
 	coalescer := live.NewCoalescer(hub, *rateInterval, live.CoalescerBuffer)
-	runCtx, stop := context.WithCancel(ctx)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		coalescer.Run(runCtx)
-	}()
+	stop := runCoalescer(t, coalescer)
 	announcer := &live.Announcer{Outbox: coalescer}
 
 	n := int(float64(*rateDeliveries) * *rateSeconds)
@@ -126,7 +115,6 @@ func TestFanoutPostRate(t *testing.T) {
 	}
 	elapsed := time.Since(start)
 	stop()
-	<-done
 
 	posts, messages, reads := sender.posts.Load(), sender.messages.Load(), registry.reads.Load()
 	t.Logf("%d connections, %d deliveries in %v (%.0f/s): %d posts, %.0f posts/s, %.2f per delivery, %.1f messages (%.0f KB) per post; %d connection reads (%.1f/s); slowest announcement %v; %d dropped",

@@ -183,6 +183,15 @@ func awsStore(env *testenv.AWS, db *dynamodb.Client) *awsstore.Store {
 	return awsstore.NewStore(db, env.S3(), env.EventsTable, env.PayloadBucket, 24*time.Hour)
 }
 
+// bareProcessor processes on store for pools with nothing around the engine's commits
+// (no subscriber but what a test adds, no re-read store after a conflict), so that the
+// scale measurements count the processing's own DynamoDB requests.
+func bareProcessor(store *awsstore.Store, pools []jobs.Pool) *processing.Processor {
+	return &processing.Processor{Deliveries: store, Counters: store,
+		Engine:  &jobs.Engine{Store: store, Pools: pools, Step: time.Minute},
+		Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+}
+
 // commitRunners stores new runners, with their pools' counts, in Changes of at most 90
 // entities, within DynamoDB's 100 items per transaction.
 func commitRunners(t testing.TB, s jobs.Store, runners []*jobs.Runner) {

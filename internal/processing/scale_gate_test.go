@@ -5,7 +5,6 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,8 +17,6 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
-	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
@@ -153,9 +150,7 @@ func runGate(t *testing.T, processors, pools, repos, n int, dry bool) gateRun {
 			return err
 		}))
 		store := awsStore(env, db)
-		p := &processing.Processor{Deliveries: store, Counters: store,
-			Engine:  &jobs.Engine{Store: store, Pools: poolList, Step: time.Minute},
-			Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+		p := bareProcessor(store, poolList)
 		wg.Go(func() {
 			for m := range messages {
 				if err := p.Process(ctx, m); err != nil {

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -18,10 +17,8 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
-	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/awslive"
-	"github.com/runnerhub/webhooks/internal/processing"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
@@ -108,11 +105,7 @@ func TestScaleDynamoDBPartitions(t *testing.T) {
 	for i, p := range scalePools {
 		pools[i] = p.pool
 	}
-	p := &processing.Processor{
-		Deliveries: store, Counters: store,
-		Engine:  &jobs.Engine{Store: store, Pools: pools, Step: time.Minute},
-		Signals: &jobstest.Signals{}, Log: slog.New(slog.DiscardHandler), Now: time.Now,
-	}
+	p := bareProcessor(store, pools)
 	// Live updates leave the processor as FanoutQueue messages, no DynamoDB request;
 	// scaleFanout delivers them below as the FanoutFunction would.
 	var announced []live.Announcement

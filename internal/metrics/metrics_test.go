@@ -81,7 +81,7 @@ func collector(t *testing.T, m *Metrics, name string) *prometheus.CounterVec {
 	t.Helper()
 	for _, c := range provisionerCounters {
 		if c.name == name {
-			v := prometheus.NewCounterVec(prometheus.CounterOpts{Name: c.name, Help: c.help}, c.labels)
+			v := counterVec(c.name, c.help, c.labels...)
 			if err := m.Registry.Register(v); err != nil {
 				var are prometheus.AlreadyRegisteredError
 				if errors.As(err, &are) {

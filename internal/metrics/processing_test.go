@@ -38,6 +38,21 @@ func apply(o sink, repo string, from jobs.Status, job jobs.Job) {
 		Plan: &jobs.Plan{State: delivery.Processed, Advanced: &jobs.Transition{Job: &job, From: from}}})
 }
 
+// figure is a series' value as a test read it, and the value it should have.
+type figure struct {
+	what      string
+	got, want float64
+}
+
+func checkFigures(t *testing.T, figures []figure) {
+	t.Helper()
+	for _, f := range figures {
+		if f.got != f.want {
+			t.Errorf("%s = %v, want %v", f.what, f.got, f.want)
+		}
+	}
+}
+
 func TestJobMetricsCountEachTransitionOnce(t *testing.T) {
 	m := New()
 	steps := []struct {
@@ -62,22 +77,14 @@ func TestJobMetricsCountEachTransitionOnce(t *testing.T) {
 	m.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpDelivery, Delivery: rec, Plan: &jobs.Plan{State: delivery.Ignored}})
 	m.Failed(rec, errors.New("store down"), time.Second)
 
-	for _, c := range []struct {
-		what string
-		got  float64
-		want float64
-	}{
+	checkFigures(t, []figure{
 		{"queued", testutil.ToFloat64(m.jobsQueued.WithLabelValues("octo/api")), 2},
 		{"completed success", testutil.ToFloat64(m.jobsCompleted.WithLabelValues("octo/api", "success")), 1},
 		{"completed cancelled", testutil.ToFloat64(m.jobsCompleted.WithLabelValues("octo/api", "cancelled")), 1},
 		{"processed", testutil.ToFloat64(m.events.WithLabelValues("workflow_job", "processed")), 5},
 		{"ignored", testutil.ToFloat64(m.events.WithLabelValues("workflow_job", "ignored")), 1},
 		{"error", testutil.ToFloat64(m.events.WithLabelValues("workflow_job", "error")), 1},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
-		}
-	}
+	})
 	// One wait (job 1's 30 s) and one run (its 120 s); job 2 never started.
 	err := testutil.CollectAndCompare(m.jobWait, strings.NewReader(`
 # HELP github_job_wait_seconds Time workflow jobs waited for a runner (queued to started).
@@ -255,18 +262,11 @@ func TestConflictsAreNotErrors(t *testing.T) {
 		o.Committed(context.Background(), &jobs.Commit{Operation: jobs.OpRegister, Plan: &jobs.Plan{}}) // no conflict: no line
 		o.Failed(rec, gaveUp, time.Second)
 	}
-	for _, c := range []struct {
-		what      string
-		got, want float64
-	}{
+	checkFigures(t, []figure{
 		{"workflow_job conflicts", testutil.ToFloat64(m.conflicts.WithLabelValues("workflow_job")), 6},
 		{"heartbeat conflicts", testutil.ToFloat64(m.conflicts.WithLabelValues("runner.heartbeat")), 1},
 		{"errors", testutil.ToFloat64(m.events.WithLabelValues("workflow_job", "error")), 0},
-	} {
-		if c.got != c.want {
-			t.Errorf("%s = %v, want %v", c.what, c.got, c.want)
-		}
-	}
+	})
 	lines := emfLines(t, buf.Bytes())
 	var conflicts float64
 	for _, l := range lines {

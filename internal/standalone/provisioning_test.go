@@ -3,7 +3,9 @@ package standalone
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -16,6 +18,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provider"
 	"github.com/runnerhub/webhooks/internal/testenv"
 	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
 )
@@ -83,14 +86,14 @@ func countCalls(dir, action string) int {
 
 // startProvisioning starts a local stack whose pool linux (of maxRunners runners) names
 // the exec provider script, and returns it and the script's directory.
-func startProvisioning(t testing.TB, maxRunners int) (*ghStack, string) {
+func startProvisioning(t testing.TB, maxRunners int, prepare ...func(*Stack)) (*ghStack, string) {
 	t.Helper()
 	dir := t.TempDir()
 	pools := `[{"name": "linux", "labels": ["linux"], "maxRunners": ` + strconv.Itoa(maxRunners) + `,
 		"provider": {"type": "exec", "command": ["` + execProvider(t, dir) + `"], "timeout": "10s"}}]`
 	// Passes are the tests' business: the loop runs one at start only.
 	g := startGHStack(t, map[string]string{"RUNNERHUB_POOLS": pools, "RUNNERHUB_GITHUB_RUNNER_SCOPE": "org/octo",
-		"RUNNERHUB_PROVISIONER_INTERVAL": "1h"})
+		"RUNNERHUB_PROVISIONER_INTERVAL": "1h"}, prepare...)
 	return g, dir
 }
 
@@ -144,16 +147,42 @@ func TestJITFailuresShowInHealth(t *testing.T) {
 }
 
 // BenchmarkTimeToProviderCall measures RunnerHub's share of starting a runner: from the
-// receipt of a queued delivery to the start of its runner's exec create, under a burst
-// of burstSize queued deliveries of distinct jobs sent at once (16 senders), on the local
-// stack with the fake GitHub minting the JIT configurations. It reports the p50, p99 and
-// maximum, the p99 of receipt to processed (the processor's part), and the p50 and p99 of
-// processed to create (the provisioner's).
+// receipt of a queued delivery to its runner's create, under a burst of burstSize queued
+// deliveries of distinct jobs sent at once (16 senders), on the local stack with the fake
+// GitHub minting the JIT configurations. It reports the p50, p99 and maximum, the p99 of
+// receipt to processed (the processor's part), and the p50 and p99 of processed to create
+// (the provisioner's). With provider=exec the runners are created by the exec provider's
+// script, which times its own start: the figure includes the start of its process, and
+// the burst's 200 processes share the two cores with the stack. With provider=in-process
+// a provider in the test's process records the call and starts nothing, so that the
+// figure is RunnerHub's share alone.
 //
 //	go test ./internal/standalone -run '^$' -bench TimeToProviderCall -benchtime 1x
 func BenchmarkTimeToProviderCall(b *testing.B) {
-	const burstSize, senders = 200, 16
-	g, dir := startProvisioning(b, burstSize*b.N)
+	const burstSize = 200
+	b.Run("provider=exec", func(b *testing.B) {
+		g, dir := startProvisioning(b, burstSize*b.N)
+		timeToProviderCall(b, g, burstSize, func() int { return countCalls(dir, "create") }, func() map[int64]time.Time {
+			createdAt := map[int64]time.Time{}
+			for _, c := range calls(b, dir, "create") {
+				id, _ := c.In["jobId"].(float64)
+				createdAt[int64(id)] = c.At
+			}
+			return createdAt
+		})
+	})
+	b.Run("provider=in-process", func(b *testing.B) {
+		rec := &recordingProviders{at: map[int64]time.Time{}}
+		g, _ := startProvisioning(b, burstSize*b.N, func(s *Stack) { s.Provisioner.Providers = rec })
+		timeToProviderCall(b, g, burstSize, func() int { return len(rec.createdAt()) }, rec.createdAt)
+	})
+}
+
+// timeToProviderCall sends b.N bursts of burstSize queued deliveries through g, waits
+// for count to reach each burst's creates, and reports the figures from createdAt (the
+// start of each job's create).
+func timeToProviderCall(b *testing.B, g *ghStack, burstSize int, count func() int, createdAt func() map[int64]time.Time) {
+	const senders = 16
 	var all, processed, provisioned []time.Duration
 	for i := range b.N {
 		// The payloads are built before the burst, so that only sending them shares the
@@ -178,26 +207,21 @@ func BenchmarkTimeToProviderCall(b *testing.B) {
 		}
 		close(work)
 		wg.Wait()
-		// Waiting counts lines only, so that it takes next to nothing from the burst.
+		// Waiting counts creates only, so that it takes next to nothing from the burst.
 		deadline := time.Now().Add(2 * time.Minute)
-		for n := 0; n < (i+1)*burstSize; n = countCalls(dir, "create") {
+		for n := 0; n < (i+1)*burstSize; n = count() {
 			if time.Now().After(deadline) {
 				b.Fatalf("%d creates after two minutes, want %d", n, (i+1)*burstSize)
 			}
 			time.Sleep(20 * time.Millisecond)
 		}
-		created := calls(b, dir, "create")
-		createdAt := map[int64]time.Time{}
-		for _, c := range created {
-			id, _ := c.In["jobId"].(float64)
-			createdAt[int64(id)] = c.At
-		}
+		created := createdAt()
 		for n, guid := range guids {
 			rec, err := g.db.Store().Get(b.Context(), delivery.Key{HookID: strconv.Itoa(testHookID), DeliveryID: guid})
 			if err != nil {
 				b.Fatal(err)
 			}
-			at, ok := createdAt[int64(10_000+i*burstSize+n)]
+			at, ok := created[int64(10_000+i*burstSize+n)]
 			if !ok {
 				b.Fatalf("no create for delivery %s", guid)
 			}
@@ -217,4 +241,38 @@ func BenchmarkTimeToProviderCall(b *testing.B) {
 	b.ReportMetric(quantile(processed, 0.99), "processed-p99-ms")
 	b.ReportMetric(quantile(provisioned, 0.5), "provisioner-p50-ms")
 	b.ReportMetric(quantile(provisioned, 0.99), "provisioner-p99-ms")
+}
+
+// recordingProviders is an in-process provider for every pool: its create records when
+// it was called for a job's runner and starts nothing.
+type recordingProviders struct {
+	mu sync.Mutex
+	at map[int64]time.Time
+}
+
+var _ provider.Provider = (*recordingProviders)(nil)
+
+func (r *recordingProviders) For(context.Context, provider.Config) (provider.Provider, error) {
+	return r, nil
+}
+
+func (r *recordingProviders) Create(_ context.Context, req provider.CreateRequest) (string, error) {
+	at := time.Now()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.at[req.JobID] = at
+	return "local-" + req.Name, nil
+}
+
+func (r *recordingProviders) Delete(context.Context, string, string) error { return nil }
+
+func (r *recordingProviders) List(context.Context, string) ([]provider.Instance, error) {
+	return nil, nil
+}
+
+// createdAt returns a copy of the creates' call times, by job.
+func (r *recordingProviders) createdAt() map[int64]time.Time {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return maps.Clone(r.at)
 }

@@ -40,7 +40,7 @@ type ghStack struct {
 	fake *fakegithub.Server
 }
 
-func startGHStack(t testing.TB, extra map[string]string) *ghStack {
+func startGHStack(t testing.TB, extra map[string]string, prepare ...func(*Stack)) *ghStack {
 	t.Helper()
 	fake := fakegithub.Start(t)
 	fake.Token = testPAT
@@ -63,7 +63,7 @@ func startGHStack(t testing.TB, extra map[string]string) *ghStack {
 		env["RUNNERHUB_GITHUB_APP_ID"] = "424242"
 		env["RUNNERHUB_GITHUB_APP_PRIVATE_KEY_FILE"] = key
 	}
-	s, url := startStack(t, env)
+	s, url := startStack(t, env, prepare...)
 	if s.Reconciler == nil {
 		t.Fatal("GitHub credentials configured, but no reconciler")
 	}

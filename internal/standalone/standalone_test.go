@@ -48,13 +48,17 @@ func startFleetStack(t testing.TB, token string) (*Stack, string) {
 	})
 }
 
-// startStack opens a local stack configured with extra in a fresh data directory and
-// serves it until the test ends; it returns the stack and its base URL.
-func startStack(t testing.TB, extra map[string]string) (*Stack, string) {
+// startStack opens a local stack configured with extra in a fresh data directory, hands
+// it to each prepare (to swap a part before anything runs), and serves it until the test
+// ends; it returns the stack and its base URL.
+func startStack(t testing.TB, extra map[string]string, prepare ...func(*Stack)) (*Stack, string) {
 	t.Helper()
 	s, err := Open(testConfig(t, t.TempDir(), extra), quietLog())
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, p := range prepare {
+		p(s)
 	}
 	t.Cleanup(func() { s.Close() }) // registered first, so it runs after serving stops
 	return s, serve(t, s)

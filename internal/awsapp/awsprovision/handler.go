@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -91,12 +92,14 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (any, error
 	return nil, errors.New("the event is neither an SQS batch nor a scheduled event")
 }
 
-// HandleSQS applies each signal of the batch and reports the records that failed and
-// may succeed later, each hidden for its backoff. A record that is no signal is dropped
-// with an error logged: no retry would mend it.
+// HandleSQS applies the signals of the batch, all at once, and reports the records that
+// failed and may succeed later, each hidden for its backoff. At once, so that a batch's
+// demands wait for GitHub and the provider side by side rather than in turn, and those
+// of one pool are recorded in one commit (the provisioner's start line). A record that
+// is no signal is dropped with an error logged: no retry would mend it.
 func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	var resp events.SQSEventResponse
-	for _, r := range ev.Records {
+	sigs := make([]*awsstore.Signal, len(ev.Records))
+	for i, r := range ev.Records {
 		sig, err := awsstore.ReadSignal([]byte(r.Body))
 		if err != nil {
 			h.Log.LogAttrs(ctx, slog.LevelError, "provisioner: dropping a message that is not a signal",
@@ -108,10 +111,21 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 				slog.String("message_id", r.MessageId), slog.String("signal", sig.Kind()))
 			continue
 		}
-		if err := h.apply(ctx, sig); err != nil {
-			if h.retry(ctx, r, sig, err) {
-				resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: r.MessageId})
-			}
+		sigs[i] = &sig
+	}
+	errs := make([]error, len(ev.Records))
+	var wg sync.WaitGroup
+	for i, sig := range sigs {
+		if sig != nil {
+			wg.Go(func() { errs[i] = h.apply(ctx, *sig) })
+		}
+	}
+	wg.Wait()
+	// Retries are set one after the other: the log and the queue hear of them in order.
+	var resp events.SQSEventResponse
+	for i, err := range errs {
+		if err != nil && h.retry(ctx, ev.Records[i], *sigs[i], err) {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: ev.Records[i].MessageId})
 		}
 	}
 	return resp, nil

@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,15 +23,35 @@ import (
 	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
-// fakeProvisioner records what it is asked and fails the demands of the jobs in fail.
+// fakeProvisioner records what it is asked and fails the demands of the jobs in fail. When
+// together is set, each demand waits (up to a second) until that many are in flight.
 type fakeProvisioner struct {
-	calls  []string
-	passes []time.Time
-	fail   map[int64]bool
+	mu       sync.Mutex
+	calls    []string
+	passes   []time.Time
+	fail     map[int64]bool
+	together int
+	inFlight sync.WaitGroup
+}
+
+func (f *fakeProvisioner) record(call string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls = append(f.calls, call)
 }
 
 func (f *fakeProvisioner) Demand(_ context.Context, d jobs.Demand) error {
-	f.calls = append(f.calls, "demand "+d.Pool+" "+strconv.FormatInt(d.JobID, 10))
+	f.record("demand " + d.Pool + " " + strconv.FormatInt(d.JobID, 10))
+	if f.together > 0 {
+		f.inFlight.Done()
+		waited := make(chan struct{})
+		go func() { f.inFlight.Wait(); close(waited) }()
+		select {
+		case <-waited:
+		case <-time.After(time.Second):
+			return errors.New("the other demands of the batch did not come while this one was in flight")
+		}
+	}
 	if f.fail[d.JobID] {
 		return errors.New("provider create failed")
 	}
@@ -38,12 +59,12 @@ func (f *fakeProvisioner) Demand(_ context.Context, d jobs.Demand) error {
 }
 
 func (f *fakeProvisioner) Prewarm(_ context.Context, p jobs.Prewarm) error {
-	f.calls = append(f.calls, "prewarm "+p.Repository+" "+strings.Join(p.Pools, ","))
+	f.record("prewarm " + p.Repository + " " + strings.Join(p.Pools, ","))
 	return nil
 }
 
 func (f *fakeProvisioner) Retire(_ context.Context, r jobs.Retire) error {
-	f.calls = append(f.calls, "retire "+r.Pool+" "+r.Runner+" "+r.ProviderID)
+	f.record("retire " + r.Pool + " " + r.Runner + " " + r.ProviderID)
 	return nil
 }
 
@@ -77,7 +98,7 @@ func TestHandleSQS(t *testing.T) {
 		name    string
 		records []events.SQSMessage
 		fail    []int64
-		// calls is what the provisioner must be asked, in order; failed the records
+		// calls is what the provisioner must be asked, in any order; failed the records
 		// reported for a retry, with the backoff each is hidden for.
 		calls  []string
 		failed map[string]time.Duration
@@ -105,7 +126,8 @@ func TestHandleSQS(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !slices.Equal(prov.calls, tc.calls) {
+			slices.Sort(prov.calls)
+			if !slices.Equal(prov.calls, slices.Sorted(slices.Values(tc.calls))) {
 				t.Errorf("provisioner asked %q, want %q", prov.calls, tc.calls)
 			}
 			var failed []string
@@ -125,6 +147,20 @@ func TestHandleSQS(t *testing.T) {
 				t.Errorf("log lacks %s:\n%s", tc.logged, logs.String())
 			}
 		})
+	}
+}
+
+// The records of a batch are applied at once: each demand below is answered only once
+// all three are in flight.
+func TestHandleSQSAppliesABatchAtOnce(t *testing.T) {
+	prov := &fakeProvisioner{fail: map[int64]bool{}, together: 3}
+	prov.inFlight.Add(3)
+	h := &Handler{Provisioner: prov, Visibility: fakeVisibility{}, Log: slog.New(slog.DiscardHandler), Now: time.Now}
+	demand44 := strings.Replace(demand42, `"jobId":42`, `"jobId":44`, 1)
+	resp, err := h.HandleSQS(t.Context(), events.SQSEvent{Records: []events.SQSMessage{
+		record("a", demand42, 1), record("b", demand43, 1), record("c", demand44, 1)}})
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("failures %v, %v; want none: the demands were applied one after the other", resp.BatchItemFailures, err)
 	}
 }
 

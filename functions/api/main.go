@@ -43,8 +43,7 @@ func main() {
 	// with the same subscribers (EMF only counts their conflicts).
 	engine := app.Engine(awsapp.NewEMF())
 	runners := fleet.Deps{Engine: engine, OfflineAfter: cfg.RunnerOfflineAfter, PoolsSource: cfg.PoolsSource, Log: app.Log}
-	if app.Announcer != nil { // runner and pool changes made here are announced like the processor's
-		engine.Subscribe(app.Announcer)
+	if app.Announcer != nil { // pool changes made here are announced like the engine's commits
 		runners.PoolChanged = app.Announcer.AnnouncePoolChanges()
 	}
 	// /metrics here samples the pools and queues at each scrape; the processing figures

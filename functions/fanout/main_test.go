@@ -12,7 +12,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/awslive"
@@ -66,12 +65,11 @@ func (g *gateway) postsTo(id string) [][]byte {
 // Gateway calls gone is forgotten.
 func TestFanoutFunction(t *testing.T) {
 	testenv.RequireEventsCovered(t, "fanout-*.json", []string{batchFile})
-	bootstrap := testenv.BuildFunction(t, "FanoutFunction")
 	env := testenv.SharedAWS(t)
 	gw := newGateway(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(), "RUNNERHUB_WS_ENDPOINT="+gw.URL))
+	fn := testenv.StartFunction(t, "FanoutFunction", append(env.Env(), "RUNNERHUB_WS_ENDPOINT="+gw.URL))
 
-	registry := awslive.NewRegistry(dynamodb.NewFromConfig(env.Config), env.EventsTable)
+	registry := awslive.NewRegistry(env.DynamoDB(), env.EventsTable)
 	ctx := context.Background()
 	connected := time.Now().UTC().Add(-time.Minute) // past the grace of a connection being made
 	for id, repos := range map[string][]string{
@@ -152,7 +150,7 @@ func TestFanoutFunction(t *testing.T) {
 	if posts := gw.postsTo(goneConnection); len(posts) != 1 {
 		t.Errorf("the gone connection was posted %d times, want once", len(posts))
 	}
-	if item := testenv.GetItem(t, dynamodb.NewFromConfig(env.Config), env.EventsTable, "WSCONN#"+goneConnection, "WSCONN"); item != nil {
+	if item := testenv.GetItem(t, env.DynamoDB(), env.EventsTable, "WSCONN#"+goneConnection, "WSCONN"); item != nil {
 		t.Errorf("the gone connection is still recorded: %v", item)
 	}
 }
@@ -160,10 +158,9 @@ func TestFanoutFunction(t *testing.T) {
 // When the audience cannot be read, nothing is sent and every announcement is reported
 // failed, to come again; the record cut short is still dropped.
 func TestFanoutFunctionRetriesWhatItCouldNotSend(t *testing.T) {
-	bootstrap := testenv.BuildFunction(t, "FanoutFunction")
 	env := testenv.SharedAWS(t)
 	gw := newGateway(t)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(), "RUNNERHUB_WS_ENDPOINT="+gw.URL,
+	fn := testenv.StartFunction(t, "FanoutFunction", append(env.Env(), "RUNNERHUB_WS_ENDPOINT="+gw.URL,
 		"RUNNERHUB_EVENTS_TABLE=no-such-table")) // the last value of a variable counts
 	payload := testenv.ReadEvent(t, batchFile)
 	var batch events.SQSEvent

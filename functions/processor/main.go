@@ -16,9 +16,6 @@ func main() {
 		"RUNNERHUB_EVENTS_TABLE", "RUNNERHUB_PAYLOAD_BUCKET", "RUNNERHUB_DEMAND_QUEUE_URL"))
 	emf := awsapp.NewEMF()
 	engine := app.Engine(emf)
-	if app.Announcer != nil { // live updates: each commit's goes to FanoutQueue
-		engine.Subscribe(app.Announcer)
-	}
 	p := &processing.Processor{Deliveries: app.Store, Counters: app.Store, Engine: engine, Signals: app.Signals,
 		Log: app.Log, Now: time.Now, Observer: emf}
 	// SQS batches of deliveries, and the ResendDemands schedule's task.

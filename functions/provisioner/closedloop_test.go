@@ -20,10 +20,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -58,7 +56,7 @@ type fn struct {
 
 func startFn(t *testing.T, logicalID string, env []string) *fn {
 	t.Helper()
-	return &fn{name: logicalID, lambda: testenv.StartLambda(t, testenv.BuildFunction(t, logicalID), env)}
+	return &fn{name: logicalID, lambda: testenv.StartFunction(t, logicalID, env)}
 }
 
 // invoke sends payload and decodes the answer into out; a function error is an error.
@@ -400,7 +398,7 @@ func TestClosedLoopOnAWS(t *testing.T) {
 	loop.Go(func() { players.watch(ctx) })
 	t.Cleanup(func() { stop(); loop.Wait() })
 
-	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+	store := awsstore.NewStore(env.DynamoDB(), env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
 	// maxRunners is never exceeded: sampled in RunnerHub (starting runners included) and
 	// on GitHub (busy runners); moto's failures to answer are the loop's, retried.

@@ -13,10 +13,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -59,7 +57,6 @@ type harness struct {
 
 func newHarness(t *testing.T) *harness {
 	t.Helper()
-	bootstrap := testenv.BuildFunction(t, "ProvisionerFunction")
 	env := testenv.SharedAWS(t)
 	fake := fakegithub.Start(t)
 	fake.AddInstallation("octo-org")
@@ -80,9 +77,9 @@ func newHarness(t *testing.T) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	store := awsstore.NewStore(dynamodb.NewFromConfig(env.Config), s3.NewFromConfig(env.Config, func(o *s3.Options) { o.UsePathStyle = true }),
+	store := awsstore.NewStore(env.DynamoDB(), env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)
-	fn := testenv.StartLambda(t, bootstrap, append(env.Env(),
+	fn := testenv.StartFunction(t, "ProvisionerFunction", append(env.Env(),
 		"RUNNERHUB_POOLS="+pools, "RUNNERHUB_GITHUB_API_URL="+fake.URL, "RUNNERHUB_GITHUB_TOKEN_PARAMETER="+tokenParam,
 		"RUNNERHUB_GITHUB_RUNNER_SCOPE="+scope))
 	return &harness{env: env, fake: fake, store: store, engine: &jobs.Engine{Store: store, Pools: parsed}, ec2: env.EC2(), fn: fn}
@@ -120,10 +117,8 @@ func (h *harness) instances(t *testing.T, pool string) map[string]ec2types.Insta
 	found := map[string]ec2types.Instance{}
 	for _, r := range out.Reservations {
 		for _, i := range r.Instances {
-			for _, tag := range i.Tags {
-				if aws.ToString(tag.Key) == ec2provider.TagRunner {
-					found[aws.ToString(tag.Value)] = i
-				}
+			if name := tag(i, ec2provider.TagRunner); name != "" {
+				found[name] = i
 			}
 		}
 	}

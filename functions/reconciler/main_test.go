@@ -124,6 +124,28 @@ func (h *harness) job(id int64, status, runner string, created time.Time) {
 	h.drain()
 }
 
+// announcements returns the bodies of the messages waiting on the FanoutQueue, and
+// deletes them.
+func (h *harness) announcements() string {
+	h.t.Helper()
+	var bodies strings.Builder
+	for {
+		out, err := h.queue.ReceiveMessage(h.t.Context(), &sqs.ReceiveMessageInput{QueueUrl: &h.env.FanoutQueueURL, MaxNumberOfMessages: 10})
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		if len(out.Messages) == 0 {
+			return bodies.String()
+		}
+		for _, m := range out.Messages {
+			bodies.WriteString(aws.ToString(m.Body) + "\n")
+			if _, err := h.queue.DeleteMessage(h.t.Context(), &sqs.DeleteMessageInput{QueueUrl: &h.env.FanoutQueueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+				h.t.Fatal(err)
+			}
+		}
+	}
+}
+
 func (h *harness) register(name string) {
 	h.t.Helper()
 	if _, _, err := h.engine.RegisterRunner(h.t.Context(), jobs.RunnerSpec{Name: name, Pool: "linux"}, time.Now().Add(-time.Minute)); err != nil {
@@ -226,6 +248,13 @@ func TestReconcilerFunction(t *testing.T) {
 			}
 			if _, err := h.store.Runner(t.Context(), "gone-1"); err == nil {
 				t.Fatal("gone-1 still held")
+			}
+			// Both changes are announced live, through the FanoutQueue, as the local stack's are.
+			announced := h.announcements()
+			for _, want := range []string{`"name":"gone-1","state":"removed"`, `"name":"static-1","state":"idle"`} {
+				if !strings.Contains(announced, want) {
+					t.Errorf("no live announcement on the FanoutQueue carries %s:\n%s", want, announced)
+				}
 			}
 		}, 0, 0, nil},
 		{"GitHub 5xx: the next run redelivers", appAuth, func(h *harness) {

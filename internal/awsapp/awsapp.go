@@ -94,9 +94,13 @@ func NewEMF() *metrics.EMF {
 
 // Engine builds the job engine on the app's store, with the subscribers every function's
 // commits have, in order: their demands go to the demand queue, m counts them (and their
-// conflicts), and they are logged. Live updates are the caller's to subscribe.
+// conflicts), they are logged, and, with a FanoutQueue, announced live.
 func (a *App) Engine(m jobs.Subscriber) *jobs.Engine {
-	return a.Config.Engine(a.Store, a.Store, &jobs.SignalSender{Signals: a.Signals, Log: a.Log}, m, jobs.Log{Logger: a.Log})
+	e := a.Config.Engine(a.Store, a.Store, &jobs.SignalSender{Signals: a.Signals, Log: a.Log}, m, jobs.Log{Logger: a.Log})
+	if a.Announcer != nil {
+		e.Subscribe(a.Announcer)
+	}
+	return e
 }
 
 // Ingest returns the webhook handler on the app's store and queue. In AWS a missing

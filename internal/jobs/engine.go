@@ -310,8 +310,19 @@ func (e *Engine) AllPools(ctx context.Context) ([]Pool, error) {
 	return mergePools(e.Pools, stored), nil
 }
 
+// Pool returns the pool named name, configured or created through the API, and whether
+// there is one.
+func (e *Engine) Pool(ctx context.Context, name string) (Pool, bool, error) {
+	pools, err := e.AllPools(ctx)
+	return findPool(pools, name, err)
+}
+
 func (p *planner) pool(name string) (Pool, bool, error) {
 	pools, err := p.allPools()
+	return findPool(pools, name, err)
+}
+
+func findPool(pools []Pool, name string, err error) (Pool, bool, error) {
 	if err != nil {
 		return Pool{}, false, err
 	}

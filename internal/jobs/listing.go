@@ -6,6 +6,7 @@ package jobs
 
 import (
 	"context"
+	"fmt"
 	"slices"
 	"strings"
 )
@@ -145,4 +146,26 @@ func (e *Engine) ListJobs(ctx context.Context, f JobFilter) ([]*Job, string, err
 		}
 	}
 	return e.Store.ListJobs(ctx, f)
+}
+
+// maxRunnerPages bounds AllRunners: MaxListLimit runners a page.
+const maxRunnerPages = 100
+
+// AllRunners reads every runner of pool ("" for every pool), a page at a time, and fails
+// past maxRunnerPages pages rather than read without end.
+func (e *Engine) AllRunners(ctx context.Context, pool string) ([]*Runner, error) {
+	var out []*Runner
+	cursor := ""
+	for range maxRunnerPages {
+		page, next, err := e.Store.ListRunners(ctx, pool, cursor, MaxListLimit)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, page...)
+		if next == "" {
+			return out, nil
+		}
+		cursor = next
+	}
+	return nil, fmt.Errorf("more than %d pages of runners", maxRunnerPages)
 }

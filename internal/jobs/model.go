@@ -156,7 +156,8 @@ type Pool struct {
 	Provider *provider.Config
 	// BootTimeout is how long a runner may stay starting before it is replaced.
 	BootTimeout time.Duration
-	// IdleTimeout is how long a non-ephemeral runner above MinIdle may stay idle.
+	// IdleTimeout is how long a runner above MinIdle may stay idle (an ephemeral one too:
+	// it is one no job came for).
 	IdleTimeout time.Duration
 	Ephemeral   bool // runners take one job each, and are then deleted
 	// Prewarm is how many runners a push or pull request may start ahead of its jobs.

@@ -37,11 +37,16 @@ type StartSpec struct {
 // CheckStart runs StartRunner's checks without writing anything: the pool has a
 // provider, the job (unless jobID is 0) still waits in it with no runner starting for
 // it, and the pool has room under maxRunners, starting runners included. It returns the
-// pool. The provisioner calls it before minting a just-in-time configuration, which
-// registers a runner with GitHub; StartRunner checks again in its commit.
-func (e *Engine) CheckStart(ctx context.Context, pool string, jobID int64, now time.Time) (Pool, error) {
+// pool and the job as read (nil for jobID 0). The provisioner calls it before minting a
+// just-in-time configuration, which registers a runner with GitHub; StartRunner checks
+// again in its commit.
+func (e *Engine) CheckStart(ctx context.Context, pool string, jobID int64, now time.Time) (Pool, *Job, error) {
 	p := e.newPlanner(ctx, now)
-	return p.checkStart(pool, jobID)
+	pl, err := p.checkStart(pool, jobID)
+	if err != nil || jobID == 0 {
+		return pl, nil, err
+	}
+	return pl, p.jobs[jobID], nil // read by checkStart
 }
 
 func (p *planner) checkStart(pool string, jobID int64) (Pool, error) {

@@ -55,7 +55,7 @@ func TestStartRunnerRefuses(t *testing.T) {
 		{"an unknown pool", "nope", 1, jobs.ErrUnknownPool},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := e.CheckStart(t.Context(), c.pool, c.job, t0); !errors.Is(err, c.want) {
+			if _, _, err := e.CheckStart(t.Context(), c.pool, c.job, t0); !errors.Is(err, c.want) {
 				t.Errorf("CheckStart: %v, want %v", err, c.want)
 			}
 			_, _, err := e.StartRunner(t.Context(), jobs.StartSpec{Name: "rh-other", Pool: c.pool, JobID: c.job}, t0)
@@ -141,7 +141,7 @@ func TestJobWhoseRunnerWentElsewhereMayStartAnother(t *testing.T) {
 	if r := runner(t, e, "rh-auto-1"); r.State != jobs.RunnerBusy || r.JobID != 2 {
 		t.Fatalf("runner named by job 2's in_progress = %+v; want busy with job 2", r)
 	}
-	if _, err := e.CheckStart(t.Context(), "auto", 1, t0); err != nil {
+	if _, _, err := e.CheckStart(t.Context(), "auto", 1, t0); err != nil {
 		t.Fatalf("CheckStart for job 1, whose runner took job 2: %v", err)
 	}
 }

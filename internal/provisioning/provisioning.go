@@ -160,29 +160,29 @@ func (p *Provisioner) Demand(ctx context.Context, d jobs.Demand) error {
 
 func (p *Provisioner) demand(ctx context.Context, d jobs.Demand) (outcome, error) {
 	now := p.now()
-	pool, err := p.Engine.CheckStart(ctx, d.Pool, d.JobID, now)
+	pool, job, err := p.Engine.CheckStart(ctx, d.Pool, d.JobID, now)
 	if o, ok := refused(err); ok {
 		return o, nil
 	}
 	if err != nil {
 		return nothing, err
 	}
-	if !p.waitingOnGitHub(ctx, d, now) {
+	if job != nil && !p.waitingOnGitHub(ctx, job, now) {
 		return nothing, nil
 	}
 	return p.start(ctx, pool, d.JobID, d.Repository, now)
 }
 
-// waitingOnGitHub asks GitHub whether a job queued longer than GitHubCheckAfter ago
-// still waits for a runner. When GitHub cannot say (unreachable, rate limited), the
-// store's view stands: a runner too many is reaped, a runner too few is a stuck job.
-func (p *Provisioner) waitingOnGitHub(ctx context.Context, d jobs.Demand, now time.Time) bool {
+// waitingOnGitHub asks GitHub whether j, a job waiting in the store, still waits for a
+// runner once it has been queued longer than GitHubCheckAfter. When GitHub cannot say
+// (unreachable, rate limited), the store's view stands: a runner too many is reaped, a
+// runner too few is a stuck job.
+func (p *Provisioner) waitingOnGitHub(ctx context.Context, j *jobs.Job, now time.Time) bool {
 	after := p.GitHubCheckAfter
 	if after <= 0 {
 		after = DefaultGitHubCheckAfter
 	}
-	j, err := p.Engine.Store.Job(ctx, d.JobID)
-	if err != nil || j.QueuedAt.IsZero() || now.Sub(j.QueuedAt) < after {
+	if j.QueuedAt.IsZero() || now.Sub(j.QueuedAt) < after {
 		return true
 	}
 	owner, repo, ok := strings.Cut(j.Repository, "/")
@@ -192,15 +192,15 @@ func (p *Provisioner) waitingOnGitHub(ctx context.Context, d jobs.Demand, now ti
 	g, err := p.GitHub.Job(ctx, owner, repo, j.ID)
 	switch {
 	case errors.Is(err, github.ErrNotFound):
-		p.log().InfoContext(ctx, "no runner started: GitHub no longer has the job", "pool", d.Pool, "job_id", d.JobID)
+		p.log().InfoContext(ctx, "no runner started: GitHub no longer has the job", "pool", j.Pool, "job_id", j.ID)
 		return false
 	case err != nil:
-		p.log().DebugContext(ctx, "GitHub could not say whether the job still waits: starting its runner", "job_id", d.JobID, "error", err)
+		p.log().DebugContext(ctx, "GitHub could not say whether the job still waits: starting its runner", "job_id", j.ID, "error", err)
 		return true
 	}
 	switch status := g.GetStatus(); status {
 	case "in_progress", "completed":
-		p.log().InfoContext(ctx, "no runner started: GitHub says the job no longer waits", "pool", d.Pool, "job_id", d.JobID, "github_status", status)
+		p.log().InfoContext(ctx, "no runner started: GitHub says the job no longer waits", "pool", j.Pool, "job_id", j.ID, "github_status", status)
 		return false
 	}
 	return true
@@ -347,7 +347,7 @@ func (p *Provisioner) warm(ctx context.Context, pool jobs.Pool, target int, runn
 	n := 0
 	for ; spare < target; spare++ {
 		// Room first, so that a full pool mints nothing.
-		if _, err := p.Engine.CheckStart(ctx, pool.Name, 0, now); err != nil {
+		if _, _, err := p.Engine.CheckStart(ctx, pool.Name, 0, now); err != nil {
 			if _, ok := refused(err); ok {
 				return n, nil
 			}
@@ -366,9 +366,12 @@ func (p *Provisioner) warm(ctx context.Context, pool jobs.Pool, target int, runn
 // registration from GitHub. It is idempotent: a machine or registration already gone is
 // success. The place a completed job's runner leaves goes to the pool's waiting jobs.
 func (p *Provisioner) Retire(ctx context.Context, r jobs.Retire) error {
-	pool, known, err := p.pool(ctx, r.Pool)
+	pool, known, err := p.Engine.Pool(ctx, r.Pool)
 	if err != nil {
 		return err
+	}
+	if !known {
+		pool.Name = r.Pool
 	}
 	var errs []error
 	if r.ProviderID != "" {
@@ -438,37 +441,11 @@ func (p *Provisioner) backlog(ctx context.Context, pool jobs.Pool, now time.Time
 	return n, nil
 }
 
-// pool returns the pool named name, and whether there is one.
-func (p *Provisioner) pool(ctx context.Context, name string) (jobs.Pool, bool, error) {
-	pools, err := p.Engine.AllPools(ctx)
-	if err != nil {
-		return jobs.Pool{}, false, err
-	}
-	for _, pl := range pools {
-		if pl.Name == name {
-			return pl, true, nil
-		}
-	}
-	return jobs.Pool{Name: name}, false, nil
-}
-
-// maxRunnerPages bounds the reading of one pool's runners.
-const maxRunnerPages = 100
-
 // runners reads every runner of pool.
 func (p *Provisioner) runners(ctx context.Context, pool string) ([]*jobs.Runner, error) {
-	var out []*jobs.Runner
-	cursor := ""
-	for range maxRunnerPages {
-		page, next, err := p.Engine.Store.ListRunners(ctx, pool, cursor, jobs.MaxListLimit)
-		if err != nil {
-			return nil, fmt.Errorf("listing the runners of pool %s: %w", pool, err)
-		}
-		out = append(out, page...)
-		if next == "" {
-			return out, nil
-		}
-		cursor = next
+	runners, err := p.Engine.AllRunners(ctx, pool)
+	if err != nil {
+		return nil, fmt.Errorf("listing the runners of pool %s: %w", pool, err)
 	}
-	return nil, fmt.Errorf("listing the runners of pool %s: more than %d pages", pool, maxRunnerPages)
+	return runners, nil
 }

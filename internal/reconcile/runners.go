@@ -33,9 +33,6 @@ type RunnerReconciler struct {
 	Now   func() time.Time
 }
 
-// maxRunnerPages bounds the reading of RunnerHub's own runners.
-const maxRunnerPages = 100
-
 func (rr *RunnerReconciler) run(ctx context.Context, rep *Report) error {
 	if len(rr.Scopes) == 0 {
 		return nil
@@ -85,20 +82,11 @@ func (rr *RunnerReconciler) run(ctx context.Context, rep *Report) error {
 }
 
 func (rr *RunnerReconciler) ours(ctx context.Context) ([]*jobs.Runner, error) {
-	var out []*jobs.Runner
-	cursor := ""
-	for range maxRunnerPages {
-		page, next, err := rr.Engine.Store.ListRunners(ctx, "", cursor, jobs.MaxListLimit)
-		if err != nil {
-			return nil, fmt.Errorf("listing runners: %w", err)
-		}
-		out = append(out, page...)
-		if next == "" {
-			return out, nil
-		}
-		cursor = next
+	runners, err := rr.Engine.AllRunners(ctx, "")
+	if err != nil {
+		return nil, fmt.Errorf("listing runners: %w", err)
 	}
-	return nil, fmt.Errorf("listing runners: more than %d pages", maxRunnerPages)
+	return runners, nil
 }
 
 // importRunners registers GitHub's runners that RunnerHub does not know, in name order.

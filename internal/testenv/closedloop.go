@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
 )
 
@@ -77,7 +78,9 @@ func CheckJobsRanOnGitHub(t testing.TB, fake *fakegithub.Server, repo string, id
 
 // PoolRunners are the runners of pool registered with fake in scope (rh-<pool>-…).
 func PoolRunners(fake *fakegithub.Server, scope, pool string) []fakegithub.RunnerInfo {
-	return slices.DeleteFunc(fake.Runners(scope), func(r fakegithub.RunnerInfo) bool { return !strings.HasPrefix(r.Name, "rh-"+pool+"-") })
+	return slices.DeleteFunc(fake.Runners(scope), func(r fakegithub.RunnerInfo) bool {
+		return !strings.HasPrefix(r.Name, provisioning.RunnerPrefix+pool+"-")
+	})
 }
 
 // PoolSettled says whether, in pool p, RunnerHub, GitHub (in scope) and the provider

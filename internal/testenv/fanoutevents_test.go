@@ -93,15 +93,13 @@ func generateFanoutEvents(t *testing.T) map[string][]byte {
 // fanoutRecord is the record Lambda's SQS event source hands the FanoutFunction for a
 // message the processor sent at sent.
 func fanoutRecord(seed, body string, sent time.Time) sqsRecord {
-	ms := strconv.FormatInt(sent.Add(50*time.Millisecond).UnixMilli(), 10)
+	attributes := sqsAttributes(sent.Add(50 * time.Millisecond))
+	attributes["SenderId"] = processorSenderID
 	return sqsRecord{
-		MessageID:     uuidFor("fanout " + seed),
-		ReceiptHandle: receiptHandleFor("fanout " + seed),
-		Body:          body,
-		Attributes: map[string]string{
-			"ApproximateReceiveCount": "1", "SentTimestamp": ms, "ApproximateFirstReceiveTimestamp": ms,
-			"SenderId": "AROAEXAMPLEROLEID:runnerhub-ProcessorFunction-EXAMPLE",
-		},
+		MessageID:         uuidFor("fanout " + seed),
+		ReceiptHandle:     receiptHandleFor("fanout " + seed),
+		Body:              body,
+		Attributes:        attributes,
 		MessageAttributes: map[string]sqsAttribute{},
 		MD5OfBody:         md5Hex([]byte(body)),
 		EventSource:       "aws:sqs",

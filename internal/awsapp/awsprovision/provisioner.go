@@ -31,9 +31,6 @@ func New(ctx context.Context, app *awsapp.App) (*Handler, error) {
 		return h, nil
 	}
 	engine := app.Engine(emf)
-	if app.Announcer != nil { // live updates: each commit's goes to FanoutQueue
-		engine.Subscribe(app.Announcer)
-	}
 	h.Provisioner = &provisioning.Provisioner{
 		Engine: engine, GitHub: client, Scopes: gc.RunnerScopes, Metrics: emf.Provisioner(), Log: app.Log, Now: time.Now,
 		Providers: &providers.Factory{AWS: func(context.Context) (aws.Config, error) { return app.AWS, nil }, Log: app.Log},

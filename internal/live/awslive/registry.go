@@ -167,11 +167,19 @@ func (r *Registry) partition(ctx context.Context, id string) (map[string]bool, e
 	return sks, nil
 }
 
-// batchWrite writes requests 25 at a time, sending again what DynamoDB left unprocessed.
+// batchWriteAttempts bounds the sending of one chunk: DynamoDB may leave part of it
+// unprocessed for as long as it throttles.
+const batchWriteAttempts = 5
+
+// batchWrite writes requests 25 at a time, sending again what DynamoDB left unprocessed,
+// up to batchWriteAttempts times a chunk.
 func (r *Registry) batchWrite(ctx context.Context, writes []types.WriteRequest) error {
 	for chunk := range slices.Chunk(writes, batchWriteMax) {
 		pending := map[string][]types.WriteRequest{r.table: chunk}
 		for attempt := 0; len(pending[r.table]) > 0; attempt++ {
+			if attempt == batchWriteAttempts {
+				return fmt.Errorf("%d writes still unprocessed after %d attempts", len(pending[r.table]), attempt)
+			}
 			if attempt > 0 {
 				select {
 				case <-ctx.Done():

@@ -2,11 +2,11 @@ package awsstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"strings"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
@@ -131,27 +131,32 @@ func (s *Store) PoolCounts(ctx context.Context, pools []string) ([]jobs.PoolCoun
 func (s *Store) batchGet(ctx context.Context, keys []map[string]types.AttributeValue) ([]map[string]types.AttributeValue, error) {
 	var items []map[string]types.AttributeValue
 	request := map[string]types.KeysAndAttributes{s.table: {Keys: keys, ConsistentRead: aws.Bool(true)}}
-	delay := backoffBase
-	for attempt := 1; ; attempt++ {
+	err := retry(ctx, func() error {
 		out, err := s.db.BatchGetItem(ctx, &dynamodb.BatchGetItemInput{RequestItems: request})
 		if err != nil {
-			return nil, err
+			return err
 		}
 		items = append(items, out.Responses[s.table]...)
 		if len(out.UnprocessedKeys) == 0 {
-			return items, nil
-		}
-		if attempt == maxTransactAttempts {
-			return nil, fmt.Errorf("%d keys still unprocessed after %d attempts", len(out.UnprocessedKeys[s.table].Keys), attempt)
+			return nil
 		}
 		request = out.UnprocessedKeys
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(delay/2 + rand.N(delay)):
-		}
-		delay *= 2
+		return unprocessedError(len(request[s.table].Keys))
+	}, isUnprocessed)
+	if err != nil {
+		return nil, err
 	}
+	return items, nil
+}
+
+// unprocessedError counts the keys a BatchGetItem left unprocessed.
+type unprocessedError int
+
+func (n unprocessedError) Error() string { return fmt.Sprintf("%d keys still unprocessed", int(n)) }
+
+func isUnprocessed(err error) bool {
+	var u unprocessedError
+	return errors.As(err, &u)
 }
 
 // SetPoolCounts replaces the counts of each pool with the given ones (jobs.Engine.Recount),

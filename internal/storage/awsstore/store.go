@@ -405,10 +405,16 @@ func (s *Store) transact(ctx context.Context, items []types.TransactWriteItem) e
 // retryTransient calls write until it succeeds, fails other than transiently, or has been
 // tried maxTransactAttempts times.
 func retryTransient(ctx context.Context, write func() error) error {
+	return retry(ctx, write, transient)
+}
+
+// retry calls call until it succeeds, fails with an error again does not accept, or has
+// been tried maxTransactAttempts times, with a jittered wait doubling from backoffBase.
+func retry(ctx context.Context, call func() error, again func(error) bool) error {
 	delay := backoffBase
 	for attempt := 1; ; attempt++ {
-		err := write()
-		if err == nil || attempt == maxTransactAttempts || !transient(err) {
+		err := call()
+		if err == nil || attempt == maxTransactAttempts || !again(err) {
 			return err
 		}
 		t := time.NewTimer(delay/2 + rand.N(delay))

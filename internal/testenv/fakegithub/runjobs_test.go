@@ -8,19 +8,18 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/testenv/fakegithub/fakejit"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 const loopHook = "repo/octo/app/12"
 
 // inbox is a hook target that keeps what it receives.
 type inbox struct {
-	mu         sync.Mutex
-	deliveries []received
+	deliveries suite.Recorded[received]
 }
 
 type received struct {
@@ -34,18 +33,14 @@ func (b *inbox) target(_ context.Context, header http.Header, body []byte) int {
 	if header.Get("X-Hub-Signature-256") != sign("s3cret", body) {
 		return http.StatusUnauthorized
 	}
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.deliveries = append(b.deliveries, received{header, p})
+	b.deliveries.Add(received{header, p})
 	return http.StatusAccepted
 }
 
 // actions lists "action job-id runner" of the workflow_job deliveries received.
 func (b *inbox) actions() []string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
 	var out []string
-	for _, d := range b.deliveries {
+	for _, d := range b.deliveries.All() {
 		wj := d.payload["workflow_job"].(map[string]any)
 		runner, _ := wj["runner_name"].(string)
 		out = append(out, strings.TrimSpace(d.payload["action"].(string)+" "+jsonNumber(wj["id"])+" "+runner))

@@ -84,10 +84,10 @@ type Call struct {
 }
 
 // NeverConnected returns the runner, and its pool, whose machine the --never-connect
-// fault started ("" before that attempt). The file is the program's neverConnectedFile.
+// fault started ("" before that attempt), from the program's execfake.NeverConnectedFile.
 func (p *RunnerProgram) NeverConnected(t testing.TB) (name, pool string) {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(p.State, "never-connected"))
+	b, err := os.ReadFile(filepath.Join(p.State, execfake.NeverConnectedFile))
 	if os.IsNotExist(err) {
 		return "", ""
 	}

@@ -146,7 +146,6 @@ func TestRunnerProgramFaults(t *testing.T) {
 	}{
 		{"every third create fails", []string{"--fail-every", "3"}, []string{"online", "online", "failed", "online", "online", "failed"}, false},
 		{"the second runner never connects", []string{"--never-connect", "2"}, []string{"online", "silent", "online"}, true},
-		{"no runner processes", []string{"--no-runner"}, []string{"silent", "silent"}, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := startLoop(t, built.Fresh(t))

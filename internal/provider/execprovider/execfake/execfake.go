@@ -10,6 +10,10 @@ import (
 	"path/filepath"
 )
 
+// NeverConnectedFile names, in the fake runner program's state directory, the runner of
+// its --never-connect attempt and its pool, a line each (fakegithub.RunnerProgram reads it).
+const NeverConnectedFile = "never-connected"
+
 // Answer writes v to stdout, the call's JSON answer.
 func Answer(v any) {
 	if err := json.NewEncoder(os.Stdout).Encode(v); err != nil {

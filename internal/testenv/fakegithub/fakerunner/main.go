@@ -3,7 +3,7 @@
 // that connects with its JIT configuration (fakejit) and keeps its session until GitHub
 // removes the runner (after its job, for an ephemeral runner) or it is deleted.
 //
-//	fakerunner [--state DIR] [--fail-every N] [--never-connect K] [--no-runner] [--poll D] [--lifetime D] create|delete|list
+//	fakerunner [--state DIR] [--fail-every N] [--never-connect K] [--poll D] [--lifetime D] create|delete|list
 //
 // It speaks the exec provider's JSON contract on stdin and stdout. The state directory
 // (--state, or FAKERUNNER_STATE) holds one <providerId>.machine file per machine (the
@@ -13,9 +13,7 @@
 //
 // Faults: --fail-every N fails every Nth create attempt (counted across calls) before
 // starting anything; --never-connect K makes the Kth create attempt start a runner that
-// never connects, as a machine whose runner does not boot. --no-runner starts no runner
-// process at all: create only records the machine (for tests that measure RunnerHub, or
-// play the runners themselves).
+// never connects, as a machine whose runner does not boot.
 package main
 
 import (
@@ -56,7 +54,6 @@ type options struct {
 	state        string
 	failEvery    int
 	neverConnect int
-	noRunner     bool
 	poll         time.Duration
 	lifetime     time.Duration
 }
@@ -67,7 +64,6 @@ func main() {
 	flag.StringVar(&o.state, "state", os.Getenv("FAKERUNNER_STATE"), "state directory (default $FAKERUNNER_STATE)")
 	flag.IntVar(&o.failEvery, "fail-every", 0, "fail every Nth create attempt (0: never)")
 	flag.IntVar(&o.neverConnect, "never-connect", 0, "the Kth create attempt starts a runner that never connects (0: none)")
-	flag.BoolVar(&o.noRunner, "no-runner", false, "create records the machine and starts no runner process")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a runner renews its session")
 	flag.DurationVar(&o.lifetime, "lifetime", 5*time.Minute, "a runner process exits by itself after this long, so that none outlives a test")
 	flag.Parse()
@@ -116,10 +112,6 @@ func main() {
 	}
 }
 
-// neverConnectedFile names, in the state directory, the runner of the --never-connect
-// attempt and its pool (RunnerProgram.NeverConnected reads it).
-const neverConnectedFile = "never-connected"
-
 func create(o options, stdin []byte) {
 	var m machine
 	if err := json.Unmarshal(stdin, &m); err != nil || m.Name == "" || m.Pool == "" || m.JITConfig == "" {
@@ -137,17 +129,13 @@ func create(o options, stdin []byte) {
 	if m.NeverConnects {
 		// Kept after the machine is deleted, for the test to name the runner: which
 		// runner makes the Kth attempt is up to concurrent provider calls.
-		if err := os.WriteFile(filepath.Join(o.state, neverConnectedFile), []byte(m.Name+"\n"+m.Pool), 0o600); err != nil {
+		if err := os.WriteFile(filepath.Join(o.state, execfake.NeverConnectedFile), []byte(m.Name+"\n"+m.Pool), 0o600); err != nil {
 			execfake.Fail("create: %v", err)
 		}
 	}
 	path := filepath.Join(o.state, m.ProviderID+".machine")
 	if err := writeMachine(path, m); err != nil {
 		execfake.Fail("create: %v", err)
-	}
-	if o.noRunner {
-		execfake.Answer(map[string]string{"providerId": m.ProviderID})
-		return
 	}
 	pid, err := startRunner(o, path, filepath.Join(o.state, m.ProviderID+".log"))
 	if err != nil {

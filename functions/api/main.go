@@ -18,6 +18,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/httpapi"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/metrics"
+	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/reconcile"
 )
 
@@ -36,8 +37,10 @@ func main() {
 		Store: app.Store, Lister: app.Store, Counters: app.Store, JobCounters: app.Store,
 		Queue: app.Queue, DeadLetters: deadLetters,
 		Ingest: ing, Secret: cfg.WebhookSecret, Retention: cfg.Retention, Log: app.Log,
-		// The ReconcilerFunction's given-up deliveries, from its checkpoint.
-		GivenUp: reconcile.GivenUpCount(app.Store, time.Now),
+		// The ReconcilerFunction's given-up deliveries and the ProvisionerFunction's JIT
+		// failures, from their checkpoints.
+		GivenUp:  reconcile.GivenUpCount(app.Store, time.Now),
+		Problems: provisioning.SavedProblems(app.Store),
 	})
 	// Runner operations go through the same commit pipeline as the processor's deliveries,
 	// with the same subscribers (EMF only counts their conflicts).

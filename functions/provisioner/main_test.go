@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -212,5 +213,32 @@ func TestProvisionerFunction(t *testing.T) {
 	}
 	if again := h.instances(t, "linux"); len(again) != 1 {
 		t.Fatalf("instances of pool linux after the pass: %d, want still one", len(again))
+	}
+}
+
+// GitHub's refusal to mint JIT configurations makes the ApiFunction's health degraded:
+// the ProvisionerFunction keeps its JIT failures in a checkpoint the ApiFunction reads.
+func TestJITFailuresShowInHealth(t *testing.T) {
+	h := newHarness(t)
+	batch := readEvent(t, sqsEvent)
+	var ev events.SQSEvent
+	if err := json.Unmarshal(batch, &ev); err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range ev.Records {
+		if sig, err := awsstore.ReadSignal([]byte(r.Body)); err == nil && sig.Demand != nil {
+			h.queue(t, *sig.Demand)
+		}
+	}
+	before := len(h.instances(t, "linux")) // the moto is shared with the other tests
+	h.fake.FailNext(100, http.StatusForbidden)
+	h.fn.InvokeSQS(t, batch)
+	if after := len(h.instances(t, "linux")); after != before {
+		t.Fatalf("%d instances started without a JIT configuration", after-before)
+	}
+	api := testenv.StartFunction(t, "ApiFunction", append(h.env.Env(), "GITHUB_WEBHOOK_SECRET="+testenv.EventsSecret, "RUNNERHUB_API_TOKENS="+testenv.EventsAPIToken))
+	resp := api.InvokeHTTP(t, testenv.ReadEvent(t, "api-health.json"))
+	if !strings.Contains(resp.Body, `"degraded"`) || !strings.Contains(resp.Body, "runners cannot start in pool linux") || !strings.Contains(resp.Body, "(forbidden)") {
+		t.Fatalf("health %d %s; want degraded by pool linux's forbidden JIT configurations", resp.StatusCode, resp.Body)
 	}
 }

@@ -1,7 +1,9 @@
 package provisioning
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	"github.com/runnerhub/webhooks/internal/github"
 )
 
@@ -118,17 +121,65 @@ func (p *Provisioner) JITErrors() []JITError {
 	return out
 }
 
-// Problems describes each pool's current JIT failure, for health, which is public: the
-// pool and the cause, nothing that names a repository. A nil Provisioner (no GitHub
-// credentials) has none.
-func (p *Provisioner) Problems() []string {
+// Problems describes each pool's current JIT failure, for health (see problems). A nil
+// Provisioner (no GitHub credentials) has none. It is deliveries.Deps.Problems' shape.
+func (p *Provisioner) Problems(context.Context) ([]string, error) {
 	if p == nil {
-		return nil
+		return nil, nil
 	}
+	return problems(p.JITErrors()), nil
+}
+
+// problems describes JIT failures for health, which is public: the pool and the cause,
+// nothing that names a repository.
+func problems(failures []JITError) []string {
 	var out []string
-	for _, e := range p.JITErrors() {
+	for _, e := range failures {
 		out = append(out, fmt.Sprintf("runners cannot start in pool %s: GitHub refused its JIT configurations %d times since %s (%s); see the log",
 			e.Pool, e.Count, e.Since.UTC().Format(time.RFC3339), e.Cause))
 	}
 	return out
+}
+
+// JITCheckpoint is the checkpoint under which the ProvisionerFunction keeps its current
+// JIT failures, for the ApiFunction's health: on AWS the two run apart.
+const JITCheckpoint = "provisioner-jit-failures"
+
+// SaveJITErrors stores the current JIT failures under JITCheckpoint when they changed
+// since p last saved them. Environments of the function save in turn: the checkpoint
+// holds the latest one's view, so a pool that mints again anywhere is cleared.
+func (p *Provisioner) SaveJITErrors(ctx context.Context, store checkpoint.Store) error {
+	data, err := json.Marshal(p.JITErrors())
+	if err != nil {
+		return err
+	}
+	p.mu.Lock()
+	same := p.saved != nil && bytes.Equal(p.saved, data)
+	p.mu.Unlock()
+	if same {
+		return nil
+	}
+	if err := store.PutCheckpoint(ctx, JITCheckpoint, data); err != nil {
+		return fmt.Errorf("saving the JIT failures: %w", err)
+	}
+	p.mu.Lock()
+	p.saved = data
+	p.mu.Unlock()
+	return nil
+}
+
+// SavedProblems returns a deliveries.Deps.Problems that describes the JIT failures a
+// ProvisionerFunction saved in store (SaveJITErrors).
+func SavedProblems(store checkpoint.Store) func(context.Context) ([]string, error) {
+	return func(ctx context.Context) ([]string, error) {
+		data, err := store.Checkpoint(ctx, JITCheckpoint)
+		if err != nil || data == nil {
+			return nil, err
+		}
+		var failures []JITError
+		if err := json.Unmarshal(data, &failures); err != nil {
+			return nil, fmt.Errorf("the JIT failures checkpoint: %w", err)
+		}
+		return problems(failures), nil
+	}
 }

@@ -109,6 +109,8 @@ type Provisioner struct {
 	// restart (or, on AWS, a new execution environment) starts its grace again, which
 	// delays reaping but never reaps early.
 	orphans map[string]time.Time
+	// saved is what SaveJITErrors last stored.
+	saved []byte
 	// starting holds the start line of each pool (see startRunner).
 	starting map[string]*startLine
 }

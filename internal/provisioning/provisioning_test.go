@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/testenv/fakegithub"
@@ -209,6 +210,17 @@ func TestJITFailuresAreLoggedOncePerCauseAndShown(t *testing.T) {
 	if f.metrics.get("jit/linux/forbidden") != 3 {
 		t.Fatalf("metrics %v", f.metrics.n)
 	}
+	// Saved for a health that runs elsewhere (the ApiFunction), once while they stay.
+	store := &countingCheckpoints{Store: f.engine.Store.(checkpoint.Store)}
+	for range 2 {
+		if err := f.p.SaveJITErrors(t.Context(), store); err != nil {
+			t.Fatal(err)
+		}
+	}
+	shown, err := provisioning.SavedProblems(store)(t.Context())
+	if err != nil || len(shown) != 1 || !strings.Contains(shown[0], "runners cannot start in pool linux") || !strings.Contains(shown[0], "(forbidden)") || store.puts != 1 {
+		t.Fatalf("saved problems %q, %v after %d saves; want pool linux forbidden, saved once", shown, err, store.puts)
+	}
 	f.gh.FailNext(1, http.StatusUnprocessableEntity)
 	_ = f.p.Demand(t.Context(), d)
 	if n := f.logged("GitHub refuses JIT configurations"); n != 2 {
@@ -220,6 +232,23 @@ func TestJITFailuresAreLoggedOncePerCauseAndShown(t *testing.T) {
 	if got := f.p.JITErrors(); len(got) != 0 {
 		t.Fatalf("JIT errors %+v after a success, want none", got)
 	}
+	if err := f.p.SaveJITErrors(t.Context(), store); err != nil {
+		t.Fatal(err)
+	}
+	if shown, err := provisioning.SavedProblems(store)(t.Context()); err != nil || len(shown) != 0 {
+		t.Fatalf("saved problems %q, %v after a success, want none", shown, err)
+	}
+}
+
+// countingCheckpoints counts the checkpoints stored.
+type countingCheckpoints struct {
+	checkpoint.Store
+	puts int
+}
+
+func (c *countingCheckpoints) PutCheckpoint(ctx context.Context, name string, data []byte) error {
+	c.puts++
+	return c.Store.PutCheckpoint(ctx, name, data)
 }
 
 func TestBootTimeoutReplacesTheRunner(t *testing.T) {

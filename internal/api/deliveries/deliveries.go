@@ -55,8 +55,10 @@ type Deps struct {
 	Now     func() time.Time // time.Now when nil
 
 	// Problems, when set, are more reasons for a degraded health from the rest of the
-	// process (the local stack's provisioner). Health is public: they name no repository.
-	Problems func() []string
+	// system: the provisioner's JIT failures (the local stack's in process, the
+	// ProvisionerFunction's from its checkpoint on AWS). Health is public: they name no
+	// repository.
+	Problems func(ctx context.Context) ([]string, error)
 }
 
 // Routes returns the endpoints; health is the only public one.

@@ -278,7 +278,12 @@ func (h *handlers) health(r *http.Request) (int, any, error) {
 		}
 	}
 	if h.Problems != nil {
-		for _, r := range h.Problems() {
+		reasons, err := h.Problems(ctx)
+		if err != nil {
+			h.Log.ErrorContext(ctx, "health: reading the provisioner's JIT failures failed", "error", err)
+			problem("store errors: the provisioner's JIT failures could not be read")
+		}
+		for _, r := range reasons {
 			problem("%s", r)
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
@@ -26,6 +27,7 @@ type Provisioner interface {
 	Prewarm(ctx context.Context, p jobs.Prewarm) error
 	Retire(ctx context.Context, r jobs.Retire) error
 	Pass(ctx context.Context, now time.Time) provisioning.Report
+	SaveJITErrors(ctx context.Context, store checkpoint.Store) error
 }
 
 var _ Provisioner = (*provisioning.Provisioner)(nil)
@@ -54,8 +56,11 @@ type Handler struct {
 	// Visibility sets a failed record's backoff; nil leaves the retry to the queue's
 	// visibility timeout.
 	Visibility Visibility
-	Log        *slog.Logger
-	Now        func() time.Time
+	// Checkpoints keep the provisioner's JIT failures after each invocation, for the
+	// ApiFunction's health (provisioning.SavedProblems); nil keeps them in memory only.
+	Checkpoints checkpoint.Store
+	Log         *slog.Logger
+	Now         func() time.Time
 }
 
 // PassResult answers a scheduled invocation: the pass's report, or {"disabled": true}
@@ -79,17 +84,30 @@ func (h *Handler) Handle(ctx context.Context, event json.RawMessage) (any, error
 	}
 	switch {
 	case probe.Records != nil:
+		defer h.saveJITErrors(ctx)
 		return h.HandleSQS(ctx, probe.SQSEvent)
 	case probe.Source == "aws.events" && probe.DetailType == "Scheduled Event":
 		if h.Provisioner == nil {
 			return PassResult{Disabled: true}, nil
 		}
+		defer h.saveJITErrors(ctx)
 		// A pass that failed in part reports it (and logs it) and still answers: the next
 		// one tries again, as a failed invocation's retry would, without doubling up.
 		rep := h.Provisioner.Pass(ctx, h.Now())
 		return PassResult{Report: &rep}, nil
 	}
 	return nil, errors.New("the event is neither an SQS batch nor a scheduled event")
+}
+
+// saveJITErrors keeps the provisioner's JIT failures for health; a failure to is logged,
+// and the next invocation saves them again.
+func (h *Handler) saveJITErrors(ctx context.Context) {
+	if h.Provisioner == nil || h.Checkpoints == nil {
+		return
+	}
+	if err := h.Provisioner.SaveJITErrors(ctx, h.Checkpoints); err != nil {
+		h.Log.LogAttrs(ctx, slog.LevelWarn, "provisioner: the JIT failures health shows could not be saved", slog.String("error", err.Error()))
+	}
 }
 
 // HandleSQS applies the signals of the batch, all at once, and reports the records that

@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
+	"github.com/runnerhub/webhooks/internal/checkpoint"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provisioning"
 	"github.com/runnerhub/webhooks/internal/testenv"
@@ -67,6 +68,8 @@ func (f *fakeProvisioner) Retire(_ context.Context, r jobs.Retire) error {
 	f.record("retire " + r.Pool + " " + r.Runner + " " + r.ProviderID)
 	return nil
 }
+
+func (f *fakeProvisioner) SaveJITErrors(context.Context, checkpoint.Store) error { return nil }
 
 func (f *fakeProvisioner) Pass(_ context.Context, now time.Time) provisioning.Report {
 	f.passes = append(f.passes, now)

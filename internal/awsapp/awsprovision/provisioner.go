@@ -20,7 +20,7 @@ import (
 // and the backoff on the demand queue. Without GitHub credentials it logs so once and
 // the handler starts nothing.
 func New(ctx context.Context, app *awsapp.App) (*Handler, error) {
-	h := &Handler{Log: app.Log, Now: time.Now,
+	h := &Handler{Log: app.Log, Now: time.Now, Checkpoints: app.Store,
 		Visibility: QueueVisibility{SQS: sqs.NewFromConfig(app.AWS), QueueURL: app.Config.DemandQueueURL}}
 	emf := awsapp.NewEMF()
 	gc, client, err := awsreconcile.GitHubClient(ctx, app, emf, "no runner can be started, signals are dropped")

@@ -156,7 +156,9 @@ func (h *Hub) Broadcast(ctx context.Context, msgs ...Message) error {
 // receives a JSON array of them (several arrays when they exceed MaxMessageBytes
 // together). The connections come from the Registry's Audience of the rooms involved,
 // so a message in a repository's room reads only that room's and everything's
-// subscribers; with nobody to tell, nothing more is read.
+// subscribers, and of those the Hub keeps the ones that want a message in one of the
+// rooms (for a message without a room: those subscribed to anything); with nobody to
+// tell, nothing more is read.
 //
 // It returns an error only when it sent nothing because the audience could not be read:
 // the announcements may then be delivered again. Later failures (a pool's counts, a
@@ -176,10 +178,16 @@ func (h *Hub) Deliver(ctx context.Context, anns []Announcement) error {
 	if len(rooms) == 0 {
 		return nil
 	}
-	conns, err := h.Registry.Audience(ctx, slices.Sorted(maps.Keys(rooms)), h.now())
+	audience := slices.Sorted(maps.Keys(rooms))
+	conns, err := h.Registry.Audience(ctx, audience, h.now())
 	if err != nil {
 		return fmt.Errorf("finding the connections to tell: %w", err)
 	}
+	// The Registry lists every connection for a message without a room; only those
+	// subscribed to something want it (Subscription.Wants), the others are nobody to tell.
+	conns = slices.DeleteFunc(conns, func(c Connection) bool {
+		return !slices.ContainsFunc(audience, c.Wants)
+	})
 	if len(conns) == 0 {
 		return nil
 	}

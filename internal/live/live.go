@@ -185,11 +185,13 @@ type Registry interface {
 	Delete(ctx context.Context, id string) error
 	// List returns the connections unexpired at now, without scanning.
 	List(ctx context.Context, now time.Time) ([]Connection, error)
-	// Audience returns, each once, the connections unexpired at now that want a message
-	// in at least one of rooms ("" stands for messages without a room), reading only
-	// the subscribers of those rooms and of everything: a repository's message never
-	// lists every connection. A returned connection's Subscription may be partial, but
-	// tells which of rooms it wants.
+	// Audience returns, each once, the connections unexpired at now that may want a
+	// message in at least one of rooms: for a repository's room, reading only the
+	// subscribers of that room and of everything (a repository's message never lists
+	// every connection); for "" (messages without a room), every connection, as List.
+	// Which of them want the message is the Hub's rule (Subscription.Wants), not the
+	// Registry's. A returned connection's Subscription may be partial, but tells which of
+	// rooms it wants.
 	Audience(ctx context.Context, rooms []string, now time.Time) ([]Connection, error)
 }
 

@@ -208,6 +208,48 @@ func TestPublishWithNobodyConnectedReadsNothing(t *testing.T) {
 	}
 }
 
+// TestDeliverToNobodySubscribedReadsNothing holds Hub.Deliver to the rule for messages
+// without a room: the Registry lists every connection for them, and only those
+// subscribed to something are told. With nobody else connected, the fan-out then has
+// nobody to tell: it reads no pool counts and sends nothing.
+func TestDeliverToNobodySubscribedReadsNothing(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		connect func(t *testing.T, hub *live.Hub)
+	}{
+		{"connected, never subscribed", func(t *testing.T, hub *live.Hub) {
+			if err := hub.Connect(ctx, live.Connection{ID: "idle"}); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"unsubscribed from everything", func(t *testing.T, hub *live.Hub) {
+			connect(t, hub, "left")
+			if _, err := hub.Unsubscribe(ctx, "left", nil); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newPublishFixture(t)
+			tc.connect(t, f.hub)
+			// An organisation's ping (no room) and a pool-status of the ubuntu pool.
+			ping, err := live.Encode(live.Message{Event: live.EventPing, At: time.Now().UTC(), Data: map[string]any{"zen": "z"}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ann := live.Announcement{At: time.Now().UTC(), Frames: []live.Frame{{Data: ping}}, Pools: []string{"ubuntu"}}
+			if err := f.hub.Deliver(ctx, []live.Announcement{ann}); err != nil {
+				t.Fatal(err)
+			}
+			if f.reader.reads != 0 || len(f.sent.msg) != 0 {
+				t.Errorf("%d pool reads and %d connections sent to, with nobody subscribed", f.reader.reads, len(f.sent.msg))
+			}
+		})
+	}
+}
+
 // TestPublish follows deliveries through the processor and checks what each kind of
 // subscriber receives after each commit.
 func TestPublish(t *testing.T) {

@@ -303,14 +303,13 @@ func (r *Registry) List(ctx context.Context, now time.Time) ([]live.Connection, 
 	return r.query(ctx, byTimeIndex, attrGSI1PK, attrGSI1SK, connsGSI1PK, now)
 }
 
-// Audience implements live.Registry. A message without a room is for every subscriber:
+// Audience implements live.Registry. A message without a room may be for any connection:
 // one Query of WSCONNS. Otherwise one Query of WSALL (byAttr) and one of each room's
 // WSROOM#<repository> partition (byTime); the connections found in a room carry that
 // repository in their (partial) subscription.
 func (r *Registry) Audience(ctx context.Context, rooms []string, now time.Time) ([]live.Connection, error) {
 	if slices.Contains(rooms, "") {
-		conns, err := r.List(ctx, now)
-		return slices.DeleteFunc(conns, func(c live.Connection) bool { return !c.Active() }), err
+		return r.List(ctx, now)
 	}
 	found, err := r.query(ctx, byAttrIndex, attrGSI2PK, attrGSI2SK, allGSI2PK, now)
 	if err != nil {

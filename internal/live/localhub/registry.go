@@ -111,13 +111,12 @@ func (r *Registry) List(_ context.Context, now time.Time) ([]live.Connection, er
 
 // Audience implements live.Registry: the ids subscribed to everything and those of each
 // room's repository; every connection only for a message without a room.
-func (r *Registry) Audience(_ context.Context, rooms []string, now time.Time) ([]live.Connection, error) {
+func (r *Registry) Audience(ctx context.Context, rooms []string, now time.Time) ([]live.Connection, error) {
+	if slices.Contains(rooms, "") {
+		return r.List(ctx, now)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if slices.Contains(rooms, "") {
-		all := r.unexpired(slices.Collect(maps.Keys(r.conns)), now)
-		return slices.DeleteFunc(all, func(c live.Connection) bool { return !c.Active() }), nil
-	}
 	ids := maps.Clone(r.all)
 	for _, room := range rooms {
 		repo, _ := strings.CutPrefix(room, live.RoomPrefix)

@@ -21,8 +21,9 @@ type Announcement struct {
 	// DeliveryID is the commit's delivery, "" for a fleet operation or a pool's settings.
 	DeliveryID string  `json:"deliveryId,omitempty"`
 	Frames     []Frame `json:"frames,omitempty"`
-	// Pools are the pools whose pool-status the fan-out adds after Frames, with counts
-	// read when it runs and Jobs and Runners applied over them (see poolStatus).
+	// Pools are the pools whose pool-status the fan-out adds after Frames, with the
+	// counts read when it runs; Jobs and Runners are what the commit changed in them,
+	// which each pool-status lists (see poolStatus).
 	Pools   []string        `json:"pools,omitempty"`
 	Jobs    []changedJob    `json:"jobs,omitempty"`
 	Runners []changedRunner `json:"runners,omitempty"`

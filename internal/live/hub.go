@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/auth"
+	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
 // fanOutWorkers bounds the sends in flight during one broadcast: each is an HTTPS
@@ -34,8 +35,8 @@ type Hub struct {
 	Registry Registry
 	Sender   Sender
 	Access   Access
-	// Pools, when set, gives pool-status messages their counts; without it the fan-out
-	// sends no pool-status messages.
+	// Pools, when set, gives pool-status messages their counts, one read per run;
+	// without it the fan-out sends no pool-status messages.
 	Pools PoolReader
 	Log   *slog.Logger
 	Now   func() time.Time
@@ -150,7 +151,8 @@ func (h *Hub) Broadcast(ctx context.Context, msgs ...Message) error {
 }
 
 // Deliver is the fan-out: it sends what the announcements announce (each one's frames,
-// then a pool-status for each pool it names) to the connections that want it, in the
+// then a pool-status for each pool it names, with the counts of every pool read once per
+// run) to the connections that want it, in the
 // announcements' order (by commit time), coalesced into one post per connection: a
 // connection that wants one message receives that envelope, one that wants several
 // receives a JSON array of them (several arrays when they exceed MaxMessageBytes
@@ -193,14 +195,17 @@ func (h *Hub) Deliver(ctx context.Context, anns []Announcement) error {
 	}
 	var frames []Frame
 	var errs []error
-	read := map[string]poolCounts{}
+	var counts map[string]jobs.PoolCounts
+	if h.Pools != nil {
+		var err error
+		counts, err = h.readPools(ctx, anns)
+		errs = append(errs, err)
+	}
 	for _, a := range anns {
 		frames = append(frames, a.Frames...)
-		if len(a.Pools) > 0 && h.Pools != nil {
-			statuses, err := h.poolStatuses(ctx, a, read)
-			frames = append(frames, statuses...)
-			errs = append(errs, err)
-		}
+		statuses, err := poolStatuses(a, counts)
+		frames = append(frames, statuses...)
+		errs = append(errs, err)
 	}
 	errs = append(errs, h.fanOut(ctx, conns, frames))
 	if err := errors.Join(errs...); err != nil {

@@ -214,6 +214,5 @@ type Broadcaster interface {
 
 // PoolReader is the part of jobs.Store that pool-status messages read their counts from.
 type PoolReader interface {
-	PendingJobs(ctx context.Context, pool, after string, limit int) ([]*jobs.Job, error)
-	IdleRunners(ctx context.Context, pool, after string, limit int) ([]*jobs.Runner, error)
+	PoolCounts(ctx context.Context, pools []string) ([]jobs.PoolCounts, error)
 }

@@ -2,23 +2,19 @@ package live
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"maps"
+	"slices"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
 
-// poolCountCap bounds the index reads behind a pool-status message's counts: larger
-// counts are reported as the cap, with "capped": true.
-const poolCountCap = 100
-
 type poolStatusData struct {
 	Pool string `json:"pool"`
-	// Pending jobs (queued, waiting for a runner) and idle runners after the change.
-	Pending int  `json:"pending"`
-	Idle    int  `json:"idle"`
-	Capped  bool `json:"capped,omitempty"`
+	// Pending jobs (queued, waiting for a runner) and idle runners, exactly, as the
+	// pool's counts (jobs.Store.PoolCounts) stood when the fan-out ran.
+	Pending int64 `json:"pending"`
+	Idle    int64 `json:"idle"`
 	// Jobs and Runners are what this delivery changed in the pool.
 	Jobs       []poolJob    `json:"jobs,omitempty"`
 	Runners    []poolRunner `json:"runners,omitempty"`
@@ -40,88 +36,63 @@ type poolRunner struct {
 
 const runnerRemoved jobs.RunnerState = "removed"
 
-// poolCounts is what a pool's indexes list, read once per fan-out run.
-type poolCounts struct {
-	pending map[int64]bool
-	idle    map[string]bool
-	capped  bool
-}
-
-func (h *Hub) readPool(ctx context.Context, pool string) (poolCounts, error) {
-	listed, err := h.Pools.PendingJobs(ctx, pool, "", poolCountCap)
+// readPools returns the counts of every pool the announcements name, read in one
+// Store.PoolCounts call per fan-out run. The stores keep the counts in the commit's own
+// write and read them strongly consistent, so they already hold every commit of the
+// run: each pool-status of a run carries the pool's counts after all of them.
+func (h *Hub) readPools(ctx context.Context, anns []Announcement) (map[string]jobs.PoolCounts, error) {
+	named := map[string]bool{}
+	for _, a := range anns {
+		for _, pool := range a.Pools {
+			named[pool] = true
+		}
+	}
+	if len(named) == 0 {
+		return nil, nil
+	}
+	pools := slices.Sorted(maps.Keys(named))
+	counts, err := h.Pools.PoolCounts(ctx, pools)
 	if err != nil {
-		return poolCounts{}, err
+		return nil, fmt.Errorf("pool-status of %v: %w", pools, err)
 	}
-	idle, err := h.Pools.IdleRunners(ctx, pool, "", poolCountCap)
-	if err != nil {
-		return poolCounts{}, err
+	read := make(map[string]jobs.PoolCounts, len(counts))
+	for _, c := range counts {
+		read[c.Pool] = c
 	}
-	c := poolCounts{pending: map[int64]bool{}, idle: map[string]bool{}, capped: len(listed) >= poolCountCap || len(idle) >= poolCountCap}
-	for _, j := range listed {
-		c.pending[j.ID] = true
-	}
-	for _, r := range idle {
-		c.idle[r.Name] = true
-	}
-	return c, nil
+	return read, nil
 }
 
 // poolStatuses returns the pool-status messages of an announcement, one per pool it
-// names, reading each pool's counts once per fan-out run (read holds them). The byTime
-// index behind PendingJobs and IdleRunners is eventually consistent on DynamoDB and may
-// not show the commit yet, so the commit's own entities override what it lists: each
-// message's counts are right for its commit, and the last one of a run for them all.
-func (h *Hub) poolStatuses(ctx context.Context, a Announcement, read map[string]poolCounts) ([]Frame, error) {
+// names that has counts in read (none when they could not be read).
+func poolStatuses(a Announcement, read map[string]jobs.PoolCounts) ([]Frame, error) {
 	var msgs []Message
-	var errs []error
 	for _, pool := range a.Pools {
 		counts, ok := read[pool]
 		if !ok {
-			var err error
-			if counts, err = h.readPool(ctx, pool); err != nil {
-				errs = append(errs, fmt.Errorf("pool-status of %s: %w", pool, err))
-				continue
-			}
-			read[pool] = counts
+			continue
 		}
-		d := poolStatus(pool, counts, a)
+		d := poolStatus(counts, a)
 		msgs = append(msgs, Message{Event: EventPoolStatus, At: a.At, Data: d, Brief: struct {
 			Trimmed
 			Pool    string `json:"pool"`
-			Pending int    `json:"pending"`
-			Idle    int    `json:"idle"`
+			Pending int64  `json:"pending"`
+			Idle    int64  `json:"idle"`
 		}{trimmed(""), d.Pool, d.Pending, d.Idle}})
 	}
-	frames, err := encodeAll(msgs)
-	return frames, errors.Join(append(errs, err)...)
+	return encodeAll(msgs)
 }
 
-func poolStatus(pool string, counts poolCounts, a Announcement) poolStatusData {
-	d := poolStatusData{Pool: pool, Capped: counts.capped, DeliveryID: a.DeliveryID}
-	pending := maps.Clone(counts.pending)
+func poolStatus(counts jobs.PoolCounts, a Announcement) poolStatusData {
+	d := poolStatusData{Pool: counts.Pool, Pending: counts.Pending, Idle: counts.Idle, DeliveryID: a.DeliveryID}
 	for _, j := range a.Jobs {
-		pending[j.ID] = j.Pool == pool && j.Allocation == jobs.AllocationPending
-		if j.Pool == pool {
+		if j.Pool == counts.Pool {
 			d.Jobs = append(d.Jobs, j.poolJob)
 		}
 	}
-	idle := maps.Clone(counts.idle)
 	for _, r := range a.Runners {
-		idle[r.Name] = r.Pool == pool && r.State == jobs.RunnerIdle
-		if r.Pool == pool {
+		if r.Pool == counts.Pool {
 			d.Runners = append(d.Runners, r.poolRunner)
 		}
 	}
-	d.Pending, d.Idle = countTrue(pending), countTrue(idle)
 	return d
-}
-
-func countTrue[K comparable](m map[K]bool) int {
-	n := 0
-	for _, v := range m {
-		if v {
-			n++
-		}
-	}
-	return n
 }

@@ -3,6 +3,7 @@ package live_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/jobs"
+	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
 	"github.com/runnerhub/webhooks/internal/live"
 	"github.com/runnerhub/webhooks/internal/live/localhub"
 	"github.com/runnerhub/webhooks/internal/processing"
@@ -79,18 +81,21 @@ type received struct {
 	At    time.Time       `json:"at"`
 }
 
-// countingReader counts the pool reads, which must not happen with nobody connected.
+// countingReader counts the pool reads, which must not happen with nobody connected,
+// and keeps the pools each one asked for.
 type countingReader struct {
 	live.PoolReader
 	mu    sync.Mutex
 	reads int
+	asked [][]string
 }
 
-func (c *countingReader) PendingJobs(ctx context.Context, pool, after string, limit int) ([]*jobs.Job, error) {
+func (c *countingReader) PoolCounts(ctx context.Context, pools []string) ([]jobs.PoolCounts, error) {
 	c.mu.Lock()
 	c.reads++
+	c.asked = append(c.asked, slices.Clone(pools))
 	c.mu.Unlock()
-	return c.PoolReader.PendingJobs(ctx, pool, after, limit)
+	return c.PoolReader.PoolCounts(ctx, pools)
 }
 
 type publishFixture struct {
@@ -250,6 +255,69 @@ func TestDeliverToNobodySubscribedReadsNothing(t *testing.T) {
 	}
 }
 
+// TestDeliverReadsExactCountsOncePerRun: the pool-status messages of one fan-out run
+// carry each pool's exact pending and idle counts, however many (the index reads they
+// replace stopped at 100 and said "capped"), from one PoolCounts call that names every
+// pool of the run once.
+func TestDeliverReadsExactCountsOncePerRun(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		name          string
+		pending, idle int
+	}{
+		{"a few", 3, 2},
+		{"past the old cap of 100", 150, 120},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newPublishFixture(t)
+			now := time.Now().UTC()
+			change := &jobs.Change{Runners: []*jobs.Runner{{Name: "gpu-idle", Pool: "gpu", State: jobs.RunnerIdle, UpdatedAt: now}}}
+			for i := range tc.pending {
+				id := int64(1000 + i)
+				change.Jobs = append(change.Jobs, &jobs.Job{ID: id, RunID: id, Repository: "octo-org/many", Name: "build",
+					Labels: []string{"ubuntu-latest"}, Status: jobs.StatusQueued, Allocation: jobs.AllocationPending, Pool: "ubuntu",
+					CreatedAt: now, QueuedAt: now, QueueKey: jobs.RankKey(jobs.Rank(now, 0, jobs.DefaultPriorityStep), id)})
+			}
+			for i := range tc.idle {
+				change.Runners = append(change.Runners, &jobs.Runner{Name: fmt.Sprintf("ubuntu-%03d", i), Pool: "ubuntu",
+					State: jobs.RunnerIdle, UpdatedAt: now})
+			}
+			if err := f.store.Commit(ctx, jobstest.CountNew(t, change)); err != nil {
+				t.Fatal(err)
+			}
+			f.connect(t, "all")
+			// One run of three commits, naming the ubuntu pool three times and gpu once.
+			run := []live.Announcement{
+				{At: now, DeliveryID: "d1", Pools: []string{"ubuntu"}},
+				{At: now.Add(time.Millisecond), DeliveryID: "d2", Pools: []string{"gpu", "ubuntu"}},
+				{At: now.Add(2 * time.Millisecond), Pools: []string{"ubuntu"}},
+			}
+			if err := f.hub.Deliver(ctx, run); err != nil {
+				t.Fatal(err)
+			}
+			if want := [][]string{{"gpu", "ubuntu"}}; f.reader.reads != 1 || fmt.Sprint(f.reader.asked) != fmt.Sprint(want) {
+				t.Errorf("%d pool count reads asking for %v, want one asking for %v", f.reader.reads, f.reader.asked, want)
+			}
+			var got []string
+			for _, r := range f.sent.take(t, "all") {
+				var d map[string]any
+				if err := json.Unmarshal(r.Data, &d); err != nil {
+					t.Fatal(err)
+				}
+				if _, ok := d["capped"]; ok {
+					t.Errorf("pool-status %s says capped; its counts are exact", r.Data)
+				}
+				got = append(got, fmt.Sprintf("%s %v %v/%v", r.Event, d["pool"], d["pending"], d["idle"]))
+			}
+			ubuntu := fmt.Sprintf("pool-status ubuntu %d/%d", tc.pending, tc.idle)
+			if want := []string{ubuntu, "pool-status gpu 0/1", ubuntu, ubuntu}; !slices.Equal(got, want) {
+				t.Errorf("received\n %q\nwant\n %q", got, want)
+			}
+		})
+	}
+}
+
 // TestPublish follows deliveries through the processor and checks what each kind of
 // subscriber receives after each commit.
 func TestPublish(t *testing.T) {
@@ -347,13 +415,12 @@ func TestPublish(t *testing.T) {
 }
 
 // TestPublishReservation: a queued job that takes an idle runner changes the pool's
-// idle count and names the runner, although the index the counts come from is read
-// right after the commit.
+// idle count and names the runner.
 func TestPublishReservation(t *testing.T) {
 	f := newPublishFixture(t)
 	ctx := context.Background()
 	runner := &jobs.Runner{Name: "gpu-1", Pool: "gpu", State: jobs.RunnerIdle, UpdatedAt: time.Now().UTC()}
-	if err := f.store.Commit(ctx, &jobs.Change{Runners: []*jobs.Runner{runner}}); err != nil {
+	if err := f.store.Commit(ctx, jobstest.CountNew(t, &jobs.Change{Runners: []*jobs.Runner{runner}})); err != nil {
 		t.Fatal(err)
 	}
 	f.connect(t, "all")

@@ -54,15 +54,15 @@ func (r *countingRegistry) Audience(ctx context.Context, rooms []string, now tim
 	return r.Registry.Audience(ctx, rooms, now)
 }
 
-// emptyPools answers every pool read with nothing: the counts do not matter here.
+// emptyPools answers every pool read with zeros: the counts do not matter here.
 type emptyPools struct{}
 
-func (emptyPools) PendingJobs(context.Context, string, string, int) ([]*jobs.Job, error) {
-	return nil, nil
-}
-
-func (emptyPools) IdleRunners(context.Context, string, string, int) ([]*jobs.Runner, error) {
-	return nil, nil
+func (emptyPools) PoolCounts(_ context.Context, pools []string) ([]jobs.PoolCounts, error) {
+	counts := make([]jobs.PoolCounts, len(pools))
+	for i, pool := range pools {
+		counts[i].Pool = pool
+	}
+	return counts, nil
 }
 
 // queuedCommit is the commit of a queued workflow_job delivery that put job id in the

@@ -151,9 +151,9 @@ func (h *Hub) Broadcast(ctx context.Context, msgs ...Message) error {
 }
 
 // Deliver is the fan-out: it sends what the announcements announce (each one's frames,
-// then a pool-status for each pool it names, with the counts of every pool read once per
-// run) to the connections that want it, in the
-// announcements' order (by commit time), coalesced into one post per connection: a
+// then a pool-status for each pool it names, the counts of every pool read once per run)
+// to the connections that want it, in the announcements' order (by commit time),
+// coalesced into one post per connection: a
 // connection that wants one message receives that envelope, one that wants several
 // receives a JSON array of them (several arrays when they exceed MaxMessageBytes
 // together). The connections come from the Registry's Audience of the rooms involved,

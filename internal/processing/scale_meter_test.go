@@ -168,6 +168,15 @@ func (m *capacityMeter) observe(ctx context.Context, params, result any, err err
 			}
 			u.rcu += readUnits(size, aws.ToBool(in.ConsistentRead))
 		}
+	case *dynamodb.BatchGetItemInput:
+		u.requests["BatchGetItem"]++
+		if out, ok := result.(*dynamodb.BatchGetItemOutput); ok && err == nil {
+			for table, items := range out.Responses {
+				for _, item := range items { // each item is charged on its own, rounded up
+					u.rcu += readUnits(m.fullSize(item), aws.ToBool(in.RequestItems[table].ConsistentRead))
+				}
+			}
+		}
 	case *dynamodb.PutItemInput:
 		u.requests["PutItem"]++
 		writes = append(writes, written{key: keyOf(in.Item), item: in.Item})

@@ -34,11 +34,11 @@ type StartSpec struct {
 	GitHubID int64
 }
 
-// CheckStart runs StartRunner's checks without writing anything: the pool has a
+// CheckStart runs StartRunners' checks of one spec without writing anything: the pool has a
 // provider, the job (unless jobID is 0) still waits in it with no runner starting for
 // it, and the pool has room under maxRunners, starting runners included. It returns the
 // pool and the job as read (nil for jobID 0). The provisioner calls it before minting a
-// just-in-time configuration, which registers a runner with GitHub; StartRunner checks
+// just-in-time configuration, which registers a runner with GitHub; StartRunners checks
 // again in its commit.
 func (e *Engine) CheckStart(ctx context.Context, pool string, jobID int64, now time.Time) (Pool, *Job, error) {
 	p := e.newPlanner(ctx, now)
@@ -95,16 +95,6 @@ const MaxStartBatch = 32
 type Started struct {
 	Runner *Runner
 	Err    error
-}
-
-// StartRunner records one runner as starting at now: StartRunners of spec alone. It
-// returns the runner, the plan and the refusal, if any.
-func (e *Engine) StartRunner(ctx context.Context, spec StartSpec, now time.Time) (*Runner, *Plan, error) {
-	started, plan, err := e.StartRunners(ctx, []StartSpec{spec}, now)
-	if err != nil {
-		return nil, nil, err
-	}
-	return started[0].Runner, plan, started[0].Err
 }
 
 // StartRunners records the runners of specs, all of one pool, as starting at now, in one

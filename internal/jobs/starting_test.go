@@ -29,15 +29,15 @@ func newProvisionedEngine(t *testing.T) *jobs.Engine {
 
 func start(t *testing.T, e *jobs.Engine, name string, jobID int64, at time.Time) *jobs.Runner {
 	t.Helper()
-	r, _, err := e.StartRunner(t.Context(), jobs.StartSpec{Name: name, Pool: provisioned.Name, Labels: provisioned.Labels,
+	r, err := jobstest.StartOne(t.Context(), e, jobs.StartSpec{Name: name, Pool: provisioned.Name, Labels: provisioned.Labels,
 		Ephemeral: true, JobID: jobID, GitHubID: 100 + jobID}, at)
 	if err != nil {
-		t.Fatalf("StartRunner %s for job %d: %v", name, jobID, err)
+		t.Fatalf("starting %s for job %d: %v", name, jobID, err)
 	}
 	return r
 }
 
-func TestStartRunnerRefuses(t *testing.T) {
+func TestStartRefuses(t *testing.T) {
 	e := newProvisionedEngine(t)
 	pending(t, e, 1, "auto", t0, 0)
 	pending(t, e, 2, "linux", t0, 0)
@@ -58,9 +58,9 @@ func TestStartRunnerRefuses(t *testing.T) {
 			if _, _, err := e.CheckStart(t.Context(), c.pool, c.job, t0); !errors.Is(err, c.want) {
 				t.Errorf("CheckStart: %v, want %v", err, c.want)
 			}
-			_, _, err := e.StartRunner(t.Context(), jobs.StartSpec{Name: "rh-other", Pool: c.pool, JobID: c.job}, t0)
+			_, err := jobstest.StartOne(t.Context(), e, jobs.StartSpec{Name: "rh-other", Pool: c.pool, JobID: c.job}, t0)
 			if !errors.Is(err, c.want) {
-				t.Errorf("StartRunner: %v, want %v", err, c.want)
+				t.Errorf("StartRunners: %v, want %v", err, c.want)
 			}
 		})
 	}
@@ -81,7 +81,7 @@ func TestConcurrentStartsKeepMaxRunners(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range jobsWaiting {
 		wg.Go(func() {
-			_, _, errs[i] = e.StartRunner(t.Context(), jobs.StartSpec{Name: fmt.Sprint("rh-auto-", i), Pool: "auto", JobID: int64(i + 1)}, t0)
+			_, errs[i] = jobstest.StartOne(t.Context(), e, jobs.StartSpec{Name: fmt.Sprint("rh-auto-", i), Pool: "auto", JobID: int64(i + 1)}, t0)
 		})
 	}
 	wg.Wait()
@@ -91,7 +91,7 @@ func TestConcurrentStartsKeepMaxRunners(t *testing.T) {
 		case err == nil:
 			started++
 		case !errors.Is(err, jobs.ErrPoolFull):
-			t.Fatalf("StartRunner %d: %v", i, err)
+			t.Fatalf("start %d: %v", i, err)
 		}
 	}
 	if started != provisioned.MaxRunners {

@@ -1,6 +1,7 @@
 package jobstest
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
@@ -321,6 +322,17 @@ func CommitFinish(t *testing.T, s delivery.Store, rec *delivery.Record, state de
 	fin := finishOf(rec, state, outcome)
 	fin.At = at
 	mustCommit(t, js, &jobs.Change{Finish: fin})
+}
+
+// StartOne starts one runner with Engine.StartRunners, as the provisioner does, and
+// returns it as committed, or why it was not started: StartRunners' error, or the
+// refusal of spec.
+func StartOne(ctx context.Context, e *jobs.Engine, spec jobs.StartSpec, now time.Time) (*jobs.Runner, error) {
+	started, _, err := e.StartRunners(ctx, []jobs.StartSpec{spec}, now)
+	if err != nil {
+		return nil, err
+	}
+	return started[0].Runner, started[0].Err
 }
 
 // finishOf is the Finish of rec a processor puts in its Change.

@@ -217,10 +217,10 @@ func testPoolCountsThroughEngine(t *testing.T, s Stores) {
 	ctx := context.Background()
 	booting, warm := newName("runner"), newName("runner")
 	waiting := mustPending(t, s.Jobs, p1, 1)[0].ID // j3 or j4, whichever ranks first
-	if _, _, err := c.e.StartRunner(ctx, jobs.StartSpec{Name: booting, Pool: p1, JobID: waiting}, c.now); err != nil {
+	if _, err := StartOne(ctx, c.e, jobs.StartSpec{Name: booting, Pool: p1, JobID: waiting}, c.now); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.e.StartRunner(ctx, jobs.StartSpec{Name: warm, Pool: p2}, c.now); err != nil {
+	if _, err := StartOne(ctx, c.e, jobs.StartSpec{Name: warm, Pool: p2}, c.now); err != nil {
 		t.Fatal(err)
 	}
 	c.check("two runners starting")

@@ -261,8 +261,7 @@ func (p *planner) job(id int64) (*Job, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.jobs[id] = j
-	p.rememberJob(j)
+	keep(p, p.jobs, id, j)
 	return j, nil
 }
 
@@ -285,8 +284,7 @@ func (p *planner) runner(name string) (*Runner, error) {
 	if err != nil {
 		return nil, err
 	}
-	p.runners[name] = r
-	p.rememberRunner(r)
+	keep(p, p.runners, name, r)
 	return r, nil
 }
 
@@ -651,8 +649,7 @@ func (p *planner) cachedRunner(r *Runner) *Runner {
 	if cached, ok := p.runners[r.Name]; ok {
 		return cached
 	}
-	p.runners[r.Name] = r
-	p.rememberRunner(r)
+	keep(p, p.runners, r.Name, r)
 	return r
 }
 
@@ -803,8 +800,7 @@ func (p *planner) firstFitting(r *Runner, pl Pool, queue string) (*Job, error) {
 			if _, seen := p.jobs[j.ID]; seen {
 				continue
 			}
-			p.jobs[j.ID] = j
-			p.rememberJob(j)
+			keep(p, p.jobs, j.ID, j)
 			if fits(j) {
 				return j, nil
 			}

@@ -95,11 +95,20 @@ func (t Tally) Counts() []PoolCounts {
 
 // stored remembers what an entity the plan read counted as stored, before the plan
 // changes it in place: the planner records it for every job and runner it reads
-// (remember), and countChange derives the Change's Counts from it.
+// (keep), and countChange derives the Change's Counts from it.
 type stored map[any]PoolCounts
 
-func (p *planner) rememberJob(j *Job)       { p.stored[j] = j.Counts() }
-func (p *planner) rememberRunner(r *Runner) { p.stored[r] = r.Counts() }
+// keep puts v, a job or runner the plan has just read from the store, in the plan's
+// cache under key (p.jobs or p.runners), and remembers what it counted as stored. Every
+// read site goes through it, so that whatever the plan changes in place has its counts
+// before. Entities the plan creates are cached without it: they counted nothing.
+func keep[K comparable, V interface {
+	*Job | *Runner
+	Counts() PoolCounts
+}](p *planner, cache map[K]V, key K, v V) {
+	cache[key] = v
+	p.stored[v] = v.Counts()
+}
 
 // countChange sets the Change's Counts: for every job and runner it writes, what it
 // counts after less what it counted as read, and for every runner it deletes, what it

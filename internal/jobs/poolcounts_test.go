@@ -13,9 +13,9 @@ func TestCountChange(t *testing.T) {
 	read := func(p *planner, v any) {
 		switch v := v.(type) {
 		case *Job:
-			p.rememberJob(v)
+			keep(p, p.jobs, v.ID, v)
 		case *Runner:
-			p.rememberRunner(v)
+			keep(p, p.runners, v.Name, v)
 		}
 	}
 	cases := []struct {
@@ -53,7 +53,7 @@ func TestCountChange(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			p := &planner{stored: stored{}, plan: &Plan{}}
+			p := &planner{jobs: map[int64]*Job{}, runners: map[string]*Runner{}, stored: stored{}, plan: &Plan{}}
 			tc.plan(p, &p.plan.Change)
 			err := p.countChange()
 			switch {

@@ -167,8 +167,11 @@ func FromEnv(getenv func(string) string) (Config, error) {
 	}
 	c.GitHub = gh
 	for _, p := range c.Pools {
-		if p.Provider != nil && p.RunnerScope == "" && len(gh.RunnerScopes) != 1 {
-			errs = append(errs, fmt.Sprintf("pool %q has a provider but no runnerScope, and RUNNERHUB_GITHUB_RUNNER_SCOPE does not name exactly one scope: its runners would have nowhere to register", p.Name))
+		if p.Provider == nil {
+			continue // starts no runners, so they need nowhere to register
+		}
+		if _, err := p.RegistrationScope(gh.RunnerScopes); err != nil {
+			errs = append(errs, err.Error())
 		}
 	}
 	c.Port = 3000

@@ -128,18 +128,16 @@ func TestInvalidPoolsNameTheEntry(t *testing.T) {
 	}
 }
 
-// TestPoolsWithAProviderNeedAScope checks that a pool that starts runners is refused
-// when nothing says where they register, and accepted when its own field or the
-// variable does.
+// TestPoolsWithAProviderNeedAScope checks that start-up applies the rule of where runners
+// register (jobs.Pool.RegistrationScope, tested there) to the pools that start runners,
+// with RUNNERHUB_GITHUB_RUNNER_SCOPE as its default, and to no other pool.
 func TestPoolsWithAProviderNeedAScope(t *testing.T) {
 	const started = `{"name":"a","labels":["l"],"maxRunners":1,"provider":{"type":"exec","command":["/p"]}%s}`
 	cases := []struct {
 		name, pool, scope, wantErr string
 	}{
-		{"no scope", fmt.Sprintf(started, ""), "", `pool "a" has a provider but no runnerScope`},
-		{"pool scope", fmt.Sprintf(started, `,"runnerScope":"org/octo-org"`), "", ""},
+		{"no scope", fmt.Sprintf(started, ""), "", `pool "a" has no runnerScope`},
 		{"variable", fmt.Sprintf(started, ""), "org/octo-org", ""},
-		{"two scopes in the variable", fmt.Sprintf(started, ""), "org/a,org/b", "does not name exactly one scope"},
 		{"no provider", `{"name":"a","labels":["l"],"maxRunners":1}`, "", ""},
 	}
 	for _, c := range cases {

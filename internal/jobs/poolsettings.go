@@ -101,6 +101,21 @@ func (p *Pool) UnmarshalJSON(data []byte) error {
 	return err
 }
 
+// RegistrationScope is where the pool's runners register with GitHub: its runnerScope,
+// or else the one scope of RUNNERHUB_GITHUB_RUNNER_SCOPE (defaults). With neither, its
+// runners have nowhere to register: start-up refuses a pool with a provider in that
+// case (package config), and the provisioner, for a pool created through the API,
+// starts none.
+func (p Pool) RegistrationScope(defaults []githubconfig.Scope) (githubconfig.Scope, error) {
+	if p.RunnerScope != "" {
+		return githubconfig.ParseScope(p.RunnerScope)
+	}
+	if len(defaults) == 1 {
+		return defaults[0], nil
+	}
+	return githubconfig.Scope{}, fmt.Errorf("pool %q has no runnerScope, and RUNNERHUB_GITHUB_RUNNER_SCOPE names %d scopes, not exactly one: its runners have nowhere to register", p.Name, len(defaults))
+}
+
 // provisioningProblems says what is wrong with the fields that start runners.
 func (p Pool) provisioningProblems() []string {
 	var out []string

@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/runnerhub/webhooks/internal/github/githubconfig"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/provider"
 )
@@ -61,6 +62,40 @@ func TestParsePoolsStartingFields(t *testing.T) {
 			var again jobs.Pool
 			if err := json.Unmarshal(b, &again); err != nil || !reflect.DeepEqual(again, c.want) {
 				t.Fatalf("%s read back as %+v (%v)", b, again, err)
+			}
+		})
+	}
+}
+
+// TestRegistrationScope checks the one rule of where a pool's runners register: its own
+// runnerScope, else the one scope of RUNNERHUB_GITHUB_RUNNER_SCOPE, else nowhere.
+func TestRegistrationScope(t *testing.T) {
+	org, other := githubconfig.Scope{Owner: "octo-org"}, githubconfig.Scope{Owner: "other"}
+	cases := []struct {
+		name     string
+		own      string
+		defaults []githubconfig.Scope
+		want     githubconfig.Scope
+		wantErr  string
+	}{
+		{"its own", "repo/octo-org/app", nil, githubconfig.Scope{Owner: "octo-org", Repo: "app"}, ""},
+		{"its own beside two in the variable", "org/octo-org", []githubconfig.Scope{other, other}, org, ""},
+		{"its own over the variable's one", "org/octo-org", []githubconfig.Scope{other}, org, ""},
+		{"the variable's one", "", []githubconfig.Scope{org}, org, ""},
+		{"none", "", nil, githubconfig.Scope{}, `pool "a" has no runnerScope, and RUNNERHUB_GITHUB_RUNNER_SCOPE names 0 scopes, not exactly one`},
+		{"two in the variable", "", []githubconfig.Scope{org, other}, githubconfig.Scope{}, "names 2 scopes, not exactly one"},
+		{"a malformed own", "octo-org", []githubconfig.Scope{org}, githubconfig.Scope{}, `runner scope "octo-org"`},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := jobs.Pool{Name: "a", RunnerScope: c.own}.RegistrationScope(c.defaults)
+			switch {
+			case c.wantErr == "" && err != nil:
+				t.Fatalf("err = %v", err)
+			case c.wantErr != "" && (err == nil || !strings.Contains(err.Error(), c.wantErr)):
+				t.Fatalf("err = %v, want %q", err, c.wantErr)
+			case got != c.want:
+				t.Fatalf("scope %v, want %v", got, c.want)
 			}
 		})
 	}

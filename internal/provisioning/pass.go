@@ -55,7 +55,7 @@ func (p *Provisioner) Pass(ctx context.Context, now time.Time) Report {
 	listed := p.listGitHub(ctx, managed, &rep)
 	seen := map[string]bool{}
 	for _, pool := range managed {
-		scope, _ := p.scope(pool)
+		scope, _ := pool.RegistrationScope(p.Scopes)
 		if err := p.passPool(ctx, pool, now, listed[scope], scope, seen, &rep); err != nil {
 			rep.Errors = append(rep.Errors, fmt.Sprintf("pool %s: %v", pool.Name, err))
 		}
@@ -80,7 +80,7 @@ func (p *Provisioner) listGitHub(ctx context.Context, pools []jobs.Pool, rep *Re
 	out := map[github.Scope][]github.Runner{}
 	failed := map[github.Scope]bool{}
 	for _, pool := range pools {
-		scope, err := p.scope(pool)
+		scope, err := pool.RegistrationScope(p.Scopes)
 		if err != nil || failed[scope] || out[scope] != nil {
 			continue
 		}

@@ -90,8 +90,8 @@ type Provisioner struct {
 	Engine    *jobs.Engine
 	GitHub    GitHub
 	Providers Providers
-	// Scopes are RUNNERHUB_GITHUB_RUNNER_SCOPE: when it names exactly one scope, the
-	// runners of a pool without "runnerScope" register there.
+	// Scopes are RUNNERHUB_GITHUB_RUNNER_SCOPE, where the runners of a pool without
+	// "runnerScope" register when it names one (jobs.Pool.RegistrationScope).
 	Scopes  []github.Scope
 	Metrics Metrics
 	Log     *slog.Logger     // discarded when nil
@@ -215,7 +215,7 @@ func (p *Provisioner) start(ctx context.Context, pool jobs.Pool, jobID int64, re
 	if err != nil {
 		return nothing, fmt.Errorf("pool %s: %w", pool.Name, err)
 	}
-	scope, err := p.scope(pool)
+	scope, err := pool.RegistrationScope(p.Scopes)
 	if err != nil {
 		p.jitFailed(ctx, pool.Name, "", err)
 		return nothing, err
@@ -281,17 +281,6 @@ func (p *Provisioner) startRunner(ctx context.Context, spec jobs.StartSpec, now 
 		return err
 	}
 	return started.Err
-}
-
-// scope is where pool's runners register.
-func (p *Provisioner) scope(pool jobs.Pool) (github.Scope, error) {
-	if pool.RunnerScope != "" {
-		return github.ParseScope(pool.RunnerScope)
-	}
-	if len(p.Scopes) == 1 {
-		return p.Scopes[0], nil
-	}
-	return github.Scope{}, fmt.Errorf("pool %s has no runnerScope and RUNNERHUB_GITHUB_RUNNER_SCOPE names %d scopes, not one: its runners have nowhere to register", pool.Name, len(p.Scopes))
 }
 
 // runnerName is a new runner's unique name, rh-<pool>-<8 random hex digits>.
@@ -385,7 +374,7 @@ func (p *Provisioner) Retire(ctx context.Context, r jobs.Retire) error {
 		}
 	}
 	if r.GitHubID != 0 {
-		scope, err := p.scope(pool)
+		scope, err := pool.RegistrationScope(p.Scopes)
 		if err == nil {
 			err = p.GitHub.DeleteRunner(ctx, scope, r.GitHubID)
 		}

@@ -30,17 +30,22 @@ type RunnerSpec struct {
 	Ephemeral bool
 }
 
+// validate checks the spec's names and labels, before anything is read.
+func (s RunnerSpec) validate() error {
+	if err := ValidateRunnerName(s.Name); err != nil {
+		return err
+	}
+	if err := ValidatePoolName(s.Pool); err != nil {
+		return err
+	}
+	return validateRunnerLabels(s.Labels)
+}
+
 // RegisterRunner adds an idle runner to a pool at now and gives it at once the
 // highest-ranked pending job of the pool that it can run, if any (it is then reserved).
 // It returns the runner as committed and the plan (for its outcome).
 func (e *Engine) RegisterRunner(ctx context.Context, spec RunnerSpec, now time.Time) (*Runner, *Plan, error) {
-	if err := ValidateRunnerName(spec.Name); err != nil {
-		return nil, nil, err
-	}
-	if err := ValidatePoolName(spec.Pool); err != nil {
-		return nil, nil, err
-	}
-	if err := validateRunnerLabels(spec.Labels); err != nil {
+	if err := spec.validate(); err != nil {
 		return nil, nil, err
 	}
 	return e.fleetChange(ctx, OpRegister, now, func(p *planner) (*Runner, error) {

@@ -22,12 +22,10 @@ var ErrAlreadyStarting = errors.New("a runner is already starting for this job")
 // ErrNoProvider is returned when starting a runner in a pool without a provider.
 var ErrNoProvider = errors.New("pool has no provider")
 
-// StartSpec is what records a starting runner.
+// StartSpec is what records a starting runner: what registers it, and what it is
+// started for.
 type StartSpec struct {
-	Name      string
-	Pool      string
-	Labels    []string
-	Ephemeral bool
+	RunnerSpec
 	// JobID is the job the runner is started for; 0 for a warm runner (minIdle, prewarm).
 	JobID int64
 	// GitHubID is GitHub's id of the runner, from its just-in-time configuration.
@@ -152,10 +150,7 @@ func (e *Engine) StartRunners(ctx context.Context, specs []StartSpec, now time.T
 
 // startRunner adds spec's runner to the plan, as starting, or says why not.
 func (p *planner) startRunner(spec StartSpec) (*Runner, error) {
-	if err := ValidateRunnerName(spec.Name); err != nil {
-		return nil, err
-	}
-	if err := validateRunnerLabels(spec.Labels); err != nil {
+	if err := spec.validate(); err != nil {
 		return nil, err
 	}
 	if err := p.holdGate(spec.Pool); err != nil {

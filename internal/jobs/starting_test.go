@@ -29,12 +29,17 @@ func newProvisionedEngine(t *testing.T) *jobs.Engine {
 
 func start(t *testing.T, e *jobs.Engine, name string, jobID int64, at time.Time) *jobs.Runner {
 	t.Helper()
-	r, err := jobstest.StartOne(t.Context(), e, jobs.StartSpec{Name: name, Pool: provisioned.Name, Labels: provisioned.Labels,
-		Ephemeral: true, JobID: jobID, GitHubID: 100 + jobID}, at)
+	r, err := jobstest.StartOne(t.Context(), e, jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: name, Pool: provisioned.Name,
+		Labels: provisioned.Labels, Ephemeral: true}, JobID: jobID, GitHubID: 100 + jobID}, at)
 	if err != nil {
 		t.Fatalf("starting %s for job %d: %v", name, jobID, err)
 	}
 	return r
+}
+
+// startSpec starts the runner name in pool for the job jobID (0 for a warm runner).
+func startSpec(name, pool string, jobID int64) jobs.StartSpec {
+	return jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: name, Pool: pool}, JobID: jobID}
 }
 
 func TestStartRefuses(t *testing.T) {
@@ -58,7 +63,7 @@ func TestStartRefuses(t *testing.T) {
 			if _, _, err := e.CheckStart(t.Context(), c.pool, c.job, t0); !errors.Is(err, c.want) {
 				t.Errorf("CheckStart: %v, want %v", err, c.want)
 			}
-			_, err := jobstest.StartOne(t.Context(), e, jobs.StartSpec{Name: "rh-other", Pool: c.pool, JobID: c.job}, t0)
+			_, err := jobstest.StartOne(t.Context(), e, startSpec("rh-other", c.pool, c.job), t0)
 			if !errors.Is(err, c.want) {
 				t.Errorf("StartRunners: %v, want %v", err, c.want)
 			}
@@ -81,7 +86,7 @@ func TestConcurrentStartsKeepMaxRunners(t *testing.T) {
 	var wg sync.WaitGroup
 	for i := range jobsWaiting {
 		wg.Go(func() {
-			_, errs[i] = jobstest.StartOne(t.Context(), e, jobs.StartSpec{Name: fmt.Sprint("rh-auto-", i), Pool: "auto", JobID: int64(i + 1)}, t0)
+			_, errs[i] = jobstest.StartOne(t.Context(), e, startSpec(fmt.Sprint("rh-auto-", i), "auto", int64(i+1)), t0)
 		})
 	}
 	wg.Wait()
@@ -190,12 +195,12 @@ func TestStartRunnersInOneCommit(t *testing.T) {
 	}
 	start(t, e, "rh-auto-0", 4, t0)
 	specs := []jobs.StartSpec{
-		{Name: "rh-auto-1", Pool: "auto", JobID: 1},
-		{Name: "rh-auto-1b", Pool: "auto", JobID: 1}, // the same job again
-		{Name: "rh-auto-0", Pool: "auto", JobID: 2},  // a name in use
-		{Name: "rh-auto-2", Pool: "auto", JobID: 2},
-		{Name: "rh-auto-3", Pool: "auto", JobID: 3}, // past the pool's 3
-		{Name: "-bad", Pool: "auto"},
+		startSpec("rh-auto-1", "auto", 1),
+		startSpec("rh-auto-1b", "auto", 1), // the same job again
+		startSpec("rh-auto-0", "auto", 2),  // a name in use
+		startSpec("rh-auto-2", "auto", 2),
+		startSpec("rh-auto-3", "auto", 3), // past the pool's 3
+		startSpec("-bad", "auto", 0),
 	}
 	commits := 0
 	var logged bytes.Buffer
@@ -227,7 +232,7 @@ func TestStartRunnersInOneCommit(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, logged.String())
 		}
 	}
-	if _, _, err := e.StartRunners(t.Context(), []jobs.StartSpec{{Name: "rh-a", Pool: "auto"}, {Name: "rh-b", Pool: "linux"}}, t0); !errors.Is(err, jobs.ErrInvalid) {
+	if _, _, err := e.StartRunners(t.Context(), []jobs.StartSpec{startSpec("rh-a", "auto", 0), startSpec("rh-b", "linux", 0)}, t0); !errors.Is(err, jobs.ErrInvalid) {
 		t.Fatalf("starting in two pools at once: %v, want ErrInvalid", err)
 	}
 }

@@ -227,7 +227,7 @@ func (p *Provisioner) start(ctx context.Context, pool jobs.Pool, jobID int64, re
 		return nothing, fmt.Errorf("pool %s: %w", pool.Name, err)
 	}
 	p.jitMinted(ctx, pool.Name)
-	err = p.startRunner(ctx, jobs.StartSpec{Name: name, Pool: pool.Name, Ephemeral: pool.Ephemeral, JobID: jobID, GitHubID: jit.Runner.ID}, now)
+	err = p.startRunner(ctx, jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: name, Pool: pool.Name, Ephemeral: pool.Ephemeral}, JobID: jobID, GitHubID: jit.Runner.ID}, now)
 	if err != nil {
 		// Nothing records the minted runner: remove it now rather than leave it to the
 		// orphan reaping.

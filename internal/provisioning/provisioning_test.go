@@ -420,7 +420,7 @@ func TestPassFillsInAMissingProviderID(t *testing.T) {
 	f.pending(t, 1, "linux", t0)
 	// A runner recorded as starting whose Create answered, but whose id was never
 	// recorded (the process ended in between).
-	if _, err := jobstest.StartOne(t.Context(), f.engine, jobs.StartSpec{Name: "rh-linux-0123abcd", Pool: "linux", Ephemeral: true, JobID: 1}, t0); err != nil {
+	if _, err := jobstest.StartOne(t.Context(), f.engine, jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: "rh-linux-0123abcd", Pool: "linux", Ephemeral: true}, JobID: 1}, t0); err != nil {
 		t.Fatal(err)
 	}
 	f.machines.add("linux", "rh-linux-0123abcd", "m-crashed")

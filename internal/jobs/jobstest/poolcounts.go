@@ -217,10 +217,10 @@ func testPoolCountsThroughEngine(t *testing.T, s Stores) {
 	ctx := context.Background()
 	booting, warm := newName("runner"), newName("runner")
 	waiting := mustPending(t, s.Jobs, p1, 1)[0].ID // j3 or j4, whichever ranks first
-	if _, err := StartOne(ctx, c.e, jobs.StartSpec{Name: booting, Pool: p1, JobID: waiting}, c.now); err != nil {
+	if _, err := StartOne(ctx, c.e, jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: booting, Pool: p1}, JobID: waiting}, c.now); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := StartOne(ctx, c.e, jobs.StartSpec{Name: warm, Pool: p2}, c.now); err != nil {
+	if _, err := StartOne(ctx, c.e, jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: warm, Pool: p2}}, c.now); err != nil {
 		t.Fatal(err)
 	}
 	c.check("two runners starting")
@@ -278,7 +278,7 @@ func testPoolCountsBurstOfStarts(t *testing.T, s Stores) {
 	for range jobs.MaxStartBatch {
 		id := newID()
 		c.deliver(id, "queued", "")
-		specs = append(specs, jobs.StartSpec{Name: newName("runner"), Pool: c.pools[0], JobID: id})
+		specs = append(specs, jobs.StartSpec{RunnerSpec: jobs.RunnerSpec{Name: newName("runner"), Pool: c.pools[0]}, JobID: id})
 	}
 	started, plan, err := c.e.StartRunners(context.Background(), specs, c.now)
 	if err != nil {

@@ -1,7 +1,7 @@
 // Package suite holds what the conformance suites and their fakes share: the runner of a
-// suite's table, where every case is a subtest of its own on a harness made for it alone
-// (so that one adapter's failure names the case), the start of a race between concurrent
-// callers, and a record of what concurrent callers handed a fake.
+// suite's table, in order or in parallel, where every case is a subtest of its own on a
+// harness made for it alone (so that one adapter's failure names the case), the start of a
+// race between concurrent callers, and a record of what concurrent callers handed a fake.
 package suite
 
 import (
@@ -20,8 +20,26 @@ type Cases[H any] = []struct {
 // (inside it, so that the harness's cleanups belong to that subtest).
 func Run[H any](t *testing.T, newHarness func(t *testing.T) H, cases Cases[H]) {
 	t.Helper()
+	run(t, newHarness, cases, false)
+}
+
+// RunParallel is Run with every case a parallel subtest: the cases run alongside each
+// other, and each makes its harness once released, so that harnesses slow to make (tables
+// on moto) are made alongside each other too.
+func RunParallel[H any](t *testing.T, newHarness func(t *testing.T) H, cases Cases[H]) {
+	t.Helper()
+	run(t, newHarness, cases, true)
+}
+
+func run[H any](t *testing.T, newHarness func(t *testing.T) H, cases Cases[H], parallel bool) {
+	t.Helper()
 	for _, c := range cases {
-		t.Run(c.Name, func(t *testing.T) { c.Run(t, newHarness(t)) })
+		t.Run(c.Name, func(t *testing.T) {
+			if parallel {
+				t.Parallel()
+			}
+			c.Run(t, newHarness(t))
+		})
 	}
 }
 

@@ -53,6 +53,42 @@ func TestRunGivesEachCaseItsOwnHarness(t *testing.T) {
 	}
 }
 
+// RunParallel runs every case as a parallel subtest named after it, on a harness made
+// inside that subtest: none has run when RunParallel returns (parallel subtests wait for
+// their parent's function to end, which cases run in order never do), and all have run
+// once the parent's subtests are done.
+func TestRunParallelMakesEveryCaseParallel(t *testing.T) {
+	var mu sync.Mutex
+	var ran []string
+	check := func(t *testing.T, h harness) {
+		if h.madeIn != t.Name() {
+			t.Errorf("harness made in %q, used in %q", h.madeIn, t.Name())
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		ran = append(ran, t.Name())
+	}
+
+	t.Run("suite", func(t *testing.T) {
+		suite.RunParallel(t, func(t *testing.T) harness { return harness{madeIn: t.Name()} }, suite.Cases[harness]{
+			{"First", check},
+			{"Second", check},
+			{"Third", check},
+		})
+		mu.Lock()
+		defer mu.Unlock()
+		if len(ran) != 0 {
+			t.Errorf("cases %q ran before RunParallel's caller returned: they are not parallel", ran)
+		}
+	})
+
+	slices.Sort(ran)
+	want := []string{t.Name() + "/suite/First", t.Name() + "/suite/Second", t.Name() + "/suite/Third"}
+	if !slices.Equal(ran, want) {
+		t.Errorf("cases ran as %q, want %q", ran, want)
+	}
+}
+
 // Every racer runs once, all at the same time (each waits until all n are running, which
 // racers called one after another would never see), and Race returns after the last.
 func TestRaceRunsEveryRacerConcurrently(t *testing.T) {

@@ -9,16 +9,15 @@ import (
 	"testing"
 
 	"github.com/runnerhub/webhooks/internal/checkpoint"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // Suite runs the checkpoint.Store contract against the store newStore returns. The
 // subtests use names of their own, so a store may be shared among them.
 func Suite(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name string
-		run  func(t *testing.T, s checkpoint.Store)
-	}{
+	ownNames := func(t *testing.T) checkpoint.Store { return prefixed{newStore(t), t.Name() + "/"} }
+	suite.Run(t, ownNames, suite.Cases[checkpoint.Store]{
 		{"missing is nil without error", func(t *testing.T, s checkpoint.Store) {
 			got, err := s.Checkpoint(ctx, "redelivery/app")
 			if err != nil || got != nil {
@@ -74,9 +73,7 @@ func Suite(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 				t.Fatalf("after concurrent puts: %q, %v", got, err)
 			}
 		}},
-	} {
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, prefixed{newStore(t), t.Name() + "/"}) })
-	}
+	})
 }
 
 // prefixed keeps each subtest's names apart from the others'.

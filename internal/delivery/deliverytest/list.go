@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // Listing is what ListSuite needs of an adapter: a store to record deliveries in and the
@@ -25,26 +26,30 @@ type Listing interface {
 // every other subtest's) and lists only those days, so newStore may hand out the same
 // store each time.
 func ListSuite(t *testing.T, newStore func(t *testing.T) Listing, finish Finish) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, s Listing, days *span)
-	}{
+	base, made := randomDay(), 0
+	newHarness := func(t *testing.T) listHarness {
+		days := &span{first: base.AddDate(0, 0, 200*made)} // 200 days each, none shared
+		made++
+		return listHarness{newStore(t), days}
+	}
+	suite.Run(t, newHarness, suite.Cases[listHarness]{
 		{"NewestFirstAcrossDays", testNewestFirstAcrossDays},
 		{"CursorPaging", testCursorPaging},
 		{"OffsetPaging", testOffsetPaging},
-		{"Filters", func(t *testing.T, s Listing, days *span) { testFilters(t, s, days, finish) }},
+		{"Filters", func(t *testing.T, h listHarness) { testFilters(t, h, finish) }},
 		{"TimeRange", testTimeRange},
-		{"StateIsCurrent", func(t *testing.T, s Listing, days *span) { testStateIsCurrent(t, s, days, finish) }},
+		{"StateIsCurrent", func(t *testing.T, h listHarness) { testStateIsCurrent(t, h, finish) }},
 		{"EmptyRange", testEmptyRange},
 		{"EmptyDaysCostReads", testEmptyDaysCostReads},
 		{"ReadBudgetContinues", testReadBudgetContinues},
 		{"InvalidQuery", testInvalidQuery},
-	}
-	base := randomDay()
-	for i, tc := range tests {
-		days := &span{first: base.AddDate(0, 0, 200*i)} // 200 days each, none shared
-		t.Run(tc.name, func(t *testing.T) { tc.run(t, newStore(t), days) })
-	}
+	})
+}
+
+// listHarness is a subtest's store and its own stretch of days.
+type listHarness struct {
+	s    Listing
+	days *span
 }
 
 // span is a subtest's own stretch of days.
@@ -69,19 +74,19 @@ func randomDay() time.Time {
 
 // Deliveries at the edges of days and in the same millisecond: the order is by time, then
 // by key, across day boundaries; records come back without payloads.
-func testNewestFirstAcrossDays(t *testing.T, s Listing, days *span) {
+func testNewestFirstAcrossDays(t *testing.T, h listHarness) {
 	at := []time.Time{
-		days.at(0, 0), // the first millisecond of a day
-		days.at(0, 12*time.Hour),
-		days.at(0, 12*time.Hour),                      // same millisecond: ordered by key
-		days.at(0, 12*time.Hour+500*time.Microsecond), // stored as the millisecond above
-		days.at(1, -time.Millisecond),                 // the last millisecond of day 0
-		days.at(1, 0),
-		days.at(2, 5*time.Minute),
-		days.at(3, -time.Millisecond),
+		h.days.at(0, 0), // the first millisecond of a day
+		h.days.at(0, 12*time.Hour),
+		h.days.at(0, 12*time.Hour),                      // same millisecond: ordered by key
+		h.days.at(0, 12*time.Hour+500*time.Microsecond), // stored as the millisecond above
+		h.days.at(1, -time.Millisecond),                 // the last millisecond of day 0
+		h.days.at(1, 0),
+		h.days.at(2, 5*time.Minute),
+		h.days.at(3, -time.Millisecond),
 	}
-	want := sortNewestFirst(createAt(t, s, at...))
-	got := listAll(t, s, days.query(0, 3, delivery.MaxLimit))
+	want := sortNewestFirst(createAt(t, h.s, at...))
+	got := listAll(t, h.s, h.days.query(0, 3, delivery.MaxLimit))
 	checkOrder(t, "listing", got, want)
 	for _, rec := range got {
 		if len(rec.Payload) != 0 {
@@ -100,14 +105,14 @@ func testNewestFirstAcrossDays(t *testing.T, s Listing, days *span) {
 
 // Following Next pages through everything once, in order; a range that ends exactly at a
 // page's end has no empty page after it.
-func testCursorPaging(t *testing.T, s Listing, days *span) {
-	all := createAt(t, s, spread(days, 0, 3, 20)...)
+func testCursorPaging(t *testing.T, h listHarness) {
+	all := createAt(t, h.s, spread(h.days, 0, 3, 20)...)
 	for _, limit := range []int{1, 3, 5, 7, 20, 21} {
 		t.Run(fmt.Sprint("Limit", limit), func(t *testing.T) {
-			q := days.query(0, 3, limit)
+			q := h.days.query(0, 3, limit)
 			var got []*delivery.Record
 			for pages := 1; ; pages++ {
-				page := mustList(t, s, q)
+				page := mustList(t, h.s, q)
 				if len(page.Records) > limit {
 					t.Fatalf("page %d has %d records, limit %d", pages, len(page.Records), limit)
 				}
@@ -132,12 +137,12 @@ func testCursorPaging(t *testing.T, s Listing, days *span) {
 }
 
 // An offset skips that many deliveries of the full order.
-func testOffsetPaging(t *testing.T, s Listing, days *span) {
-	all := sortNewestFirst(createAt(t, s, spread(days, 0, 2, 12)...))
+func testOffsetPaging(t *testing.T, h listHarness) {
+	all := sortNewestFirst(createAt(t, h.s, spread(h.days, 0, 2, 12)...))
 	for _, offset := range []int{0, 1, 5, 11, 12, 30} {
-		q := days.query(0, 2, 5)
+		q := h.days.query(0, 2, 5)
 		q.Offset = offset
-		page := mustList(t, s, q)
+		page := mustList(t, h.s, q)
 		want := all[min(offset, len(all)):min(offset+5, len(all))]
 		checkOrder(t, fmt.Sprintf("offset %d", offset), page.Records, want)
 		if hasMore := offset+5 < len(all); (page.Next != nil) != hasMore {
@@ -146,7 +151,7 @@ func testOffsetPaging(t *testing.T, s Listing, days *span) {
 	}
 }
 
-func testFilters(t *testing.T, s Listing, days *span, finish Finish) {
+func testFilters(t *testing.T, h listHarness, finish Finish) {
 	type attrs struct{ repo, event, action string }
 	kinds := []attrs{
 		{"octo-org/alpha", "workflow_job", "queued"},
@@ -156,13 +161,13 @@ func testFilters(t *testing.T, s Listing, days *span, finish Finish) {
 		{"Octo-Org/Alpha", "pull_request", "opened"},
 	}
 	var all []*delivery.Record
-	for i, at := range spread(days, 0, 2, 3*len(kinds)) {
+	for i, at := range spread(h.days, 0, 2, 3*len(kinds)) {
 		k := kinds[i%len(kinds)]
 		rec := newRecord([]byte(`{}`))
 		rec.ReceivedAt, rec.Repository, rec.Event, rec.Action = at, k.repo, k.event, k.action
-		mustCreate(t, s, rec)
+		mustCreate(t, h.s, rec)
 		if i%2 == 0 {
-			finish(t, s, rec, delivery.Processed, "processed", at.Add(time.Second))
+			finish(t, h.s, rec, delivery.Processed, "processed", at.Add(time.Second))
 			rec.State = delivery.Processed
 		}
 		all = append(all, rec)
@@ -191,25 +196,25 @@ func testFilters(t *testing.T, s Listing, days *span, finish Finish) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			want := slices.DeleteFunc(slices.Clone(all), func(r *delivery.Record) bool { return !c.want(r) })
-			q := days.query(0, 2, 2)
+			q := h.days.query(0, 2, 2)
 			q.Filter = c.filter
-			checkOrder(t, "filtered listing", listAll(t, s, q), want)
+			checkOrder(t, "filtered listing", listAll(t, h.s, q), want)
 		})
 	}
 }
 
 // Since is inclusive, Until exclusive, to the millisecond the stores keep.
-func testTimeRange(t *testing.T, s Listing, days *span) {
-	noon := days.at(1, 12*time.Hour)
-	all := createAt(t, s, noon.Add(-time.Millisecond), noon, noon.Add(time.Millisecond), noon.Add(2*time.Millisecond))
+func testTimeRange(t *testing.T, h listHarness) {
+	noon := h.days.at(1, 12*time.Hour)
+	all := createAt(t, h.s, noon.Add(-time.Millisecond), noon, noon.Add(time.Millisecond), noon.Add(2*time.Millisecond))
 	cases := []struct {
 		name         string
 		since, until time.Time
 		want         []*delivery.Record
 	}{
-		{"SinceInclusive", noon, days.at(2, 0), []*delivery.Record{all[3], all[2], all[1]}},
-		{"UntilExclusive", days.at(0, 0), noon.Add(time.Millisecond), []*delivery.Record{all[1], all[0]}},
-		{"UntilBelowTheMillisecond", days.at(0, 0), noon.Add(time.Microsecond), []*delivery.Record{all[1], all[0]}},
+		{"SinceInclusive", noon, h.days.at(2, 0), []*delivery.Record{all[3], all[2], all[1]}},
+		{"UntilExclusive", h.days.at(0, 0), noon.Add(time.Millisecond), []*delivery.Record{all[1], all[0]}},
+		{"UntilBelowTheMillisecond", h.days.at(0, 0), noon.Add(time.Microsecond), []*delivery.Record{all[1], all[0]}},
 		{"OneMillisecond", noon, noon.Add(time.Millisecond), []*delivery.Record{all[1]}},
 		{"Empty", noon, noon, nil},
 		{"Reversed", noon.Add(time.Second), noon, nil},
@@ -217,20 +222,20 @@ func testTimeRange(t *testing.T, s Listing, days *span) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			q := delivery.ListQuery{Since: c.since, Until: c.until, Limit: 10}
-			checkOrder(t, "listing", listAll(t, s, q), c.want)
+			checkOrder(t, "listing", listAll(t, h.s, q), c.want)
 		})
 	}
 }
 
 // A listing shows a delivery's current state and redelivered mark.
-func testStateIsCurrent(t *testing.T, s Listing, days *span, finish Finish) {
-	recs := createAt(t, s, days.at(0, time.Hour), days.at(0, 2*time.Hour))
-	finishedAt := days.at(0, 3*time.Hour)
-	finish(t, s, recs[0], delivery.Ignored, "ignored: event not handled", finishedAt)
-	if err := s.MarkRedelivered(t.Context(), recs[0].Key); err != nil {
+func testStateIsCurrent(t *testing.T, h listHarness, finish Finish) {
+	recs := createAt(t, h.s, h.days.at(0, time.Hour), h.days.at(0, 2*time.Hour))
+	finishedAt := h.days.at(0, 3*time.Hour)
+	finish(t, h.s, recs[0], delivery.Ignored, "ignored: event not handled", finishedAt)
+	if err := h.s.MarkRedelivered(t.Context(), recs[0].Key); err != nil {
 		t.Fatalf("MarkRedelivered: %v", err)
 	}
-	got := listAll(t, s, days.query(0, 1, 10))
+	got := listAll(t, h.s, h.days.query(0, 1, 10))
 	want := *recs[0]
 	want.Payload, want.State, want.Outcome, want.ProcessedAt = nil, delivery.Ignored, "ignored: event not handled", finishedAt
 	want.Redelivered = true
@@ -240,8 +245,8 @@ func testStateIsCurrent(t *testing.T, s Listing, days *span, finish Finish) {
 	checkRecord(t, "finished delivery", got[1], &want)
 }
 
-func testEmptyRange(t *testing.T, s Listing, days *span) {
-	page := mustList(t, s, days.query(0, 10, 10))
+func testEmptyRange(t *testing.T, h listHarness) {
+	page := mustList(t, h.s, h.days.query(0, 10, 10))
 	if len(page.Records) != 0 || page.Next != nil {
 		t.Fatalf("listing of days without deliveries: %d records, Next %+v; want none and no Next", len(page.Records), page.Next)
 	}
@@ -249,44 +254,44 @@ func testEmptyRange(t *testing.T, s Listing, days *span) {
 
 // Every day is one read at least, so a long range of empty days ends a call before its
 // page is full; Next picks up where it stopped, and nothing is lost or repeated.
-func testEmptyDaysCostReads(t *testing.T, s Listing, days *span) {
-	want := sortNewestFirst(createAt(t, s, days.at(0, time.Hour), days.at(0, 2*time.Hour)))
-	q := days.query(0, 150, 10) // 150 days, only the oldest has deliveries
-	first := mustList(t, s, q)
+func testEmptyDaysCostReads(t *testing.T, h listHarness) {
+	want := sortNewestFirst(createAt(t, h.s, h.days.at(0, time.Hour), h.days.at(0, 2*time.Hour)))
+	q := h.days.query(0, 150, 10) // 150 days, only the oldest has deliveries
+	first := mustList(t, h.s, q)
 	if len(first.Records) != 0 || first.Next == nil {
 		t.Fatalf("first call over 150 days: %d records, Next %+v; want none yet and a Next (%d reads are not enough)",
 			len(first.Records), first.Next, delivery.DefaultMaxReads)
 	}
-	checkOrder(t, "after following Next", listAll(t, s, q), want)
+	checkOrder(t, "after following Next", listAll(t, h.s, q), want)
 }
 
 // With a budget of one read per call, a filtered listing and an offset both still reach
 // every match, carrying the rest of the offset in the cursor.
-func testReadBudgetContinues(t *testing.T, s Listing, days *span) {
+func testReadBudgetContinues(t *testing.T, h listHarness) {
 	var all []*delivery.Record
-	for i, at := range spread(days, 0, 4, 24) {
+	for i, at := range spread(h.days, 0, 4, 24) {
 		rec := newRecord([]byte(`{}`))
 		rec.ReceivedAt = at
 		if i%6 == 0 {
 			rec.Event = "workflow_run"
 		}
-		mustCreate(t, s, rec)
+		mustCreate(t, h.s, rec)
 		all = append(all, rec)
 	}
 	all = sortNewestFirst(all)
 	runs := slices.DeleteFunc(slices.Clone(all), func(r *delivery.Record) bool { return r.Event != "workflow_run" })
 
-	q := days.query(0, 4, 2)
+	q := h.days.query(0, 4, 2)
 	q.Event, q.MaxReads = "workflow_run", 1
-	checkOrder(t, "filtered, one read per call", listAll(t, s, q), runs)
+	checkOrder(t, "filtered, one read per call", listAll(t, h.s, q), runs)
 
-	q = days.query(0, 4, 3)
+	q = h.days.query(0, 4, 3)
 	q.Offset, q.MaxReads = 10, 1
-	checkOrder(t, "offset 10, one read per call", listAll(t, s, q), all[10:])
+	checkOrder(t, "offset 10, one read per call", listAll(t, h.s, q), all[10:])
 }
 
-func testInvalidQuery(t *testing.T, s Listing, days *span) {
-	valid := days.query(0, 1, 10)
+func testInvalidQuery(t *testing.T, h listHarness) {
+	valid := h.days.query(0, 1, 10)
 	cases := []struct {
 		name   string
 		change func(q *delivery.ListQuery)
@@ -302,7 +307,7 @@ func testInvalidQuery(t *testing.T, s Listing, days *span) {
 	for _, c := range cases {
 		q := valid
 		c.change(&q)
-		if _, err := s.List(t.Context(), q); !errors.Is(err, delivery.ErrInvalidQuery) {
+		if _, err := h.s.List(t.Context(), q); !errors.Is(err, delivery.ErrInvalidQuery) {
 			t.Errorf("%s: err = %v, want ErrInvalidQuery", c.name, err)
 		}
 	}

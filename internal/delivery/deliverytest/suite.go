@@ -267,29 +267,30 @@ func testConcurrentCreate(t *testing.T, s delivery.Store) {
 // removes) what is waiting on the queue. Every subtest calls newQueue once and expects an
 // empty queue: the same queue may be handed out again only if drain empties it.
 func QueueSuite(t *testing.T, newQueue func(t *testing.T) (q delivery.Queue, drain func(ctx context.Context) []delivery.Message)) {
-	tests := []struct {
-		name string
-		run  func(t *testing.T, q delivery.Queue, drain func(ctx context.Context) []delivery.Message)
-	}{
+	newHarness := func(t *testing.T) queueHarness {
+		q, drain := newQueue(t)
+		return queueHarness{q, drain}
+	}
+	suite.Run(t, newHarness, suite.Cases[queueHarness]{
 		{"DrainEmpty", testDrainEmpty},
 		{"RoundTrip", testQueueRoundTrip},
 		{"ConcurrentEnqueue", testConcurrentEnqueue},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			q, drain := newQueue(t)
-			tc.run(t, q, drain)
-		})
-	}
+	})
 }
 
-func testDrainEmpty(t *testing.T, _ delivery.Queue, drain func(ctx context.Context) []delivery.Message) {
-	if got := drain(t.Context()); len(got) != 0 {
+// queueHarness is a queue and the drain that returns (and removes) what waits on it.
+type queueHarness struct {
+	q     delivery.Queue
+	drain func(ctx context.Context) []delivery.Message
+}
+
+func testDrainEmpty(t *testing.T, h queueHarness) {
+	if got := h.drain(t.Context()); len(got) != 0 {
 		t.Fatalf("drain of an empty queue returned %v", got)
 	}
 }
 
-func testQueueRoundTrip(t *testing.T, q delivery.Queue, drain func(ctx context.Context) []delivery.Message) {
+func testQueueRoundTrip(t *testing.T, h queueHarness) {
 	sent := []delivery.Message{
 		{Key: newKey(), Event: "workflow_job"},
 		{Key: newKey(), Event: "workflow_run"},
@@ -299,17 +300,17 @@ func testQueueRoundTrip(t *testing.T, q delivery.Queue, drain func(ctx context.C
 		{Key: newKey()},
 	}
 	for _, m := range sent {
-		if err := q.Enqueue(t.Context(), m); err != nil {
+		if err := h.q.Enqueue(t.Context(), m); err != nil {
 			t.Fatalf("Enqueue %+v: %v", m, err)
 		}
 	}
-	checkDrained(t, sent, drain(t.Context()))
-	if again := drain(t.Context()); len(again) != 0 {
+	checkDrained(t, sent, h.drain(t.Context()))
+	if again := h.drain(t.Context()); len(again) != 0 {
 		t.Fatalf("second drain returned %v, want nothing", again)
 	}
 }
 
-func testConcurrentEnqueue(t *testing.T, q delivery.Queue, drain func(ctx context.Context) []delivery.Message) {
+func testConcurrentEnqueue(t *testing.T, h queueHarness) {
 	const senders, each = 8, 3
 	sent := make([]delivery.Message, senders*each)
 	for i := range sent {
@@ -320,7 +321,7 @@ func testConcurrentEnqueue(t *testing.T, q delivery.Queue, drain func(ctx contex
 	for i := range senders {
 		wg.Go(func() {
 			for _, m := range sent[i*each : (i+1)*each] {
-				errs <- q.Enqueue(t.Context(), m)
+				errs <- h.q.Enqueue(t.Context(), m)
 			}
 		})
 	}
@@ -331,7 +332,7 @@ func testConcurrentEnqueue(t *testing.T, q delivery.Queue, drain func(ctx contex
 			t.Fatalf("Enqueue: %v", err)
 		}
 	}
-	checkDrained(t, sent, drain(t.Context()))
+	checkDrained(t, sent, h.drain(t.Context()))
 }
 
 // checkDrained allows duplicates (at least once) and any order, nothing else.

@@ -12,6 +12,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/delivery/deliverytest"
 	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/jobs/jobstest"
+	"github.com/runnerhub/webhooks/internal/testenv/suite"
 )
 
 // Store is every port that one storage adapter's store implements.
@@ -33,10 +34,7 @@ func Conformance(t *testing.T, newStore func(t *testing.T) Store) {
 			return jobstest.Stores{Jobs: s, Deliveries: s, Counters: s, JobCounters: s}
 		}
 	}
-	suites := []struct {
-		name string
-		run  func(t *testing.T, s Store)
-	}{
+	suite.RunParallel(t, newStore, suite.Cases[Store]{
 		{"Deliveries", func(t *testing.T, s Store) {
 			deliverytest.StoreSuite(t, func(*testing.T) delivery.Store { return s }, jobstest.CommitFinish)
 		}},
@@ -50,11 +48,5 @@ func Conformance(t *testing.T, newStore func(t *testing.T) Store) {
 		{"Counters", func(t *testing.T, s Store) { jobstest.CountersSuite(t, stores(s)) }},
 		{"Fleet", func(t *testing.T, s Store) { jobstest.FleetSuite(t, stores(s)) }},
 		{"PoolCounts", func(t *testing.T, s Store) { jobstest.PoolCountsSuite(t, stores(s)) }},
-	}
-	for _, suite := range suites {
-		t.Run(suite.name, func(t *testing.T) {
-			t.Parallel()
-			suite.run(t, newStore(t))
-		})
-	}
+	})
 }

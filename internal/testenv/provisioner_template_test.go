@@ -16,7 +16,7 @@ func provisionerStatements(t *testing.T, tpl map[string]any) map[string]statemen
 		t.Fatalf("ProvisionerFunction policies: %v, want one document", policies)
 	}
 	out := map[string]statement{}
-	for _, st := range statements(dig(policies[0], "Statement")) {
+	for _, st := range policyStatements(t, dig(tpl, "Resources").(map[string]any), "ProvisionerFunction") {
 		sid, _ := st.body["Sid"].(string)
 		if _, dup := out[sid]; dup || sid == "" {
 			t.Fatalf("statement Sid %q missing or repeated", sid)
@@ -45,9 +45,7 @@ func TestProvisionerIAMIsLeastPrivilege(t *testing.T) {
 		"ssm:DeleteParameter":    "JITParameters",
 	}
 	for sid, st := range sts {
-		actions, _ := st.body["Action"].([]any)
-		for _, a := range actions {
-			a := a.(string)
+		for _, a := range st.actions() {
 			if strings.Contains(a, "*") {
 				t.Errorf("%s grants the wildcard action %s", sid, a)
 			}

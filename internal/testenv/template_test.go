@@ -86,8 +86,8 @@ func TestGitHubCredentialsAreLeastPrivilege(t *testing.T) {
 		t.Errorf("GitHubCredentialsPolicy is attached to %s, want the reconciler's and the provisioner's roles", roles)
 	}
 	var ssm []string
-	for _, st := range statements(dig(policy, "Properties", "PolicyDocument", "Statement")) {
-		raw, _ := json.Marshal(st.body)
+	for _, st := range policyStatements(t, resources, "GitHubCredentialsPolicy") {
+		raw := jsonOf(st.body)
 		if strings.Contains(string(raw), `"*"`) || strings.Contains(string(raw), `:*"`) {
 			t.Errorf("wildcard in a GitHubCredentialsPolicy statement: %s", raw)
 		}
@@ -108,32 +108,6 @@ func TestGitHubCredentialsAreLeastPrivilege(t *testing.T) {
 			t.Errorf("the SSM statement grants %s", bad)
 		}
 	}
-}
-
-// statement is one statement of a policy document, with the condition it is under when
-// the template adds it with Fn::If ("" for none).
-type statement struct {
-	condition string
-	body      map[string]any
-}
-
-// statements lists a policy document's statements, those behind Fn::If included.
-func statements(list any) []statement {
-	var out []statement
-	items, _ := list.([]any)
-	for _, item := range items {
-		m, _ := item.(map[string]any)
-		if branches, ok := m["Fn::If"].([]any); ok && len(branches) == 3 {
-			for _, b := range branches[1:] {
-				if body, ok := b.(map[string]any); ok && body["Ref"] != "AWS::NoValue" {
-					out = append(out, statement{condition: branches[0].(string), body: body})
-				}
-			}
-			continue
-		}
-		out = append(out, statement{body: m})
-	}
-	return out
 }
 
 // ReconcileInterval's default is RUNNERHUB_RECONCILE_INTERVAL's, and every allowed value
@@ -171,27 +145,48 @@ func requireSchedules(t *testing.T, tpl map[string]any, param, def string) {
 	}
 }
 
-// policyStatements returns a function's policy statements.
-func policyStatements(t *testing.T, resources map[string]any, function string) []map[string]any {
+// statement is one statement of a policy document, with the condition it is under when
+// the template adds it with Fn::If ("" for none).
+type statement struct {
+	condition string
+	body      map[string]any
+}
+
+// policyStatements returns the statements of resource name's policy documents (a
+// function's Policies, where SAM policy templates have none, or a policy's own
+// PolicyDocument), those behind Fn::If included; a resource without any fails the test.
+func policyStatements(t *testing.T, resources map[string]any, name string) []statement {
 	t.Helper()
-	policies, _ := dig(resources, function, "Properties", "Policies").([]any)
-	var out []map[string]any
-	for _, p := range policies {
-		sts, _ := dig(p, "Statement").([]any)
-		for _, st := range sts {
-			if m, ok := st.(map[string]any); ok {
-				out = append(out, m)
+	props := dig(resources, name, "Properties")
+	documents, _ := dig(props, "Policies").([]any)
+	if document := dig(props, "PolicyDocument"); document != nil {
+		documents = append(documents, document)
+	}
+	var out []statement
+	for _, document := range documents {
+		items, _ := dig(document, "Statement").([]any)
+		for _, item := range items {
+			m, _ := item.(map[string]any)
+			if branches, ok := m["Fn::If"].([]any); ok && len(branches) == 3 {
+				for _, b := range branches[1:] {
+					if body, ok := b.(map[string]any); ok && body["Ref"] != "AWS::NoValue" {
+						out = append(out, statement{condition: branches[0].(string), body: body})
+					}
+				}
+				continue
 			}
+			out = append(out, statement{body: m})
 		}
 	}
 	if len(out) == 0 {
-		t.Fatalf("%s has no policy statements", function)
+		t.Fatalf("%s has no policy statements", name)
 	}
 	return out
 }
 
-func policyActions(st map[string]any) []string {
-	switch a := st["Action"].(type) {
+// actions lists the statement's actions, whether the template gives one or a list.
+func (st statement) actions() []string {
+	switch a := st.body["Action"].(type) {
 	case string:
 		return []string{a}
 	case []any:
@@ -224,7 +219,7 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 		}
 		posts := false
 		for _, st := range policyStatements(t, resources, name) {
-			for _, a := range policyActions(st) {
+			for _, a := range st.actions() {
 				if strings.HasSuffix(a, "*") {
 					t.Errorf("%s: wildcard action %s", name, a)
 				}
@@ -232,8 +227,8 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 					continue
 				}
 				posts = true
-				if a != "execute-api:ManageConnections" || !strings.Contains(jsonOf(st["Resource"]), connections) {
-					t.Errorf("%s: %s on %s, want only execute-api:ManageConnections on the WebSocket API's connections", name, a, jsonOf(st["Resource"]))
+				if a != "execute-api:ManageConnections" || !strings.Contains(jsonOf(st.body["Resource"]), connections) {
+					t.Errorf("%s: %s on %s, want only execute-api:ManageConnections on the WebSocket API's connections", name, a, jsonOf(st.body["Resource"]))
 				}
 			}
 		}
@@ -247,12 +242,12 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 		}
 		sends := false
 		for _, st := range policyStatements(t, resources, name) {
-			raw := jsonOf(st)
+			raw := jsonOf(st.body)
 			if strings.Contains(raw, "WSCONN") {
 				t.Errorf("%s still writes connection records: %s", name, raw)
 			}
 			if strings.Contains(raw, "FanoutQueue") {
-				sends = slices.Equal(policyActions(st), []string{"sqs:SendMessage"}) && jsonOf(st["Resource"]) == `{"Fn::GetAtt":["FanoutQueue","Arn"]}`
+				sends = slices.Equal(st.actions(), []string{"sqs:SendMessage"}) && jsonOf(st.body["Resource"]) == `{"Fn::GetAtt":["FanoutQueue","Arn"]}`
 			}
 		}
 		if !sends {
@@ -260,11 +255,11 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 		}
 	}
 	for _, st := range policyStatements(t, resources, "FanoutFunction") {
-		acts := policyActions(st)
+		acts := st.actions()
 		if !strings.HasPrefix(acts[0], "dynamodb:") {
 			continue
 		}
-		keys := jsonOf(dig(st, "Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"))
+		keys := jsonOf(dig(st.body, "Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"))
 		for _, a := range acts {
 			if a != "dynamodb:Query" && a != "dynamodb:BatchWriteItem" {
 				t.Errorf("FanoutFunction: %s; it only queries and deletes connection items", a)
@@ -274,7 +269,7 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 			}
 		}
 		if keys == "null" || strings.Contains(keys, `"*"`) {
-			t.Errorf("FanoutFunction statement %s is not limited to its partitions", jsonOf(st))
+			t.Errorf("FanoutFunction statement %s is not limited to its partitions", jsonOf(st.body))
 		}
 	}
 }

@@ -78,7 +78,7 @@ func main() {
 		if err := json.Unmarshal(stdin, &in); err != nil || in.Name == "" {
 			execfake.Fail("create: stdin %q has no name", stdin)
 		}
-		id := "fake-" + in.Name
+		id := providerID(in.Name)
 		if err := os.WriteFile(filepath.Join(*state, id+".machine"), stdin, 0o600); err != nil {
 			execfake.Fail("create: %v", err)
 		}
@@ -97,14 +97,10 @@ func main() {
 		if err := json.Unmarshal(stdin, &in); err != nil {
 			execfake.Fail("list: %v", err)
 		}
-		files, _ := filepath.Glob(filepath.Join(*state, "*.machine"))
 		runners := []map[string]string{}
-		for _, f := range files {
-			b, _ := os.ReadFile(f)
-			var m struct{ Name, Pool string }
-			json.Unmarshal(b, &m)
+		for _, m := range execfake.Machines[struct{ Name, Pool string }](*state) {
 			if m.Pool == in.Pool {
-				runners = append(runners, map[string]string{"name": m.Name, "providerId": strings.TrimSuffix(filepath.Base(f), ".machine")})
+				runners = append(runners, map[string]string{"name": m.Name, "providerId": providerID(m.Name)})
 			}
 		}
 		execfake.Answer(map[string]any{"runners": runners})
@@ -112,3 +108,7 @@ func main() {
 		execfake.Fail("unknown action %q", flag.Arg(0))
 	}
 }
+
+// providerID is the id create gives the machine of the runner name: its file is
+// <providerID>.machine, and list reads the id back from the name the file holds.
+func providerID(name string) string { return "fake-" + name }

@@ -169,17 +169,7 @@ func generateEvents(t *testing.T) map[string][]byte {
 		}
 	}
 	// The malformed record goes in the middle: the records after it must still be processed.
-	malformed := sqsRecord{
-		MessageID:         uuidFor("malformed"),
-		ReceiptHandle:     receiptHandleFor("malformed"),
-		Body:              malformedBody,
-		Attributes:        sqsAttributes(firstDelivery.Add(time.Hour)),
-		MessageAttributes: map[string]sqsAttribute{}, // none, and md5OfMessageAttributes null
-		MD5OfBody:         md5Hex([]byte(malformedBody)),
-		EventSource:       "aws:sqs",
-		EventSourceARN:    queueARN,
-		AWSRegion:         awsRegion,
-	}
+	malformed := queueRecord(queueARN, "malformed", "malformed", malformedBody, sqsAttributes(firstDelivery.Add(time.Hour), senderID), nil)
 	records := slices.Insert(queued, len(queued)/2, malformed)
 	files[processorEvent] = encodeEvent(t, sqsEvent{Records: records})
 	// What the ResendDemands schedule sends (template.yaml), with every waiting job's
@@ -275,27 +265,39 @@ func sqsRecordFor(t *testing.T, msg delivery.Message, sent time.Time) sqsRecord 
 	attrs := map[string]sqsAttribute{
 		"event": {StringValue: msg.Event, StringListValues: []string{}, BinaryListValues: []string{}, DataType: "String"},
 	}
-	attrsMD5 := md5OfMessageAttributes(attrs)
-	return sqsRecord{
-		MessageID:              uuidFor("message " + msg.DeliveryID),
-		ReceiptHandle:          receiptHandleFor(msg.DeliveryID),
-		Body:                   string(body),
-		Attributes:             sqsAttributes(sent),
-		MessageAttributes:      attrs,
-		MD5OfMessageAttributes: &attrsMD5,
-		MD5OfBody:              md5Hex(body),
-		EventSource:            "aws:sqs",
-		EventSourceARN:         queueARN,
-		AWSRegion:              awsRegion,
-	}
+	return queueRecord(queueARN, "message "+msg.DeliveryID, msg.DeliveryID, string(body), sqsAttributes(sent, senderID), attrs)
 }
 
-func sqsAttributes(sent time.Time) map[string]string {
+// queueRecord is the record Lambda's SQS event source hands a function for body, waiting
+// on the queue (its ARN): its message id and receipt handle derived from their seeds, its
+// digests computed, md5OfMessageAttributes null when it has no message attributes.
+func queueRecord(queue, messageSeed, receiptSeed, body string, attributes map[string]string, messageAttributes map[string]sqsAttribute) sqsRecord {
+	r := sqsRecord{
+		MessageID:         uuidFor(messageSeed),
+		ReceiptHandle:     receiptHandleFor(receiptSeed),
+		Body:              body,
+		Attributes:        attributes,
+		MessageAttributes: map[string]sqsAttribute{},
+		MD5OfBody:         md5Hex([]byte(body)),
+		EventSource:       "aws:sqs",
+		EventSourceARN:    queue,
+		AWSRegion:         awsRegion,
+	}
+	if len(messageAttributes) > 0 {
+		sum := md5OfMessageAttributes(messageAttributes)
+		r.MessageAttributes, r.MD5OfMessageAttributes = messageAttributes, &sum
+	}
+	return r
+}
+
+// sqsAttributes are the system attributes of a message sender sent at sent, received
+// once.
+func sqsAttributes(sent time.Time, sender string) map[string]string {
 	ms := strconv.FormatInt(sent.UnixMilli(), 10)
 	return map[string]string{
 		"ApproximateReceiveCount":          "1",
 		"SentTimestamp":                    ms,
-		"SenderId":                         senderID,
+		"SenderId":                         sender,
 		"ApproximateFirstReceiveTimestamp": ms,
 	}
 }

@@ -93,17 +93,6 @@ func generateFanoutEvents(t *testing.T) map[string][]byte {
 // fanoutRecord is the record Lambda's SQS event source hands the FanoutFunction for a
 // message the processor sent at sent.
 func fanoutRecord(seed, body string, sent time.Time) sqsRecord {
-	attributes := sqsAttributes(sent.Add(50 * time.Millisecond))
-	attributes["SenderId"] = processorSenderID
-	return sqsRecord{
-		MessageID:         uuidFor("fanout " + seed),
-		ReceiptHandle:     receiptHandleFor("fanout " + seed),
-		Body:              body,
-		Attributes:        attributes,
-		MessageAttributes: map[string]sqsAttribute{},
-		MD5OfBody:         md5Hex([]byte(body)),
-		EventSource:       "aws:sqs",
-		EventSourceARN:    fanoutQueueARN,
-		AWSRegion:         awsRegion,
-	}
+	seed = "fanout " + seed
+	return queueRecord(fanoutQueueARN, seed, seed, body, sqsAttributes(sent.Add(50*time.Millisecond), processorSenderID), nil)
 }

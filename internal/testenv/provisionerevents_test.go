@@ -67,24 +67,9 @@ func generateProvisionerEvents(t *testing.T) map[string][]byte {
 // message awsstore.Signals sent (kind in its type attribute; none for "").
 func signalRecord(kind, body string, sent time.Time) sqsRecord {
 	attrs := map[string]sqsAttribute{}
-	var attrsMD5 *string
 	if kind != "" {
 		attrs[awsstore.TypeAttribute] = sqsAttribute{StringValue: kind, StringListValues: []string{}, BinaryListValues: []string{}, DataType: "String"}
-		sum := md5OfMessageAttributes(attrs)
-		attrsMD5 = &sum
 	}
-	attributes := sqsAttributes(sent)
-	attributes["SenderId"] = processorSenderID
-	return sqsRecord{
-		MessageID:              uuidFor("signal " + body),
-		ReceiptHandle:          receiptHandleFor("signal " + body),
-		Body:                   body,
-		Attributes:             attributes,
-		MessageAttributes:      attrs,
-		MD5OfMessageAttributes: attrsMD5,
-		MD5OfBody:              md5Hex([]byte(body)),
-		EventSource:            "aws:sqs",
-		EventSourceARN:         demandQueueARN,
-		AWSRegion:              awsRegion,
-	}
+	seed := "signal " + body
+	return queueRecord(demandQueueARN, seed, seed, body, sqsAttributes(sent, processorSenderID), attrs)
 }

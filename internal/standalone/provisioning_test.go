@@ -173,7 +173,7 @@ func BenchmarkTimeToProviderCall(b *testing.B) {
 	})
 	b.Run("provider=in-process", func(b *testing.B) {
 		rec := &recordingProviders{at: map[int64]time.Time{}}
-		g, _ := startProvisioning(b, burstSize*b.N, func(s *Stack) { s.Provisioner.Providers = rec })
+		g, _ := startProvisioning(b, burstSize*b.N, func(s *Stack) { s.provisioning.Provisioner.Providers = rec })
 		timeToProviderCall(b, g, burstSize, func() int { return len(rec.createdAt()) }, rec.createdAt)
 	})
 }

@@ -77,13 +77,12 @@ type Stack struct {
 	// Reconciler talks back to GitHub every RUNNERHUB_RECONCILE_INTERVAL; nil without
 	// GitHub credentials.
 	Reconciler *reconcile.Reconciler
-	// Provisioner starts the runners of pools with a provider, fed by the engine's
-	// signals, and runs its pass every RUNNERHUB_PROVISIONER_INTERVAL; nil without
-	// GitHub credentials.
-	Provisioner *provisioning.Provisioner
 
-	db           *embedded.DB
-	queue        *embedded.Queue
+	db    *embedded.DB
+	queue *embedded.Queue
+	// provisioning runs its Provisioner, which starts the runners of pools with a
+	// provider, on the engine's signals and every RUNNERHUB_PROVISIONER_INTERVAL; nil
+	// without GitHub credentials.
 	provisioning *provisioning.Loop
 	processor    *processing.Processor
 	live         *localhub.Server
@@ -181,7 +180,6 @@ func Open(cfg config.Config, log *slog.Logger) (*Stack, error) {
 	s := &Stack{
 		Routes:         routes,
 		Reconciler:     reconciler,
-		Provisioner:    provisioner,
 		provisioning:   loop,
 		SecretSource:   source,
 		GeneratedToken: generated,

@@ -54,9 +54,9 @@ func main() {
 	case "recount-pools":
 		err = recountPools(ctx, cfg)
 	case "load":
-		err = load(ctx, cfg, os.Args[2:])
+		err = standalone.LoadCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "backup":
-		err = backup(ctx, cfg, os.Args[2:])
+		err = standalone.BackupCommand(ctx, cfg, os.Args[2:], os.Stdout, os.Stderr)
 	case "", "run":
 		err = serve(ctx, cfg)
 	default:

@@ -93,6 +93,9 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"send", "-h"}, 0, "-job-id"},
 		{[]string{"send", "-help"}, 0, "-secret-file"},
 		{[]string{"demo", "-h"}, 0, "-pace"},
+		{[]string{"backup", "-h"}, 0, "-token"},
+		{[]string{"backup"}, 1, "usage: backup [-url URL] [-token TOKEN] FILE"},
+		{[]string{"load", "-h"}, 0, "-distinct-jobs"},
 		{[]string{"nope"}, 1, `unknown command "nope"`},
 		{[]string{"send"}, 1, "send takes one payload file"},
 	} {

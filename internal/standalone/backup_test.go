@@ -1,8 +1,8 @@
-package main
+package standalone
 
 import (
 	"fmt"
-	"log/slog"
+	"io"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -13,52 +13,31 @@ import (
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
-	"github.com/runnerhub/webhooks/internal/standalone"
 	"github.com/runnerhub/webhooks/internal/storage/embedded"
-	"github.com/runnerhub/webhooks/internal/testenv"
 )
 
 const (
-	testSecret = "backup-test-secret"
-	testToken  = "backup-test-token-0123456789"
-	readToken  = "backup-read-token-0123456789"
+	backupToken = "backup-test-token-0123456789"
+	readToken   = "backup-read-token-0123456789"
 )
 
-// runningStack serves a local stack on a loopback port until the test ends and returns its
-// configuration and base URL.
-func runningStack(t *testing.T) (config.Config, string) {
+// backupStack serves a local stack with an admin and a read-only API token until the test
+// ends, and returns the backup command's configuration (whose default token is the
+// stack's admin one) and the stack's base URL.
+func backupStack(t *testing.T) (config.Config, string) {
 	t.Helper()
-	env := map[string]string{
-		"GITHUB_WEBHOOK_SECRET":     testSecret,
-		"RUNNERHUB_API_TOKENS":      testToken,
-		"RUNNERHUB_API_READ_TOKENS": readToken,
-		"RUNNERHUB_DATA_DIR":        t.TempDir(),
-	}
-	cfg, err := config.FromEnv(func(k string) string { return env[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	stack, err := standalone.Open(cfg, slog.New(slog.DiscardHandler))
-	if err != nil {
-		t.Fatal(err)
-	}
-	base, stop := testenv.Serve(t, "127.0.0.1:0", stack.Serve)
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Error(err)
-		}
-		stack.Close()
-	})
-	return cfg, base
+	env := map[string]string{"RUNNERHUB_API_TOKENS": backupToken, "RUNNERHUB_API_READ_TOKENS": readToken}
+	_, base := startStack(t, env)
+	return testConfig(t, t.TempDir(), env), base
 }
 
 // The backup command copies the database of a stack that is running and taking
 // deliveries; the copy opens as a database holding what was acknowledged before it.
 func TestBackupWhileRunning(t *testing.T) {
-	cfg, base := runningStack(t)
+	cfg, base := backupStack(t)
 	ctx := t.Context()
 	send := func(id string) {
-		status, body, err := standalone.Send(ctx, base+ingest.Path, testSecret, "ping", id, []byte(`{"zen":"Keep it logically awesome.","hook_id":1}`))
+		status, body, err := Send(ctx, base+ingest.Path, testSecret, "ping", id, []byte(`{"zen":"Keep it logically awesome.","hook_id":1}`))
 		if err != nil || status != http.StatusAccepted {
 			t.Errorf("send %s: %d %s %v", id, status, body, err)
 		}
@@ -79,11 +58,15 @@ func TestBackupWhileRunning(t *testing.T) {
 		}
 	})
 	target := filepath.Join(t.TempDir(), "copy.db")
-	err := backup(ctx, cfg, []string{"-url", base + standalone.BackupPath, target})
+	var out strings.Builder
+	err := BackupCommand(ctx, cfg, []string{"-url", base + BackupPath, target}, &out, io.Discard)
 	close(stopSending)
 	wg.Wait()
 	if err != nil {
 		t.Fatalf("backup: %v", err)
+	}
+	if !strings.HasPrefix(out.String(), "backed up ") || !strings.HasSuffix(out.String(), " bytes to "+target+"\n") {
+		t.Errorf("output %q does not say what was backed up where", out.String())
 	}
 
 	restored, err := embedded.Open(target)
@@ -104,7 +87,7 @@ func TestBackupWhileRunning(t *testing.T) {
 
 // A refused backup says why and leaves the target as it was.
 func TestBackupRefused(t *testing.T) {
-	cfg, base := runningStack(t)
+	cfg, base := backupStack(t)
 	target := filepath.Join(t.TempDir(), "copy.db")
 	if err := os.WriteFile(target, []byte("an older backup"), 0o600); err != nil {
 		t.Fatal(err)
@@ -114,15 +97,15 @@ func TestBackupRefused(t *testing.T) {
 		args []string
 		says string
 	}{
-		{"WrongToken", []string{"-url", base + standalone.BackupPath, "-token", "not-the-token-0123456789", target}, "401"},
+		{"WrongToken", []string{"-url", base + BackupPath, "-token", "not-the-token-0123456789", target}, "401"},
 		// A backup hands out everything: a token that may only read may not take one.
-		{"ReadOnlyToken", []string{"-url", base + standalone.BackupPath, "-token", readToken, target}, "403"},
-		{"NotRunning", []string{"-url", "http://127.0.0.1:1" + standalone.BackupPath, target}, "is the local stack running?"},
-		{"NoFile", []string{"-url", base + standalone.BackupPath}, "usage"},
+		{"ReadOnlyToken", []string{"-url", base + BackupPath, "-token", readToken, target}, "403"},
+		{"NotRunning", []string{"-url", "http://127.0.0.1:1" + BackupPath, target}, "is the local stack running?"},
+		{"NoFile", []string{"-url", base + BackupPath}, "usage"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := backup(t.Context(), cfg, c.args)
+			err := BackupCommand(t.Context(), cfg, c.args, io.Discard, io.Discard)
 			if err == nil || !strings.Contains(err.Error(), c.says) {
 				t.Fatalf("backup: %v; want an error saying %q", err, c.says)
 			}

@@ -79,9 +79,18 @@ func run(t *testing.T, bin string, env []string, args ...string) (int, string, s
 	return 0, stdout.String(), stderr.String()
 }
 
+// Each subcommand reaches its function in internal/standalone (each answers in its own
+// words), help is not an error, and an unknown command says so and exits 1. PORT is
+// taken, so that a start fails at once; no command creates the data directory.
 func TestCommandLine(t *testing.T) {
 	bin := binary(t)
-	env := cleanEnv("RUNNERHUB_DATA_DIR=" + filepath.Join(t.TempDir(), "never-created"))
+	busy, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := filepath.Join(t.TempDir(), "never-created")
+	env := cleanEnv("RUNNERHUB_DATA_DIR="+dir, "PORT="+strconv.Itoa(busy.Addr().(*net.TCPAddr).Port))
 	for _, tc := range []struct {
 		args   []string
 		exit   int
@@ -90,16 +99,20 @@ func TestCommandLine(t *testing.T) {
 		{[]string{"-h"}, 0, "commands:"},
 		{[]string{"--help"}, 0, "commands:"},
 		{[]string{"help"}, 0, "demo"},
+		{nil, 1, "cannot listen on port"},
+		{[]string{"run"}, 1, "cannot listen on port"},
 		{[]string{"send", "-h"}, 0, "-job-id"},
 		{[]string{"send", "-help"}, 0, "-secret-file"},
+		{[]string{"send"}, 1, "send takes one payload file"},
 		{[]string{"demo", "-h"}, 0, "-pace"},
 		{[]string{"backup", "-h"}, 0, "-token"},
 		{[]string{"backup"}, 1, "usage: backup [-url URL] [-token TOKEN] FILE"},
 		{[]string{"load", "-h"}, 0, "-distinct-jobs"},
+		{[]string{"replay-dlq"}, 1, "RUNNERHUB_EVENTS_QUEUE_URL, RUNNERHUB_EVENTS_DLQ_URL must be set"},
+		{[]string{"recount-pools"}, 1, "RUNNERHUB_EVENTS_TABLE must be set"},
 		{[]string{"nope"}, 1, `unknown command "nope"`},
-		{[]string{"send"}, 1, "send takes one payload file"},
 	} {
-		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+		t.Run(strings.Join(append([]string{"local"}, tc.args...), " "), func(t *testing.T) {
 			code, stdout, stderr := run(t, bin, env, tc.args...)
 			if code != tc.exit || !strings.Contains(stdout+stderr, tc.output) {
 				t.Errorf("exit %d, want %d; output lacks %q:\n%s%s", code, tc.exit, tc.output, stdout, stderr)
@@ -108,23 +121,6 @@ func TestCommandLine(t *testing.T) {
 				t.Errorf("help reported as an error: %s", stderr)
 			}
 		})
-	}
-}
-
-// A start on a busy port fails before it creates the data directory, the database or
-// a secret.
-func TestBusyPortCreatesNothing(t *testing.T) {
-	bin := binary(t)
-	busy, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer busy.Close()
-	dir := filepath.Join(t.TempDir(), "data")
-	port := busy.Addr().(*net.TCPAddr).Port
-	code, _, stderr := run(t, bin, cleanEnv("RUNNERHUB_DATA_DIR="+dir, "PORT="+strconv.Itoa(port)))
-	if code == 0 || !strings.Contains(stderr, "cannot listen on port") {
-		t.Errorf("exit %d: %s, want a failure naming the port", code, stderr)
 	}
 	if _, err := os.Stat(dir); !os.IsNotExist(err) {
 		t.Errorf("the data directory was created: %v", err)

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +16,7 @@ import (
 	"github.com/runnerhub/webhooks/internal/auth"
 	"github.com/runnerhub/webhooks/internal/config"
 	"github.com/runnerhub/webhooks/internal/ingest"
+	"github.com/runnerhub/webhooks/internal/logging"
 )
 
 // Usage is the local command's help: what `-h`, `help` and an unknown command print.
@@ -44,6 +46,26 @@ func newFlags(name, synopsis string, errOut io.Writer) *flag.FlagSet {
 		fs.PrintDefaults()
 	}
 	return fs
+}
+
+// RunCommand is `run`, the default: it starts the local stack on PORT, prints the
+// banner (where to point GitHub, the credentials, commands for this instance) to out,
+// logs to errOut, and serves until ctx ends.
+func RunCommand(ctx context.Context, cfg config.Config, out, errOut io.Writer) error {
+	// The port first: a start that cannot listen must not create a data directory, a
+	// database or a secret.
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", cfg.Port))
+	if err != nil {
+		return fmt.Errorf("cannot listen on port %d (set PORT to use another): %w", cfg.Port, err)
+	}
+	defer ln.Close()
+	stack, err := Open(cfg, logging.New(errOut, false, cfg.LogLevel))
+	if err != nil {
+		return err
+	}
+	defer stack.Close()
+	fmt.Fprint(out, stack.Banner(cfg, ln.Addr().(*net.TCPAddr).Port))
+	return stack.Serve(ctx, ln)
 }
 
 // target is where a command finds the running local stack: flags that default to the

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -132,5 +133,29 @@ func TestDemoCommand(t *testing.T) {
 			t.Fatalf("runner %q; the demo's jobs did not all complete on demo-runner-1", runner.State)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// A start on a busy port fails before it creates the data directory, the database or
+// a secret.
+func TestRunCommandOnABusyPortCreatesNothing(t *testing.T) {
+	busy, err := net.Listen("tcp", ":0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	dir := filepath.Join(t.TempDir(), "data")
+	// No secret configured: a start that went on would generate one in dir.
+	cfg := testConfig(t, dir, map[string]string{"GITHUB_WEBHOOK_SECRET": "", "PORT": strconv.Itoa(busy.Addr().(*net.TCPAddr).Port)})
+	var out, errOut bytes.Buffer
+	err = RunCommand(t.Context(), cfg, &out, &errOut)
+	if err == nil || !strings.Contains(err.Error(), "cannot listen on port") {
+		t.Errorf("run: %v, want a failure naming the port", err)
+	}
+	if out.Len() > 0 {
+		t.Errorf("a start that failed printed the banner:\n%s", &out)
+	}
+	if _, err := os.Stat(dir); !os.IsNotExist(err) {
+		t.Errorf("the data directory was created: %v", err)
 	}
 }

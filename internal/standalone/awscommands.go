@@ -10,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/runnerhub/webhooks/internal/config"
-	"github.com/runnerhub/webhooks/internal/jobs"
 	"github.com/runnerhub/webhooks/internal/storage/awsstore"
 )
 
@@ -45,7 +44,7 @@ func RecountPoolsCommand(ctx context.Context, cfg config.Config, out io.Writer) 
 		return err
 	}
 	store := awsstore.NewStore(dynamodb.NewFromConfig(awsCfg), nil, cfg.EventsTable, cfg.PayloadBucket, cfg.Retention)
-	counts, err := (&jobs.Engine{Store: store, Pools: cfg.Pools}).Recount(ctx)
+	counts, err := cfg.Engine(store, nil).Recount(ctx) // a recount reads no delivery
 	if err != nil {
 		return err
 	}

@@ -342,13 +342,7 @@ func TestClosedLoopOnAWS(t *testing.T) {
 	}
 	began := time.Now()
 	env := testenv.StartAWS(t) // its own moto: EC2 instances are not per stack
-	fake := fakegithub.Start(t)
-	fake.AddInstallation("octo")
-	fake.Token = "github_pat_closed_loop"
-	if _, err := env.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(loopToken),
-		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(fake.Token), Overwrite: aws.Bool(true)}); err != nil {
-		t.Fatal(err)
-	}
+	fake := fakeGitHub(t, env, "octo", "github_pat_closed_loop", loopToken)
 	pools := []testenv.LoopPool{{Name: "linux", MinIdle: 1, MaxRunners: 4}, {Name: "gpu", MinIdle: 1, MaxRunners: 3}}
 	lt, subnet := env.LaunchTemplate(t, "closed-loop-runner"), env.Subnets(t)[0]
 	var doc []map[string]any

@@ -59,13 +59,7 @@ type harness struct {
 func newHarness(t *testing.T) *harness {
 	t.Helper()
 	env := testenv.SharedAWS(t)
-	fake := fakegithub.Start(t)
-	fake.AddInstallation("octo-org")
-	fake.Token = "github_pat_provisioner_test"
-	if _, err := env.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(tokenParam),
-		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(fake.Token), Overwrite: aws.Bool(true)}); err != nil {
-		t.Fatal(err)
-	}
+	fake := fakeGitHub(t, env, "octo-org", "github_pat_provisioner_test", tokenParam)
 	// Launch template names are per account and region: one per stack of this moto.
 	suffix := strings.ToLower(filepath.Base(env.EventsTable))
 	lt := env.LaunchTemplate(t, "runner-"+suffix)
@@ -84,6 +78,39 @@ func newHarness(t *testing.T) *harness {
 		"RUNNERHUB_POOLS="+pools, "RUNNERHUB_GITHUB_API_URL="+fake.URL, "RUNNERHUB_GITHUB_TOKEN_PARAMETER="+tokenParam,
 		"RUNNERHUB_GITHUB_RUNNER_SCOPE="+scope))
 	return &harness{env: env, fake: fake, store: store, engine: &jobs.Engine{Store: store, Pools: parsed}, ec2: env.EC2(), fn: fn}
+}
+
+// fakeGitHub starts a fake GitHub with an installation for owner that accepts token,
+// and keeps the token in env's SSM parameter param, where the function reads it.
+func fakeGitHub(t *testing.T, env *testenv.AWS, owner, token, param string) *fakegithub.Server {
+	t.Helper()
+	fake := fakegithub.Start(t)
+	fake.AddInstallation(owner)
+	fake.Token = token
+	if _, err := env.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(param),
+		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(fake.Token), Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+	return fake
+}
+
+// queueDemands queues the job of every demand in the batch of events/provisioner-sqs.json
+// and returns the batch and, by pool, the message id of its demand.
+func (h *harness) queueDemands(t *testing.T) (batch []byte, demandOf map[string]string) {
+	t.Helper()
+	batch = readEvent(t, sqsEvent)
+	var ev events.SQSEvent
+	if err := json.Unmarshal(batch, &ev); err != nil {
+		t.Fatal(err)
+	}
+	demandOf = map[string]string{}
+	for _, r := range ev.Records {
+		if sig, err := awsstore.ReadSignal([]byte(r.Body)); err == nil && sig.Demand != nil {
+			h.queue(t, *sig.Demand)
+			demandOf[sig.Demand.Pool] = r.MessageId
+		}
+	}
+	return batch, demandOf
 }
 
 // queue records job id as queued in the store, as the processor would from its queued
@@ -142,22 +169,8 @@ func tag(i ec2types.Instance, key string) string {
 // schedule's pass reports.
 func TestProvisionerFunction(t *testing.T) {
 	h := newHarness(t)
-	batch := readEvent(t, sqsEvent)
-	var ev events.SQSEvent
-	if err := json.Unmarshal(batch, &ev); err != nil {
-		t.Fatal(err)
-	}
-	var brokenID string
-	for _, r := range ev.Records {
-		sig, err := awsstore.ReadSignal([]byte(r.Body))
-		if err != nil || sig.Demand == nil {
-			continue
-		}
-		h.queue(t, *sig.Demand)
-		if sig.Demand.Pool == "broken" {
-			brokenID = r.MessageId
-		}
-	}
+	batch, demandOf := h.queueDemands(t)
+	brokenID := demandOf["broken"]
 
 	for round := 1; round <= 2; round++ { // SQS may deliver the batch twice
 		if failed := h.fn.InvokeSQS(t, batch); !slices.Equal(failed, []string{brokenID}) {
@@ -220,16 +233,7 @@ func TestProvisionerFunction(t *testing.T) {
 // the ProvisionerFunction keeps its JIT failures in a checkpoint the ApiFunction reads.
 func TestJITFailuresShowInHealth(t *testing.T) {
 	h := newHarness(t)
-	batch := readEvent(t, sqsEvent)
-	var ev events.SQSEvent
-	if err := json.Unmarshal(batch, &ev); err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range ev.Records {
-		if sig, err := awsstore.ReadSignal([]byte(r.Body)); err == nil && sig.Demand != nil {
-			h.queue(t, *sig.Demand)
-		}
-	}
+	batch, _ := h.queueDemands(t)
 	before := len(h.instances(t, "linux")) // the moto is shared with the other tests
 	h.fake.FailNext(100, http.StatusForbidden)
 	h.fn.InvokeSQS(t, batch)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -289,12 +290,22 @@ func TestRunnersJITConfigAndDelete(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if cfg.EncodedConfig == "" || cfg.Runner.Name != "rh-1" || cfg.Runner.ID == 0 {
+			if cfg.EncodedConfig == "" || cfg.Runner.Name != "rh-1" || cfg.Runner.ID == 0 ||
+				!slices.Equal(cfg.Runner.Labels, []string{"self-hosted", "linux", "gpu"}) {
 				t.Fatalf("JIT config %+v", cfg.Runner)
 			}
 			runners, err := c.ListRunners(ctx, sc)
 			if err != nil || len(runners) != 131 {
 				t.Fatalf("%d runners over two pages, %v; want 131", len(runners), err)
+			}
+			for _, r := range runners {
+				want := []string{"self-hosted", "linux"}
+				if r.Name == "rh-1" {
+					want = cfg.Runner.Labels
+				}
+				if !slices.Equal(r.Labels, want) {
+					t.Fatalf("runner %s labels %q, want %q", r.Name, r.Labels, want)
+				}
 			}
 			for range 2 { // the second DELETE meets a 404: already gone is success
 				if err := c.DeleteRunner(ctx, sc, cfg.Runner.ID); err != nil {

@@ -46,11 +46,7 @@ func (c *Client) ListRunners(ctx context.Context, scope Scope) ([]Runner, error)
 			return nil, fmt.Errorf("listing the runners of %s: %w", scope, err)
 		}
 		for _, r := range list.Runners {
-			labels := make([]string, 0, len(r.Labels))
-			for _, l := range r.Labels {
-				labels = append(labels, l.GetName())
-			}
-			out = append(out, Runner{ID: r.GetID(), Name: r.GetName(), OS: r.GetOS(), Status: r.GetStatus(), Busy: r.GetBusy(), Labels: labels})
+			out = append(out, runnerFrom(r))
 		}
 		if resp.NextPage == 0 {
 			return out, nil
@@ -100,13 +96,16 @@ func (c *Client) GenerateJITConfig(ctx context.Context, scope Scope, req JITRequ
 	if err != nil {
 		return nil, fmt.Errorf("generating a JIT configuration in %s: %w", scope, err)
 	}
-	r := cfg.GetRunner()
-	out := &JITConfig{EncodedConfig: cfg.GetEncodedJITConfig(),
-		Runner: Runner{ID: r.GetID(), Name: r.GetName(), OS: r.GetOS(), Status: r.GetStatus(), Busy: r.GetBusy()}}
+	return &JITConfig{EncodedConfig: cfg.GetEncodedJITConfig(), Runner: runnerFrom(cfg.GetRunner())}, nil
+}
+
+// runnerFrom is r as GitHub lists it, its labels by name.
+func runnerFrom(r *gh.Runner) Runner {
+	labels := make([]string, 0, len(r.Labels))
 	for _, l := range r.Labels {
-		out.Runner.Labels = append(out.Runner.Labels, l.GetName())
+		labels = append(labels, l.GetName())
 	}
-	return out, nil
+	return Runner{ID: r.GetID(), Name: r.GetName(), OS: r.GetOS(), Status: r.GetStatus(), Busy: r.GetBusy(), Labels: labels}
 }
 
 // DeleteRunner removes runner id from scope. A runner already gone (404) is success.

@@ -58,6 +58,7 @@ func TestStartRefuses(t *testing.T) {
 		{"an unknown job", "auto", 99, jobs.ErrNotWaiting},
 		{"a pool without a provider", "linux", 2, jobs.ErrNoProvider},
 		{"an unknown pool", "nope", 1, jobs.ErrUnknownPool},
+		{"an invalid pool name", "-bad", 1, jobs.ErrInvalid},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			if _, _, err := e.CheckStart(t.Context(), c.pool, c.job, t0); !errors.Is(err, c.want) {

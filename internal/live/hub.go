@@ -168,13 +168,16 @@ func (h *Hub) Broadcast(ctx context.Context, msgs ...Message) error {
 func (h *Hub) Deliver(ctx context.Context, anns []Announcement) error {
 	anns = slices.Clone(anns)
 	slices.SortStableFunc(anns, func(a, b Announcement) int { return a.At.Compare(b.At) })
-	rooms := map[string]bool{}
+	rooms, pools := map[string]bool{}, map[string]bool{}
 	for _, a := range anns {
 		for _, f := range a.Frames {
 			rooms[f.Room] = true
 		}
 		if len(a.Pools) > 0 && h.Pools != nil {
 			rooms[""] = true // pool-status has no room
+			for _, pool := range a.Pools {
+				pools[pool] = true
+			}
 		}
 	}
 	if len(rooms) == 0 {
@@ -196,9 +199,9 @@ func (h *Hub) Deliver(ctx context.Context, anns []Announcement) error {
 	var frames []Frame
 	var errs []error
 	var counts map[string]jobs.PoolCounts
-	if h.Pools != nil {
+	if len(pools) > 0 {
 		var err error
-		counts, err = h.readPools(ctx, anns)
+		counts, err = h.readPools(ctx, slices.Sorted(maps.Keys(pools)))
 		errs = append(errs, err)
 	}
 	for _, a := range anns {

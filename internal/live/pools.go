@@ -3,8 +3,6 @@ package live
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 
 	"github.com/runnerhub/webhooks/internal/jobs"
 )
@@ -36,21 +34,11 @@ type poolRunner struct {
 
 const runnerRemoved jobs.RunnerState = "removed"
 
-// readPools returns the counts of every pool the announcements name, read in one
-// Store.PoolCounts call per fan-out run. The stores keep the counts in the commit's own
-// write and read them strongly consistent, so they already hold every commit of the
+// readPools returns the counts of pools, every pool the run's announcements name, read
+// in one Store.PoolCounts call per fan-out run. The stores keep the counts in the commit's
+// own write and read them strongly consistent, so they already hold every commit of the
 // run: each pool-status of a run carries the pool's counts after all of them.
-func (h *Hub) readPools(ctx context.Context, anns []Announcement) (map[string]jobs.PoolCounts, error) {
-	named := map[string]bool{}
-	for _, a := range anns {
-		for _, pool := range a.Pools {
-			named[pool] = true
-		}
-	}
-	if len(named) == 0 {
-		return nil, nil
-	}
-	pools := slices.Sorted(maps.Keys(named))
+func (h *Hub) readPools(ctx context.Context, pools []string) (map[string]jobs.PoolCounts, error) {
 	counts, err := h.Pools.PoolCounts(ctx, pools)
 	if err != nil {
 		return nil, fmt.Errorf("pool-status of %v: %w", pools, err)

@@ -171,10 +171,15 @@ func (m *capacityMeter) observe(ctx context.Context, params, result any, err err
 	case *dynamodb.BatchGetItemInput:
 		u.requests["BatchGetItem"]++
 		if out, ok := result.(*dynamodb.BatchGetItemOutput); ok && err == nil {
-			for table, items := range out.Responses {
-				for _, item := range items { // each item is charged on its own, rounded up
-					u.rcu += readUnits(m.fullSize(item), aws.ToBool(in.RequestItems[table].ConsistentRead))
+			// Each key read is charged on its own, rounded up; a key with no item still
+			// costs the minimum, and only the unprocessed keys cost nothing.
+			for table, asked := range in.RequestItems {
+				consistent := aws.ToBool(asked.ConsistentRead)
+				for _, item := range out.Responses[table] {
+					u.rcu += readUnits(m.fullSize(item), consistent)
 				}
+				missing := len(asked.Keys) - len(out.Responses[table]) - len(out.UnprocessedKeys[table].Keys)
+				u.rcu += float64(missing) * readUnits(0, consistent)
 			}
 		}
 	case *dynamodb.PutItemInput:

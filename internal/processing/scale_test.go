@@ -188,9 +188,9 @@ func scaleFanout(ctx context.Context, t *testing.T, env *testenv.AWS, meter *cap
 		"%.1f Queries (WSCONNS), %.1f BatchGetItems (the pools' counts) and %.1f RCU per run, %.1f posts per run, no write",
 		len(announced), runs, *scaleRate, *scaleDashboards, float64(u.requests["Query"])/float64(runs), float64(u.requests["BatchGetItem"])/float64(runs),
 		u.rcu/float64(runs), float64(posts.n.Load())/float64(runs))
-	if u.wcu != 0 || u.requests["Query"] > runs {
-		t.Errorf("the fan-out made %d Queries in %d runs and %.0f WCU; want at most one (WSCONNS) per run, and no write",
-			u.requests["Query"], runs, u.wcu)
+	if u.wcu != 0 || u.requests["Query"] > runs || u.requests["BatchGetItem"] > runs {
+		t.Errorf("the fan-out made %d Queries and %d BatchGetItems in %d runs and %.0f WCU; want at most one of each (WSCONNS, the pools' counts) per run, and no write",
+			u.requests["Query"], u.requests["BatchGetItem"], runs, u.wcu)
 	}
 }
 

@@ -88,11 +88,11 @@ func TestGitHubCredentialsAreLeastPrivilege(t *testing.T) {
 	var ssm []string
 	for _, st := range policyStatements(t, resources, "GitHubCredentialsPolicy") {
 		raw := jsonOf(st.body)
-		if strings.Contains(string(raw), `"*"`) || strings.Contains(string(raw), `:*"`) {
+		if strings.Contains(raw, `"*"`) || strings.Contains(raw, `:*"`) {
 			t.Errorf("wildcard in a GitHubCredentialsPolicy statement: %s", raw)
 		}
-		if strings.Contains(string(raw), "ssm:") {
-			ssm = append(ssm, string(raw))
+		if strings.Contains(raw, "ssm:") {
+			ssm = append(ssm, raw)
 		}
 	}
 	if len(ssm) != 1 {
@@ -254,6 +254,7 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 			t.Errorf("%s may not SendMessage (alone) to FanoutQueue", name)
 		}
 	}
+	readsCounts := false
 	for _, st := range policyStatements(t, resources, "FanoutFunction") {
 		acts := st.actions()
 		if !strings.HasPrefix(acts[0], "dynamodb:") {
@@ -261,16 +262,27 @@ func TestFanoutIAMIsLeastPrivilege(t *testing.T) {
 		}
 		keys := jsonOf(dig(st.body, "Condition", "ForAllValues:StringLike", "dynamodb:LeadingKeys"))
 		for _, a := range acts {
-			if a != "dynamodb:Query" && a != "dynamodb:BatchWriteItem" {
-				t.Errorf("FanoutFunction: %s; it only queries and deletes connection items", a)
-			}
-			if a == "dynamodb:BatchWriteItem" && keys != `["WSCONN#*"]` {
-				t.Errorf("FanoutFunction writes items of %s, want only WSCONN#*", keys)
+			switch a {
+			case "dynamodb:Query":
+			case "dynamodb:BatchWriteItem":
+				if keys != `["WSCONN#*"]` {
+					t.Errorf("FanoutFunction writes items of %s, want only WSCONN#*", keys)
+				}
+			case "dynamodb:BatchGetItem":
+				if keys != `["POOLCOUNTS#*"]` {
+					t.Errorf("FanoutFunction batch-reads items of %s, want only the pools' counts, POOLCOUNTS#*", keys)
+				}
+				readsCounts = jsonOf(st.body["Resource"]) == `{"Fn::GetAtt":["EventsTable","Arn"]}`
+			default:
+				t.Errorf("FanoutFunction: %s; it only queries, reads the pools' counts and deletes connection items", a)
 			}
 		}
 		if keys == "null" || strings.Contains(keys, `"*"`) {
 			t.Errorf("FanoutFunction statement %s is not limited to its partitions", jsonOf(st.body))
 		}
+	}
+	if !readsCounts {
+		t.Error("FanoutFunction may not BatchGetItem the pools' counts (POOLCOUNTS#* on EventsTable): its pool-status messages read them once per run")
 	}
 }
 

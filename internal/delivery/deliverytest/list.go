@@ -26,6 +26,8 @@ type Listing interface {
 // every other subtest's) and lists only those days, so newStore may hand out the same
 // store each time.
 func ListSuite(t *testing.T, newStore func(t *testing.T) Listing, finish Finish) {
+	// made is read and written without a lock: suite.Run makes the harnesses one after
+	// the other (suite.RunParallel would need an atomic counter here).
 	base, made := randomDay(), 0
 	newHarness := func(t *testing.T) listHarness {
 		days := &span{first: base.AddDate(0, 0, 200*made)} // 200 days each, none shared

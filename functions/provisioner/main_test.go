@@ -87,10 +87,7 @@ func fakeGitHub(t *testing.T, env *testenv.AWS, owner, token, param string) *fak
 	fake := fakegithub.Start(t)
 	fake.AddInstallation(owner)
 	fake.Token = token
-	if _, err := env.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(param),
-		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(fake.Token), Overwrite: aws.Bool(true)}); err != nil {
-		t.Fatal(err)
-	}
+	env.PutSecret(t, param, fake.Token)
 	return fake
 }
 

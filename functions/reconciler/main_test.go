@@ -12,8 +12,6 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/runnerhub/webhooks/internal/delivery"
 	"github.com/runnerhub/webhooks/internal/ingest"
@@ -61,14 +59,8 @@ func newHarness(t *testing.T) *harness {
 	fake := fakegithub.Start(t)
 	fake.AddInstallation("octo")
 	fake.Token = "github_pat_aws_test"
-	params := ssm.NewFromConfig(env.Config)
-	for name, value := range map[string]string{keyParam: string(fake.PrivateKeyPEM), tokenParam: fake.Token} {
-		if _, err := params.PutParameter(t.Context(), &ssm.PutParameterInput{
-			Name: aws.String(name), Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(value), Overwrite: aws.Bool(true),
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	env.PutSecret(t, keyParam, string(fake.PrivateKeyPEM))
+	env.PutSecret(t, tokenParam, fake.Token)
 	queue := sqs.NewFromConfig(env.Config)
 	store := awsstore.NewStore(env.DynamoDB(), env.S3(),
 		env.EventsTable, env.PayloadBucket, 24*time.Hour)

@@ -8,6 +8,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 )
 
 // EC2 returns an EC2 client of this moto.
@@ -15,6 +16,16 @@ func (a *AWS) EC2() *ec2.Client { return ec2.NewFromConfig(a.Config) }
 
 // SSM returns an SSM client of this moto.
 func (a *AWS) SSM() *ssm.Client { return ssm.NewFromConfig(a.Config) }
+
+// PutSecret stores value in this moto's SSM as the SecureString parameter name (over any
+// earlier one), as an operator keeps the GitHub credentials the functions read.
+func (a *AWS) PutSecret(t testing.TB, name, value string) {
+	t.Helper()
+	if _, err := a.SSM().PutParameter(t.Context(), &ssm.PutParameterInput{Name: aws.String(name),
+		Type: ssmtypes.ParameterTypeSecureString, Value: aws.String(value), Overwrite: aws.Bool(true)}); err != nil {
+		t.Fatal(err)
+	}
+}
 
 // LaunchTemplate creates a launch template named name in this moto, from an image moto
 // ships and a small instance type, and returns its ID.

@@ -363,7 +363,10 @@ func mustCreate(t *testing.T, s delivery.Store, rec *delivery.Record) {
 		t.Fatalf("Create: %v", err)
 	}
 	if existing != nil {
-		t.Fatalf("Create of a new key returned an existing record %+v", existing.Key)
+		// A record received at the very instant of this one is this write landing twice
+		// (a request retried after its first attempt was applied), not another delivery.
+		t.Fatalf("Create of a new key returned an existing record %+v received at %v (this one: %v; the same instant is a replay of this write)",
+			existing.Key, existing.ReceivedAt, rec.ReceivedAt)
 	}
 }
 

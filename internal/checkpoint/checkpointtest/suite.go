@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"sync"
 	"testing"
 
 	"github.com/runnerhub/webhooks/internal/checkpoint"
@@ -59,15 +58,11 @@ func Suite(t *testing.T, newStore func(t *testing.T) checkpoint.Store) {
 			}
 		}},
 		{"concurrent puts leave one of them", func(t *testing.T, s checkpoint.Store) {
-			var wg sync.WaitGroup
-			for i := range 8 {
-				wg.Go(func() {
-					if err := s.PutCheckpoint(ctx, "race", []byte(fmt.Sprint(i))); err != nil {
-						t.Error(err)
-					}
-				})
-			}
-			wg.Wait()
+			suite.Race(8, func(i int) {
+				if err := s.PutCheckpoint(ctx, "race", []byte(fmt.Sprint(i))); err != nil {
+					t.Error(err)
+				}
+			})
 			got, err := s.Checkpoint(ctx, "race")
 			if err != nil || len(got) != 1 || got[0] < '0' || got[0] > '7' {
 				t.Fatalf("after concurrent puts: %q, %v", got, err)

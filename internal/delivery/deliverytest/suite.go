@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -317,15 +316,11 @@ func testConcurrentEnqueue(t *testing.T, h queueHarness) {
 		sent[i] = delivery.Message{Key: newKey(), Event: "workflow_job"}
 	}
 	errs := make(chan error, len(sent))
-	var wg sync.WaitGroup
-	for i := range senders {
-		wg.Go(func() {
-			for _, m := range sent[i*each : (i+1)*each] {
-				errs <- h.q.Enqueue(t.Context(), m)
-			}
-		})
-	}
-	wg.Wait()
+	suite.Race(senders, func(i int) {
+		for _, m := range sent[i*each : (i+1)*each] {
+			errs <- h.q.Enqueue(t.Context(), m)
+		}
+	})
 	close(errs)
 	for err := range errs {
 		if err != nil {

@@ -259,14 +259,13 @@ func testPoolCountsThroughEngine(t *testing.T, s Stores) {
 // plan, so they stay equal to a recount.
 func testPoolCountsConcurrent(t *testing.T, s Stores) {
 	c := newCounted(t, s, 100)
-	var wg sync.WaitGroup
-	for i := range 6 {
-		name := newName("runner")
-		id := newID()
-		wg.Go(func() { c.register(name, c.pools[i%2], i%3 == 0) })
-		wg.Go(func() { c.deliver(id, "queued", "") })
-	}
-	wg.Wait()
+	suite.Race(12, func(i int) { // six registrations and six deliveries, interleaved
+		if n := i / 2; i%2 == 0 {
+			c.register(newName("runner"), c.pools[n%2], n%3 == 0)
+		} else {
+			c.deliver(newID(), "queued", "")
+		}
+	})
 	c.check("runners registered and jobs queued at once")
 }
 

@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -623,17 +622,14 @@ func testConcurrentUpdates(t *testing.T, h *Harness) {
 		t.Fatal(err)
 	}
 	var want []string
-	var wg sync.WaitGroup
 	for i := range 8 {
-		repo := fmt.Sprintf("octo-org/repo-%d", i)
-		want = append(want, repo)
-		wg.Go(func() {
-			if _, err := h.Hub.Registry.Update(ctx, id, live.SubscriptionChange{Subscribe: true, Repositories: []string{repo}}, time.Now()); err != nil {
-				t.Error(err)
-			}
-		})
+		want = append(want, fmt.Sprintf("octo-org/repo-%d", i))
 	}
-	wg.Wait()
+	suite.Race(len(want), func(i int) {
+		if _, err := h.Hub.Registry.Update(ctx, id, live.SubscriptionChange{Subscribe: true, Repositories: []string{want[i]}}, time.Now()); err != nil {
+			t.Error(err)
+		}
+	})
 	rec, ok := record(t, h, id)
 	if !ok || !slices.Equal(rec.Repositories, want) {
 		t.Errorf("record %+v (found %v), want repositories %q", rec, ok, want)
